@@ -1,1 +1,27 @@
-//! The pipeline engine.
+//! The pipeline engine: a YAML pipeline file in, models and run records out.
+//!
+//! The data path is one line, one module a stage:
+//!
+//! - [`spec`] (parse, validate): the file's text to a validated
+//!   [`spec::model::Pipeline`]; every error points at FILE:LINE:COL.
+//! - [`dag`] (plan): the steps as an immutable graph in a stable order,
+//!   cache keys, and `pipeline graph` rendering.
+//! - [`schedule`]: runs ready steps concurrently, with retries, timeouts,
+//!   fail-fast and cancellation; owns all run state.
+//! - [`exec`] (execute): one `Backend` trait; each step attempt runs as a
+//!   separate process under the SageMaker-style container contract.
+//! - [`store`], [`runs`] (record): the content-addressed artifact store in
+//!   `.pipeline/` and the SQLite run records.
+//! - [`cli`]: the command line and all terminal output.
+//!
+//! The built-in algorithms, data readers, splits and metrics are pure compute
+//! in the separate `builtins` crate.
+
+pub mod cli;
+pub mod dag;
+pub mod error;
+pub mod exec;
+pub mod runs;
+pub mod schedule;
+pub mod spec;
+pub mod store;

@@ -1,0 +1,172 @@
+//! The command line: argument parsing and one function a command.
+
+pub mod plan;
+pub mod run;
+pub mod runs;
+pub mod shell;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::dag::render::GraphFormat;
+use crate::error::{Error, Result};
+use crate::spec::model::Executor;
+use crate::spec::source::Diagnostic;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pipeline",
+    version,
+    about = "Declarative ML pipelines: split, train, evaluate and register models from one YAML file."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args, Clone, Default)]
+pub struct ParamArgs {
+    /// Override a param: --param NAME=VALUE (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a pipeline file; errors point at FILE:LINE:COL.
+    Validate {
+        file: PathBuf,
+        #[command(flatten)]
+        params: ParamArgs,
+    },
+    /// Show what would run, what is cached, and why.
+    Plan {
+        file: PathBuf,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Plan as if nothing were cached.
+        #[arg(long)]
+        no_cache: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the step graph.
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: GraphFormat,
+        #[command(flatten)]
+        params: ParamArgs,
+    },
+    /// Run a pipeline.
+    Run {
+        file: PathBuf,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Run every step on this executor (local, docker, batch).
+        #[arg(long)]
+        executor: Option<String>,
+        /// Steps to run at once (default: the number of cores).
+        #[arg(short = 'j', long = "jobs")]
+        jobs: Option<usize>,
+        /// Run every step, even those whose results are cached.
+        #[arg(long)]
+        no_cache: bool,
+        /// Print newline-delimited JSON events; the last line is the run summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue a run that failed, was cancelled or was killed: only unfinished steps run.
+    Resume {
+        run_id: String,
+        #[arg(short = 'j', long = "jobs")]
+        jobs: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List runs, or show one.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// Print a run's step logs.
+    Logs {
+        run_id: String,
+        step: Option<String>,
+    },
+    /// Print the JSON Schema of pipeline files.
+    Schema,
+    /// Run the built-in step laid out at $SAGEMAKER_BASE_DIR (used inside steps).
+    #[command(hide = true)]
+    Builtin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The most recent runs.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run: its steps, their status, outputs and metrics.
+    Show {
+        run_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the command; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Validate { file, params } => plan::validate(&file, &params),
+        Command::Plan {
+            file,
+            params,
+            no_cache,
+            json,
+        } => plan::plan(&file, &params, no_cache, json),
+        Command::Graph {
+            file,
+            format,
+            params,
+        } => plan::graph(&file, &params, format),
+        Command::Run {
+            file,
+            params,
+            executor,
+            jobs,
+            no_cache,
+            json,
+        } => {
+            let executor = executor.map(|e| parse_executor(&e)).transpose()?;
+            run::run(&file, &params, executor, jobs, no_cache, json)
+        }
+        Command::Resume { run_id, jobs, json } => run::resume(&run_id, jobs, json),
+        Command::Runs {
+            command: RunsCommand::List { limit, json },
+        } => runs::list(limit, json),
+        Command::Runs {
+            command: RunsCommand::Show { run_id, json },
+        } => runs::show(&run_id, json),
+        Command::Logs { run_id, step } => runs::logs(&run_id, step.as_deref()),
+        Command::Schema => {
+            print!("{}", crate::spec::schema::pipeline_schema_text());
+            Ok(0)
+        }
+        Command::Builtin => Ok(crate::exec::builtin::main()),
+    }
+}
+
+fn parse_executor(s: &str) -> Result<Executor> {
+    Executor::parse(s).ok_or_else(|| {
+        Error::invalid(
+            Diagnostic::new(format!("unknown executor `{s}` given with --executor"))
+                .suggest(s, Executor::NAMES.iter().copied())
+                .help(format!("use one of: {}", Executor::NAMES.join(", "))),
+        )
+    })
+}

@@ -1,0 +1,219 @@
+//! `validate`, `plan` and `graph`: everything that reads a pipeline without running it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::ParamArgs;
+use crate::dag::cache::KeyParts;
+use crate::dag::render::{GraphFormat, render};
+use crate::dag::{EdgeKind, Plan};
+use crate::error::{Error, Result};
+use crate::runs::{OutputRecord, RunsDb};
+use crate::spec::model::{CachePolicy, Executor, RefTarget};
+use crate::spec::params::parse_overrides;
+use crate::spec::{LoadOptions, Loaded, load_file};
+use crate::store::Workspace;
+
+/// Loads, validates and plans a pipeline file.
+pub fn load_and_plan(
+    file: &Path,
+    params: &ParamArgs,
+    executor: Option<Executor>,
+) -> Result<(Loaded, Plan)> {
+    let overrides = parse_overrides(&params.params).map_err(Error::invalid)?;
+    let loaded = load_file(
+        file,
+        &LoadOptions {
+            params: overrides,
+            executor,
+        },
+    )?;
+    let plan =
+        Plan::build(Arc::new(loaded.pipeline.clone()), &loaded.source).map_err(Error::invalid)?;
+    Ok((loaded, plan))
+}
+
+pub fn validate(file: &Path, params: &ParamArgs) -> Result<i32> {
+    let (loaded, plan) = load_and_plan(file, params, None)?;
+    println!(
+        "{}: ok: pipeline `{}`, {} steps, {} inputs",
+        file.display(),
+        loaded.pipeline.name,
+        plan.len(),
+        loaded.pipeline.inputs.len()
+    );
+    Ok(0)
+}
+
+pub fn graph(file: &Path, params: &ParamArgs, format: GraphFormat) -> Result<i32> {
+    let (_, plan) = load_and_plan(file, params, None)?;
+    print!("{}", render(&plan, format));
+    Ok(0)
+}
+
+/// One line of a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    pub step: String,
+    pub kind: String,
+    /// `run`, `cached`, or `maybe` (depends on a condition).
+    pub action: String,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// Works out, without running anything, which steps would run and why.
+pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<PlannedStep>> {
+    let p = &plan.pipeline;
+    // Outputs known ahead of the run: those of steps that will be cached.
+    let mut known: Vec<Option<BTreeMap<String, OutputRecord>>> = vec![None; p.steps.len()];
+    let mut out = Vec::new();
+    for &i in &plan.order {
+        let step = &p.steps[i];
+        let mut line = PlannedStep {
+            step: step.name().to_string(),
+            kind: step.kind.name().to_string(),
+            action: "run".into(),
+            reason: String::new(),
+            key: None,
+        };
+        // Input digests, as far as they can be known now.
+        let mut digests = BTreeMap::new();
+        let mut unknown: Option<String> = None;
+        for (ch, r) in step.inputs() {
+            match &r.target {
+                RefTarget::Input(n) => {
+                    let path = &p.inputs[n].resolved;
+                    let d = match db {
+                        Some(db) => crate::schedule::inputs::digest_input(db, path)?,
+                        None => crate::store::digest_path(path)
+                            .map_err(|e| Error::io("hash the input", path, e))?,
+                    };
+                    digests.insert(ch, d);
+                }
+                RefTarget::Output { step: s, output } => {
+                    let j = p.step_index(s).expect("validated");
+                    match known[j].as_ref().and_then(|o| o.get(output)) {
+                        Some(o) => {
+                            digests.insert(ch, o.digest.clone());
+                        }
+                        None => {
+                            unknown.get_or_insert_with(|| {
+                                format!("input `{ch}` comes from `{s}`, which runs")
+                            });
+                        }
+                    }
+                }
+                RefTarget::Registry { .. } => {
+                    unknown.get_or_insert_with(|| {
+                        format!("input `{ch}` is `{}`, resolved when the run starts", r.text)
+                    });
+                }
+            }
+        }
+        let conditional = step.when.is_some()
+            || plan.deps(i).iter().any(|(j, k)| {
+                *k != EdgeKind::Order
+                    && out
+                        .iter()
+                        .any(|o: &PlannedStep| o.step == p.steps[*j].name() && o.action == "maybe")
+            });
+        if let Some(u) = unknown {
+            line.reason = u;
+        } else {
+            let parts = KeyParts::new(step, digests);
+            let key = parts.key();
+            line.key = Some(key[..12].to_string());
+            let hit = match (db, step.cache, no_cache) {
+                (_, CachePolicy::Off, _) => {
+                    line.reason = "caching is off for this step (`cache: false`)".into();
+                    None
+                }
+                (_, _, true) => {
+                    line.reason = "--no-cache".into();
+                    None
+                }
+                (None, _, _) => {
+                    line.reason = "never run here before".into();
+                    None
+                }
+                (Some(db), policy, false) => match db.cache_get(&key)? {
+                    Some(e) => {
+                        let expired = matches!(policy, CachePolicy::ExpireAfter(d) if crate::runs::now_unix() - e.created_unix > d.as_secs() as i64);
+                        if expired {
+                            line.reason =
+                                format!("the cached result from run {} has expired", e.run_id);
+                            None
+                        } else {
+                            Some(e)
+                        }
+                    }
+                    None => {
+                        line.reason = match db.cache_latest(&p.name, step.name())? {
+                            Some(prev) => {
+                                let changes = parts.changes_since(&prev.parts);
+                                if changes.is_empty() {
+                                    "not cached".into()
+                                } else {
+                                    changes.join("; ")
+                                }
+                            }
+                            None => "never run before".into(),
+                        };
+                        None
+                    }
+                },
+            };
+            if let Some(e) = hit {
+                line.action = "cached".into();
+                line.reason = format!("unchanged since run {}", e.run_id);
+                known[i] = Some(e.outputs);
+            }
+        }
+        if conditional && line.action == "run" {
+            line.action = "maybe".into();
+            if let Some(w) = &step.when {
+                line.reason = format!("runs if `{}`; {}", w.value, line.reason);
+            }
+        }
+        out.push(line);
+    }
+    Ok(out)
+}
+
+pub fn plan(file: &Path, params: &ParamArgs, no_cache: bool, json: bool) -> Result<i32> {
+    let (loaded, plan) = load_and_plan(file, params, None)?;
+    let ws = Workspace::locate();
+    let db = if ws.db_path().exists() {
+        Some(RunsDb::open(&ws.db_path())?)
+    } else {
+        None
+    };
+    let lines = explain(&plan, db.as_ref(), no_cache)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&lines).expect("json"));
+        return Ok(0);
+    }
+    let to_run = lines.iter().filter(|l| l.action != "cached").count();
+    println!(
+        "plan for `{}` ({}): {} steps, {} to run, {} cached",
+        loaded.pipeline.name,
+        file.display(),
+        lines.len(),
+        to_run,
+        lines.len() - to_run
+    );
+    let w = lines.iter().map(|l| l.step.len()).max().unwrap_or(4).max(4);
+    let wk = lines.iter().map(|l| l.kind.len()).max().unwrap_or(4).max(4);
+    for l in &lines {
+        println!(
+            "  {:<w$}  {:<wk$}  {:<6}  {}",
+            l.step, l.kind, l.action, l.reason
+        );
+    }
+    Ok(0)
+}

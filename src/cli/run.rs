@@ -1,0 +1,202 @@
+//! `run` and `resume`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::ParamArgs;
+use super::plan::load_and_plan;
+use super::shell::Shell;
+use crate::dag::Plan;
+use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Error, Result};
+use crate::exec::Backend;
+use crate::exec::local::LocalBackend;
+use crate::runs::{RunOptionsRecord, RunRecord, RunStatus, RunsDb, new_run_id, now_rfc3339};
+use crate::schedule::Run;
+use crate::spec::model::Executor;
+use crate::spec::source::{Diagnostic, Source};
+use crate::spec::{LoadOptions, load_source};
+use crate::store::Workspace;
+
+fn backend_for(plan: &Plan) -> Result<Arc<dyn Backend>> {
+    for s in &plan.pipeline.steps {
+        if s.executor != Executor::Local {
+            return Err(Error::invalid(
+                Diagnostic::new(format!(
+                    "step `{}` asks for the `{}` executor, which this build cannot run yet",
+                    s.name(),
+                    s.executor.name()
+                ))
+                .help("run it with `--executor local`, or set `executor: local`"),
+            ));
+        }
+    }
+    Ok(Arc::new(LocalBackend))
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub fn run(
+    file: &Path,
+    params: &ParamArgs,
+    executor: Option<Executor>,
+    jobs: Option<usize>,
+    no_cache: bool,
+    json: bool,
+) -> Result<i32> {
+    let (loaded, plan) = load_and_plan(file, params, executor)?;
+    let backend = backend_for(&plan)?;
+    let ws = Workspace::locate();
+    ws.create_dirs()?;
+    let db = RunsDb::open(&ws.db_path())?;
+    let run_id = new_run_id();
+    let overrides = crate::spec::params::parse_overrides(&params.params).map_err(Error::invalid)?;
+    db.insert_run(&RunRecord {
+        id: run_id.clone(),
+        pipeline: loaded.pipeline.name.clone(),
+        file: file.display().to_string(),
+        source: loaded.source.text.clone(),
+        base_dir: loaded.pipeline.base_dir.display().to_string(),
+        params: overrides,
+        status: RunStatus::Running,
+        started_at: now_rfc3339(),
+        finished_at: None,
+        engine_version: crate::dag::cache::ENGINE_VERSION.to_string(),
+        pid: std::process::id(),
+        options: RunOptionsRecord {
+            executor: executor.map(|e| e.name().to_string()),
+            jobs,
+            no_cache,
+        },
+    })?;
+    execute(
+        ws,
+        db,
+        run_id,
+        plan,
+        jobs,
+        no_cache,
+        backend,
+        BTreeMap::new(),
+        json,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    ws: Workspace,
+    db: RunsDb,
+    run_id: String,
+    plan: Plan,
+    jobs: Option<usize>,
+    no_cache: bool,
+    backend: Arc<dyn Backend>,
+    previous: BTreeMap<String, crate::runs::StepRecord>,
+    json: bool,
+) -> Result<i32> {
+    let started = Instant::now();
+    let mut shell = Shell::new(json);
+    let run = Run {
+        ws: ws.clone(),
+        db,
+        run_id,
+        plan: Arc::new(plan),
+        jobs: jobs.unwrap_or_else(default_jobs).max(1),
+        no_cache,
+        backend,
+        previous,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failed(format!("start the scheduler: {e}")))?;
+    let summary = rt.block_on(run.execute(&mut |e| shell.event(&e)))?;
+    shell.summary(&summary, started.elapsed(), &ws);
+    Ok(match summary.status {
+        RunStatus::Succeeded => EXIT_OK,
+        RunStatus::Cancelled => EXIT_INTERRUPTED,
+        _ => EXIT_FAILED,
+    })
+}
+
+/// Finds a run by id or unique prefix.
+pub fn find_run(db: &RunsDb, id: &str) -> Result<RunRecord> {
+    if let Some(r) = db.get_run(id)? {
+        return Ok(r);
+    }
+    let matches = db.find_runs(id)?;
+    match matches.as_slice() {
+        [one] => Ok(db.get_run(one)?.expect("listed run exists")),
+        [] => Err(Error::invalid(
+            Diagnostic::new(format!("no run `{id}`")).help("`pipeline runs list` shows the runs"),
+        )),
+        many => Err(Error::invalid(
+            Diagnostic::new(format!("`{id}` matches {} runs", many.len()))
+                .note(many.join(", "))
+                .help("give more of the id"),
+        )),
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    pid != std::process::id() && unsafe { libc::kill(pid as i32, 0) } == 0
+}
+
+pub fn resume(id: &str, jobs: Option<usize>, json: bool) -> Result<i32> {
+    let ws = Workspace::locate();
+    if !ws.db_path().exists() {
+        return Err(Error::invalid(Diagnostic::new(format!(
+            "no runs here to resume ({} does not exist)",
+            ws.root.display()
+        ))));
+    }
+    let db = RunsDb::open(&ws.db_path())?;
+    let rec = find_run(&db, id)?;
+    if rec.status == RunStatus::Succeeded {
+        eprintln!("run {} already succeeded: nothing to resume", rec.id);
+        return Ok(EXIT_OK);
+    }
+    if rec.status == RunStatus::Running && process_alive(rec.pid) {
+        return Err(Error::failed(format!(
+            "run {} is still running (engine process {}); wait for it or stop it first",
+            rec.id, rec.pid
+        )));
+    }
+    // Resume what was started: the file's text and params as they were then.
+    let source = Arc::new(Source {
+        name: rec.file.clone(),
+        text: rec.source.clone(),
+    });
+    let executor = rec.options.executor.as_deref().and_then(Executor::parse);
+    let loaded = load_source(
+        source,
+        &PathBuf::from(&rec.base_dir),
+        &LoadOptions {
+            params: rec.params.clone(),
+            executor,
+        },
+    )?;
+    let plan = Plan::build(Arc::new(loaded.pipeline), &loaded.source).map_err(Error::invalid)?;
+    let backend = backend_for(&plan)?;
+    let previous = db
+        .steps_of(&rec.id)?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
+    db.claim_run(&rec.id)?;
+    execute(
+        ws,
+        db,
+        rec.id,
+        plan,
+        jobs.or(rec.options.jobs),
+        rec.options.no_cache,
+        backend,
+        previous,
+        json,
+    )
+}

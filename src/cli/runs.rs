@@ -1,0 +1,188 @@
+//! `runs list`, `runs show` and `logs`.
+
+use super::run::find_run;
+use crate::error::{Error, Result};
+use crate::runs::RunsDb;
+use crate::schedule::RunSummary;
+use crate::spec::source::Diagnostic;
+use crate::store::Workspace;
+
+fn open() -> Result<(Workspace, RunsDb)> {
+    let ws = Workspace::locate();
+    if !ws.db_path().exists() {
+        return Err(Error::invalid(
+            Diagnostic::new(format!(
+                "no runs here yet ({} does not exist)",
+                ws.root.display()
+            ))
+            .help("`pipeline run FILE` starts one"),
+        ));
+    }
+    let db = RunsDb::open(&ws.db_path())?;
+    Ok((ws, db))
+}
+
+pub fn list(limit: usize, json: bool) -> Result<i32> {
+    let (_, db) = open()?;
+    let runs = db.list_runs(limit)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs).expect("json"));
+        return Ok(0);
+    }
+    if runs.is_empty() {
+        println!("no runs yet");
+        return Ok(0);
+    }
+    println!(
+        "{:<22}  {:<24}  {:<10}  {:<24}  STEPS",
+        "RUN", "PIPELINE", "STATUS", "STARTED"
+    );
+    for r in runs {
+        let steps = db.steps_of(&r.id)?;
+        let ok = steps.iter().filter(|s| s.status.is_done()).count();
+        println!(
+            "{:<22}  {:<24}  {:<10}  {:<24}  {ok}/{}",
+            r.id,
+            r.pipeline,
+            r.status.as_str(),
+            r.started_at,
+            steps.len()
+        );
+    }
+    Ok(0)
+}
+
+pub fn show(id: &str, json: bool) -> Result<i32> {
+    let (ws, db) = open()?;
+    let r = find_run(&db, id)?;
+    let mut steps = db.steps_of(&r.id)?;
+    if json {
+        let summary = RunSummary::from_records(&r.id, r.status, &steps);
+        let v = serde_json::json!({"run": r, "summary": summary});
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        return Ok(0);
+    }
+    // In the order of the pipeline file.
+    let order: Vec<String> =
+        crate::spec::yaml::parse(&std::sync::Arc::new(crate::spec::source::Source {
+            name: r.file.clone(),
+            text: r.source.clone(),
+        }))
+        .ok()
+        .and_then(|n| match n.kind {
+            crate::spec::yaml::NodeKind::Map(m) => m
+                .into_iter()
+                .find(|(k, _)| k.as_scalar() == Some("steps"))
+                .map(|(_, v)| v),
+            _ => None,
+        })
+        .and_then(|s| match s.kind {
+            crate::spec::yaml::NodeKind::Map(m) => Some(
+                m.into_iter()
+                    .filter_map(|(k, _)| k.as_scalar().map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default();
+    steps.sort_by_key(|s| {
+        order
+            .iter()
+            .position(|o| o == &s.name)
+            .unwrap_or(usize::MAX)
+    });
+    println!(
+        "run {}  pipeline {}  {}",
+        r.id,
+        r.pipeline,
+        r.status.as_str()
+    );
+    println!(
+        "  file {}  started {}{}",
+        r.file,
+        r.started_at,
+        r.finished_at
+            .as_ref()
+            .map(|f| format!("  finished {f}"))
+            .unwrap_or_default()
+    );
+    if !r.params.is_empty() {
+        println!(
+            "  params {}",
+            r.params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    for s in &steps {
+        let dur = s.duration_s.map(|d| format!("{d:.2}s")).unwrap_or_default();
+        let cached = if s.cached { " (cached)" } else { "" };
+        let attempts = if s.attempts > 1 {
+            format!(", {} attempts", s.attempts)
+        } else {
+            String::new()
+        };
+        println!(
+            "\n  {}  {}{cached}  {dur}{attempts}",
+            s.name,
+            s.status.as_str()
+        );
+        if let Some(f) = &s.failure {
+            println!("    reason: {f}");
+        }
+        for (name, o) in &s.outputs {
+            println!(
+                "    output {name}: {}  (digest {})",
+                o.path,
+                &o.digest[..o.digest.len().min(16)]
+            );
+            let report = std::path::Path::new(&o.path).join("report.html");
+            if report.is_file() {
+                println!("    report: {}", report.display());
+            }
+        }
+        if !s.metrics.is_empty() {
+            let m: Vec<String> = s.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("    metrics: {}", m.join("  "));
+        }
+        let log = ws.log_path(&r.id, &s.name);
+        if log.is_file() {
+            println!("    log: {}", log.display());
+        }
+    }
+    Ok(0)
+}
+
+pub fn logs(id: &str, step: Option<&str>) -> Result<i32> {
+    let (ws, db) = open()?;
+    let r = find_run(&db, id)?;
+    let steps = db.steps_of(&r.id)?;
+    let names: Vec<&str> = match step {
+        Some(s) => {
+            if !steps.iter().any(|x| x.name == s) {
+                return Err(Error::invalid(
+                    Diagnostic::new(format!("run {} has no step `{s}`", r.id))
+                        .suggest(s, steps.iter().map(|x| x.name.as_str())),
+                ));
+            }
+            vec![s]
+        }
+        None => steps.iter().map(|s| s.name.as_str()).collect(),
+    };
+    for n in names {
+        let path = ws.log_path(&r.id, n);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                if step.is_none() {
+                    println!("==> {n} <==");
+                }
+                print!("{text}");
+            }
+            Err(_) if step.is_none() => {}
+            Err(_) => println!("(step `{n}` wrote no log: it did not run in this run)"),
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,194 @@
+//! The container contract: SageMaker's `/opt/ml` layout and `SM_*` variables.
+//!
+//! Laid out under the step's root directory, so the same step runs unchanged
+//! as a local process (root = a work directory, `SAGEMAKER_BASE_DIR` says
+//! where) or in a container (root mounted at `/opt/ml`).
+//!
+//! ```text
+//! input/config/hyperparameters.json   all values strings
+//! input/config/inputdataconfig.json   one entry a channel
+//! input/config/resourceconfig.json    current_host, hosts
+//! input/config/step.json              the resolved step (built-ins read it)
+//! input/data/<channel>/               the channel's files
+//! model/  output/data/<output>/  output/failure  checkpoints/
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::spec::model::{InputDef, Step};
+
+/// One channel: its name and where its data is on this machine.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub name: String,
+    /// A file or a directory.
+    pub source: PathBuf,
+    /// How to read it, when the data came straight from a pipeline input.
+    pub input: Option<InputDef>,
+}
+
+/// The directory an output named `name` is written to, under the step root.
+pub fn output_dir(root: &Path, name: &str) -> PathBuf {
+    if name == "model" {
+        root.join("model")
+    } else {
+        root.join("output/data").join(name)
+    }
+}
+
+/// The layout of a step's root, built before the step starts.
+pub struct Layout<'a> {
+    pub root: &'a Path,
+    pub step: &'a Step,
+    pub channels: &'a [Channel],
+    pub hyperparameters: &'a BTreeMap<String, String>,
+    pub outputs: &'a [String],
+    pub current_host: String,
+    pub hosts: Vec<String>,
+    pub num_cpus: usize,
+    /// Extra facts for built-ins (resolved registry versions, run id...).
+    pub extra: serde_json::Value,
+}
+
+impl Layout<'_> {
+    /// Creates the directories and config files; returns the environment.
+    pub fn prepare(&self, container_root: Option<&str>) -> Result<Vec<(String, String)>> {
+        let root = self.root;
+        let io = |p: &Path, e| Error::io("prepare", p, e);
+        for d in [
+            "input/config",
+            "input/data",
+            "model",
+            "output/data",
+            "checkpoints",
+        ] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(|e| io(&p, e))?;
+        }
+        for o in self.outputs {
+            let p = output_dir(root, o);
+            fs::create_dir_all(&p).map_err(|e| io(&p, e))?;
+        }
+        // A retry starts from a clean failure file.
+        let _ = fs::remove_file(root.join("output/failure"));
+        let write = |name: &str, v: &serde_json::Value| {
+            let p = root.join("input/config").join(name);
+            fs::write(&p, serde_json::to_vec_pretty(v).expect("json")).map_err(|e| io(&p, e))
+        };
+        write("hyperparameters.json", &json!(self.hyperparameters))?;
+        let mut idc = serde_json::Map::new();
+        for c in self.channels {
+            let content_type = match c.input.as_ref().map(|i| i.format) {
+                Some(crate::spec::model::DataFormat::Parquet) => "application/x-parquet",
+                Some(crate::spec::model::DataFormat::Libsvm) => "text/libsvm",
+                _ => "text/csv",
+            };
+            idc.insert(
+                c.name.clone(),
+                json!({"ContentType": content_type, "TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}),
+            );
+        }
+        write("inputdataconfig.json", &serde_json::Value::Object(idc))?;
+        write(
+            "resourceconfig.json",
+            &json!({"current_host": self.current_host, "hosts": self.hosts, "network_interface_name": "eth0"}),
+        )?;
+        let channel_info: BTreeMap<&str, serde_json::Value> = self
+            .channels
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    serde_json::to_value(&c.input).expect("json"),
+                )
+            })
+            .collect();
+        write(
+            "step.json",
+            &json!({"step": self.step, "channels": channel_info, "extra": self.extra}),
+        )?;
+        for c in self.channels {
+            link_channel(&root.join("input/data").join(&c.name), &c.source)?;
+        }
+
+        // Paths as the step sees them: inside a container, under /opt/ml.
+        let base = container_root
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.to_path_buf());
+        let p = |rel: &str| base.join(rel).display().to_string();
+        let mut env = vec![
+            ("SM_MODEL_DIR".to_string(), p("model")),
+            ("SM_OUTPUT_DATA_DIR".into(), p("output/data")),
+            ("SM_OUTPUT_DIR".into(), p("output")),
+            ("SM_INPUT_DIR".into(), p("input")),
+            ("SM_INPUT_CONFIG_DIR".into(), p("input/config")),
+            ("SM_CHECKPOINT_DIR".into(), p("checkpoints")),
+            (
+                "SM_CHANNELS".into(),
+                json!(self.channels.iter().map(|c| &c.name).collect::<Vec<_>>()).to_string(),
+            ),
+            ("SM_HPS".into(), json!(self.hyperparameters).to_string()),
+            ("SM_CURRENT_HOST".into(), self.current_host.clone()),
+            ("SM_HOSTS".into(), json!(self.hosts).to_string()),
+            ("SM_NUM_CPUS".into(), self.num_cpus.to_string()),
+            ("SM_NUM_GPUS".into(), "0".into()),
+        ];
+        if container_root.is_none() {
+            env.push(("SAGEMAKER_BASE_DIR".into(), root.display().to_string()));
+        }
+        for c in self.channels {
+            env.push((
+                format!("SM_CHANNEL_{}", env_name(&c.name)),
+                p(&format!("input/data/{}", c.name)),
+            ));
+        }
+        for (k, v) in self.hyperparameters {
+            env.push((format!("SM_HP_{}", env_name(k)), v.clone()));
+        }
+        for o in self.outputs {
+            let rel = output_dir(Path::new(""), o);
+            env.push((
+                format!("PIPELINE_OUTPUT_{}", env_name(o)),
+                p(&rel.display().to_string()),
+            ));
+        }
+        Ok(env)
+    }
+}
+
+/// `SM_CHANNEL_` names: upper case, `-` as `_`.
+pub fn env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Makes `dir` show the channel's data: a link to a directory, or a
+/// directory holding a link to a single file. Nothing is copied.
+fn link_channel(dir: &Path, source: &Path) -> Result<()> {
+    let _ = fs::remove_dir_all(dir).or_else(|_| fs::remove_file(dir));
+    let abs =
+        fs::canonicalize(source).map_err(|e| Error::io("read the channel data", source, e))?;
+    if abs.is_dir() {
+        std::os::unix::fs::symlink(&abs, dir).map_err(|e| Error::io("link the channel", dir, e))
+    } else {
+        fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        let name = abs
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        std::os::unix::fs::symlink(&abs, dir.join(name))
+            .map_err(|e| Error::io("link the channel", dir, e))
+    }
+}

@@ -1,0 +1,558 @@
+//! Record: run records, the step cache index and the input hash cache, in
+//! one embedded SQLite database (`.pipeline/runs.db`).
+//!
+//! Every state change of a run is committed as it happens (WAL, one short
+//! transaction each), so a run killed at any point can be shown and resumed:
+//! the record says which steps finished and where their outputs are.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::dag::cache::KeyParts;
+use crate::error::{Error, Result};
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// One artifact a step produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    pub path: String,
+    pub digest: String,
+}
+
+/// The state of a step within a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Skipped,
+    /// Not started because an earlier step failed or the run was cancelled.
+    NotRun,
+}
+
+impl StepStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Cancelled => "cancelled",
+            StepStatus::Skipped => "skipped",
+            StepStatus::NotRun => "not-run",
+        }
+    }
+    fn parse(s: &str) -> StepStatus {
+        match s {
+            "running" => StepStatus::Running,
+            "succeeded" => StepStatus::Succeeded,
+            "failed" => StepStatus::Failed,
+            "cancelled" => StepStatus::Cancelled,
+            "skipped" => StepStatus::Skipped,
+            "not-run" => StepStatus::NotRun,
+            _ => StepStatus::Pending,
+        }
+    }
+    /// Finished for good: a resume keeps it.
+    pub fn is_done(&self) -> bool {
+        matches!(self, StepStatus::Succeeded | StepStatus::Skipped)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+    fn parse(s: &str) -> RunStatus {
+        match s {
+            "succeeded" => RunStatus::Succeeded,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            _ => RunStatus::Running,
+        }
+    }
+}
+
+/// A run as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub pipeline: String,
+    /// The pipeline file as given on the command line.
+    pub file: String,
+    /// The file's text when the run started (resume re-reads this, not the file).
+    #[serde(skip)]
+    pub source: String,
+    /// The directory relative paths resolved against.
+    pub base_dir: String,
+    pub params: Vec<(String, String)>,
+    pub status: RunStatus,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub engine_version: String,
+    /// The engine process running it (to refuse resuming a live run).
+    #[serde(skip)]
+    pub pid: u32,
+    pub options: RunOptionsRecord,
+}
+
+/// The command-line options a run was started with, kept for resume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunOptionsRecord {
+    pub executor: Option<String>,
+    pub jobs: Option<usize>,
+    pub no_cache: bool,
+}
+
+/// A step within a run, as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    pub run_id: String,
+    pub name: String,
+    pub status: StepStatus,
+    pub cached: bool,
+    pub attempts: u32,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_s: Option<f64>,
+    pub exit_code: Option<i32>,
+    pub failure: Option<String>,
+    pub cache_key: Option<String>,
+    pub outputs: BTreeMap<String, OutputRecord>,
+    pub metrics: BTreeMap<String, serde_json::Value>,
+    pub inputs: BTreeMap<String, String>,
+}
+
+impl StepRecord {
+    pub fn new(run_id: &str, name: &str) -> Self {
+        StepRecord {
+            run_id: run_id.to_string(),
+            name: name.to_string(),
+            status: StepStatus::Pending,
+            cached: false,
+            attempts: 0,
+            started_at: None,
+            finished_at: None,
+            duration_s: None,
+            exit_code: None,
+            failure: None,
+            cache_key: None,
+            outputs: BTreeMap::new(),
+            metrics: BTreeMap::new(),
+            inputs: BTreeMap::new(),
+        }
+    }
+}
+
+/// A cached step result.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub key: String,
+    pub pipeline: String,
+    pub step: String,
+    pub created_at: String,
+    pub created_unix: i64,
+    pub parts: KeyParts,
+    pub outputs: BTreeMap<String, OutputRecord>,
+    pub metrics: BTreeMap<String, serde_json::Value>,
+    pub run_id: String,
+}
+
+pub struct RunsDb {
+    conn: Connection,
+}
+
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Millisecond)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+pub fn now_unix() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("records serialize")
+}
+
+fn from_json<T: for<'de> Deserialize<'de> + Default>(s: Option<String>) -> T {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+impl RunsDb {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<RunsDb> {
+        let conn = Connection::open(path)
+            .map_err(|e| Error::failed(format!("open the run database {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let bad = |e: rusqlite::Error| {
+            Error::failed(format!(
+                "open the run database {}: {e}; if the file is damaged, move it aside (runs are then forgotten, artifacts stay in the store)",
+                path.display()
+            ))
+        };
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(bad)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(bad)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(bad)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::failed(format!(
+                "the run database {} was written by a newer engine (schema {version}, this engine knows {SCHEMA_VERSION}); upgrade the engine",
+                path.display()
+            )));
+        }
+        if version < 1 {
+            conn.execute_batch(
+                "BEGIN;
+                CREATE TABLE IF NOT EXISTS runs(
+                    id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, file TEXT NOT NULL, source TEXT NOT NULL,
+                    base_dir TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL, started_at TEXT NOT NULL,
+                    finished_at TEXT, engine_version TEXT NOT NULL, pid INTEGER NOT NULL, options TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS steps(
+                    run_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, cached INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL, started_at TEXT, finished_at TEXT, duration_s REAL, exit_code INTEGER,
+                    failure TEXT, cache_key TEXT, outputs TEXT, metrics TEXT, inputs TEXT,
+                    PRIMARY KEY(run_id, name));
+                CREATE TABLE IF NOT EXISTS cache(
+                    key TEXT PRIMARY KEY, pipeline TEXT NOT NULL, step TEXT NOT NULL, created_at TEXT NOT NULL,
+                    created_unix INTEGER NOT NULL, parts TEXT NOT NULL, outputs TEXT NOT NULL, metrics TEXT NOT NULL,
+                    run_id TEXT NOT NULL);
+                CREATE INDEX IF NOT EXISTS cache_by_step ON cache(pipeline, step, created_unix);
+                CREATE TABLE IF NOT EXISTS file_hashes(
+                    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+                    digest TEXT NOT NULL);
+                PRAGMA user_version = 1;
+                COMMIT;",
+            )
+            .map_err(bad)?;
+        }
+        Ok(RunsDb { conn })
+    }
+
+    pub fn insert_run(&self, r: &RunRecord) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO runs(id, pipeline, file, source, base_dir, params, status, started_at, finished_at, engine_version, pid, options)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![r.id, r.pipeline, r.file, r.source, r.base_dir, json(&r.params), r.status.as_str(), r.started_at, r.finished_at, r.engine_version, r.pid, json(&r.options)],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_run_status(&self, id: &str, status: RunStatus) -> Result<()> {
+        let finished = (status != RunStatus::Running).then(now_rfc3339);
+        self.conn.execute(
+            "UPDATE runs SET status = ?2, finished_at = ?3 WHERE id = ?1",
+            params![id, status.as_str(), finished],
+        )?;
+        Ok(())
+    }
+
+    /// Marks the run as taken over by this process (resume).
+    pub fn claim_run(&self, id: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET status = 'running', finished_at = NULL, pid = ?2 WHERE id = ?1",
+            params![id, std::process::id()],
+        )?;
+        Ok(())
+    }
+
+    fn run_from_row(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
+        Ok(RunRecord {
+            id: row.get(0)?,
+            pipeline: row.get(1)?,
+            file: row.get(2)?,
+            source: row.get(3)?,
+            base_dir: row.get(4)?,
+            params: from_json(row.get(5)?),
+            status: RunStatus::parse(&row.get::<_, String>(6)?),
+            started_at: row.get(7)?,
+            finished_at: row.get(8)?,
+            engine_version: row.get(9)?,
+            pid: row.get(10)?,
+            options: from_json(row.get(11)?),
+        })
+    }
+
+    const RUN_COLS: &'static str = "id, pipeline, file, source, base_dir, params, status, started_at, finished_at, engine_version, pid, options";
+
+    pub fn get_run(&self, id: &str) -> Result<Option<RunRecord>> {
+        let sql = format!("SELECT {} FROM runs WHERE id = ?1", Self::RUN_COLS);
+        Ok(self
+            .conn
+            .query_row(&sql, [id], Self::run_from_row)
+            .optional()?)
+    }
+
+    /// The most recent runs first.
+    pub fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
+        let sql = format!(
+            "SELECT {} FROM runs ORDER BY started_at DESC, id DESC LIMIT ?1",
+            Self::RUN_COLS
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map([limit as i64], Self::run_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Run ids starting with `prefix` (for abbreviated ids).
+    pub fn find_runs(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM runs WHERE id LIKE ?1 || '%' ORDER BY id")?;
+        let rows = st.query_map([prefix], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn upsert_step(&self, s: &StepRecord) -> Result<()> {
+        RunsDbTx { conn: &self.conn }.upsert(s)
+    }
+
+    /// Inserts many step records in one transaction (the start of a run).
+    pub fn upsert_steps(&mut self, steps: &[StepRecord]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let db = RunsDbTx { conn: &tx };
+            for s in steps {
+                db.upsert(s)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn steps_of(&self, run_id: &str) -> Result<Vec<StepRecord>> {
+        let mut st = self.conn.prepare(
+            "SELECT run_id, name, status, cached, attempts, started_at, finished_at, duration_s, exit_code, failure, cache_key, outputs, metrics, inputs
+             FROM steps WHERE run_id = ?1",
+        )?;
+        let rows = st.query_map([run_id], |row| {
+            Ok(StepRecord {
+                run_id: row.get(0)?,
+                name: row.get(1)?,
+                status: StepStatus::parse(&row.get::<_, String>(2)?),
+                cached: row.get(3)?,
+                attempts: row.get(4)?,
+                started_at: row.get(5)?,
+                finished_at: row.get(6)?,
+                duration_s: row.get(7)?,
+                exit_code: row.get(8)?,
+                failure: row.get(9)?,
+                cache_key: row.get(10)?,
+                outputs: from_json(row.get(11)?),
+                metrics: from_json(row.get(12)?),
+                inputs: from_json(row.get(13)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT key, pipeline, step, created_at, created_unix, parts, outputs, metrics, run_id FROM cache WHERE key = ?1",
+                [key],
+                Self::cache_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Every cache entry among `keys`, in one query.
+    pub fn cache_get_many(&self, keys: &[String]) -> Result<BTreeMap<String, CacheEntry>> {
+        let mut out = BTreeMap::new();
+        let mut st = self.conn.prepare_cached(
+            "SELECT key, pipeline, step, created_at, created_unix, parts, outputs, metrics, run_id FROM cache WHERE key = ?1",
+        )?;
+        for k in keys {
+            if let Some(e) = st.query_row([k], Self::cache_from_row).optional()? {
+                out.insert(k.clone(), e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest cache entry of a step of a pipeline, to explain what changed since.
+    pub fn cache_latest(&self, pipeline: &str, step: &str) -> Result<Option<CacheEntry>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT key, pipeline, step, created_at, created_unix, parts, outputs, metrics, run_id FROM cache
+                 WHERE pipeline = ?1 AND step = ?2 ORDER BY created_unix DESC, rowid DESC LIMIT 1",
+                [pipeline, step],
+                Self::cache_from_row,
+            )
+            .optional()?)
+    }
+
+    fn cache_from_row(row: &rusqlite::Row) -> rusqlite::Result<CacheEntry> {
+        let parts: String = row.get(5)?;
+        Ok(CacheEntry {
+            key: row.get(0)?,
+            pipeline: row.get(1)?,
+            step: row.get(2)?,
+            created_at: row.get(3)?,
+            created_unix: row.get(4)?,
+            parts: serde_json::from_str(&parts).unwrap_or(KeyParts {
+                engine: String::new(),
+                spec: serde_json::Value::Null,
+                inputs: BTreeMap::new(),
+            }),
+            outputs: from_json(row.get(6)?),
+            metrics: from_json(row.get(7)?),
+            run_id: row.get(8)?,
+        })
+    }
+
+    pub fn cache_put(&self, e: &CacheEntry) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO cache(key, pipeline, step, created_at, created_unix, parts, outputs, metrics, run_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![e.key, e.pipeline, e.step, e.created_at, e.created_unix, json(&e.parts), json(&e.outputs), json(&e.metrics), e.run_id],
+        )?;
+        Ok(())
+    }
+
+    /// A remembered digest for a file whose size, mtime and inode are unchanged.
+    pub fn file_hash_get(
+        &self,
+        path: &str,
+        size: i64,
+        mtime_ns: i64,
+        inode: i64,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT digest FROM file_hashes WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3 AND inode = ?4")?
+            .query_row(params![path, size, mtime_ns, inode], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn file_hash_put(
+        &self,
+        path: &str,
+        size: i64,
+        mtime_ns: i64,
+        inode: i64,
+        digest: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, inode, digest) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![path, size, mtime_ns, inode, digest],
+        )?;
+        Ok(())
+    }
+}
+
+struct RunsDbTx<'a> {
+    conn: &'a Connection,
+}
+
+impl RunsDbTx<'_> {
+    fn upsert(&self, s: &StepRecord) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO steps(run_id, name, status, cached, attempts, started_at, finished_at, duration_s, exit_code, failure, cache_key, outputs, metrics, inputs)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![s.run_id, s.name, s.status.as_str(), s.cached, s.attempts, s.started_at, s.finished_at, s.duration_s, s.exit_code, s.failure, s.cache_key, json(&s.outputs), json(&s.metrics), json(&s.inputs)],
+        )?;
+        Ok(())
+    }
+}
+
+/// A new run id: sortable by start time, unique enough to type a prefix of.
+pub fn new_run_id() -> String {
+    let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
+    let seed = format!(
+        "{}-{}-{:?}",
+        std::process::id(),
+        now.timestamp().as_nanosecond(),
+        std::thread::current().id()
+    );
+    let h = blake3::hash(seed.as_bytes()).to_hex();
+    format!("{}-{}", now.strftime("%Y%m%d-%H%M%S"), &h[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_and_steps_round_trip() {
+        let t = tempfile::tempdir().unwrap();
+        let mut db = RunsDb::open(&t.path().join("runs.db")).unwrap();
+        let run = RunRecord {
+            id: new_run_id(),
+            pipeline: "p".into(),
+            file: "p.yaml".into(),
+            source: "name: p".into(),
+            base_dir: ".".into(),
+            params: vec![("a".into(), "1".into())],
+            status: RunStatus::Running,
+            started_at: now_rfc3339(),
+            finished_at: None,
+            engine_version: "0".into(),
+            pid: 1,
+            options: RunOptionsRecord::default(),
+        };
+        db.insert_run(&run).unwrap();
+        let mut s = StepRecord::new(&run.id, "train");
+        s.status = StepStatus::Succeeded;
+        s.outputs.insert(
+            "model".into(),
+            OutputRecord {
+                path: "/x".into(),
+                digest: "ab".into(),
+            },
+        );
+        db.upsert_steps(&[s.clone(), StepRecord::new(&run.id, "eval")])
+            .unwrap();
+        db.set_run_status(&run.id, RunStatus::Failed).unwrap();
+        let back = db.get_run(&run.id).unwrap().unwrap();
+        assert_eq!(back.status, RunStatus::Failed);
+        assert_eq!(back.params, run.params);
+        let steps = db.steps_of(&run.id).unwrap();
+        assert_eq!(steps.len(), 2);
+        let train = steps.iter().find(|s| s.name == "train").unwrap();
+        assert_eq!(train.outputs["model"].digest, "ab");
+        assert_eq!(db.find_runs(&run.id[..8]).unwrap(), vec![run.id.clone()]);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("runs.db");
+        Connection::open(&p)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let e = RunsDb::open(&p).err().unwrap();
+        assert!(e.to_string().contains("newer engine"), "{e}");
+    }
+}

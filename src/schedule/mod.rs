@@ -1,0 +1,798 @@
+//! Schedule: runs a plan's steps, as many at once as allowed, in dependency order.
+//!
+//! The dispatcher here owns all run state: which steps are ready, running,
+//! done; their outputs and metrics; the run record. Backends only run
+//! attempts and report outcomes. For each ready step it decides, in order:
+//! already done in the run being resumed; skipped (`when:` false, or an input
+//! comes from a skipped step); cached (same key, outputs still stored); or
+//! run. A failure stops the run: the other running steps are stopped
+//! cleanly, nothing new starts (fail-fast). Ctrl-C does the same and marks
+//! the run cancelled. Every change is recorded as it happens.
+
+pub mod inputs;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::dag::cache::KeyParts;
+use crate::dag::{EdgeKind, Plan, ReadyQueue};
+use crate::error::{Error, Result};
+use crate::exec::contract::{self, Channel, Layout};
+use crate::exec::{Backend, FailureKind, Outcome, StepJob};
+use crate::runs::{
+    CacheEntry, OutputRecord, RunStatus, RunsDb, StepRecord, StepStatus, now_rfc3339, now_unix,
+};
+use crate::spec::expr::Value;
+use crate::spec::model::{CachePolicy, RefTarget, Step, StepKind};
+use crate::spec::template;
+use crate::store::Workspace;
+
+/// What the scheduler tells the outside world (the terminal, `--json`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        pipeline: String,
+        steps: usize,
+    },
+    StepStarted {
+        step: String,
+        attempt: u32,
+    },
+    StepRetrying {
+        step: String,
+        attempt: u32,
+        reason: String,
+        backoff_s: f64,
+    },
+    StepFinished {
+        step: String,
+        status: StepStatus,
+        cached: bool,
+        duration_s: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// The run summary: the last line of `--json`, and what `runs show --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub steps: BTreeMap<String, StepSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepSummary {
+    pub status: StepStatus,
+    pub cached: bool,
+    pub duration_s: f64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, serde_json::Value>,
+    pub outputs: BTreeMap<String, OutputRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+impl RunSummary {
+    pub fn from_records(run_id: &str, status: RunStatus, records: &[StepRecord]) -> Self {
+        let steps = records
+            .iter()
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    StepSummary {
+                        status: r.status,
+                        cached: r.cached,
+                        duration_s: r.duration_s.unwrap_or(0.0),
+                        metrics: r.metrics.clone(),
+                        outputs: r.outputs.clone(),
+                        failure: r.failure.clone(),
+                    },
+                )
+            })
+            .collect();
+        RunSummary {
+            run_id: run_id.to_string(),
+            status,
+            steps,
+        }
+    }
+}
+
+/// Everything one run needs.
+pub struct Run {
+    pub ws: Workspace,
+    pub db: RunsDb,
+    pub run_id: String,
+    pub plan: Arc<Plan>,
+    pub jobs: usize,
+    pub no_cache: bool,
+    pub backend: Arc<dyn Backend>,
+    /// Records of the run being resumed: steps done there are not run again.
+    pub previous: BTreeMap<String, StepRecord>,
+}
+
+/// The outcome of one attempt, back at the dispatcher.
+struct Finished {
+    step: usize,
+    attempt: u32,
+    outcome: Outcome,
+    elapsed: Duration,
+}
+
+/// What to do with a ready step.
+enum Decision {
+    /// Finished without running (done before, cached or skipped).
+    Settled,
+    Launch(StepJob),
+}
+
+struct StepState {
+    record: StepRecord,
+    job: Option<StepJob>,
+    started: Option<Instant>,
+    parts: Option<KeyParts>,
+}
+
+impl Run {
+    /// Runs the plan to the end; `events` hears about every change.
+    pub async fn execute(mut self, events: &mut dyn FnMut(Event)) -> Result<RunSummary> {
+        let plan = self.plan.clone();
+        let p = &plan.pipeline;
+        let mut states: Vec<StepState> = p
+            .steps
+            .iter()
+            .map(|s| StepState {
+                record: StepRecord::new(&self.run_id, s.name()),
+                job: None,
+                started: None,
+                parts: None,
+            })
+            .collect();
+        // Carry over what the resumed run finished.
+        for st in states.iter_mut() {
+            if let Some(prev) = self.previous.get(&st.record.name) {
+                if prev.status.is_done() {
+                    st.record = prev.clone();
+                }
+            }
+        }
+        self.db
+            .upsert_steps(&states.iter().map(|s| s.record.clone()).collect::<Vec<_>>())?;
+        events(Event::RunStarted {
+            run_id: self.run_id.clone(),
+            pipeline: p.name.clone(),
+            steps: p.steps.len(),
+        });
+
+        let mut queue = ReadyQueue::new(&plan);
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let mut running: JoinSet<Finished> = JoinSet::new();
+        let mut in_flight = 0usize;
+        let mut stopping: Option<RunStatus> = None;
+        let mut interrupt = Box::pin(interrupted());
+
+        loop {
+            while stopping.is_none() && in_flight < self.jobs {
+                let Some(i) = queue.dequeue() else { break };
+                match self.decide(i, &mut states, events) {
+                    Ok(Decision::Settled) => queue.finish(i),
+                    Ok(Decision::Launch(job)) => {
+                        states[i].job = Some(job.clone());
+                        self.start_attempt(
+                            i,
+                            1,
+                            Duration::ZERO,
+                            &mut states,
+                            &mut running,
+                            &cancel_rx,
+                            events,
+                        )?;
+                        in_flight += 1;
+                    }
+                    Err(e) => {
+                        let st = &mut states[i];
+                        st.record.status = StepStatus::Failed;
+                        st.record.failure =
+                            Some(e.to_string().trim_start_matches("error: ").to_string());
+                        st.record.finished_at = Some(now_rfc3339());
+                        self.db.upsert_step(&st.record)?;
+                        events(Event::StepFinished {
+                            step: st.record.name.clone(),
+                            status: StepStatus::Failed,
+                            cached: false,
+                            duration_s: 0.0,
+                            reason: st.record.failure.clone(),
+                        });
+                        stopping = Some(RunStatus::Failed);
+                        let _ = cancel_tx.send(true);
+                    }
+                }
+            }
+            if in_flight == 0 {
+                break;
+            }
+            tokio::select! {
+                joined = running.join_next() => {
+                    let Some(joined) = joined else { break };
+                    let f = joined.map_err(|e| Error::failed(format!("a step task failed: {e}")))?;
+                    let i = f.step;
+                    match f.outcome {
+                        Outcome::Succeeded => {
+                            in_flight -= 1;
+                            match self.succeed(i, f.attempt, f.elapsed, &mut states, events) {
+                                Ok(()) => queue.finish(i),
+                                Err(e) => {
+                                    self.fail(i, f.attempt, f.elapsed, e.to_string().trim_start_matches("error: ").to_string(), None, &mut states, events)?;
+                                    stopping.get_or_insert(RunStatus::Failed);
+                                    let _ = cancel_tx.send(true);
+                                }
+                            }
+                        }
+                        Outcome::Failed(fail) => {
+                            let step = &p.steps[i];
+                            let can_retry = stopping.is_none()
+                                && f.attempt < step.retry.attempts
+                                && fail.kind.retried_by(&step.retry.on);
+                            if can_retry {
+                                let backoff = step.retry.backoff.saturating_mul(1u32 << (f.attempt - 1).min(16));
+                                events(Event::StepRetrying { step: step.name().to_string(), attempt: f.attempt + 1, reason: fail.reason.clone(), backoff_s: backoff.as_secs_f64() });
+                                self.start_attempt(i, f.attempt + 1, backoff, &mut states, &mut running, &cancel_rx, events)?;
+                            } else {
+                                in_flight -= 1;
+                                if fail.kind == FailureKind::Cancelled {
+                                    self.cancelled(i, f.elapsed, &mut states, events)?;
+                                } else {
+                                    self.fail(i, f.attempt, f.elapsed, fail.reason, fail.exit_code, &mut states, events)?;
+                                    stopping.get_or_insert(RunStatus::Failed);
+                                    let _ = cancel_tx.send(true);
+                                }
+                            }
+                        }
+                    }
+                }
+                _ = &mut interrupt, if stopping != Some(RunStatus::Cancelled) => {
+                    stopping = Some(RunStatus::Cancelled);
+                    let _ = cancel_tx.send(true);
+                }
+            }
+        }
+
+        // Whatever never started is recorded as such.
+        for st in states.iter_mut() {
+            if matches!(st.record.status, StepStatus::Pending | StepStatus::Running) {
+                st.record.status = StepStatus::NotRun;
+                self.db.upsert_step(&st.record)?;
+            }
+        }
+        let status = stopping.unwrap_or(RunStatus::Succeeded);
+        self.db.set_run_status(&self.run_id, status)?;
+        let records: Vec<StepRecord> = states.into_iter().map(|s| s.record).collect();
+        Ok(RunSummary::from_records(&self.run_id, status, &records))
+    }
+
+    /// Decides what to do with ready step `i`: settle it now, or prepare a job.
+    fn decide(
+        &mut self,
+        i: usize,
+        states: &mut [StepState],
+        events: &mut dyn FnMut(Event),
+    ) -> Result<Decision> {
+        let plan = self.plan.clone();
+        let step = &plan.pipeline.steps[i];
+        let name = step.name().to_string();
+        if states[i].record.status.is_done() {
+            events(Event::StepFinished {
+                step: name,
+                status: states[i].record.status,
+                cached: states[i].record.cached,
+                duration_s: 0.0,
+                reason: Some("finished before resume".into()),
+            });
+            return Ok(Decision::Settled);
+        }
+        // Skips: an input from a skipped step, or a false condition.
+        let skipped_dep = plan
+            .deps(i)
+            .into_iter()
+            .find(|(j, k)| *k == EdgeKind::Data && states[*j].record.status == StepStatus::Skipped);
+        let skip_reason = if let Some((j, _)) = skipped_dep {
+            Some(format!(
+                "its input comes from skipped step `{}`",
+                plan.pipeline.steps[j].name()
+            ))
+        } else if let Some(expr) = &step.when_expr {
+            let lookup = |path: &[String]| condition_value(&plan, states, path);
+            match expr.eval_bool(&lookup) {
+                Ok(true) => None,
+                Ok(false) => Some(format!(
+                    "condition `{}` is false",
+                    step.when.as_ref().map(|w| w.value.as_str()).unwrap_or("")
+                )),
+                Err(e) => {
+                    return Err(Error::failed(format!(
+                        "evaluate the condition of `{name}`: {e}"
+                    )));
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(reason) = skip_reason {
+            let st = &mut states[i];
+            st.record.status = StepStatus::Skipped;
+            st.record.failure = Some(reason.clone());
+            st.record.finished_at = Some(now_rfc3339());
+            self.db.upsert_step(&st.record)?;
+            events(Event::StepFinished {
+                step: name,
+                status: StepStatus::Skipped,
+                cached: false,
+                duration_s: 0.0,
+                reason: Some(reason),
+            });
+            return Ok(Decision::Settled);
+        }
+
+        let channels = self.channels(step, states)?;
+        let digests: BTreeMap<String, String> = channels
+            .iter()
+            .map(|(c, d)| (c.name.clone(), d.clone()))
+            .collect();
+        let parts = KeyParts::new(step, digests.clone());
+        let key = parts.key();
+        states[i].record.cache_key = Some(key.clone());
+        states[i].record.inputs = digests;
+        states[i].parts = Some(parts);
+
+        if step.cache != CachePolicy::Off && !self.no_cache {
+            if let Some(hit) = self.db.cache_get(&key)? {
+                let fresh = match step.cache {
+                    CachePolicy::ExpireAfter(d) => {
+                        now_unix() - hit.created_unix <= d.as_secs() as i64
+                    }
+                    _ => true,
+                };
+                let store = self.ws.store();
+                if fresh && hit.outputs.values().all(|o| store.contains(&o.digest)) {
+                    let st = &mut states[i];
+                    st.record.status = StepStatus::Succeeded;
+                    st.record.cached = true;
+                    st.record.outputs = hit.outputs.clone();
+                    st.record.metrics = hit.metrics.clone();
+                    st.record.duration_s = Some(0.0);
+                    st.record.finished_at = Some(now_rfc3339());
+                    self.db.upsert_step(&st.record)?;
+                    events(Event::StepFinished {
+                        step: name,
+                        status: StepStatus::Succeeded,
+                        cached: true,
+                        duration_s: 0.0,
+                        reason: None,
+                    });
+                    return Ok(Decision::Settled);
+                }
+            }
+        }
+        Ok(Decision::Launch(self.job(
+            step,
+            channels.into_iter().map(|(c, _)| c).collect(),
+        )?))
+    }
+
+    /// Resolves a step's channels to data on this machine, with their digests.
+    fn channels(&mut self, step: &Step, states: &[StepState]) -> Result<Vec<(Channel, String)>> {
+        let p = &self.plan.pipeline;
+        let mut out = Vec::new();
+        for (name, r) in step.inputs() {
+            let (source, digest, input) = match &r.target {
+                RefTarget::Input(n) => {
+                    let def = &p.inputs[n];
+                    let digest = inputs::digest_input(&self.db, &def.resolved)?;
+                    (def.resolved.clone(), digest, Some(def.clone()))
+                }
+                RefTarget::Output { step: s, output } => {
+                    let j = p.step_index(s).expect("validated reference");
+                    let rec = states[j].record.outputs.get(output).ok_or_else(|| {
+                        Error::failed(format!("step `{s}` finished without its output `{output}`"))
+                    })?;
+                    // Pass on how to read data that came straight from an input.
+                    let input = upstream_input(p, &p.steps[j]);
+                    (PathBuf::from(&rec.path), rec.digest.clone(), input)
+                }
+                RefTarget::Registry { .. } => {
+                    return Err(Error::failed(format!(
+                        "resolve `{}`: registry references need a model registry, which this engine build does not have yet",
+                        r.text
+                    )));
+                }
+            };
+            out.push((
+                Channel {
+                    name,
+                    source,
+                    input,
+                },
+                digest,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Lays out the step's root and builds its job.
+    fn job(&self, step: &Step, channels: Vec<Channel>) -> Result<StepJob> {
+        let p = &self.plan.pipeline;
+        let root = self
+            .ws
+            .run_dir(&self.run_id)
+            .join("steps")
+            .join(step.name());
+        if root.exists() {
+            std::fs::remove_dir_all(&root).map_err(|e| Error::io("clear", &root, e))?;
+        }
+        let outputs = step.outputs();
+        let (hps, argv, image, mut extra_env) = match &step.kind {
+            StepKind::Command(c) => (
+                BTreeMap::new(),
+                c.run.clone(),
+                c.image.clone(),
+                c.env.clone().into_iter().collect::<Vec<_>>(),
+            ),
+            StepKind::Train(t) if t.algorithm.is_none() => (
+                t.hyperparameters.clone(),
+                t.run.clone(),
+                t.image.clone(),
+                vec![],
+            ),
+            StepKind::Train(t) => (t.hyperparameters.clone(), builtin_argv()?, None, vec![]),
+            StepKind::Evaluate(e) => (e.hyperparameters.clone(), builtin_argv()?, None, vec![]),
+            _ => (BTreeMap::new(), builtin_argv()?, None, vec![]),
+        };
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let num_cpus = step
+            .resources
+            .cpus
+            .map_or(cpus, |c| (c.ceil() as usize).clamp(1, cpus));
+        let layout = Layout {
+            root: &root,
+            step,
+            channels: &channels,
+            hyperparameters: &hps,
+            outputs: &outputs,
+            current_host: "algo-1".into(),
+            hosts: vec!["algo-1".into()],
+            num_cpus,
+            extra: serde_json::json!({"run_id": self.run_id, "pipeline": p.name, "base_dir": p.base_dir}),
+        };
+        let mut env = layout.prepare(None)?;
+        env.push(("PIPELINE_RUN_ID".into(), self.run_id.clone()));
+        env.push(("PIPELINE_STEP".into(), step.name().to_string()));
+        env.append(&mut extra_env);
+        // Fill `{{ outputs.X }}` / `{{ inputs.X }}` now that the directories exist.
+        let out_path = |n: &str| {
+            outputs
+                .iter()
+                .any(|o| o == n)
+                .then(|| contract::output_dir(&root, n).display().to_string())
+        };
+        let in_path = |n: &str| {
+            channels
+                .iter()
+                .any(|c| c.name == n)
+                .then(|| root.join("input/data").join(n).display().to_string())
+        };
+        let argv = argv
+            .iter()
+            .map(|a| template::fill_run_placeholders(a, &out_path, &in_path))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::failed)?;
+        let log_path = self.ws.log_path(&self.run_id, step.name());
+        if let Some(d) = log_path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
+        }
+        Ok(StepJob {
+            run_id: self.run_id.clone(),
+            step: step.name().to_string(),
+            attempt: 1,
+            root,
+            cwd: p.base_dir.clone(),
+            argv,
+            env,
+            log_path,
+            timeout: step.timeout,
+            resources: step.resources.clone(),
+            image,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_attempt(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        delay: Duration,
+        states: &mut [StepState],
+        running: &mut JoinSet<Finished>,
+        cancel: &watch::Receiver<bool>,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let st = &mut states[i];
+        let mut job = st.job.clone().expect("launched steps have a job");
+        job.attempt = attempt;
+        st.record.status = StepStatus::Running;
+        st.record.attempts = attempt;
+        if st.started.is_none() {
+            st.started = Some(Instant::now());
+            st.record.started_at = Some(now_rfc3339());
+        }
+        self.db.upsert_step(&st.record)?;
+        let backend = self.backend.clone();
+        let cancel = cancel.clone();
+        let name = st.record.name.clone();
+        if delay.is_zero() {
+            events(Event::StepStarted {
+                step: name.clone(),
+                attempt,
+            });
+        }
+        running.spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let _ = std::fs::remove_file(job.root.join("output/failure"));
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&job.log_path)
+            {
+                use std::io::Write;
+                let _ = writeln!(f, "--- attempt {attempt} of step {name} ---");
+            }
+            let t = Instant::now();
+            let outcome = backend.run(job, cancel).await;
+            Finished {
+                step: i,
+                attempt,
+                outcome,
+                elapsed: t.elapsed(),
+            }
+        });
+        Ok(())
+    }
+
+    fn succeed(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        _elapsed: Duration,
+        states: &mut [StepState],
+        events: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let step = &self.plan.pipeline.steps[i];
+        let store = self.ws.store();
+        let root = states[i].job.as_ref().expect("job").root.clone();
+        let mut outputs = BTreeMap::new();
+        let mut metrics = BTreeMap::new();
+        for o in step.outputs() {
+            let dir = contract::output_dir(&root, &o);
+            if !dir.is_dir() {
+                return Err(Error::failed(format!(
+                    "the step finished but its output `{o}` is missing ({})",
+                    dir.display()
+                )));
+            }
+            if o == "metrics" {
+                metrics = read_metrics(&dir.join("metrics.json"))?;
+            }
+            let (digest, path) = store.ingest_dir(&dir)?;
+            outputs.insert(
+                o,
+                OutputRecord {
+                    path: path.display().to_string(),
+                    digest,
+                },
+            );
+        }
+        let st = &mut states[i];
+        let duration = st.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        st.record.status = StepStatus::Succeeded;
+        st.record.attempts = attempt;
+        st.record.outputs = outputs.clone();
+        st.record.metrics = metrics.clone();
+        st.record.exit_code = Some(0);
+        st.record.failure = None;
+        st.record.duration_s = Some(duration);
+        st.record.finished_at = Some(now_rfc3339());
+        if step.cache != CachePolicy::Off {
+            if let (Some(key), Some(parts)) = (&st.record.cache_key, &st.parts) {
+                self.db.cache_put(&CacheEntry {
+                    key: key.clone(),
+                    pipeline: self.plan.pipeline.name.clone(),
+                    step: step.name().to_string(),
+                    created_at: now_rfc3339(),
+                    created_unix: now_unix(),
+                    parts: parts.clone(),
+                    outputs,
+                    metrics,
+                    run_id: self.run_id.clone(),
+                })?;
+            }
+        }
+        self.db.upsert_step(&st.record)?;
+        // The outputs now live in the store; the work directory is no longer needed.
+        let _ = std::fs::remove_dir_all(&root);
+        events(Event::StepFinished {
+            step: step.name().to_string(),
+            status: StepStatus::Succeeded,
+            cached: false,
+            duration_s: duration,
+            reason: None,
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fail(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        _elapsed: Duration,
+        reason: String,
+        exit_code: Option<i32>,
+        states: &mut [StepState],
+        events: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let st = &mut states[i];
+        let duration = st.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        st.record.status = StepStatus::Failed;
+        st.record.attempts = attempt;
+        st.record.failure = Some(reason.clone());
+        st.record.exit_code = exit_code;
+        st.record.duration_s = Some(duration);
+        st.record.finished_at = Some(now_rfc3339());
+        self.db.upsert_step(&st.record)?;
+        events(Event::StepFinished {
+            step: st.record.name.clone(),
+            status: StepStatus::Failed,
+            cached: false,
+            duration_s: duration,
+            reason: Some(reason),
+        });
+        Ok(())
+    }
+
+    fn cancelled(
+        &mut self,
+        i: usize,
+        _elapsed: Duration,
+        states: &mut [StepState],
+        events: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let st = &mut states[i];
+        let duration = st.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        st.record.status = StepStatus::Cancelled;
+        st.record.failure = Some("stopped: the run was cancelled or another step failed".into());
+        st.record.duration_s = Some(duration);
+        st.record.finished_at = Some(now_rfc3339());
+        self.db.upsert_step(&st.record)?;
+        events(Event::StepFinished {
+            step: st.record.name.clone(),
+            status: StepStatus::Cancelled,
+            cached: false,
+            duration_s: duration,
+            reason: st.record.failure.clone(),
+        });
+        Ok(())
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+}
+
+/// The argv that runs a built-in step: this very program.
+fn builtin_argv() -> Result<Vec<String>> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::failed(format!("find the pipeline program: {e}")))?;
+    Ok(vec![exe.display().to_string(), "builtin".into()])
+}
+
+/// If `step` passes an input's rows through (a split), how to read its outputs.
+fn upstream_input(
+    p: &crate::spec::model::Pipeline,
+    step: &Step,
+) -> Option<crate::spec::model::InputDef> {
+    match &step.kind {
+        StepKind::Split(s) => {
+            let r = s
+                .input
+                .as_ref()
+                .or_else(|| s.sources.first().map(|x| &x.input))?;
+            match &r.target {
+                RefTarget::Input(n) => p.inputs.get(n).cloned(),
+                RefTarget::Output { step: up, .. } => p.step(up).and_then(|u| upstream_input(p, u)),
+                RefTarget::Registry { .. } => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn read_metrics(path: &std::path::Path) -> Result<BTreeMap<String, serde_json::Value>> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(BTreeMap::new());
+    };
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::failed(format!("read the metrics {}: {e}", path.display())))?;
+    let obj = v.get("metrics").unwrap_or(&v);
+    Ok(obj
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| !v.is_object() && !v.is_array())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Resolves a `when:` path: `params.X` or `STEP.metrics.NAME`.
+fn condition_value(
+    plan: &Plan,
+    states: &[StepState],
+    path: &[String],
+) -> std::result::Result<Value, String> {
+    let to_value = |v: &serde_json::Value| match v {
+        serde_json::Value::Bool(b) => Ok(Value::Bool(*b)),
+        serde_json::Value::Number(n) => Ok(Value::Num(n.as_f64().unwrap_or(f64::NAN))),
+        serde_json::Value::String(s) => Ok(Value::Str(s.clone())),
+        other => Err(format!(
+            "`{}` is {other}, not a value a condition can compare",
+            path.join(".")
+        )),
+    };
+    if path.first().map(String::as_str) == Some("params") {
+        let v = plan
+            .pipeline
+            .params
+            .get(&path[1])
+            .ok_or_else(|| format!("no param `{}`", path[1]))?;
+        return to_value(v);
+    }
+    let j = plan
+        .pipeline
+        .step_index(&path[0])
+        .ok_or_else(|| format!("no step `{}`", path[0]))?;
+    let rec = &states[j].record;
+    match rec.metrics.get(&path[2]) {
+        Some(v) => to_value(v),
+        None => {
+            let have: Vec<&str> = rec.metrics.keys().map(String::as_str).collect();
+            Err(format!(
+                "step `{}` produced no metric `{}` (it produced: {})",
+                path[0],
+                path[2],
+                if have.is_empty() {
+                    "none".to_string()
+                } else {
+                    have.join(", ")
+                }
+            ))
+        }
+    }
+}

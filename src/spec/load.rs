@@ -1,0 +1,1412 @@
+//! Reading a pipeline file into a validated [`Pipeline`].
+//!
+//! The order matters: parse the YAML tree; read `params` and apply the
+//! command line's overrides; render templates everywhere else; decode every
+//! section with located errors; then check references across steps
+//! (`validate`). Cycles are found by the planner, which owns the graph.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::decode::{Ctx, DResult, Fields};
+use super::expr;
+use super::model::*;
+use super::params;
+use super::source::{Diagnostic, Source, Span, Spanned};
+use super::template;
+use super::validate;
+use super::yaml::{self, Node, NodeKind};
+use crate::error::{Error, Result};
+
+/// What the command line adds to a pipeline file.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--param K=V`, in order.
+    pub params: Vec<(String, String)>,
+    /// `--executor E`: overrides every step's executor.
+    pub executor: Option<Executor>,
+}
+
+/// A loaded pipeline and the file it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub pipeline: Pipeline,
+    pub source: Arc<Source>,
+}
+
+/// Reads and validates the pipeline at `path`.
+pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let d = Diagnostic::new(format!(
+            "cannot read the pipeline file {}: {e}",
+            path.display()
+        ));
+        Error::invalid(if e.kind() == std::io::ErrorKind::NotFound {
+            d.help("check the path; pipeline files usually live in pipelines/")
+        } else {
+            d
+        })
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    let base = std::fs::canonicalize(&base).unwrap_or(base);
+    let source = Arc::new(Source {
+        name: path.display().to_string(),
+        text,
+    });
+    load_source(source, &base, opts)
+}
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "params",
+    "defaults",
+    "schedule",
+    "inputs",
+    "steps",
+    "on_approved",
+];
+
+/// Reads and validates a pipeline from its text; relative paths resolve against `base_dir`.
+pub fn load_source(source: Arc<Source>, base_dir: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    let ctx = Ctx {
+        source: source.clone(),
+    };
+    let mut root = yaml::parse(&source).map_err(Error::invalid)?;
+    if !matches!(root.kind, NodeKind::Map(_)) {
+        return Err(Error::invalid(
+            ctx.err(
+                &root,
+                format!(
+                    "a pipeline file must be a mapping with `name:` and `steps:`, found {}",
+                    root.describe()
+                ),
+            )
+            .help("start the file with `name: my-pipeline` and a `steps:` section"),
+        ));
+    }
+    let fields = ctx
+        .fields(&root, "the pipeline", TOP_KEYS)
+        .map_err(Error::invalid)?;
+    let decls = match fields.get("params") {
+        Some(p) => params::decode(&ctx, p).map_err(Error::invalid)?,
+        None => vec![],
+    };
+    let values = params::resolve(&ctx, &decls, &opts.params).map_err(Error::Invalid)?;
+
+    // Templates are rendered everywhere but in `params` itself.
+    if let NodeKind::Map(entries) = &mut root.kind {
+        for (k, v) in entries.iter_mut() {
+            if k.as_scalar() != Some("params") {
+                template::render_tree(&ctx, v, &values, &decls).map_err(Error::invalid)?;
+            }
+        }
+    }
+    let fields = ctx
+        .fields(&root, "the pipeline", TOP_KEYS)
+        .map_err(Error::invalid)?;
+    let pipeline =
+        decode_pipeline(&ctx, &fields, values, base_dir, opts).map_err(Error::invalid)?;
+    let errors = validate::check(&ctx, &pipeline, &decls);
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    Ok(Loaded { pipeline, source })
+}
+
+fn decode_pipeline(
+    ctx: &Ctx,
+    f: &Fields,
+    params: BTreeMap<String, serde_json::Value>,
+    base_dir: &Path,
+    opts: &LoadOptions,
+) -> DResult<Pipeline> {
+    let name_node = f.req(ctx, "name")?;
+    let name = ctx.string(name_node, "name")?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(ctx
+            .err(
+                name_node,
+                format!(
+                    "the pipeline name `{}` may hold only lowercase letters, digits and `-`",
+                    name.value
+                ),
+            )
+            .help(format!("for example `{}`", slug(&name))));
+    }
+    let description = f
+        .get("description")
+        .map(|n| ctx.string(n, "description"))
+        .transpose()?
+        .map(|s| s.value);
+    let defaults = match f.get("defaults") {
+        Some(n) => decode_common(
+            ctx,
+            n,
+            &StepCommon::builtin_defaults(),
+            "defaults",
+            DEFAULT_KEYS,
+        )?,
+        None => StepCommon::builtin_defaults(),
+    };
+    let schedule = f
+        .get("schedule")
+        .map(|n| decode_schedule(ctx, n))
+        .transpose()?;
+    let mut inputs = BTreeMap::new();
+    if let Some(n) = f.get("inputs") {
+        for (iname, node) in ctx.entries(n, "inputs")? {
+            check_name(ctx, &iname, "input")?;
+            inputs.insert(
+                iname.value.clone(),
+                decode_input(ctx, &iname, node, base_dir)?,
+            );
+        }
+    }
+    let steps_node = f.req(ctx, "steps")?;
+    let mut steps = Vec::new();
+    for (sname, node) in ctx.entries(steps_node, "steps")? {
+        check_name(ctx, &sname, "step")?;
+        steps.push(decode_step(ctx, sname, node, &defaults, opts)?);
+    }
+    if steps.is_empty() {
+        return Err(ctx
+            .err(steps_node, "the pipeline has no steps")
+            .help("add at least one step under `steps:`"));
+    }
+    let on_approved = match f.get("on_approved") {
+        Some(n) => ctx
+            .string_list(n, "on_approved")?
+            .into_iter()
+            .map(|s| s.value)
+            .collect(),
+        None => vec![],
+    };
+    Ok(Pipeline {
+        name: name.value,
+        description,
+        params,
+        inputs,
+        steps,
+        schedule,
+        on_approved,
+        base_dir: base_dir.to_path_buf(),
+    })
+}
+
+fn slug(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    out.trim_matches('-').to_string()
+}
+
+fn check_name(ctx: &Ctx, name: &Spanned<String>, what: &str) -> DResult<()> {
+    if is_name(&name.value) {
+        return Ok(());
+    }
+    Err(Diagnostic::at(
+        &ctx.source,
+        name.span,
+        format!("`{}` is not a valid {what} name", name.value),
+    )
+    .help("names start with a letter and hold letters, digits, `_` and `-`"))
+}
+
+fn decode_schedule(ctx: &Ctx, node: &Node) -> DResult<Schedule> {
+    let f = ctx.fields(
+        node,
+        "schedule",
+        &["cron", "timezone", "only_if_inputs_changed"],
+    )?;
+    let cron_node = f.req(ctx, "cron")?;
+    let cron = ctx.string(cron_node, "cron")?;
+    let fields = cron.split_whitespace().count();
+    if !(5..=6).contains(&fields) {
+        return Err(ctx
+            .err(
+                cron_node,
+                format!(
+                    "`{}` is not a cron expression: it has {fields} fields",
+                    cron.value
+                ),
+            )
+            .help(
+                "write five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\"",
+            ));
+    }
+    Ok(Schedule {
+        cron: cron.value,
+        timezone: f
+            .get("timezone")
+            .map(|n| ctx.string(n, "timezone"))
+            .transpose()?
+            .map(|s| s.value),
+        only_if_inputs_changed: f
+            .get("only_if_inputs_changed")
+            .map(|n| ctx.bool(n, "only_if_inputs_changed"))
+            .transpose()?
+            .is_some_and(|b| b.value),
+    })
+}
+
+fn decode_input(
+    ctx: &Ctx,
+    name: &Spanned<String>,
+    node: &Node,
+    base_dir: &Path,
+) -> DResult<InputDef> {
+    let what = format!("input `{}`", name.value);
+    let (path, f) = match &node.kind {
+        NodeKind::Scalar { .. } => (ctx.string(node, "path")?, None),
+        _ => {
+            let f = ctx.fields(
+                node,
+                &what,
+                &[
+                    "path",
+                    "format",
+                    "header",
+                    "target",
+                    "label_size",
+                    "description",
+                ],
+            )?;
+            (ctx.string(f.req(ctx, "path")?, "path")?, Some(f))
+        }
+    };
+    let format = match f.as_ref().and_then(|f| f.get("format")) {
+        Some(n) => {
+            let s = ctx.string(n, "format")?;
+            DataFormat::parse(&s).ok_or_else(|| {
+                ctx.err(n, format!("unknown data format `{}`", s.value))
+                    .suggest(&s, DataFormat::NAMES.iter().copied())
+                    .help(format!("use one of: {}", DataFormat::NAMES.join(", ")))
+            })?
+        }
+        None => guess_format(&path),
+    };
+    let header = match f.as_ref().and_then(|f| f.get("header")) {
+        Some(n) => ctx.bool(n, "header")?.value,
+        None => true,
+    };
+    let target = f
+        .as_ref()
+        .and_then(|f| f.get("target"))
+        .map(|n| ctx.string(n, "target"))
+        .transpose()?
+        .map(|s| s.value);
+    let label_size = f
+        .as_ref()
+        .and_then(|f| f.get("label_size"))
+        .map(|n| ctx.uint(n, "label_size"))
+        .transpose()?;
+    if let Some(ls) = &label_size {
+        if ls.value > 1 {
+            return Err(
+                Diagnostic::at(&ctx.source, ls.span, "`label_size` must be 0 or 1")
+                    .help("SageMaker's built-ins read one label column"),
+            );
+        }
+    }
+    if target.is_some() && !header {
+        let n = f.as_ref().and_then(|f| f.key("target")).unwrap_or(node);
+        return Err(ctx
+            .err(
+                n,
+                "`target` names a column, but `header: false` means the columns have no names",
+            )
+            .help(
+                "use `label_size: 1` for a headerless file with the label first, or `header: true`",
+            ));
+    }
+    let resolved = if path.starts_with("s3://") {
+        PathBuf::from(&path.value)
+    } else {
+        let p = Path::new(&path.value);
+        let abs = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base_dir.join(p)
+        };
+        if !abs.exists() {
+            return Err(Diagnostic::at(
+                &ctx.source,
+                path.span,
+                format!("the input file `{}` does not exist", path.value),
+            )
+            .label(format!("looked for {}", abs.display()))
+            .help("paths are relative to the pipeline file's directory"));
+        }
+        abs
+    };
+    Ok(InputDef {
+        path: path.value,
+        resolved,
+        format,
+        header,
+        target,
+        label_size: label_size.map(|l| l.value as u32),
+        span: name.span,
+    })
+}
+
+fn guess_format(path: &str) -> DataFormat {
+    let lower = path.to_ascii_lowercase();
+    if lower.ends_with(".parquet") || lower.ends_with(".pq") {
+        DataFormat::Parquet
+    } else if lower.ends_with(".libsvm") || lower.ends_with(".svm") {
+        DataFormat::Libsvm
+    } else {
+        DataFormat::Csv
+    }
+}
+
+/// The step settings `defaults:` may set and every step may override.
+#[derive(Debug, Clone)]
+struct StepCommon {
+    executor: Executor,
+    retry: Retry,
+    timeout: Option<Duration>,
+    cache: CachePolicy,
+    resources: Resources,
+}
+
+impl StepCommon {
+    fn builtin_defaults() -> Self {
+        StepCommon {
+            executor: Executor::Local,
+            retry: Retry::default(),
+            timeout: None,
+            cache: CachePolicy::On,
+            resources: Resources {
+                cpus: None,
+                memory: None,
+                nodes: 1,
+            },
+        }
+    }
+}
+
+const DEFAULT_KEYS: &[&str] = &["executor", "retry", "timeout", "cache", "resources"];
+const COMMON_STEP_KEYS: &[&str] = &[
+    "kind",
+    "after",
+    "when",
+    "executor",
+    "retry",
+    "timeout",
+    "cache",
+    "resources",
+    "description",
+];
+
+fn decode_common(
+    ctx: &Ctx,
+    node: &Node,
+    base: &StepCommon,
+    what: &str,
+    known: &'static [&'static str],
+) -> DResult<StepCommon> {
+    let f = ctx.fields(node, what, known)?;
+    common_from_fields(ctx, &f, base)
+}
+
+fn common_from_fields(ctx: &Ctx, f: &Fields, base: &StepCommon) -> DResult<StepCommon> {
+    let mut c = base.clone();
+    if let Some(n) = f.get("executor") {
+        let s = ctx.string(n, "executor")?;
+        c.executor = Executor::parse(&s).ok_or_else(|| {
+            ctx.err(n, format!("unknown executor `{}`", s.value))
+                .suggest(&s, Executor::NAMES.iter().copied())
+                .help(format!("use one of: {}", Executor::NAMES.join(", ")))
+        })?;
+    }
+    if let Some(n) = f.get("retry") {
+        c.retry = decode_retry(ctx, n, &base.retry)?;
+    }
+    if let Some(n) = f.get("timeout") {
+        c.timeout = Some(decode_duration(ctx, n, "timeout")?);
+    }
+    if let Some(n) = f.get("cache") {
+        c.cache = match &n.kind {
+            NodeKind::Map(_) => {
+                let cf = ctx.fields(n, "cache", &["expire_after"])?;
+                CachePolicy::ExpireAfter(decode_duration(
+                    ctx,
+                    cf.req(ctx, "expire_after")?,
+                    "expire_after",
+                )?)
+            }
+            _ => {
+                if ctx.bool(n, "cache")?.value {
+                    CachePolicy::On
+                } else {
+                    CachePolicy::Off
+                }
+            }
+        };
+    }
+    if let Some(n) = f.get("resources") {
+        c.resources = decode_resources(ctx, n, &base.resources)?;
+    }
+    Ok(c)
+}
+
+fn decode_duration(ctx: &Ctx, node: &Node, field: &str) -> DResult<Duration> {
+    let s = ctx.scalar_string(node, field)?;
+    duration::parse(&s).ok_or_else(|| {
+        ctx.err(node, format!("`{}` is not a duration", s.value))
+            .help("write a number with a unit: 500ms, 30s, 10m, 2h, 7d")
+    })
+}
+
+fn decode_retry(ctx: &Ctx, node: &Node, base: &Retry) -> DResult<Retry> {
+    let f = ctx.fields(node, "retry", &["attempts", "backoff", "on"])?;
+    let mut r = base.clone();
+    if let Some(n) = f.get("attempts") {
+        let a = ctx.uint(n, "attempts")?;
+        if a.value == 0 || a.value > 100 {
+            return Err(ctx.err(
+                n,
+                "`attempts` counts every try, the first included: use 1 to 100",
+            ));
+        }
+        r.attempts = a.value as u32;
+    }
+    if let Some(n) = f.get("backoff") {
+        r.backoff = decode_duration(ctx, n, "backoff")?;
+    }
+    if let Some(n) = f.get("on") {
+        r.on = ctx
+            .string_list(n, "on")?
+            .into_iter()
+            .map(|s| {
+                RetryOn::parse(&s).ok_or_else(|| {
+                    Diagnostic::at(
+                        &ctx.source,
+                        s.span,
+                        format!("`{}` is not a kind of failure to retry on", s.value),
+                    )
+                    .suggest(&s, RetryOn::NAMES.iter().copied())
+                    .help(format!("use some of: {}", RetryOn::NAMES.join(", ")))
+                })
+            })
+            .collect::<DResult<_>>()?;
+    }
+    Ok(r)
+}
+
+fn decode_resources(ctx: &Ctx, node: &Node, base: &Resources) -> DResult<Resources> {
+    let f = ctx.fields(
+        node,
+        "resources",
+        &["cpus", "memory", "nodes", "instance_type"],
+    )?;
+    let mut r = base.clone();
+    if let Some(n) = f.get("cpus") {
+        let c = ctx.float(n, "cpus")?;
+        if c.value <= 0.0 {
+            return Err(ctx.err(n, "`cpus` must be more than 0"));
+        }
+        r.cpus = Some(c.value);
+    }
+    if let Some(n) = f.get("memory") {
+        let s = ctx.scalar_string(n, "memory")?;
+        r.memory = Some(parse_bytes(&s).ok_or_else(|| {
+            ctx.err(n, format!("`{}` is not an amount of memory", s.value))
+                .help("write e.g. 512MiB, 4GiB or 2G")
+        })?);
+    }
+    if let Some(n) = f.get("nodes") {
+        let v = ctx.uint(n, "nodes")?;
+        if v.value == 0 || v.value > 256 {
+            return Err(ctx.err(n, "`nodes` must be between 1 and 256"));
+        }
+        r.nodes = v.value as u32;
+    }
+    Ok(r)
+}
+
+/// Parses `4GiB`, `512MiB`, `2G`, `100M`, `1024` (bytes).
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let n: f64 = s[..split].parse().ok()?;
+    let mult: f64 = match s[split..].trim() {
+        "" | "B" | "b" => 1.0,
+        "K" | "KB" | "k" | "kb" => 1e3,
+        "Ki" | "KiB" => 1024.0,
+        "M" | "MB" | "m" | "mb" => 1e6,
+        "Mi" | "MiB" => 1024.0 * 1024.0,
+        "G" | "GB" | "g" | "gb" => 1e9,
+        "Gi" | "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "TB" => 1e12,
+        "Ti" | "TiB" => 1024f64.powi(4),
+        _ => return None,
+    };
+    let v = n * mult;
+    (v.is_finite() && v >= 1.0).then_some(v as u64)
+}
+
+fn decode_step(
+    ctx: &Ctx,
+    name: Spanned<String>,
+    node: &Node,
+    defaults: &StepCommon,
+    opts: &LoadOptions,
+) -> DResult<Step> {
+    let what = format!("step `{}`", name.value);
+    let kind_node = match &node.kind {
+        NodeKind::Map(m) => m
+            .iter()
+            .find(|(k, _)| k.as_scalar() == Some("kind"))
+            .map(|(_, v)| v),
+        _ => {
+            return Err(ctx
+                .err(
+                    node,
+                    format!("{what} must be a mapping, found {}", node.describe()),
+                )
+                .help("give the step at least `kind:`"));
+        }
+    };
+    let kind_node = kind_node.ok_or_else(|| {
+        Diagnostic::at(&ctx.source, name.span, format!("{what} has no `kind`")).help(format!(
+            "add `kind:` with one of: {}",
+            StepKind::NAMES.join(", ")
+        ))
+    })?;
+    let kind_name = ctx.string(kind_node, "kind")?;
+    let known: &'static [&'static str] = match kind_name.as_str() {
+        "split" => &[
+            "kind",
+            "after",
+            "when",
+            "executor",
+            "retry",
+            "timeout",
+            "cache",
+            "resources",
+            "description",
+            "input",
+            "sources",
+            "strategy",
+            "fractions",
+            "seed",
+        ],
+        "train" => &[
+            "kind",
+            "after",
+            "when",
+            "executor",
+            "retry",
+            "timeout",
+            "cache",
+            "resources",
+            "description",
+            "algorithm",
+            "image",
+            "run",
+            "channels",
+            "hyperparameters",
+        ],
+        "evaluate" => &[
+            "kind",
+            "after",
+            "when",
+            "executor",
+            "retry",
+            "timeout",
+            "cache",
+            "resources",
+            "description",
+            "method",
+            "model",
+            "data",
+            "metrics",
+            "folds",
+            "stratify",
+            "group_column",
+            "time_column",
+            "algorithm",
+            "hyperparameters",
+            "variants",
+            "seed",
+        ],
+        "register" => &[
+            "kind",
+            "after",
+            "when",
+            "executor",
+            "retry",
+            "timeout",
+            "cache",
+            "resources",
+            "description",
+            "model",
+            "group",
+            "metrics",
+            "approval",
+            "tags",
+        ],
+        "transform" => &[
+            "kind",
+            "after",
+            "when",
+            "executor",
+            "retry",
+            "timeout",
+            "cache",
+            "resources",
+            "description",
+            "model",
+            "data",
+        ],
+        "command" => &[
+            "kind",
+            "after",
+            "when",
+            "executor",
+            "retry",
+            "timeout",
+            "cache",
+            "resources",
+            "description",
+            "run",
+            "inputs",
+            "outputs",
+            "image",
+            "env",
+        ],
+        other => {
+            return Err(ctx
+                .err(kind_node, format!("unknown step kind `{other}`"))
+                .label("not a step kind")
+                .suggest(other, StepKind::NAMES.iter().copied())
+                .help(format!("use one of: {}", StepKind::NAMES.join(", "))));
+        }
+    };
+    debug_assert!(COMMON_STEP_KEYS.iter().all(|k| known.contains(k)));
+    let f = ctx.fields(node, &what, known)?;
+    let mut common = common_from_fields(ctx, &f, defaults)?;
+    if let Some(e) = opts.executor {
+        common.executor = e;
+    }
+    let kind = match kind_name.as_str() {
+        "split" => StepKind::Split(decode_split(ctx, &f)?),
+        "train" => StepKind::Train(decode_train(ctx, &f)?),
+        "evaluate" => StepKind::Evaluate(decode_evaluate(ctx, &f)?),
+        "register" => StepKind::Register(decode_register(ctx, &f)?),
+        "transform" => StepKind::Transform(TransformStep {
+            model: req_ref(ctx, &f, "model")?,
+            data: req_ref(ctx, &f, "data")?,
+        }),
+        _ => StepKind::Command(decode_command(ctx, &f)?),
+    };
+    let after = match f.get("after") {
+        Some(n) => ctx.string_list(n, "after")?,
+        None => vec![],
+    };
+    let (when, when_expr) = match f.get("when") {
+        Some(n) => {
+            let s = ctx.scalar_string(n, "when")?;
+            let e = expr::parse(&s).map_err(|e| {
+                let col_shift = if matches!(n.kind, NodeKind::Scalar { quoted: true, .. }) {
+                    1
+                } else {
+                    0
+                };
+                Diagnostic::at(
+                    &ctx.source,
+                    Span::new(n.span.line, n.span.col + col_shift + e.offset as u32, 1),
+                    format!("cannot read the condition `{}`", s.value),
+                )
+                .label(e.message)
+                .help("write e.g. `evaluate.metrics.accuracy >= 0.9`; combine with and, or, not")
+            })?;
+            (Some(s), Some(e))
+        }
+        None => (None, None),
+    };
+    let description = f
+        .get("description")
+        .map(|n| ctx.string(n, "description"))
+        .transpose()?
+        .map(|s| s.value);
+    Ok(Step {
+        name,
+        kind,
+        after,
+        when,
+        when_expr,
+        executor: common.executor,
+        retry: common.retry,
+        timeout: common.timeout,
+        cache: common.cache,
+        resources: common.resources,
+        description,
+    })
+}
+
+/// A reference where one is required.
+fn decode_ref(ctx: &Ctx, node: &Node, field: &str) -> DResult<Ref> {
+    let s = ctx.string(node, field)?;
+    Ref::parse(&s, node.span).ok_or_else(|| {
+        ctx.err(node, format!("`{}` is not a reference", s.value))
+            .label("expected inputs.NAME, STEP.OUTPUT or registry://GROUP@approved")
+            .help("declare files under `inputs:` and refer to them as `inputs.NAME`")
+    })
+}
+
+fn req_ref(ctx: &Ctx, f: &Fields, key: &str) -> DResult<Ref> {
+    decode_ref(ctx, f.req(ctx, key)?, key)
+}
+
+fn decode_fractions(ctx: &Ctx, node: &Node) -> DResult<Vec<(String, f64)>> {
+    const SETS: &[&str] = &["train", "validation", "test"];
+    let mut out = Vec::new();
+    for (k, v) in ctx.entries(node, "fractions")? {
+        if !SETS.contains(&k.as_str()) {
+            return Err(Diagnostic::at(
+                &ctx.source,
+                k.span,
+                format!("`{}` is not a split output", k.value),
+            )
+            .suggest(&k, SETS.iter().copied())
+            .help("name the outputs train, validation and test"));
+        }
+        let x = ctx.float(v, "fraction")?;
+        if !(x.value >= 0.0 && x.value <= 1.0) {
+            return Err(ctx.err(
+                v,
+                format!("a fraction must be between 0 and 1, found {}", x.value),
+            ));
+        }
+        out.push((k.value, x.value));
+    }
+    if out.is_empty() {
+        return Err(ctx
+            .err(node, "`fractions` is empty")
+            .help("write e.g. `{train: 0.8, test: 0.2}`"));
+    }
+    Ok(out)
+}
+
+fn check_sum(ctx: &Ctx, node: &Node, fr: &[(String, f64)], exact: bool) -> DResult<()> {
+    let sum: f64 = fr.iter().map(|(_, x)| x).sum();
+    if (exact && (sum - 1.0).abs() > 1e-6) || (!exact && sum > 1.0 + 1e-6) {
+        return Err(ctx
+            .err(
+                node,
+                format!("the fractions sum to {}, not 1", (sum * 1e6).round() / 1e6),
+            )
+            .help("make them add up to 1, e.g. {train: 0.7, validation: 0.15, test: 0.15}"));
+    }
+    Ok(())
+}
+
+fn decode_split(ctx: &Ctx, f: &Fields) -> DResult<SplitStep> {
+    let input = f
+        .get("input")
+        .map(|n| decode_ref(ctx, n, "input"))
+        .transpose()?;
+    let mut sources = Vec::new();
+    if let Some(n) = f.get("sources") {
+        for s in ctx.seq(n, "sources")? {
+            let sf = ctx.fields(s, "a split source", &["input", "fractions"])?;
+            let fr_node = sf.req(ctx, "fractions")?;
+            let fractions = decode_fractions(ctx, fr_node)?;
+            check_sum(ctx, fr_node, &fractions, false)?;
+            sources.push(SplitSource {
+                input: req_ref(ctx, &sf, "input")?,
+                fractions,
+            });
+        }
+    }
+    match (&input, sources.is_empty()) {
+        (Some(_), false) => {
+            return Err(ctx.err(
+                f.key("sources").unwrap_or(f.node),
+                "a split takes `input` or `sources`, not both",
+            ));
+        }
+        (None, true) => {
+            return Err(ctx
+                .err(f.node, format!("{} needs `input` (or `sources`)", f.what()))
+                .help("add `input: inputs.NAME`"));
+        }
+        _ => {}
+    }
+    let fractions = match (f.get("fractions"), sources.is_empty()) {
+        (Some(n), true) => {
+            let fr = decode_fractions(ctx, n)?;
+            check_sum(ctx, n, &fr, true)?;
+            fr
+        }
+        (None, true) => {
+            return Err(ctx
+                .err(f.node, format!("{} needs `fractions`", f.what()))
+                .help("add e.g. `fractions: {train: 0.8, test: 0.2}`"));
+        }
+        (Some(n), false) => {
+            return Err(ctx
+                .err(n, "with `sources`, fractions are given per source")
+                .help("move `fractions` into each source"));
+        }
+        (None, false) => {
+            // The outputs are every set some source contributes to.
+            let mut names: Vec<(String, f64)> = Vec::new();
+            for s in &sources {
+                for (k, x) in &s.fractions {
+                    match names.iter_mut().find(|(n, _)| n == k) {
+                        Some(e) => e.1 += x,
+                        None => names.push((k.clone(), *x)),
+                    }
+                }
+            }
+            names
+        }
+    };
+    let strategy = match f.get("strategy") {
+        None => SplitStrategy::Shuffle { stratify: None },
+        Some(n) => decode_strategy(ctx, n)?,
+    };
+    let seed = f
+        .get("seed")
+        .map(|n| ctx.uint(n, "seed"))
+        .transpose()?
+        .map_or(0, |s| s.value);
+    Ok(SplitStep {
+        input,
+        sources,
+        strategy,
+        fractions,
+        seed,
+    })
+}
+
+fn decode_strategy(ctx: &Ctx, node: &Node) -> DResult<SplitStrategy> {
+    const TYPES: &[&str] = &["shuffle", "time", "group"];
+    if let NodeKind::Scalar { text, .. } = &node.kind {
+        return match text.as_str() {
+            "shuffle" => Ok(SplitStrategy::Shuffle { stratify: None }),
+            "time" | "group" => Err(ctx
+                .err(node, format!("a `{text}` split needs a column"))
+                .help(format!("write `strategy: {{type: {text}, column: NAME}}`"))),
+            other => Err(ctx
+                .err(node, format!("unknown split strategy `{other}`"))
+                .suggest(other, TYPES.iter().copied())),
+        };
+    }
+    let f = ctx.fields(
+        node,
+        "strategy",
+        &["type", "stratify", "column", "cutoffs", "gap"],
+    )?;
+    let ty_node = f.req(ctx, "type")?;
+    let ty = ctx.string(ty_node, "type")?;
+    let column = || -> DResult<String> { Ok(ctx.string(f.req(ctx, "column")?, "column")?.value) };
+    let only = |allowed: &[&str]| -> DResult<()> {
+        for k in ["stratify", "column", "cutoffs", "gap"] {
+            if !allowed.contains(&k) {
+                if let Some(key) = f.key(k) {
+                    return Err(ctx.err(
+                        key,
+                        format!("`{k}` does not apply to a `{}` split", ty.value),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    };
+    match ty.as_str() {
+        "shuffle" => {
+            only(&["stratify"])?;
+            Ok(SplitStrategy::Shuffle {
+                stratify: f
+                    .get("stratify")
+                    .map(|n| ctx.string(n, "stratify"))
+                    .transpose()?
+                    .map(|s| s.value),
+            })
+        }
+        "time" => {
+            only(&["column", "cutoffs", "gap"])?;
+            let cutoffs = match f.get("cutoffs") {
+                Some(n) => ctx
+                    .string_list(n, "cutoffs")?
+                    .into_iter()
+                    .map(|s| s.value)
+                    .collect(),
+                None => vec![],
+            };
+            let gap = f
+                .get("gap")
+                .map(|n| decode_duration(ctx, n, "gap"))
+                .transpose()?;
+            Ok(SplitStrategy::Time {
+                column: column()?,
+                cutoffs,
+                gap,
+            })
+        }
+        "group" => {
+            only(&["column"])?;
+            Ok(SplitStrategy::Group { column: column()? })
+        }
+        other => Err(ctx
+            .err(ty_node, format!("unknown split strategy `{other}`"))
+            .suggest(other, TYPES.iter().copied())
+            .help("use one of: shuffle, time, group")),
+    }
+}
+
+fn decode_hyperparameters(ctx: &Ctx, f: &Fields) -> DResult<BTreeMap<String, String>> {
+    let mut hp = BTreeMap::new();
+    if let Some(n) = f.get("hyperparameters") {
+        for (k, v) in ctx.entries(n, "hyperparameters")? {
+            hp.insert(k.value.clone(), ctx.scalar_string(v, &k.value)?.value);
+        }
+    }
+    Ok(hp)
+}
+
+fn decode_channels(ctx: &Ctx, node: &Node, field: &str) -> DResult<BTreeMap<String, Ref>> {
+    let mut out = BTreeMap::new();
+    for (k, v) in ctx.entries(node, field)? {
+        check_name(ctx, &k, "channel")?;
+        out.insert(k.value, decode_ref(ctx, v, field)?);
+    }
+    Ok(out)
+}
+
+fn decode_run(ctx: &Ctx, node: &Node) -> DResult<Vec<String>> {
+    match &node.kind {
+        NodeKind::Scalar { text, .. } => Ok(vec!["sh".into(), "-c".into(), text.clone()]),
+        _ => {
+            let items = ctx.seq(node, "run")?;
+            if items.is_empty() {
+                return Err(ctx
+                    .err(node, "`run` is empty")
+                    .help("give the command and its arguments, e.g. [python, train.py]"));
+            }
+            items
+                .iter()
+                .map(|n| ctx.scalar_string(n, "run").map(|s| s.value))
+                .collect()
+        }
+    }
+}
+
+fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
+    let algorithm = f
+        .get("algorithm")
+        .map(|n| ctx.string(n, "algorithm"))
+        .transpose()?;
+    let image = f
+        .get("image")
+        .map(|n| ctx.string(n, "image"))
+        .transpose()?
+        .map(|s| s.value);
+    let run = f
+        .get("run")
+        .map(|n| decode_run(ctx, n))
+        .transpose()?
+        .unwrap_or_default();
+    if algorithm.is_none() && image.is_none() && run.is_empty() {
+        return Err(ctx
+            .err(
+                f.node,
+                format!(
+                    "{} needs `algorithm` (a built-in) or `image`/`run` (your own code)",
+                    f.what()
+                ),
+            )
+            .help(format!(
+                "add `algorithm:` with one of: {}",
+                crate::exec::builtin::ALGORITHMS.join(", ")
+            )));
+    }
+    if let (Some(a), true) = (&algorithm, image.is_some() || !run.is_empty()) {
+        return Err(Diagnostic::at(
+            &ctx.source,
+            a.span,
+            "`algorithm` runs a built-in; it cannot be combined with `image` or `run`",
+        ));
+    }
+    if let Some(a) = &algorithm {
+        if !crate::exec::builtin::ALGORITHMS.contains(&a.as_str()) {
+            return Err(Diagnostic::at(
+                &ctx.source,
+                a.span,
+                format!("unknown algorithm `{}`", a.value),
+            )
+            .suggest(&a.value, crate::exec::builtin::ALGORITHMS.iter().copied())
+            .help(format!(
+                "use one of: {}",
+                crate::exec::builtin::ALGORITHMS.join(", ")
+            )));
+        }
+    }
+    let channels = match f.get("channels") {
+        Some(n) => decode_channels(ctx, n, "channels")?,
+        None => BTreeMap::new(),
+    };
+    if algorithm.is_some() && !channels.contains_key("train") {
+        return Err(ctx
+            .err(
+                f.get("channels").unwrap_or(f.node),
+                format!("{} needs a `train` channel", f.what()),
+            )
+            .help("add `channels: {train: split.train}`"));
+    }
+    let hyperparameters = decode_hyperparameters(ctx, f)?;
+    if let Some(a) = &algorithm {
+        crate::exec::builtin::check_hyperparameters(&a.value, &hyperparameters)
+            .map_err(|e| hyperparameter_error(ctx, f, e))?;
+    }
+    Ok(TrainStep {
+        algorithm: algorithm.map(|a| a.value),
+        image,
+        run,
+        channels,
+        hyperparameters,
+    })
+}
+
+/// Points a built-in's hyperparameter complaint at the offending key or value.
+fn hyperparameter_error(ctx: &Ctx, f: &Fields, e: builtins::BuiltinError) -> Diagnostic {
+    let (span, message, hint) = match &e {
+        builtins::BuiltinError::Hyperparameter {
+            name, value, hint, ..
+        } => {
+            let hp = f.get("hyperparameters");
+            let entry = hp.and_then(|n| match &n.kind {
+                NodeKind::Map(m) => m.iter().find(|(k, _)| k.as_scalar() == Some(name)),
+                _ => None,
+            });
+            let span = match (entry, value) {
+                (Some((_, v)), Some(_)) => v.span,
+                (Some((k, _)), None) => k.span,
+                (None, _) => hp.map_or(f.node.span, |n| n.span),
+            };
+            let msg = e.to_string();
+            let msg = msg.split("\n  help:").next().unwrap_or(&msg).to_string();
+            (span, msg, hint.clone())
+        }
+        other => (f.node.span, other.to_string(), None),
+    };
+    let d = Diagnostic::at(&ctx.source, span, message);
+    match hint {
+        Some(h) => d.help(h),
+        None => d,
+    }
+}
+
+fn decode_evaluate(ctx: &Ctx, f: &Fields) -> DResult<EvaluateStep> {
+    let method_node = f.get("method");
+    let method = match method_node {
+        None => EvalMethod::Holdout,
+        Some(n) => {
+            let s = ctx.string(n, "method")?;
+            match s.as_str() {
+                "holdout" => EvalMethod::Holdout,
+                "kfold" => EvalMethod::Kfold,
+                "ab" => EvalMethod::Ab,
+                other => {
+                    return Err(ctx
+                        .err(n, format!("unknown evaluation method `{other}`"))
+                        .suggest(other, ["holdout", "kfold", "ab"])
+                        .help("use one of: holdout, kfold, ab"));
+                }
+            }
+        }
+    };
+    let model = f
+        .get("model")
+        .map(|n| decode_ref(ctx, n, "model"))
+        .transpose()?;
+    let data = req_ref(ctx, f, "data")?;
+    let metrics = match f.get("metrics") {
+        Some(n) => ctx
+            .string_list(n, "metrics")?
+            .into_iter()
+            .map(|s| s.value)
+            .collect(),
+        None => vec![],
+    };
+    let mut variants = Vec::new();
+    if let Some(n) = f.get("variants") {
+        for v in ctx.seq(n, "variants")? {
+            let vf = ctx.fields(v, "a variant", &["name", "model", "weight"])?;
+            let w = ctx.float(vf.req(ctx, "weight")?, "weight")?;
+            if !(w.value > 0.0 && w.value <= 1.0) {
+                return Err(Diagnostic::at(
+                    &ctx.source,
+                    w.span,
+                    "a variant's weight must be more than 0 and at most 1",
+                ));
+            }
+            variants.push(Variant {
+                name: ctx.string(vf.req(ctx, "name")?, "name")?.value,
+                model: req_ref(ctx, &vf, "model")?,
+                weight: w.value,
+            });
+        }
+    }
+    let folds = f.get("folds").map(|n| ctx.uint(n, "folds")).transpose()?;
+    let algorithm = f
+        .get("algorithm")
+        .map(|n| ctx.string(n, "algorithm"))
+        .transpose()?;
+    let hyperparameters = decode_hyperparameters(ctx, f)?;
+    match method {
+        EvalMethod::Holdout if model.is_none() => {
+            return Err(ctx
+                .err(f.node, "a holdout evaluation needs `model`")
+                .help("add `model: train.model`"));
+        }
+        EvalMethod::Kfold => {
+            let Some(a) = &algorithm else {
+                return Err(ctx.err(f.node, "a k-fold evaluation trains per fold: it needs `algorithm` and `hyperparameters`").help("add `algorithm: gbdt`"));
+            };
+            if !crate::exec::builtin::ALGORITHMS.contains(&a.as_str()) {
+                return Err(Diagnostic::at(
+                    &ctx.source,
+                    a.span,
+                    format!("unknown algorithm `{}`", a.value),
+                )
+                .suggest(&a.value, crate::exec::builtin::ALGORITHMS.iter().copied()));
+            }
+            crate::exec::builtin::check_hyperparameters(&a.value, &hyperparameters)
+                .map_err(|e| hyperparameter_error(ctx, f, e))?;
+            if let Some(k) = &folds {
+                if k.value < 2 {
+                    return Err(Diagnostic::at(
+                        &ctx.source,
+                        k.span,
+                        "`folds` must be at least 2",
+                    ));
+                }
+            }
+        }
+        EvalMethod::Ab => {
+            if variants.len() < 2 {
+                return Err(ctx.err(f.get("variants").unwrap_or(f.node), "an A/B evaluation needs at least two `variants`").help("add `variants: [{name: champion, model: registry://GROUP@approved, weight: 0.5}, {name: challenger, model: train.model, weight: 0.5}]`"));
+            }
+            let sum: f64 = variants.iter().map(|v| v.weight).sum();
+            if (sum - 1.0).abs() > 1e-6 {
+                return Err(ctx.err(
+                    f.get("variants").unwrap_or(f.node),
+                    format!("the variants' weights sum to {sum}, not 1"),
+                ));
+            }
+        }
+        _ => {}
+    }
+    let seed = f
+        .get("seed")
+        .map(|n| ctx.uint(n, "seed"))
+        .transpose()?
+        .map_or(0, |s| s.value);
+    let opt_str = |k: &str| {
+        f.get(k)
+            .map(|n| ctx.string(n, k))
+            .transpose()
+            .map(|o| o.map(|s| s.value))
+    };
+    Ok(EvaluateStep {
+        method,
+        model,
+        data,
+        metrics,
+        folds: folds.map(|k| k.value as u32),
+        stratify: opt_str("stratify")?,
+        group_column: opt_str("group_column")?,
+        time_column: opt_str("time_column")?,
+        algorithm: algorithm.map(|a| a.value),
+        hyperparameters,
+        variants,
+        seed,
+    })
+}
+
+fn decode_register(ctx: &Ctx, f: &Fields) -> DResult<RegisterStep> {
+    let group_node = f.req(ctx, "group")?;
+    let group = ctx.string(group_node, "group")?;
+    if !is_name(&group) {
+        return Err(ctx
+            .err(
+                group_node,
+                format!("`{}` is not a valid group name", group.value),
+            )
+            .help("use letters, digits, `_` and `-`"));
+    }
+    let approval = match f.get("approval") {
+        None => Approval::Manual,
+        Some(n) => {
+            if n.as_scalar() == Some("manual") {
+                Approval::Manual
+            } else {
+                let af = ctx.fields(n, "approval", &["auto_approve_if", "beat_champion"])?;
+                match (af.get("auto_approve_if"), af.get("beat_champion")) {
+                    (Some(_), Some(b)) => {
+                        return Err(ctx.err(
+                            b,
+                            "use one approval policy: `auto_approve_if` or `beat_champion`",
+                        ));
+                    }
+                    (Some(a), None) => {
+                        let s = ctx.string(a, "auto_approve_if")?;
+                        expr::parse(&s).map_err(|e| {
+                            ctx.err(a, format!("cannot read the condition `{}`", s.value))
+                                .label(e.message)
+                        })?;
+                        Approval::AutoApproveIf(s.value)
+                    }
+                    (None, Some(b)) => {
+                        let bf = ctx.fields(b, "beat_champion", &["metric", "by"])?;
+                        Approval::BeatChampion {
+                            metric: ctx.string(bf.req(ctx, "metric")?, "metric")?.value,
+                            by: bf
+                                .get("by")
+                                .map(|n| ctx.float(n, "by"))
+                                .transpose()?
+                                .map_or(0.0, |v| v.value),
+                        }
+                    }
+                    (None, None) => Approval::Manual,
+                }
+            }
+        }
+    };
+    let mut tags = BTreeMap::new();
+    if let Some(n) = f.get("tags") {
+        for (k, v) in ctx.entries(n, "tags")? {
+            tags.insert(k.value, ctx.scalar_string(v, "tags")?.value);
+        }
+    }
+    Ok(RegisterStep {
+        model: req_ref(ctx, f, "model")?,
+        group: group.value,
+        metrics: f
+            .get("metrics")
+            .map(|n| decode_ref(ctx, n, "metrics"))
+            .transpose()?,
+        approval,
+        description: f
+            .get("description")
+            .map(|n| ctx.string(n, "description"))
+            .transpose()?
+            .map(|s| s.value),
+        tags,
+    })
+}
+
+fn decode_command(ctx: &Ctx, f: &Fields) -> DResult<CommandStep> {
+    let run = decode_run(ctx, f.req(ctx, "run")?)?;
+    let inputs = match f.get("inputs") {
+        Some(n) => decode_channels(ctx, n, "inputs")?,
+        None => BTreeMap::new(),
+    };
+    let outputs = match f.get("outputs") {
+        Some(n) => ctx.string_list(n, "outputs")?,
+        None => vec![],
+    };
+    for (i, o) in outputs.iter().enumerate() {
+        check_name(ctx, o, "output")?;
+        if outputs[..i].iter().any(|p| p.value == o.value) {
+            return Err(Diagnostic::at(
+                &ctx.source,
+                o.span,
+                format!("the output `{}` is listed twice", o.value),
+            ));
+        }
+    }
+    let mut env = BTreeMap::new();
+    if let Some(n) = f.get("env") {
+        for (k, v) in ctx.entries(n, "env")? {
+            env.insert(k.value, ctx.scalar_string(v, "env")?.value);
+        }
+    }
+    // Run-time templates must name this step's own outputs and inputs.
+    let run_node = f.req(ctx, "run")?;
+    for arg in &run {
+        let (outs, ins) = template::placeholder_names(arg);
+        for o in outs {
+            if !outputs.iter().any(|x| x.value == o) {
+                return Err(ctx
+                    .err(
+                        run_node,
+                        format!("`{{{{ outputs.{o} }}}}` names no output of this step"),
+                    )
+                    .suggest(&o, outputs.iter().map(|x| x.value.as_str()))
+                    .help("list it under `outputs:`"));
+            }
+        }
+        for i in ins {
+            if !inputs.contains_key(&i) {
+                return Err(ctx
+                    .err(
+                        run_node,
+                        format!("`{{{{ inputs.{i} }}}}` names no input of this step"),
+                    )
+                    .suggest(&i, inputs.keys().map(String::as_str))
+                    .help("add it under the step's `inputs:`"));
+            }
+        }
+    }
+    Ok(CommandStep {
+        run,
+        inputs,
+        outputs,
+        image: f
+            .get("image")
+            .map(|n| ctx.string(n, "image"))
+            .transpose()?
+            .map(|s| s.value),
+        env,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes() {
+        assert_eq!(parse_bytes("4GiB"), Some(4 << 30));
+        assert_eq!(parse_bytes("512MiB"), Some(512 << 20));
+        assert_eq!(parse_bytes("2G"), Some(2_000_000_000));
+        assert_eq!(parse_bytes("lots"), None);
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("My Pipeline_1"), "my-pipeline-1");
+    }
+}

@@ -1,0 +1,685 @@
+//! The validated pipeline: what every later stage works from.
+//!
+//! Nothing downstream of `spec` sees YAML nodes. These types are also the
+//! resolved spec recorded with each run and handed to built-in steps as JSON
+//! (`input/config/step.json`), so they serialize; spans are kept for messages
+//! found later (a cycle, a missing metric) but never serialized.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::expr::Expr;
+use super::source::{Span, Spanned};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pipeline {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Resolved parameter values (defaults overridden by `--param`).
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub inputs: BTreeMap<String, InputDef>,
+    /// In file order.
+    pub steps: Vec<Step>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// Commands run when a model version becomes Approved (see the registry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_approved: Vec<String>,
+    /// The directory relative paths in the file are resolved against.
+    pub base_dir: PathBuf,
+}
+
+impl Pipeline {
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name.value == name)
+    }
+    pub fn step_index(&self, name: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.name.value == name)
+    }
+}
+
+/// A data set the pipeline reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputDef {
+    /// As written: a path relative to the pipeline file, an absolute path, or `s3://...`.
+    pub path: String,
+    /// Absolute local path (or the S3 URI unchanged).
+    pub resolved: PathBuf,
+    pub format: DataFormat,
+    #[serde(default = "yes")]
+    pub header: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_size: Option<u32>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFormat {
+    Csv,
+    Parquet,
+    Libsvm,
+}
+
+impl DataFormat {
+    pub const NAMES: &'static [&'static str] = &["csv", "parquet", "libsvm"];
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "csv" => Some(DataFormat::Csv),
+            "parquet" => Some(DataFormat::Parquet),
+            "libsvm" => Some(DataFormat::Libsvm),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Schedule {
+    pub cron: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub only_if_inputs_changed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    pub name: Spanned<String>,
+    #[serde(flatten)]
+    pub kind: StepKind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Spanned<String>>,
+    /// `when` parsed; the references it reads are dependencies.
+    #[serde(skip)]
+    pub when_expr: Option<Expr>,
+    pub executor: Executor,
+    pub retry: Retry,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "duration_opt"
+    )]
+    pub timeout: Option<Duration>,
+    pub cache: CachePolicy,
+    pub resources: Resources,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Step {
+    pub fn name(&self) -> &str {
+        &self.name.value
+    }
+
+    /// The data the step reads: `(channel, reference)` in a stable order.
+    pub fn inputs(&self) -> Vec<(String, &Ref)> {
+        let mut v: Vec<(String, &Ref)> = Vec::new();
+        match &self.kind {
+            StepKind::Split(s) => {
+                if let Some(i) = &s.input {
+                    v.push(("input".into(), i));
+                }
+                for (i, src) in s.sources.iter().enumerate() {
+                    v.push((format!("source{i}"), &src.input));
+                }
+            }
+            StepKind::Train(t) => v.extend(t.channels.iter().map(|(k, r)| (k.clone(), r))),
+            StepKind::Evaluate(e) => {
+                if let Some(m) = &e.model {
+                    v.push(("model".into(), m));
+                }
+                v.push(("data".into(), &e.data));
+                for var in &e.variants {
+                    v.push((format!("variant-{}", var.name), &var.model));
+                }
+            }
+            StepKind::Register(r) => {
+                v.push(("model".into(), &r.model));
+                if let Some(m) = &r.metrics {
+                    v.push(("metrics".into(), m));
+                }
+            }
+            StepKind::Transform(t) => {
+                v.push(("model".into(), &t.model));
+                v.push(("data".into(), &t.data));
+            }
+            StepKind::Command(c) => v.extend(c.inputs.iter().map(|(k, r)| (k.clone(), r))),
+        }
+        v
+    }
+
+    /// The names of the artifacts the step produces.
+    pub fn outputs(&self) -> Vec<String> {
+        match &self.kind {
+            StepKind::Split(s) => s.fractions.iter().map(|(k, _)| k.clone()).collect(),
+            StepKind::Train(_) => vec!["model".into()],
+            StepKind::Evaluate(_) => vec!["metrics".into(), "report".into()],
+            StepKind::Register(_) => vec!["version".into()],
+            StepKind::Transform(_) => vec!["predictions".into()],
+            StepKind::Command(c) => c.outputs.iter().map(|o| o.value.clone()).collect(),
+        }
+    }
+}
+
+/// What a step does. Serialized with the kind's name in `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StepKind {
+    Split(SplitStep),
+    Train(TrainStep),
+    Evaluate(EvaluateStep),
+    Register(RegisterStep),
+    Transform(TransformStep),
+    Command(CommandStep),
+}
+
+impl StepKind {
+    pub const NAMES: &'static [&'static str] = &[
+        "split",
+        "train",
+        "evaluate",
+        "register",
+        "transform",
+        "command",
+    ];
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Split(_) => "split",
+            StepKind::Train(_) => "train",
+            StepKind::Evaluate(_) => "evaluate",
+            StepKind::Register(_) => "register",
+            StepKind::Transform(_) => "transform",
+            StepKind::Command(_) => "command",
+        }
+    }
+    /// Outputs every step of this kind has, for messages about references.
+    pub fn fixed_outputs(name: &str) -> &'static [&'static str] {
+        match name {
+            "train" => &["model"],
+            "evaluate" => &["metrics", "report"],
+            "register" => &["version"],
+            "transform" => &["predictions"],
+            _ => &[],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitStep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Ref>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SplitSource>,
+    pub strategy: SplitStrategy,
+    /// Output name -> fraction, in the order written.
+    pub fractions: Vec<(String, f64)>,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitSource {
+    pub input: Ref,
+    pub fractions: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SplitStrategy {
+    Shuffle {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stratify: Option<String>,
+    },
+    Time {
+        column: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cutoffs: Vec<String>,
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "duration_opt"
+        )]
+        gap: Option<Duration>,
+    },
+    Group {
+        column: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainStep {
+    /// A built-in algorithm...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    /// ...or the user's own image (run as `IMAGE train`)...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// ...or the user's own command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run: Vec<String>,
+    pub channels: BTreeMap<String, Ref>,
+    pub hyperparameters: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvaluateStep {
+    pub method: EvalMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Ref>,
+    pub data: Ref,
+    #[serde(default)]
+    pub metrics: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stratify: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    #[serde(default)]
+    pub hyperparameters: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<Variant>,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvalMethod {
+    Holdout,
+    Kfold,
+    Ab,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Variant {
+    pub name: String,
+    pub model: Ref,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterStep {
+    pub model: Ref,
+    pub group: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Ref>,
+    pub approval: Approval,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    Manual,
+    AutoApproveIf(String),
+    BeatChampion { metric: String, by: f64 },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransformStep {
+    pub model: Ref,
+    pub data: Ref,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandStep {
+    /// The argv; templates for outputs and inputs are filled in at run time.
+    pub run: Vec<String>,
+    pub inputs: BTreeMap<String, Ref>,
+    pub outputs: Vec<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    Local,
+    Docker,
+    Batch,
+}
+
+impl Executor {
+    pub const NAMES: &'static [&'static str] = &["local", "docker", "batch"];
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "local" => Some(Executor::Local),
+            "docker" => Some(Executor::Docker),
+            "batch" => Some(Executor::Batch),
+            _ => None,
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Executor::Local => "local",
+            Executor::Docker => "docker",
+            Executor::Batch => "batch",
+        }
+    }
+}
+
+/// Which failures are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetryOn {
+    /// The step's process exited with a non-zero code.
+    ExitCode,
+    /// The step ran longer than its timeout.
+    Timeout,
+    /// The step's process was killed by a signal (other than our own).
+    Signal,
+    /// The step was killed for running out of memory.
+    Oom,
+}
+
+impl RetryOn {
+    pub const NAMES: &'static [&'static str] = &["exit-code", "timeout", "signal", "oom"];
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "exit-code" => Some(RetryOn::ExitCode),
+            "timeout" => Some(RetryOn::Timeout),
+            "signal" => Some(RetryOn::Signal),
+            "oom" => Some(RetryOn::Oom),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retry {
+    /// Attempts in all, the first included (1 = no retry).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled for each further one.
+    #[serde(with = "duration")]
+    pub backoff: Duration,
+    pub on: Vec<RetryOn>,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 1,
+            backoff: Duration::from_secs(1),
+            on: vec![RetryOn::ExitCode, RetryOn::Timeout],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CachePolicy {
+    Off,
+    On,
+    ExpireAfter(#[serde(with = "duration")] Duration),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    pub nodes: u32,
+}
+
+/// A reference to data: a pipeline input, a step's output, or a registered model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ref {
+    pub target: RefTarget,
+    /// As written.
+    pub text: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefTarget {
+    Input(String),
+    Output {
+        step: String,
+        output: String,
+    },
+    Registry {
+        group: String,
+        selector: RegistrySelector,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrySelector {
+    Approved,
+    Latest,
+    Version(u32),
+}
+
+impl Ref {
+    /// Parses reference syntax; `None` when the text is not a reference.
+    pub fn parse(text: &str, span: Span) -> Option<Ref> {
+        let t = text.trim();
+        let target = if let Some(rest) = t.strip_prefix("registry://") {
+            let (group, sel) = rest.split_once('@').unwrap_or((rest, "latest"));
+            let selector = match sel {
+                "approved" => RegistrySelector::Approved,
+                "latest" => RegistrySelector::Latest,
+                n => RegistrySelector::Version(n.parse().ok().filter(|v| *v > 0)?),
+            };
+            if group.is_empty() || !is_name(group) {
+                return None;
+            }
+            RefTarget::Registry {
+                group: group.to_string(),
+                selector,
+            }
+        } else {
+            let (a, b) = t.split_once('.')?;
+            if !is_name(a) || !is_name(b) {
+                return None;
+            }
+            if a == "inputs" {
+                RefTarget::Input(b.to_string())
+            } else {
+                RefTarget::Output {
+                    step: a.to_string(),
+                    output: b.to_string(),
+                }
+            }
+        };
+        Some(Ref {
+            target,
+            text: t.to_string(),
+            span,
+        })
+    }
+}
+
+/// Names of steps, inputs, outputs and channels: letters, digits, `_` and `-`.
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+}
+
+impl fmt::Display for Ref {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for Ref {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ref {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ref::parse(&text, Span::default())
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a reference")))
+    }
+}
+
+/// Durations as the user writes them (`90s`, `30m`, `1h30m`, `7d`), in JSON too.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*d))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a duration")))
+    }
+
+    /// Parses `500ms`, `90s`, `30m`, `2h`, `7d`, `1w`, sums like `1h30m`, and bare seconds.
+    pub fn parse(s: &str) -> Option<Duration> {
+        let s = s.trim();
+        if s.is_empty() {
+            return None;
+        }
+        if let Ok(secs) = s.parse::<f64>() {
+            return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+        }
+        let mut total = 0f64;
+        let mut rest = s;
+        while !rest.is_empty() {
+            let num_end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
+            if num_end == 0 {
+                return None;
+            }
+            let n: f64 = rest[..num_end].parse().ok()?;
+            rest = &rest[num_end..];
+            let unit_end = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let unit = rest[..unit_end].trim();
+            rest = &rest[unit_end..];
+            let mult = match unit {
+                "ms" => 0.001,
+                "s" | "sec" | "secs" => 1.0,
+                "m" | "min" | "mins" => 60.0,
+                "h" | "hr" | "hrs" => 3600.0,
+                "d" | "day" | "days" => 86400.0,
+                "w" | "week" | "weeks" => 604800.0,
+                _ => return None,
+            };
+            total += n * mult;
+        }
+        Some(Duration::from_secs_f64(total))
+    }
+
+    pub fn format(d: Duration) -> String {
+        let ms = d.as_millis();
+        if ms % 1000 != 0 {
+            return format!("{ms}ms");
+        }
+        let s = d.as_secs();
+        for (unit, size) in [("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)] {
+            if s >= size && s % size == 0 {
+                return format!("{}{unit}", s / size);
+            }
+        }
+        format!("{s}s")
+    }
+}
+
+pub mod duration_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| {
+            super::duration::parse(&s)
+                .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a duration")))
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration::parse("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(duration::parse("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(duration::parse("7d"), Some(Duration::from_secs(604800)));
+        assert_eq!(duration::parse("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(duration::parse("10"), Some(Duration::from_secs(10)));
+        assert_eq!(duration::parse("soon"), None);
+        assert_eq!(duration::parse("5x"), None);
+        assert_eq!(duration::format(Duration::from_secs(5400)), "90m");
+        assert_eq!(duration::format(Duration::from_secs(604800)), "1w");
+    }
+
+    #[test]
+    fn references() {
+        let r = Ref::parse("split.train", Span::default()).unwrap();
+        assert_eq!(
+            r.target,
+            RefTarget::Output {
+                step: "split".into(),
+                output: "train".into()
+            }
+        );
+        let r = Ref::parse("inputs.penguins", Span::default()).unwrap();
+        assert_eq!(r.target, RefTarget::Input("penguins".into()));
+        let r = Ref::parse("registry://churn@approved", Span::default()).unwrap();
+        assert!(matches!(
+            r.target,
+            RefTarget::Registry {
+                selector: RegistrySelector::Approved,
+                ..
+            }
+        ));
+        assert!(matches!(
+            Ref::parse("registry://churn@3", Span::default())
+                .unwrap()
+                .target,
+            RefTarget::Registry {
+                selector: RegistrySelector::Version(3),
+                ..
+            }
+        ));
+        assert!(Ref::parse("registry://churn@0", Span::default()).is_none());
+        assert!(Ref::parse("data/x.csv", Span::default()).is_none());
+        assert!(Ref::parse("a.b.c", Span::default()).is_none());
+    }
+}

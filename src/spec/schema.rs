@@ -1,0 +1,189 @@
+//! The JSON Schema of pipeline files, for editors (`# yaml-language-server: $schema=...`).
+//!
+//! Generated from the same key lists the decoder enforces, so the two cannot
+//! drift apart silently: a test compares `schemas/pipeline.schema.json` with
+//! [`pipeline_schema`], and `pipeline schema > schemas/pipeline.schema.json`
+//! refreshes it.
+
+use serde_json::{Map, Value, json};
+
+use super::model::{DataFormat, Executor, RetryOn, StepKind};
+
+fn reference() -> Value {
+    json!({"type": "string", "pattern": "^(inputs\\.[A-Za-z_][A-Za-z0-9_-]*|[A-Za-z_][A-Za-z0-9_-]*\\.[A-Za-z_][A-Za-z0-9_-]*|registry://[A-Za-z_][A-Za-z0-9_-]*(@(approved|latest|[1-9][0-9]*))?)$",
+        "description": "inputs.NAME, STEP.OUTPUT or registry://GROUP@approved|latest|N"})
+}
+
+fn scalar() -> Value {
+    json!({"type": ["string", "number", "integer", "boolean"]})
+}
+
+fn duration() -> Value {
+    json!({"type": ["string", "number"], "description": "a duration: 500ms, 30s, 10m, 2h, 7d"})
+}
+
+fn object(props: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "additionalProperties": false, "properties": props, "required": required})
+}
+
+fn common_props() -> Map<String, Value> {
+    let v = json!({
+        "kind": {"enum": StepKind::NAMES},
+        "description": {"type": "string"},
+        "after": {"type": "array", "items": {"type": "string"}},
+        "when": {"type": "string", "description": "e.g. evaluate.metrics.accuracy >= 0.9"},
+        "executor": {"enum": Executor::NAMES},
+        "retry": object(json!({
+            "attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+            "backoff": duration(),
+            "on": {"type": "array", "items": {"enum": RetryOn::NAMES}}
+        }), &[]),
+        "timeout": duration(),
+        "cache": {"oneOf": [{"type": "boolean"}, object(json!({"expire_after": duration()}), &["expire_after"])]},
+        "resources": object(json!({
+            "cpus": {"type": "number", "exclusiveMinimum": 0},
+            "memory": {"type": ["string", "integer"], "description": "e.g. 4GiB"},
+            "nodes": {"type": "integer", "minimum": 1, "maximum": 256},
+            "instance_type": {"type": "string"}
+        }), &[])
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+fn step(kind: &str, extra: Value, required: &[&str]) -> Value {
+    let mut props = common_props();
+    props.insert("kind".into(), json!({"const": kind}));
+    if let Value::Object(m) = extra {
+        props.extend(m);
+    }
+    let mut req = vec!["kind"];
+    req.extend_from_slice(required);
+    json!({"type": "object", "additionalProperties": false, "properties": props, "required": req})
+}
+
+/// The whole schema.
+pub fn pipeline_schema() -> Value {
+    let fractions = json!({"type": "object", "additionalProperties": false,
+        "properties": {"train": {"type": "number"}, "validation": {"type": "number"}, "test": {"type": "number"}}});
+    let hps = json!({"type": "object", "additionalProperties": scalar()});
+    let refs = json!({"type": "object", "additionalProperties": reference()});
+    let run =
+        json!({"oneOf": [{"type": "string"}, {"type": "array", "items": scalar(), "minItems": 1}]});
+    let steps = json!([
+        step(
+            "split",
+            json!({
+                "input": reference(),
+                "sources": {"type": "array", "items": object(json!({"input": reference(), "fractions": fractions}), &["input", "fractions"])},
+                "strategy": {"oneOf": [{"enum": ["shuffle"]}, object(json!({
+                    "type": {"enum": ["shuffle", "time", "group"]},
+                    "stratify": {"type": "string"}, "column": {"type": "string"},
+                    "cutoffs": {"type": "array", "items": {"type": "string"}}, "gap": duration()}), &["type"])]},
+                "fractions": fractions,
+                "seed": {"type": ["integer", "string"]}
+            }),
+            &[]
+        ),
+        step(
+            "train",
+            json!({
+                "algorithm": {"enum": crate::exec::builtin::ALGORITHMS},
+                "image": {"type": "string"}, "run": run,
+                "channels": refs, "hyperparameters": hps
+            }),
+            &[]
+        ),
+        step(
+            "evaluate",
+            json!({
+                "method": {"enum": ["holdout", "kfold", "ab"]},
+                "model": reference(), "data": reference(),
+                "metrics": {"type": "array", "items": {"type": "string"}},
+                "folds": {"type": "integer", "minimum": 2}, "stratify": {"type": "string"},
+                "group_column": {"type": "string"}, "time_column": {"type": "string"},
+                "algorithm": {"enum": crate::exec::builtin::ALGORITHMS}, "hyperparameters": hps,
+                "variants": {"type": "array", "items": object(json!({"name": {"type": "string"}, "model": reference(), "weight": {"type": "number"}}), &["name", "model", "weight"])},
+                "seed": {"type": ["integer", "string"]}
+            }),
+            &["data"]
+        ),
+        step(
+            "register",
+            json!({
+                "model": reference(), "group": {"type": "string"}, "metrics": reference(),
+                "approval": {"oneOf": [{"const": "manual"}, object(json!({
+                    "auto_approve_if": {"type": "string"},
+                    "beat_champion": object(json!({"metric": {"type": "string"}, "by": {"type": "number"}}), &["metric"])}), &[])]},
+                "tags": {"type": "object", "additionalProperties": scalar()}
+            }),
+            &["model", "group"]
+        ),
+        step(
+            "transform",
+            json!({"model": reference(), "data": reference()}),
+            &["model", "data"]
+        ),
+        step(
+            "command",
+            json!({
+                "run": run, "inputs": refs,
+                "outputs": {"type": "array", "items": {"type": "string"}},
+                "image": {"type": "string"},
+                "env": {"type": "object", "additionalProperties": scalar()}
+            }),
+            &["run"]
+        ),
+    ]);
+    let mut defaults = common_props();
+    for k in ["kind", "description", "after", "when"] {
+        defaults.remove(k);
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "pipeline",
+        "description": "A declarative ML pipeline: inputs, and steps that split, train, evaluate and register models.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["name", "steps"],
+        "properties": {
+            "name": {"type": "string", "pattern": "^[a-z0-9-]+$"},
+            "description": {"type": "string"},
+            "params": {"type": "object", "additionalProperties": {"oneOf": [scalar(), object(json!({
+                "type": {"enum": ["int", "float", "string", "bool"]},
+                "default": scalar(), "description": {"type": "string"},
+                "choices": {"type": "array", "items": scalar()}}), &["type"])]}},
+            "defaults": {"type": "object", "additionalProperties": false, "properties": defaults},
+            "schedule": object(json!({"cron": {"type": "string"}, "timezone": {"type": "string"}, "only_if_inputs_changed": {"type": "boolean"}}), &["cron"]),
+            "inputs": {"type": "object", "additionalProperties": {"oneOf": [{"type": "string"}, object(json!({
+                "path": {"type": "string"}, "format": {"enum": DataFormat::NAMES}, "header": {"type": "boolean"},
+                "target": {"type": "string"}, "label_size": {"type": "integer", "minimum": 0, "maximum": 1},
+                "description": {"type": "string"}}), &["path"])]}},
+            "steps": {"type": "object", "minProperties": 1, "additionalProperties": {"oneOf": steps}},
+            "on_approved": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+        }
+    })
+}
+
+/// The schema as the committed file holds it.
+pub fn pipeline_schema_text() -> String {
+    let mut s = serde_json::to_string_pretty(&pipeline_schema()).expect("a JSON value serializes");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_schema_is_current() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/pipeline.schema.json");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == super::pipeline_schema_text(),
+            "schemas/pipeline.schema.json is stale: run `cargo run -- schema > schemas/pipeline.schema.json`"
+        );
+    }
+}
