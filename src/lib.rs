@@ -1,1 +1,3 @@
 //! The pipeline engine.
+
+pub mod registry;
