@@ -516,7 +516,7 @@ impl Parser<'_> {
 
 impl fmt::Display for ExprError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid approval condition: {}", self.message)?;
+        writeln!(f, "invalid condition: {}", self.message)?;
         // Columns count characters, not bytes, so the caret lines up under
         // non-ASCII metric names too.
         let column = self.source[..self.offset.min(self.source.len())]

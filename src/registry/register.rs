@@ -172,6 +172,11 @@ impl Registry {
         }
 
         let (_, version) = rows::load_version(&tx, &path, &new.group, number)?;
+        #[cfg(test)]
+        if super::tests::CRASH_BEFORE_COMMIT.load(std::sync::atomic::Ordering::SeqCst) {
+            // Simulates the process dying with the version written but not committed.
+            std::process::abort();
+        }
         tx.commit().map_err(|e| db("commit the registration", e))?;
         Ok(Registration {
             version,
