@@ -83,6 +83,13 @@ impl Registry {
     }
 
     fn open_with_migrations(path: &Path, migrations: &[&str]) -> Result<Registry, RegistryError> {
+        if path.as_os_str().is_empty() {
+            // SQLite would silently open a private temporary database.
+            return Err(RegistryError::invalid_with_hint(
+                "the registry path is empty",
+                format!("pass a file path, e.g. {DEFAULT_PATH}"),
+            ));
+        }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| RegistryError::Io {
                 path: parent.to_path_buf(),
@@ -101,8 +108,7 @@ impl Registry {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags)
             .map_err(|e| error::db_error(path, "open the database", e))?;
         conn.busy_timeout(BUSY_TIMEOUT)

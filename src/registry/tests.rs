@@ -554,6 +554,11 @@ fn a_file_that_is_not_a_database_is_reported_not_panicked_on() {
     let text = e.to_string();
     assert!(text.contains(&path.display().to_string()), "{text}");
     assert!(text.contains("move the file aside"), "{text}");
+
+    // A short file cannot even hold the header.
+    std::fs::write(&path, b"oops").unwrap();
+    let e = Registry::open(&path).unwrap_err();
+    assert!(matches!(e, RegistryError::Corrupt { .. }), "{e:?}");
 }
 
 #[test]
@@ -621,11 +626,13 @@ fn another_programs_database_is_refused() {
 }
 
 #[test]
-fn a_directory_is_not_a_registry_path() {
+fn a_directory_or_nothing_is_not_a_registry_path() {
     let dir = tempfile::tempdir().unwrap();
     let e = Registry::open(dir.path()).unwrap_err();
     assert!(e.is_invalid_input());
     assert!(e.to_string().contains("is a directory"), "{e}");
+    let e = Registry::open("").unwrap_err();
+    assert!(e.to_string().contains("path is empty"), "{e}");
 }
 
 const TEST_MIGRATION_2: &str = "ALTER TABLE model_versions ADD COLUMN signature TEXT;";
