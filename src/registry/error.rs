@@ -173,7 +173,14 @@ impl fmt::Display for RegistryError {
                 }
                 let list: Vec<String> =
                     versions.iter().map(|(v, s)| format!("{v} ({s})")).collect();
-                let newest = versions.last().map(|(v, _)| *v).unwrap_or(1);
+                // Suggest the newest version still waiting for review, if any.
+                let newest = versions
+                    .iter()
+                    .rev()
+                    .find(|(_, s)| *s == Status::PendingManualApproval)
+                    .or(versions.last())
+                    .map(|(v, _)| *v)
+                    .unwrap_or(1);
                 write!(
                     f,
                     "\n  help: versions: {}; approve one with \
