@@ -399,6 +399,14 @@ fn references_resolve_to_the_right_version() {
         text.contains("pipeline registry approve churn 3 --by NAME"),
         "{text}"
     );
+    // A rejected version is not the one to suggest.
+    reg.reject("churn", 3, "alice", None).unwrap();
+    let text = reg
+        .resolve_str("registry://churn@approved")
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("3 (Rejected)"), "{text}");
+    assert!(text.contains("approve churn 2 --by NAME"), "{text}");
 
     reg.approve("churn", 1, "alice", None).unwrap();
     reg.approve("churn", 2, "alice", None).unwrap();
