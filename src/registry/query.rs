@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Registry;
+use rusqlite::OptionalExtension;
+
 use super::error::RegistryError;
 use super::model::{
     AuditEntry, ChangeKind, FieldChange, GroupSummary, MetricChange, ModelVersion, Status,
@@ -126,23 +128,33 @@ impl Registry {
             Selector::Version(n) => self.version(group, n),
             Selector::Latest | Selector::Approved => {
                 let gid = rows::group_id(&self.conn, &self.path, group)?;
-                let statuses = rows::version_statuses(&self.conn, &self.path, gid)?;
-                let wanted = statuses
-                    .iter()
-                    .rev()
-                    .find(|(_, s)| reference.selector == Selector::Latest || *s == Status::Approved)
-                    .map(|(v, _)| *v);
-                match wanted {
-                    Some(v) => self.version(group, v),
-                    None if reference.selector == Selector::Approved => {
-                        Err(RegistryError::NoApprovedVersion {
-                            group: group.clone(),
-                            versions: statuses,
-                        })
-                    }
-                    None => Err(RegistryError::invalid(format!(
+                let any_status = reference.selector == Selector::Latest;
+                // Two statements rather than one with an `OR`, so that each
+                // is a single lookup in an index.
+                let status_filter = if any_status {
+                    ""
+                } else {
+                    "AND v.status = 'Approved'"
+                };
+                let found = self
+                    .conn
+                    .prepare_cached(&format!(
+                        "SELECT {VERSION_COLUMNS} FROM model_versions v \
+                         JOIN model_groups g ON g.id = v.group_id \
+                         WHERE v.group_id = ?1 {status_filter} \
+                         ORDER BY v.version DESC LIMIT 1"
+                    ))
+                    .and_then(|mut stmt| stmt.query_row([gid], rows::version_from_row).optional())
+                    .map_err(|e| self.db("resolve the reference", e))?;
+                match found {
+                    Some(v) => Ok(v),
+                    None if any_status => Err(RegistryError::invalid(format!(
                         "model group `{group}` has no versions yet"
                     ))),
+                    None => Err(RegistryError::NoApprovedVersion {
+                        group: group.clone(),
+                        versions: rows::version_statuses(&self.conn, &self.path, gid)?,
+                    }),
                 }
             }
         }

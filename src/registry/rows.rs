@@ -71,12 +71,8 @@ pub(crate) fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
 /// The id of `group`, or [`RegistryError::UnknownGroup`] with the closest existing name.
 pub(crate) fn group_id(conn: &Connection, path: &Path, group: &str) -> Result<i64, RegistryError> {
     let id: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM model_groups WHERE name = ?1",
-            [group],
-            |r| r.get(0),
-        )
-        .optional()
+        .prepare_cached("SELECT id FROM model_groups WHERE name = ?1")
+        .and_then(|mut stmt| stmt.query_row([group], |r| r.get(0)).optional())
         .map_err(|e| db_error(path, "look up the model group", e))?;
     match id {
         Some(id) => Ok(id),
@@ -141,11 +137,13 @@ pub(crate) fn load_version(
          WHERE v.group_id = ?1 AND v.version = ?2"
     );
     let found = conn
-        .query_row(&sql, rusqlite::params![gid, version], |r| {
-            let id: i64 = r.get(0)?;
-            Ok((id, version_at(r, 1)?))
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_row(rusqlite::params![gid, version], |r| {
+                Ok((r.get::<_, i64>(0)?, version_at(r, 1)?))
+            })
+            .optional()
         })
-        .optional()
         .map_err(|e| db_error(path, "read the version", e))?;
     match found {
         Some(v) => Ok(v),

@@ -58,6 +58,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         to_status    TEXT NOT NULL,
         note         TEXT
     );
+    CREATE INDEX model_versions_by_status ON model_versions(group_id, status, version);
     CREATE INDEX audit_events_by_version ON audit_events(version_id);
     CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
