@@ -11,8 +11,8 @@ use rusqlite::OptionalExtension;
 
 use super::error::RegistryError;
 use super::model::{
-    AuditEntry, ChangeKind, FieldChange, GroupSummary, MetricChange, ModelVersion, Status,
-    VersionDiff, VersionSummary,
+    AuditEntry, ChangeKind, FieldChange, GroupSummary, MetricChange, ModelVersion, VersionDiff,
+    VersionSummary,
 };
 use super::reference::{RegistryRef, Selector};
 use super::rows::{self, AUDIT_COLUMNS, VERSION_COLUMNS};
