@@ -82,6 +82,20 @@ impl Registry {
         Self::open_with_migrations(path.as_ref(), schema::MIGRATIONS)
     }
 
+    /// Opens the registry at `path` only if it exists, for commands that read
+    /// (`pipeline registry list`, `pipeline predict --model registry://...`)
+    /// and should not leave an empty registry behind.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Registry, RegistryError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(RegistryError::invalid_with_hint(
+                format!("there is no registry at {} yet", path.display()),
+                "a pipeline with a `register` step creates it on its first run",
+            ));
+        }
+        Self::open(path)
+    }
+
     fn open_with_migrations(path: &Path, migrations: &[&str]) -> Result<Registry, RegistryError> {
         if path.as_os_str().is_empty() {
             // SQLite would silently open a private temporary database.

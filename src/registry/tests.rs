@@ -62,6 +62,17 @@ fn open_creates_the_file_with_the_current_schema_in_wal_mode() {
 }
 
 #[test]
+fn open_existing_does_not_create_a_registry() {
+    let (_dir, path) = temp();
+    let e = Registry::open_existing(&path).unwrap_err();
+    assert!(e.is_invalid_input());
+    assert!(e.to_string().contains("no registry at"), "{e}");
+    assert!(!path.exists());
+    drop(Registry::open(&path).unwrap());
+    assert!(Registry::open_existing(&path).is_ok());
+}
+
+#[test]
 fn versions_are_numbered_per_group_and_keep_their_lineage() {
     let (_dir, path) = temp();
     let mut reg = Registry::open(&path).unwrap();
