@@ -203,9 +203,7 @@ fn validate(new: &NewVersion) -> Result<(), RegistryError> {
             )));
         }
     }
-    if let Some(key) = &new.registration_key
-        && key.is_empty()
-    {
+    if new.registration_key.as_deref() == Some("") {
         return Err(RegistryError::invalid_with_hint(
             format!(
                 "the new version of `{}` has an empty registration key",
