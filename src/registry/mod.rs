@@ -151,6 +151,14 @@ impl Registry {
         })
     }
 
+    /// How long a write waits for another process's write before failing
+    /// (30 seconds unless changed). A command line may want to fail faster.
+    pub fn set_lock_timeout(&mut self, timeout: Duration) -> Result<(), RegistryError> {
+        self.conn
+            .busy_timeout(timeout)
+            .map_err(|e| self.db("set the lock timeout", e))
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -36,6 +36,26 @@ fn condition_source<S: serde::Serializer>(c: &Condition, s: S) -> Result<S::Ok, 
     s.serialize_str(c.source())
 }
 
+impl std::fmt::Display for ApprovalPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApprovalPolicy::Manual => f.write_str("manual approval"),
+            ApprovalPolicy::AutoApproveIf(c) => write!(f, "auto-approve if `{c}`"),
+            ApprovalPolicy::BeatChampion {
+                metric,
+                by,
+                higher_is_better,
+            } => {
+                let direction = if *higher_is_better { "higher" } else { "lower" };
+                write!(
+                    f,
+                    "auto-approve if {metric} beats the approved champion by {by} ({direction} is better)"
+                )
+            }
+        }
+    }
+}
+
 impl ApprovalPolicy {
     /// `AutoApproveIf` from the condition text, checked now so a typo is caught
     /// when the pipeline is validated rather than when it registers.
@@ -288,6 +308,23 @@ mod tests {
             .decide(&metrics(&[("logloss", 0.1)]), Some(&champion(0.9)))
             .unwrap();
         assert!(!d.approved);
+    }
+
+    #[test]
+    fn policies_describe_themselves() {
+        assert_eq!(ApprovalPolicy::Manual.to_string(), "manual approval");
+        assert_eq!(
+            ApprovalPolicy::auto_approve_if("auc > 0.9")
+                .unwrap()
+                .to_string(),
+            "auto-approve if `auc > 0.9`"
+        );
+        assert_eq!(
+            ApprovalPolicy::beat_champion("rmse", 0.5, false)
+                .unwrap()
+                .to_string(),
+            "auto-approve if rmse beats the approved champion by 0.5 (lower is better)"
+        );
     }
 
     #[test]

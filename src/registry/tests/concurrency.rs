@@ -9,6 +9,33 @@ use std::sync::{Arc, Barrier};
 use super::super::*;
 use super::{manual, new_version, temp};
 
+#[test]
+fn a_writer_that_waits_too_long_fails_cleanly() {
+    let (_dir, path) = temp();
+    let mut holder = Registry::open(&path).unwrap();
+    let mut waiter = Registry::open(&path).unwrap();
+    waiter
+        .set_lock_timeout(std::time::Duration::from_millis(50))
+        .unwrap();
+    let tx = holder
+        .conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    let e = waiter
+        .register(&new_version("g", "a", &[]), &manual())
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::Database { .. }), "{e:?}");
+    assert!(!e.is_invalid_input());
+    assert!(e.to_string().contains("try again"), "{e}");
+    // Readers are not blocked by the writer.
+    assert!(waiter.groups().unwrap().is_empty());
+    drop(tx);
+    let r = waiter
+        .register(&new_version("g", "a", &[]), &manual())
+        .unwrap();
+    assert_eq!(r.version.version, 1);
+}
+
 fn open_all(path: &Path, n: usize) -> Vec<Registry> {
     (0..n).map(|_| Registry::open(path).unwrap()).collect()
 }
