@@ -12,6 +12,8 @@
 //!   separate process under the SageMaker-style container contract.
 //! - [`store`], [`runs`] (record): the content-addressed artifact store in
 //!   `.pipeline/` and the SQLite run records.
+//! - [`registry`] (register): model versions, approvals and `registry://`
+//!   references, in SQLite.
 //! - [`cli`]: the command line and all terminal output.
 //!
 //! The built-in algorithms, data readers, splits and metrics are pure compute
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod dag;
 pub mod error;
 pub mod exec;
+pub mod registry;
 pub mod runs;
 pub mod schedule;
 pub mod spec;

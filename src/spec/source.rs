@@ -160,7 +160,7 @@ impl fmt::Display for Diagnostic {
             let src = self.source.as_ref().expect("location implies source");
             let line_no = self.span.line.to_string();
             let pad = " ".repeat(line_no.len());
-            writeln!(f, "{pad}--> {loc}")?;
+            writeln!(f, "{pad} --> {loc}")?;
             if let Some(text) = self
                 .span
                 .line

@@ -1,0 +1,258 @@
+//! Reads for the command line and for resolving references: groups, versions,
+//! one version, the audit trail, and the difference between two versions.
+//!
+//! Reads take no write lock; in WAL mode they see the last committed state and
+//! never wait for a writer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Registry;
+use rusqlite::OptionalExtension;
+
+use super::error::RegistryError;
+use super::model::{
+    AuditEntry, ChangeKind, FieldChange, GroupSummary, MetricChange, ModelVersion, VersionDiff,
+    VersionSummary,
+};
+use super::reference::{RegistryRef, Selector};
+use super::rows::{self, AUDIT_COLUMNS, VERSION_COLUMNS};
+
+impl Registry {
+    /// Every group, by name, with its version count, newest and newest Approved version.
+    pub fn groups(&self) -> Result<Vec<GroupSummary>, RegistryError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT g.name, g.created_at, COUNT(v.id), MAX(v.version), \
+                 MAX(CASE WHEN v.status = 'Approved' THEN v.version END) \
+                 FROM model_groups g LEFT JOIN model_versions v ON v.group_id = g.id \
+                 GROUP BY g.id ORDER BY g.name",
+            )
+            .map_err(|e| self.db("list the model groups", e))?;
+        stmt.query_map([], |r| {
+            Ok(GroupSummary {
+                name: r.get(0)?,
+                created_at: r.get(1)?,
+                version_count: r.get(2)?,
+                latest_version: r.get(3)?,
+                approved_version: r.get(4)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.db("list the model groups", e))
+    }
+
+    /// The versions of `group`, oldest first.
+    pub fn versions(&self, group: &str) -> Result<Vec<VersionSummary>, RegistryError> {
+        Ok(self
+            .full_versions(group)?
+            .into_iter()
+            .map(|v| VersionSummary {
+                version: v.version,
+                status: v.status,
+                created_at: v.created_at,
+                artifact_digest: v.artifact_digest,
+                algorithm: v.algorithm,
+                metrics: v.metrics,
+                run_id: v.run_id,
+                description: v.description,
+            })
+            .collect())
+    }
+
+    fn full_versions(&self, group: &str) -> Result<Vec<ModelVersion>, RegistryError> {
+        let gid = rows::group_id(&self.conn, &self.path, group)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS} FROM model_versions v \
+                 JOIN model_groups g ON g.id = v.group_id \
+                 WHERE v.group_id = ?1 ORDER BY v.version"
+            ))
+            .map_err(|e| self.db("list the versions", e))?;
+        stmt.query_map([gid], rows::version_from_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.db("list the versions", e))
+    }
+
+    /// Version `version` of `group` with all its lineage.
+    pub fn version(&self, group: &str, version: u32) -> Result<ModelVersion, RegistryError> {
+        Ok(rows::load_version(&self.conn, &self.path, group, version)?.1)
+    }
+
+    /// The audit trail of `group`, oldest first.
+    pub fn history(&self, group: &str) -> Result<Vec<AuditEntry>, RegistryError> {
+        let gid = rows::group_id(&self.conn, &self.path, group)?;
+        self.audit(
+            "WHERE v.group_id = ?1 ORDER BY a.id",
+            rusqlite::params![gid],
+        )
+    }
+
+    /// The audit trail of one version, oldest first.
+    pub fn version_history(
+        &self,
+        group: &str,
+        version: u32,
+    ) -> Result<Vec<AuditEntry>, RegistryError> {
+        let (id, _) = rows::load_version(&self.conn, &self.path, group, version)?;
+        self.audit(
+            "WHERE a.version_id = ?1 ORDER BY a.id",
+            rusqlite::params![id],
+        )
+    }
+
+    fn audit(
+        &self,
+        filter: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<AuditEntry>, RegistryError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit_events a \
+                 JOIN model_versions v ON v.id = a.version_id \
+                 JOIN model_groups g ON g.id = v.group_id {filter}"
+            ))
+            .map_err(|e| self.db("read the audit trail", e))?;
+        stmt.query_map(params, rows::audit_from_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.db("read the audit trail", e))
+    }
+
+    /// The version a reference names. `@approved` without an approved version
+    /// is [`RegistryError::NoApprovedVersion`], listing the versions and statuses.
+    pub fn resolve(&self, reference: &RegistryRef) -> Result<ModelVersion, RegistryError> {
+        let group = &reference.group;
+        match reference.selector {
+            Selector::Version(n) => self.version(group, n),
+            Selector::Latest | Selector::Approved => {
+                let gid = rows::group_id(&self.conn, &self.path, group)?;
+                let any_status = reference.selector == Selector::Latest;
+                // Two statements rather than one with an `OR`, so that each
+                // is a single lookup in an index.
+                let status_filter = if any_status {
+                    ""
+                } else {
+                    "AND v.status = 'Approved'"
+                };
+                let found = self
+                    .conn
+                    .prepare_cached(&format!(
+                        "SELECT {VERSION_COLUMNS} FROM model_versions v \
+                         JOIN model_groups g ON g.id = v.group_id \
+                         WHERE v.group_id = ?1 {status_filter} \
+                         ORDER BY v.version DESC LIMIT 1"
+                    ))
+                    .and_then(|mut stmt| stmt.query_row([gid], rows::version_from_row).optional())
+                    .map_err(|e| self.db("resolve the reference", e))?;
+                match found {
+                    Some(v) => Ok(v),
+                    None if any_status => Err(RegistryError::invalid(format!(
+                        "model group `{group}` has no versions yet"
+                    ))),
+                    None => Err(RegistryError::NoApprovedVersion {
+                        group: group.clone(),
+                        versions: rows::version_statuses(&self.conn, &self.path, gid)?,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Parses and resolves a `registry://GROUP@SELECTOR` string.
+    pub fn resolve_str(&self, reference: &str) -> Result<ModelVersion, RegistryError> {
+        self.resolve(&RegistryRef::parse(reference)?)
+    }
+
+    /// What differs between versions `from` and `to` of `group`.
+    pub fn diff(&self, group: &str, from: u32, to: u32) -> Result<VersionDiff, RegistryError> {
+        let a = self.version(group, from)?;
+        let b = self.version(group, to)?;
+        let scalar =
+            |name: &str, x: Option<String>, y: Option<String>| change(name.to_string(), x, y);
+        let fields = vec![
+            scalar(
+                "status",
+                Some(a.status.to_string()),
+                Some(b.status.to_string()),
+            ),
+            scalar(
+                "algorithm",
+                Some(a.algorithm.clone()),
+                Some(b.algorithm.clone()),
+            ),
+            scalar(
+                "artifact_digest",
+                Some(a.artifact_digest.clone()),
+                Some(b.artifact_digest.clone()),
+            ),
+            scalar(
+                "spec_hash",
+                Some(a.spec_hash.clone()),
+                Some(b.spec_hash.clone()),
+            ),
+            scalar("run_id", Some(a.run_id.clone()), Some(b.run_id.clone())),
+            scalar("step", Some(a.step.clone()), Some(b.step.clone())),
+            scalar("description", a.description.clone(), b.description.clone()),
+        ];
+        let metrics = union(&a.metrics, &b.metrics)
+            .into_iter()
+            .map(|name| {
+                let x = a.metrics.get(name).copied();
+                let y = b.metrics.get(name).copied();
+                MetricChange {
+                    name: name.clone(),
+                    from: x,
+                    to: y,
+                    delta: x.zip(y).map(|(x, y)| y - x),
+                    kind: kind(x.as_ref(), y.as_ref()),
+                }
+            })
+            .collect();
+        Ok(VersionDiff {
+            group: group.to_string(),
+            from_version: from,
+            to_version: to,
+            fields,
+            hyperparameters: map_diff(&a.hyperparameters, &b.hyperparameters),
+            metrics,
+            params: map_diff(&a.params, &b.params),
+            inputs: map_diff(&a.input_digests, &b.input_digests),
+            tags: map_diff(&a.tags, &b.tags),
+        })
+    }
+}
+
+fn union<'a, V>(a: &'a BTreeMap<String, V>, b: &'a BTreeMap<String, V>) -> BTreeSet<&'a String> {
+    a.keys().chain(b.keys()).collect()
+}
+
+fn kind<T: PartialEq>(x: Option<&T>, y: Option<&T>) -> ChangeKind {
+    match (x, y) {
+        (None, Some(_)) => ChangeKind::Added,
+        (Some(_), None) => ChangeKind::Removed,
+        (Some(x), Some(y)) if x != y => ChangeKind::Changed,
+        _ => ChangeKind::Unchanged,
+    }
+}
+
+fn change<T: PartialEq>(name: String, x: Option<T>, y: Option<T>) -> FieldChange<T> {
+    let kind = kind(x.as_ref(), y.as_ref());
+    FieldChange {
+        name,
+        from: x,
+        to: y,
+        kind,
+    }
+}
+
+fn map_diff<T: PartialEq + Clone>(
+    a: &BTreeMap<String, T>,
+    b: &BTreeMap<String, T>,
+) -> Vec<FieldChange<T>> {
+    union(a, b)
+        .into_iter()
+        .map(|name| change(name.clone(), a.get(name).cloned(), b.get(name).cloned()))
+        .collect()
+}
