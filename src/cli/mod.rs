@@ -1,6 +1,7 @@
 //! The command line: argument parsing and one function a command.
 
 pub mod plan;
+pub mod registry;
 pub mod run;
 pub mod runs;
 pub mod shell;
@@ -95,6 +96,14 @@ pub enum Command {
         run_id: String,
         step: Option<String>,
     },
+    /// Model registry: groups, versions, approvals, lineage.
+    Registry {
+        /// The registry database (default: $PIPELINE_REGISTRY, else .pipeline/registry.db).
+        #[arg(long, global = true)]
+        registry: Option<PathBuf>,
+        #[command(subcommand)]
+        command: registry::RegistryCommand,
+    },
     /// Print the JSON Schema of pipeline files.
     Schema,
     /// Run the built-in step laid out at $SAGEMAKER_BASE_DIR (used inside steps).
@@ -153,6 +162,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             command: RunsCommand::Show { run_id, json },
         } => runs::show(&run_id, json),
         Command::Logs { run_id, step } => runs::logs(&run_id, step.as_deref()),
+        Command::Registry { registry, command } => registry::run(command, registry.as_deref()),
         Command::Schema => {
             print!("{}", crate::spec::schema::pipeline_schema_text());
             Ok(0)

@@ -119,6 +119,8 @@ pub struct Run {
     pub backend: Arc<dyn Backend>,
     /// Records of the run being resumed: steps done there are not run again.
     pub previous: BTreeMap<String, StepRecord>,
+    /// The model registry database `registry://` references and register steps use.
+    pub registry_path: PathBuf,
 }
 
 /// The outcome of one attempt, back at the dispatcher.
@@ -383,9 +385,11 @@ impl Run {
                 }
             }
         }
+        let extra = self.step_facts(step, &states[i].record)?;
         Ok(Decision::Launch(self.job(
             step,
             channels.into_iter().map(|(c, _)| c).collect(),
+            extra,
         )?))
     }
 
@@ -409,11 +413,19 @@ impl Run {
                     let input = upstream_input(p, &p.steps[j]);
                     (PathBuf::from(&rec.path), rec.digest.clone(), input)
                 }
-                RefTarget::Registry { .. } => {
-                    return Err(Error::failed(format!(
-                        "resolve `{}`: registry references need a model registry, which this engine build does not have yet",
-                        r.text
-                    )));
+                RefTarget::Registry(reg_ref) => {
+                    let v = self.resolve_registry(reg_ref, &r.text)?;
+                    let path = self.ws.store().path_of(&v.artifact_digest);
+                    if !path.is_dir() {
+                        return Err(Error::failed(format!(
+                            "`{}` is version {} (artifact {}), but that artifact is not in this workspace's store ({})",
+                            r.text,
+                            v.version,
+                            v.artifact_digest,
+                            path.display()
+                        )));
+                    }
+                    (path, v.artifact_digest.clone(), None)
                 }
             };
             out.push((
@@ -428,8 +440,79 @@ impl Run {
         Ok(out)
     }
 
+    /// Facts a built-in step needs beyond its spec: the run, the registry, and
+    /// for a register step the lineage of the model it registers.
+    fn step_facts(&mut self, step: &Step, record: &StepRecord) -> Result<serde_json::Value> {
+        let p = self.plan.pipeline.clone();
+        let registry =
+            std::path::absolute(&self.registry_path).unwrap_or_else(|_| self.registry_path.clone());
+        let mut facts = serde_json::json!({
+            "run_id": self.run_id,
+            "pipeline": p.name,
+            "base_dir": p.base_dir,
+            "registry": registry,
+            "cache_key": record.cache_key,
+            "input_digests": record.inputs,
+        });
+        if let StepKind::Register(r) = &step.kind {
+            // What trained the model, for the version's lineage.
+            let (algorithm, hyperparameters) = match &r.model.target {
+                RefTarget::Output { step: s, .. } => match p.step(s).map(|t| &t.kind) {
+                    Some(StepKind::Train(t)) => (
+                        t.algorithm
+                            .clone()
+                            .or_else(|| t.image.clone())
+                            .unwrap_or_else(|| "custom".into()),
+                        t.hyperparameters.clone(),
+                    ),
+                    _ => ("unknown".to_string(), BTreeMap::new()),
+                },
+                _ => ("unknown".to_string(), BTreeMap::new()),
+            };
+            let mut data = BTreeMap::new();
+            for (name, def) in &p.inputs {
+                data.insert(
+                    format!("{name} ({})", def.path),
+                    inputs::digest_input(&self.db, &def.resolved)?,
+                );
+            }
+            let spec = serde_json::to_vec(&*p).expect("pipelines serialize");
+            facts["lineage"] = serde_json::json!({
+                "algorithm": algorithm,
+                "hyperparameters": hyperparameters,
+                "data": data,
+                "params": p.params,
+                "spec_hash": blake3::hash(&spec).to_hex().to_string(),
+                "on_approved": p.on_approved,
+            });
+        }
+        Ok(facts)
+    }
+
+    fn resolve_registry(
+        &self,
+        reg_ref: &crate::registry::RegistryRef,
+        text: &str,
+    ) -> Result<crate::registry::ModelVersion> {
+        if !self.registry_path.exists() {
+            return Err(Error::failed(format!(
+                "resolve `{text}`: there is no model registry at {} yet (a `kind: register` step creates it)",
+                self.registry_path.display()
+            )));
+        }
+        let reg = crate::registry::Registry::open_existing(&self.registry_path)
+            .map_err(|e| Error::failed(format!("resolve `{text}`: {e}")))?;
+        reg.resolve(reg_ref)
+            .map_err(|e| Error::failed(format!("resolve `{text}`: {e}")))
+    }
+
     /// Lays out the step's root and builds its job.
-    fn job(&self, step: &Step, channels: Vec<Channel>) -> Result<StepJob> {
+    fn job(
+        &self,
+        step: &Step,
+        channels: Vec<Channel>,
+        extra: serde_json::Value,
+    ) -> Result<StepJob> {
         let p = &self.plan.pipeline;
         let root = self
             .ws
@@ -471,7 +554,7 @@ impl Run {
             current_host: "algo-1".into(),
             hosts: vec!["algo-1".into()],
             num_cpus,
-            extra: serde_json::json!({"run_id": self.run_id, "pipeline": p.name, "base_dir": p.base_dir}),
+            extra,
         };
         let mut env = layout.prepare(None)?;
         env.push(("PIPELINE_RUN_ID".into(), self.run_id.clone()));
@@ -726,7 +809,7 @@ fn upstream_input(
             match &r.target {
                 RefTarget::Input(n) => p.inputs.get(n).cloned(),
                 RefTarget::Output { step: up, .. } => p.step(up).and_then(|u| upstream_input(p, u)),
-                RefTarget::Registry { .. } => None,
+                RefTarget::Registry(_) => None,
             }
         }
         _ => None,

@@ -775,6 +775,13 @@ fn decode_step(
 /// A reference where one is required.
 fn decode_ref(ctx: &Ctx, node: &Node, field: &str) -> DResult<Ref> {
     let s = ctx.string(node, field)?;
+    if s.trim().starts_with("registry://") {
+        if let Err(e) = crate::registry::RegistryRef::parse(s.trim()) {
+            return Err(ctx.err(node, e.to_string()).help(
+                "write registry://GROUP@approved, registry://GROUP@latest or registry://GROUP@3",
+            ));
+        }
+    }
     Ref::parse(&s, node.span).ok_or_else(|| {
         ctx.err(node, format!("`{}` is not a reference", s.value))
             .label("expected inputs.NAME, STEP.OUTPUT or registry://GROUP@approved")
@@ -1282,7 +1289,7 @@ fn decode_register(ctx: &Ctx, f: &Fields) -> DResult<RegisterStep> {
                     }
                     (Some(a), None) => {
                         let s = ctx.string(a, "auto_approve_if")?;
-                        expr::parse(&s).map_err(|e| {
+                        crate::registry::Condition::parse(&s).map_err(|e| {
                             ctx.err(a, format!("cannot read the condition `{}`", s.value))
                                 .label(e.message)
                         })?;
