@@ -4,6 +4,7 @@ pub mod plan;
 pub mod registry;
 pub mod run;
 pub mod runs;
+pub mod schedule;
 pub mod shell;
 
 use std::path::PathBuf;
@@ -104,6 +105,16 @@ pub enum Command {
         #[command(subcommand)]
         command: registry::RegistryCommand,
     },
+    /// Run pipelines on their cron schedules (until interrupted).
+    Schedule {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Stop after this many firings.
+        #[arg(long)]
+        max_runs: Option<usize>,
+    },
     /// Print the JSON Schema of pipeline files.
     Schema,
     /// Run the built-in step laid out at $SAGEMAKER_BASE_DIR (used inside steps).
@@ -163,6 +174,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => runs::show(&run_id, json),
         Command::Logs { run_id, step } => runs::logs(&run_id, step.as_deref()),
         Command::Registry { registry, command } => registry::run(command, registry.as_deref()),
+        Command::Schedule {
+            files,
+            params,
+            max_runs,
+        } => schedule::schedule(&files, &params, max_runs),
         Command::Schema => {
             print!("{}", crate::spec::schema::pipeline_schema_text());
             Ok(0)

@@ -90,10 +90,10 @@ pub fn reg_err(e: RegistryError) -> Error {
 
 /// The name of the user running this process: `$USER`, else the password database's entry.
 pub fn os_user() -> String {
-    if let Ok(u) = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
-        if !u.is_empty() {
-            return u;
-        }
+    if let Ok(u) = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"))
+        && !u.is_empty()
+    {
+        return u;
     }
     // SAFETY: getpwuid returns a pointer into static storage or null; we copy the name at once.
     unsafe {

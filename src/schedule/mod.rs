@@ -9,6 +9,7 @@
 //! cleanly, nothing new starts (fail-fast). Ctrl-C does the same and marks
 //! the run cancelled. Every change is recorded as it happens.
 
+pub mod cron;
 pub mod inputs;
 
 use std::collections::BTreeMap;
@@ -135,7 +136,7 @@ struct Finished {
 enum Decision {
     /// Finished without running (done before, cached or skipped).
     Settled,
-    Launch(StepJob),
+    Launch(Box<StepJob>),
 }
 
 struct StepState {
@@ -162,10 +163,10 @@ impl Run {
             .collect();
         // Carry over what the resumed run finished.
         for st in states.iter_mut() {
-            if let Some(prev) = self.previous.get(&st.record.name) {
-                if prev.status.is_done() {
-                    st.record = prev.clone();
-                }
+            if let Some(prev) = self.previous.get(&st.record.name)
+                && prev.status.is_done()
+            {
+                st.record = prev.clone();
             }
         }
         self.db
@@ -189,7 +190,7 @@ impl Run {
                 match self.decide(i, &mut states, events) {
                     Ok(Decision::Settled) => queue.finish(i),
                     Ok(Decision::Launch(job)) => {
-                        states[i].job = Some(job.clone());
+                        states[i].job = Some(*job);
                         self.start_attempt(
                             i,
                             1,
@@ -356,41 +357,40 @@ impl Run {
         states[i].record.inputs = digests;
         states[i].parts = Some(parts);
 
-        if step.cache != CachePolicy::Off && !self.no_cache {
-            if let Some(hit) = self.db.cache_get(&key)? {
-                let fresh = match step.cache {
-                    CachePolicy::ExpireAfter(d) => {
-                        now_unix() - hit.created_unix <= d.as_secs() as i64
-                    }
-                    _ => true,
-                };
-                let store = self.ws.store();
-                if fresh && hit.outputs.values().all(|o| store.contains(&o.digest)) {
-                    let st = &mut states[i];
-                    st.record.status = StepStatus::Succeeded;
-                    st.record.cached = true;
-                    st.record.outputs = hit.outputs.clone();
-                    st.record.metrics = hit.metrics.clone();
-                    st.record.duration_s = Some(0.0);
-                    st.record.finished_at = Some(now_rfc3339());
-                    self.db.upsert_step(&st.record)?;
-                    events(Event::StepFinished {
-                        step: name,
-                        status: StepStatus::Succeeded,
-                        cached: true,
-                        duration_s: 0.0,
-                        reason: None,
-                    });
-                    return Ok(Decision::Settled);
-                }
+        if step.cache != CachePolicy::Off
+            && !self.no_cache
+            && let Some(hit) = self.db.cache_get(&key)?
+        {
+            let fresh = match step.cache {
+                CachePolicy::ExpireAfter(d) => now_unix() - hit.created_unix <= d.as_secs() as i64,
+                _ => true,
+            };
+            let store = self.ws.store();
+            if fresh && hit.outputs.values().all(|o| store.contains(&o.digest)) {
+                let st = &mut states[i];
+                st.record.status = StepStatus::Succeeded;
+                st.record.cached = true;
+                st.record.outputs = hit.outputs.clone();
+                st.record.metrics = hit.metrics.clone();
+                st.record.duration_s = Some(0.0);
+                st.record.finished_at = Some(now_rfc3339());
+                self.db.upsert_step(&st.record)?;
+                events(Event::StepFinished {
+                    step: name,
+                    status: StepStatus::Succeeded,
+                    cached: true,
+                    duration_s: 0.0,
+                    reason: None,
+                });
+                return Ok(Decision::Settled);
             }
         }
         let extra = self.step_facts(step, &states[i].record)?;
-        Ok(Decision::Launch(self.job(
+        Ok(Decision::Launch(Box::new(self.job(
             step,
             channels.into_iter().map(|(c, _)| c).collect(),
             extra,
-        )?))
+        )?)))
     }
 
     /// Resolves a step's channels to data on this machine, with their digests.
@@ -695,20 +695,20 @@ impl Run {
         st.record.failure = None;
         st.record.duration_s = Some(duration);
         st.record.finished_at = Some(now_rfc3339());
-        if step.cache != CachePolicy::Off {
-            if let (Some(key), Some(parts)) = (&st.record.cache_key, &st.parts) {
-                self.db.cache_put(&CacheEntry {
-                    key: key.clone(),
-                    pipeline: self.plan.pipeline.name.clone(),
-                    step: step.name().to_string(),
-                    created_at: now_rfc3339(),
-                    created_unix: now_unix(),
-                    parts: parts.clone(),
-                    outputs,
-                    metrics,
-                    run_id: self.run_id.clone(),
-                })?;
-            }
+        if step.cache != CachePolicy::Off
+            && let (Some(key), Some(parts)) = (&st.record.cache_key, &st.parts)
+        {
+            self.db.cache_put(&CacheEntry {
+                key: key.clone(),
+                pipeline: self.plan.pipeline.name.clone(),
+                step: step.name().to_string(),
+                created_at: now_rfc3339(),
+                created_unix: now_unix(),
+                parts: parts.clone(),
+                outputs,
+                metrics,
+                run_id: self.run_id.clone(),
+            })?;
         }
         self.db.upsert_step(&st.record)?;
         // The outputs now live in the store; the work directory is no longer needed.

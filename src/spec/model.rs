@@ -577,12 +577,12 @@ pub mod duration {
 
     pub fn format(d: Duration) -> String {
         let ms = d.as_millis();
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             return format!("{ms}ms");
         }
         let s = d.as_secs();
         for (unit, size) in [("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)] {
-            if s >= size && s % size == 0 {
+            if s >= size && s.is_multiple_of(size) {
                 return format!("{}{unit}", s / size);
             }
         }
