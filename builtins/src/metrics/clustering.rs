@@ -1,0 +1,139 @@
+//! Clustering metrics: inertia and the silhouette coefficient.
+//!
+//! The silhouette needs every pairwise distance, so on inputs larger than a
+//! bound it is computed on a seeded random sample of rows (exact below it);
+//! the rows of the sample are scored in parallel and summed in row order, so
+//! the value does not depend on the thread count.
+
+use rayon::prelude::*;
+
+use super::input::Features;
+use crate::split::rng::Rng;
+
+/// Sum of squared Euclidean distances of rows to the mean of their cluster.
+pub fn inertia(features: &Features, labels: &[usize]) -> f64 {
+    let k = labels.iter().map(|&l| l + 1).max().unwrap_or(0);
+    let d = features.n_cols;
+    let mut sums = vec![0.0; k * d];
+    let mut counts = vec![0.0; k];
+    for (i, &l) in labels.iter().enumerate() {
+        counts[l] += 1.0;
+        for (s, x) in sums[l * d..(l + 1) * d].iter_mut().zip(features.row(i)) {
+            *s += x;
+        }
+    }
+    for (l, &c) in counts.iter().enumerate() {
+        if c > 0.0 {
+            sums[l * d..(l + 1) * d].iter_mut().for_each(|s| *s /= c);
+        }
+    }
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| sq_dist(features.row(i), &sums[l * d..(l + 1) * d]))
+        .sum()
+}
+
+fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// Mean silhouette coefficient over the rows (or a seeded sample of
+/// `max_rows` of them). `None` when it is undefined: fewer than 2 clusters,
+/// or as many clusters as rows.
+pub fn silhouette(
+    features: &Features,
+    labels: &[usize],
+    max_rows: usize,
+    seed: u64,
+) -> Option<f64> {
+    let n = labels.len();
+    let rows: Vec<usize> = if n > max_rows {
+        let mut all: Vec<usize> = (0..n).collect();
+        let mut rng = Rng::new(seed);
+        // Partial Fisher-Yates: the first `max_rows` positions are a uniform sample.
+        for i in 0..max_rows {
+            let j = i + rng.below(n - i);
+            all.swap(i, j);
+        }
+        all.truncate(max_rows);
+        all.sort_unstable();
+        all
+    } else {
+        (0..n).collect()
+    };
+    let m = rows.len();
+    let k = rows.iter().map(|&i| labels[i] + 1).max().unwrap_or(0);
+    let mut sizes = vec![0usize; k];
+    for &i in &rows {
+        sizes[labels[i]] += 1;
+    }
+    let n_clusters = sizes.iter().filter(|&&s| s > 0).count();
+    if n_clusters < 2 || n_clusters >= m {
+        return None;
+    }
+    let scores: Vec<f64> = rows
+        .par_iter()
+        .map(|&i| {
+            let own = labels[i];
+            if sizes[own] <= 1 {
+                return 0.0;
+            }
+            let mut dist_sum = vec![0.0; k];
+            let xi = features.row(i);
+            for &j in &rows {
+                dist_sum[labels[j]] += sq_dist(xi, features.row(j)).sqrt();
+            }
+            let a = dist_sum[own] / (sizes[own] - 1) as f64;
+            let b = (0..k)
+                .filter(|&c| c != own && sizes[c] > 0)
+                .map(|c| dist_sum[c] / sizes[c] as f64)
+                .fold(f64::INFINITY, f64::min);
+            let den = a.max(b);
+            if den > 0.0 { (b - a) / den } else { 0.0 }
+        })
+        .collect();
+    Some(scores.iter().sum::<f64>() / m as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feats(rows: &[[f64; 2]]) -> Features {
+        Features {
+            n_rows: rows.len(),
+            n_cols: 2,
+            values: rows.iter().flatten().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn two_tight_clusters() {
+        let f = feats(&[[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]]);
+        let labels = [0, 0, 1, 1];
+        assert_eq!(inertia(&f, &labels), 1.0);
+        let s = silhouette(&f, &labels, 100, 0).unwrap();
+        let b = (10.0 + 101f64.sqrt()) / 2.0;
+        assert!((s - (b - 1.0) / b).abs() < 1e-12);
+        assert_eq!(silhouette(&f, &[0, 0, 0, 0], 100, 0), None);
+    }
+
+    #[test]
+    fn sampling_is_seeded() {
+        let rows: Vec<[f64; 2]> = (0..300)
+            .map(|i| {
+                [
+                    (i % 3) as f64 * 5.0 + (i as f64 * 0.37).sin(),
+                    (i as f64 * 0.11).cos(),
+                ]
+            })
+            .collect();
+        let labels: Vec<usize> = (0..300).map(|i| i % 3).collect();
+        let f = feats(&rows);
+        let a = silhouette(&f, &labels, 50, 9).unwrap();
+        assert_eq!(a, silhouette(&f, &labels, 50, 9).unwrap());
+        let exact = silhouette(&f, &labels, 1000, 9).unwrap();
+        assert!((a - exact).abs() < 0.1, "{a} vs {exact}");
+    }
+}
