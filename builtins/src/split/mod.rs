@@ -396,6 +396,25 @@ fn placed_rows<'a>(
     out
 }
 
+/// Oldest and newest timestamp of `rows`, as written.
+fn time_range(rows: &[&leakage::Placed]) -> Option<manifest::TimeRange> {
+    let mut times = rows.iter().filter_map(|p| p.time);
+    let first = times.next()?;
+    let (mut lo, mut hi) = (first, first);
+    for t in times {
+        if t.0 < lo.0 {
+            lo = t;
+        }
+        if t.0 > hi.0 {
+            hi = t;
+        }
+    }
+    Some(manifest::TimeRange {
+        oldest: lo.1.to_string(),
+        newest: hi.1.to_string(),
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_manifest(
     spec: &SplitSpec,
@@ -412,23 +431,7 @@ fn build_manifest(
     let mut outputs = BTreeMap::new();
     for (&k, (file, hash)) in written {
         let rows: Vec<&leakage::Placed> = placed.iter().filter(|p| p.set == k).collect();
-        let time_range = rows
-            .iter()
-            .filter_map(|p| p.time)
-            .fold(
-                None,
-                |acc: Option<((Nanos, &str), (Nanos, &str))>, t| match acc {
-                    None => Some((t, t)),
-                    Some((lo, hi)) => Some((
-                        if t.0 < lo.0 { t } else { lo },
-                        if t.0 > hi.0 { t } else { hi },
-                    )),
-                },
-            )
-            .map(|(lo, hi)| manifest::TimeRange {
-                oldest: lo.1.to_string(),
-                newest: hi.1.to_string(),
-            });
+        let time_range = time_range(&rows);
         let groups = matches!(spec.strategy, Strategy::Group { .. }).then(|| {
             let names: BTreeSet<&str> = rows.iter().filter_map(|p| p.group).collect();
             manifest::Groups {
