@@ -10,6 +10,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use rayon::prelude::*;
+
+use super::table::hash_line;
 use super::timestamp::Nanos;
 use crate::error::{BuiltinError, DataError};
 
@@ -34,10 +37,21 @@ fn at(p: &Placed) -> String {
 
 /// Fails on the first leak found, naming the rows or group and the sets.
 pub fn check(sets: &[&str], rows: &[Placed]) -> Result<(), BuiltinError> {
-    let mut first_of_line: HashMap<&str, &Placed> = HashMap::new();
+    let hashes: Vec<u64> = rows.par_iter().map(|p| hash_line(p.content)).collect();
+    let mut first_of_hash: HashMap<u64, &Placed> = HashMap::with_capacity(rows.len());
+    // Lines sharing a hash with a different earlier line, by content.
+    let mut first_of_colliding: HashMap<&str, &Placed> = HashMap::new();
     let mut first_of_group: HashMap<&str, &Placed> = HashMap::new();
-    for p in rows {
-        if let Some(q) = first_of_line.get(p.content)
+    for (p, &h) in rows.iter().zip(&hashes) {
+        let earlier = match first_of_hash.get(&h) {
+            None => {
+                first_of_hash.insert(h, p);
+                None
+            }
+            Some(q) if q.content == p.content => Some(*q),
+            Some(_) => Some(*first_of_colliding.entry(p.content).or_insert(p)),
+        };
+        if let Some(q) = earlier
             && q.set != p.set
         {
             return Err(DataError::new(
@@ -53,7 +67,6 @@ pub fn check(sets: &[&str], rows: &[Placed]) -> Result<(), BuiltinError> {
             .hint("remove the duplicate rows, or make sure inputs mixed by `sources:` do not share rows")
             .into());
         }
-        first_of_line.entry(p.content).or_insert(p);
         if let Some(g) = p.group {
             if let Some(q) = first_of_group.get(g)
                 && q.set != p.set

@@ -194,8 +194,13 @@ pub fn run(
                     format!("sources[{i}]")
                 };
                 let sets = group::assign(&keys, fr, &mut rng, &fixed_groups, &what)?;
-                for (k, s) in keys.iter().zip(&sets) {
-                    fixed_groups.entry(k.to_string()).or_insert(*s);
+                // Later inputs keep these groups in the same sets.
+                if i + 1 < tables.len() {
+                    for (k, s) in keys.iter().zip(&sets) {
+                        if !fixed_groups.contains_key(*k) {
+                            fixed_groups.insert(k.to_string(), *s);
+                        }
+                    }
                 }
                 sets.into_iter().map(Some).collect()
             }

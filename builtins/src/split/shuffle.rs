@@ -17,13 +17,25 @@ pub(crate) fn assign(
     stratify: Option<usize>,
     rng: &mut Rng,
 ) -> Vec<Option<usize>> {
-    let mut unit_of: HashMap<&str, usize> = HashMap::new();
+    let hashes = table.line_hashes();
+    let mut unit_of: HashMap<u64, usize> = HashMap::with_capacity(table.rows.len());
+    // Lines whose hash another line already has: rare, so looked up by content.
+    let mut unit_of_colliding: HashMap<&str, usize> = HashMap::new();
     let mut units: Vec<Vec<usize>> = Vec::new();
     for (i, row) in table.rows.iter().enumerate() {
-        let u = *unit_of.entry(table.line(row)).or_insert_with(|| {
-            units.push(Vec::new());
-            units.len() - 1
-        });
+        let line = table.line(row);
+        let u = match unit_of.get(&hashes[i]) {
+            Some(&u) if table.line(&table.rows[units[u][0]]) == line => u,
+            Some(_) => *unit_of_colliding.entry(line).or_insert_with(|| {
+                units.push(Vec::new());
+                units.len() - 1
+            }),
+            None => {
+                units.push(Vec::new());
+                unit_of.insert(hashes[i], units.len() - 1);
+                units.len() - 1
+            }
+        };
         units[u].push(i);
     }
     // Classes in sorted order so the draws do not depend on hash order.

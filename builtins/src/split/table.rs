@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use crate::error::{BuiltinError, DataError};
 use crate::hyperparams::closest;
 
@@ -82,21 +84,31 @@ impl Table {
                     }
                     continue;
                 }
-                let fields = split_fields(line).len();
-                if fields != t.columns.len() {
-                    return Err(DataError::new(
-                        &file,
-                        format!("expected {} fields, found {fields}", t.columns.len()),
-                    )
-                    .at(n as u64 + 1, None)
-                    .into());
-                }
                 t.rows.push(Row {
                     file: index,
                     line: n as u64 + 1,
                     start,
                     end: start + line.len(),
                 });
+            }
+            let first_new = t
+                .rows
+                .iter()
+                .position(|r| r.file == index)
+                .unwrap_or(t.rows.len());
+            // Field counts are checked in parallel; the first bad row is reported.
+            let bad = t.rows[first_new..]
+                .par_iter()
+                .position_first(|r| field_bounds(&text[r.start..r.end]).count() != t.columns.len());
+            if let Some(i) = bad {
+                let r = t.rows[first_new + i];
+                let found = field_bounds(&text[r.start..r.end]).count();
+                return Err(DataError::new(
+                    &file,
+                    format!("expected {} fields, found {found}", t.columns.len()),
+                )
+                .at(r.line, None)
+                .into());
             }
             if !header_seen {
                 return Err(DataError::new(&file, "the file is empty")
@@ -107,6 +119,15 @@ impl Table {
             t.texts.push(text);
         }
         Ok(t)
+    }
+
+    /// A 64-bit hash of every row's line, computed in parallel (equal lines,
+    /// equal hashes; a shared hash does not prove equal lines).
+    pub fn line_hashes(&self) -> Vec<u64> {
+        self.rows
+            .par_iter()
+            .map(|r| hash_line(self.line(r)))
+            .collect()
     }
 
     pub fn line(&self, row: &Row) -> &str {
@@ -139,7 +160,7 @@ impl Table {
 
     /// Field `col` of `row`, trimmed and unquoted.
     pub fn field(&self, row: &Row, col: usize) -> &str {
-        nth_field(self.line(row), col).map_or("", unquote)
+        field_of_line(self.line(row), col)
     }
 }
 
@@ -217,8 +238,34 @@ fn field_bounds(line: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
+/// A fast 64-bit hash of a line: a multiply-rotate step per 8 bytes and a
+/// final avalanche. Not for adversaries, only for grouping equal lines.
+pub(crate) fn hash_line(line: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let bytes = line.as_bytes();
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = (h.rotate_left(5) ^ v).wrapping_mul(K);
+    }
+    let mut last = [0u8; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(K);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
 pub(crate) fn split_fields(line: &str) -> Vec<&str> {
     field_bounds(line).map(|(a, b)| &line[a..b]).collect()
+}
+
+/// Field `col` of a data line, trimmed and unquoted (empty when it has no such field).
+pub(crate) fn field_of_line(line: &str, col: usize) -> &str {
+    nth_field(line, col).map_or("", unquote)
 }
 
 fn nth_field(line: &str, n: usize) -> Option<&str> {

@@ -6,6 +6,8 @@
 //! an earlier set closer than the gap to the start of the next set are
 //! dropped, so no feature window computed over the gap straddles the cut.
 
+use rayon::prelude::*;
+
 use super::sets::Fractions;
 use super::timestamp::{self, Nanos};
 use crate::error::{BuiltinError, DataError};
@@ -14,27 +16,29 @@ use super::table::Table;
 
 /// The timestamp of every row, or an error naming the first row that has none.
 pub(crate) fn parse_times(table: &Table, col: usize) -> Result<Vec<Nanos>, BuiltinError> {
-    table
+    let parsed: Vec<Option<Nanos>> = table
         .rows
-        .iter()
-        .map(|row| {
-            let v = table.field(row, col);
-            timestamp::parse(v).ok_or_else(|| {
-                let what = if v.is_empty() {
-                    "has no timestamp".to_string()
-                } else {
-                    format!("has `{v}`, which is not a timestamp")
-                };
-                DataError::new(
-                    table.file_of(row),
-                    format!("column `{}` {what}", table.columns[col]),
-                )
-                .at(row.line, Some(col as u64 + 1))
-                .hint("write ISO 8601 dates or date-times (2024-03-01, 2024-03-01T12:00:00Z) or epoch seconds")
-                .into()
-            })
-        })
-        .collect()
+        .par_iter()
+        .map(|row| timestamp::parse(table.field(row, col)))
+        .collect();
+    // Searched in order, so the error names the first bad row whatever the threads.
+    if let Some(i) = parsed.iter().position(Option::is_none) {
+        let row = &table.rows[i];
+        let v = table.field(row, col);
+        let what = if v.is_empty() {
+            "has no timestamp".to_string()
+        } else {
+            format!("has `{v}`, which is not a timestamp")
+        };
+        return Err(DataError::new(
+            table.file_of(row),
+            format!("column `{}` {what}", table.columns[col]),
+        )
+        .at(row.line, Some(col as u64 + 1))
+        .hint("write ISO 8601 dates or date-times (2024-03-01, 2024-03-01T12:00:00Z) or epoch seconds")
+        .into());
+    }
+    Ok(parsed.into_iter().flatten().collect())
 }
 
 /// What a time assignment produced besides the sets.

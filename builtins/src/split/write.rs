@@ -38,21 +38,24 @@ pub(crate) fn write_lines<'a>(
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
     let result = (|| -> std::io::Result<String> {
-        let file = File::create(&tmp)?;
-        let mut w = HashingWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
-            hasher: blake3::Hasher::new(),
-        };
+        // Hash below the buffer, so the hasher sees large blocks (where it is
+        // fast) rather than one call per line.
+        let mut w = BufWriter::with_capacity(
+            1 << 20,
+            HashingWriter {
+                inner: File::create(&tmp)?,
+                hasher: blake3::Hasher::new(),
+            },
+        );
         w.write_all(header.as_bytes())?;
         w.write_all(b"\n")?;
         for line in lines {
             w.write_all(line.as_bytes())?;
             w.write_all(b"\n")?;
         }
-        w.flush()?;
-        let hash = w.hasher.finalize().to_hex().to_string();
-        let file = w.inner.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        let inner = w.into_inner().map_err(|e| e.into_error())?;
+        let hash = inner.hasher.finalize().to_hex().to_string();
+        inner.inner.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         Ok(hash)
     })();
