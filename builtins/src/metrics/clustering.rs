@@ -170,6 +170,37 @@ mod tests {
     }
 
     #[test]
+    fn the_vector_kernel_matches_a_plain_loop() {
+        // 11 columns: one block of eight and a remainder of three
+        let (n, d) = (40, 11);
+        let values: Vec<f64> = (0..n * d).map(|i| ((i * 37) % 101) as f64 / 7.0).collect();
+        let f = Features {
+            n_rows: n,
+            n_cols: d,
+            values,
+        };
+        let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
+        let mut expected = 0.0;
+        for i in 0..n {
+            let mut sums = [0.0; 3];
+            for j in 0..n {
+                sums[labels[j]] += sq_dist(f.row(i), f.row(j)).sqrt();
+            }
+            let own = labels[i];
+            let size = |c: usize| labels.iter().filter(|&&l| l == c).count() as f64;
+            let a = sums[own] / (size(own) - 1.0);
+            let b = (0..3)
+                .filter(|&c| c != own)
+                .map(|c| sums[c] / size(c))
+                .fold(f64::INFINITY, f64::min);
+            expected += (b - a) / a.max(b);
+        }
+        expected /= n as f64;
+        let got = silhouette(&f, &labels, 100, 0).unwrap();
+        assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
+    }
+
+    #[test]
     fn sampling_is_seeded() {
         let rows: Vec<[f64; 2]> = (0..300)
             .map(|i| {

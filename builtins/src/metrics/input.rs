@@ -154,10 +154,9 @@ fn class_indices(
             )));
         }
         let found = match kind {
-            ColumnKind::Categorical { levels } => {
-                let label = &levels[*v as usize];
-                classes.iter().position(|c| c == label)
-            }
+            ColumnKind::Categorical { levels } => levels
+                .get(*v as usize)
+                .and_then(|label| classes.iter().position(|c| c == label)),
             ColumnKind::Numeric => numeric_classes
                 .iter()
                 .position(|c| *c == Some(f64::from(*v))),
@@ -166,7 +165,10 @@ fn class_indices(
             Some(k) => out.push(k as f64),
             None => {
                 let label = match kind {
-                    ColumnKind::Categorical { levels } => levels[*v as usize].clone(),
+                    ColumnKind::Categorical { levels } => levels
+                        .get(*v as usize)
+                        .cloned()
+                        .unwrap_or_else(|| format!("code {v}")),
                     ColumnKind::Numeric => v.to_string(),
                 };
                 return Err(BuiltinError::failed(format!(

@@ -305,14 +305,28 @@ fn features<'a>(name: &str, input: &'a EvalInput) -> Result<&'a Features, Builti
     Ok(f)
 }
 
+/// The cluster of each row, renumbered `0..k` in order of the clusters'
+/// indices, so that sparse indices (a model with 1000 clusters scoring 50
+/// rows) cost no memory.
 fn cluster_labels(name: &str, input: &EvalInput) -> Result<Vec<usize>, BuiltinError> {
+    let raw = raw_cluster_labels(name, input)?;
+    let mut distinct = raw.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    Ok(raw
+        .iter()
+        .map(|l| distinct.binary_search(l).unwrap_or(0))
+        .collect())
+}
+
+fn raw_cluster_labels(name: &str, input: &EvalInput) -> Result<Vec<usize>, BuiltinError> {
     let p = &input.predictions;
     p.values
         .iter()
         .step_by(p.width.max(1))
         .enumerate()
         .map(|(i, &v)| {
-            if v >= 0.0 && v.fract() == 0.0 && v < 1e7 {
+            if v >= 0.0 && v.fract() == 0.0 && v < 1e15 {
                 Ok(v as usize)
             } else {
                 Err(BuiltinError::failed(format!(

@@ -37,6 +37,15 @@ fn at(p: &Placed) -> String {
 
 /// Fails on the first leak found, naming the rows or group and the sets.
 pub fn check(sets: &[&str], rows: &[Placed]) -> Result<(), BuiltinError> {
+    if let Some(p) = rows.iter().find(|p| p.set >= sets.len()) {
+        return Err(BuiltinError::failed(format!(
+            "check a split: row {}:{} is placed in set {} of {}",
+            p.file.display(),
+            p.line,
+            p.set,
+            sets.len()
+        )));
+    }
     let hashes: Vec<u64> = rows.par_iter().map(|p| hash_line(p.content)).collect();
     let mut first_of_hash: HashMap<u64, &Placed> = HashMap::with_capacity(rows.len());
     // Lines sharing a hash with a different earlier line, by content.

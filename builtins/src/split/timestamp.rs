@@ -48,6 +48,10 @@ fn num(s: &str) -> Option<i64> {
 }
 
 fn parse_iso(s: &str) -> Option<Nanos> {
+    // Every accepted form is ASCII; this also keeps the slicing below on character boundaries.
+    if !s.is_ascii() {
+        return None;
+    }
     let (date, rest) = if s.len() > 10 {
         s.split_at(10)
     } else {
@@ -206,6 +210,8 @@ mod tests {
             Some(19_782 * DAY + SECOND / 4)
         );
         for bad in [
+            "2024-01-0é",
+            "2024-01-01T10:00+0é",
             "2023-02-29",
             "2024-13-01",
             "2024-1-01",
