@@ -25,10 +25,8 @@ pub enum Average {
 /// first one on a tie).
 pub fn predicted_classes(p: &Predictions) -> Vec<usize> {
     match p.task {
-        Task::Binary { .. } => p
-            .values
-            .iter()
-            .map(|&v| usize::from(f64::from(v) > 0.5))
+        Task::Binary { .. } => (0..p.n_rows)
+            .map(|i| usize::from(positive_probability(p, i) > 0.5))
             .collect(),
         _ => (0..p.n_rows)
             .map(|i| {
@@ -43,6 +41,13 @@ pub fn predicted_classes(p: &Predictions) -> Vec<usize> {
             })
             .collect(),
     }
+}
+
+/// P(class 1) of row `i` of a binary model, whether it predicts one column
+/// (that probability) or two (both classes').
+pub fn positive_probability(p: &Predictions, i: usize) -> f64 {
+    let row = p.row(i);
+    f64::from(row[row.len().min(2) - 1])
 }
 
 /// The share of rows whose predicted class is the true one.
@@ -164,7 +169,7 @@ pub fn logloss(y_true: &[usize], p: &Predictions) -> f64 {
     let mut sum = 0.0;
     for (i, &t) in y_true.iter().enumerate() {
         let q = if binary {
-            let pos = f64::from(p.values[i]);
+            let pos = positive_probability(p, i);
             if t == 1 { pos } else { 1.0 - pos }
         } else {
             f64::from(p.row(i)[t])

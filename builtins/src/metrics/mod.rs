@@ -23,8 +23,11 @@
 //! report, and [`bootstrap`] gives confidence intervals of a metric and of the
 //! difference between two variants (the `ab` evaluation).
 //!
-//! Binary predictions are P(second class); a row is predicted positive when it
-//! is above 0.5. Multiclass rows predict their most probable class.
+//! Binary predictions are P(second class) (or both classes' probabilities); a
+//! row is predicted positive when it is above 0.5. Multiclass rows predict
+//! their most probable class. Clustering predictions are cluster indices; when
+//! they carry a second column (the distance to the row's centre), `inertia`
+//! sums its squares, otherwise it uses the distances to the clusters' means.
 
 pub mod bootstrap;
 pub mod classification;
@@ -396,15 +399,11 @@ fn classification_metric(name: &str, input: &EvalInput) -> Result<f64, BuiltinEr
 
 /// Scores of class `c` for each row: P(class c).
 fn class_scores(p: &crate::model::Predictions, c: usize) -> Vec<f64> {
-    if p.width == 1 {
-        p.values
-            .iter()
-            .map(|&v| {
-                if c == 1 {
-                    f64::from(v)
-                } else {
-                    1.0 - f64::from(v)
-                }
+    if matches!(p.task, Task::Binary { .. }) {
+        (0..p.n_rows)
+            .map(|i| {
+                let pos = classification::positive_probability(p, i);
+                if c == 1 { pos } else { 1.0 - pos }
             })
             .collect()
     } else {
@@ -522,6 +521,18 @@ mod tests {
         assert!(e.contains("f1_macro"), "{e}");
         assert!(names_for(&Task::Regression).contains(&"mape"));
         assert!(names_for(&multi).contains(&default_for(&multi)));
+    }
+
+    #[test]
+    fn two_column_binary_predictions_score_like_one_column() {
+        let one = binary(vec![0.0, 1.0, 1.0, 0.0], vec![0.2, 0.7, 0.4, 0.6]);
+        let mut two = one.clone();
+        two.predictions.width = 2;
+        two.predictions.values = vec![0.8, 0.2, 0.3, 0.7, 0.6, 0.4, 0.4, 0.6];
+        for name in names_for(&one.predictions.task) {
+            let (a, b) = (compute(name, &one).unwrap(), compute(name, &two).unwrap());
+            assert!((a - b).abs() < 1e-7, "{name}: {a} vs {b}");
+        }
     }
 
     #[test]

@@ -228,7 +228,7 @@ pub fn run(
             )
             .with_hint(match spec.strategy {
                 Strategy::Time { .. } => {
-                    "move the cutoffs or shorten the gap so every set gets rows"
+                    "rows with equal timestamps stay in one set; move the cutoffs, shorten the gap or change the fractions so every set gets rows"
                 }
                 _ => "give it a larger fraction or split more rows",
             }));
