@@ -11,9 +11,12 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::classification::positive_probability;
+use super::ranking::ResampledAuc;
 use super::regression::quantile_sorted;
-use super::{EvalInput, Options, compute_with};
+use super::{EvalInput, Options, TaskKind, compute_with};
 use crate::error::BuiltinError;
+use crate::model::Task;
 use crate::split::rng::Rng;
 
 /// How to bootstrap.
@@ -92,6 +95,58 @@ fn check_options(o: &BootstrapOptions) -> Result<(), BuiltinError> {
     Ok(())
 }
 
+/// A metric on resamples of one input: the generic way (copy the rows,
+/// compute) or, for a binary AUC, without sorting each resample.
+struct Resampler<'a> {
+    name: &'a str,
+    input: &'a EvalInput,
+    opts: &'a Options,
+    auc: Option<ResampledAuc>,
+}
+
+impl<'a> Resampler<'a> {
+    fn new(name: &'a str, input: &'a EvalInput, opts: &'a Options) -> Self {
+        let auc = match (&input.predictions.task, &input.y_true) {
+            (Task::Binary { .. }, Some(y)) if name == "auc" => {
+                let p = &input.predictions;
+                Some(ResampledAuc::new(
+                    y.iter().map(|&v| v == 1.0).collect(),
+                    (0..p.n_rows).map(|i| positive_probability(p, i)).collect(),
+                ))
+            }
+            _ => None,
+        };
+        Resampler {
+            name,
+            input,
+            opts,
+            auc,
+        }
+    }
+
+    fn on(&self, rows: &[usize]) -> Option<f64> {
+        match &self.auc {
+            Some(a) => a.auc(rows),
+            None => compute_with(self.name, &self.input.take_rows(rows), self.opts).ok(),
+        }
+    }
+}
+
+/// A copy of `input` without its features when metric `name` does not read
+/// them, so resamples do not copy (possibly wide) feature rows for nothing.
+fn without_unused_features(name: &str, input: &EvalInput) -> Option<EvalInput> {
+    let uses_features = super::info(name).is_some_and(|m| {
+        m.tasks
+            .iter()
+            .any(|t| matches!(t, TaskKind::Clustering | TaskKind::Projection))
+    });
+    (!uses_features && input.features.is_some()).then(|| EvalInput {
+        y_true: input.y_true.clone(),
+        predictions: input.predictions.clone(),
+        features: None,
+    })
+}
+
 fn draw(rng: &mut Rng, n: usize) -> Vec<usize> {
     (0..n).map(|_| rng.below(n)).collect()
 }
@@ -123,12 +178,15 @@ pub fn interval(
 ) -> Result<Interval, BuiltinError> {
     check_options(opts)?;
     let estimate = compute_with(name, input, &opts.metric)?;
+    let slim = without_unused_features(name, input);
+    let input = slim.as_ref().unwrap_or(input);
+    let metric = Resampler::new(name, input, &opts.metric);
     let n = input.n_rows();
     let values: Vec<Option<f64>> = (0..opts.resamples)
         .into_par_iter()
         .map(|r| {
             let idx = draw(&mut Rng::stream(opts.seed, r as u64), n);
-            compute_with(name, &input.take_rows(&idx), &opts.metric).ok()
+            metric.on(&idx)
         })
         .collect();
     let ok: Vec<f64> = values.iter().flatten().copied().collect();
@@ -158,6 +216,15 @@ pub fn difference(
     let vb = compute_with(name, b, &opts.metric)?;
     let higher_is_better = super::info(name).is_some_and(|m| m.higher_is_better);
     let paired = a.n_rows() == b.n_rows() && a.y_true == b.y_true && a.features == b.features;
+    let (slim_a, slim_b) = (
+        without_unused_features(name, a),
+        without_unused_features(name, b),
+    );
+    let (a, b) = (slim_a.as_ref().unwrap_or(a), slim_b.as_ref().unwrap_or(b));
+    let (metric_a, metric_b) = (
+        Resampler::new(name, a, &opts.metric),
+        Resampler::new(name, b, &opts.metric),
+    );
     let (na, nb) = (a.n_rows(), b.n_rows());
     let diffs: Vec<Option<f64>> = (0..opts.resamples)
         .into_par_iter()
@@ -169,8 +236,8 @@ pub fn difference(
             } else {
                 draw(&mut rng, nb)
             };
-            let ra = compute_with(name, &a.take_rows(&ia), &opts.metric).ok()?;
-            let rb = compute_with(name, &b.take_rows(&ib), &opts.metric).ok()?;
+            let ra = metric_a.on(&ia)?;
+            let rb = metric_b.on(&ib)?;
             Some(rb - ra)
         })
         .collect();
@@ -249,6 +316,35 @@ mod tests {
         assert!(a.lower < a.estimate && a.estimate < a.upper, "{a:?}");
         let other = interval("mae", &input, &BootstrapOptions { seed: 43, ..opts }).unwrap();
         assert_ne!(a.lower, other.lower);
+    }
+
+    #[test]
+    fn the_fast_binary_auc_path_gives_the_generic_values() {
+        let y: Vec<f64> = (0..300).map(|i| f64::from((i * 7) % 5 < 2)).collect();
+        let p: Vec<f32> = (0..300)
+            .map(|i| ((i * 13) % 17) as f32 / 20.0 + y[i] as f32 * 0.1)
+            .collect();
+        let input = EvalInput {
+            y_true: Some(y),
+            predictions: Predictions {
+                task: Task::Binary {
+                    classes: vec!["0".into(), "1".into()],
+                },
+                n_rows: 300,
+                width: 1,
+                values: p,
+                column_names: vec!["p".into()],
+            },
+            features: None,
+        };
+        let opts = Options::default();
+        let fast = Resampler::new("auc", &input, &opts);
+        assert!(fast.auc.is_some());
+        for r in 0..10 {
+            let idx = draw(&mut Rng::stream(5, r), 300);
+            let generic = compute_with("auc", &input.take_rows(&idx), &opts).ok();
+            assert_eq!(fast.on(&idx), generic);
+        }
     }
 
     #[test]
