@@ -65,6 +65,12 @@ impl EvalInput {
             )));
         }
         let y_true = match (&predictions.task, data.target()) {
+            (Task::Regression, Some(t)) if t.is_categorical() => {
+                return Err(BuiltinError::failed(format!(
+                    "evaluate: the target `{}` holds text, but the model predicts numbers; evaluate a regression model on a numeric target",
+                    t.name
+                )));
+            }
             (Task::Regression, Some(t)) => Some(numeric_target(&t.name, &t.values)?),
             (Task::Binary { classes } | Task::Multiclass { classes }, Some(t)) => {
                 Some(class_indices(&t.name, &t.kind, &t.values, classes)?)
@@ -235,6 +241,16 @@ mod tests {
             err.to_string().contains("data row 2 has label `2`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_text_target_for_a_regression_model_is_refused() {
+        let ds = Dataset::new(
+            vec![Column::categorical("y", vec!["a".into()], vec![0.0])],
+            Some("y"),
+        );
+        let err = EvalInput::from_dataset(&ds, preds(Task::Regression, 1, vec![0.5])).unwrap_err();
+        assert!(err.to_string().contains("holds text"), "{err}");
     }
 
     #[test]
