@@ -398,3 +398,52 @@ fn duplicate_lines_in_one_input_land_in_one_set() {
     assert_eq!(m.outputs["train"].rows % 2, 0);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn a_directory_input_is_read_in_name_order_with_one_header() {
+    let root = scratch("dir");
+    let input = root.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let all = events(120, 0);
+    let lines: Vec<&str> = all.lines().skip(1).collect();
+    write(
+        &input,
+        "part-1.csv",
+        &format!("{HEADER}\n{}\n", lines[60..].join("\n")),
+    );
+    write(
+        &input,
+        "part-0.csv",
+        &format!("{HEADER}\n{}\n", lines[..60].join("\n")),
+    );
+    write(&input, ".hidden", "not,data\n");
+    let m = split::run(
+        &one(&input),
+        &spec(time("timestamp", None), &[("train", 0.5), ("test", 0.5)]),
+        &dirs(&root),
+    )
+    .unwrap();
+    assert_eq!(m.rows_in, 120);
+    let mut out: Vec<String> = rows_of(&m, "train");
+    out.extend(rows_of(&m, "test"));
+    out.sort();
+    let mut expected: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(out, expected);
+
+    write(
+        &input,
+        "part-2.csv",
+        "timestamp,user,label,f1,f2\n2024-01-01,u1,0,1,1\n",
+    );
+    let (e, input_error) = err_text(split::run(
+        &one(&input),
+        &spec(time("timestamp", None), &[("train", 0.5), ("test", 0.5)]),
+        &dirs(&root),
+    ));
+    assert!(
+        input_error && e.contains("part-2.csv:1: the header differs"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
