@@ -256,15 +256,27 @@ pub fn symmetrize_upper(a: &mut [f64], d: usize) {
     }
 }
 
-/// `x^T x` of a row-major `n x d` matrix, summed over fixed row blocks in order.
-pub fn gram(x: &[f32], d: usize) -> Vec<f64> {
-    // Smaller blocks than BLOCK_ROWS keep the f32 tile sums short.
+/// `(x - shift)^T (x - shift)` of a row-major `n x d` matrix (`shift` is
+/// subtracted from every row when given), summed over fixed row blocks in order.
+pub fn gram(x: &[f32], d: usize, shift: Option<&[f32]>) -> Vec<f64> {
+    // Smaller sub-blocks than BLOCK_ROWS keep the f32 tile sums short.
     const GRAM_ROWS: usize = 256;
     let n = if d == 0 { 0 } else { x.len() / d };
     let parts = map_blocks(n, BLOCK_ROWS, |r| {
         let mut acc = vec![0f64; d * d];
+        let mut scratch = Vec::new();
         for sub in x[r.start * d..r.end * d].chunks(GRAM_ROWS * d) {
-            gram_block_into(sub, d, &mut acc);
+            match shift {
+                None => gram_block_into(sub, d, &mut acc),
+                Some(m) => {
+                    scratch.clear();
+                    scratch.extend_from_slice(sub);
+                    for row in scratch.chunks_exact_mut(d) {
+                        row.iter_mut().zip(m).for_each(|(v, m)| *v -= m);
+                    }
+                    gram_block_into(&scratch, d, &mut acc);
+                }
+            }
         }
         acc
     });
@@ -465,13 +477,19 @@ mod tests {
         let mut rng = Rng::new(3);
         for &(n, d) in &[(1usize, 1usize), (7, 3), (300, 13), (5000, 9)] {
             let x: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
-            let g = gram(&x, d);
+            let g = gram(&x, d, None);
+            let shift: Vec<f32> = (0..d).map(|j| j as f32).collect();
+            let gs = gram(&x, d, Some(&shift));
             for i in 0..d {
                 for j in 0..d {
                     let want: f64 = (0..n)
                         .map(|r| x[r * d + i] as f64 * x[r * d + j] as f64)
                         .sum();
                     assert!((g[i * d + j] - want).abs() < 1e-4 * (1.0 + want.abs()));
+                    let want: f64 = (0..n)
+                        .map(|r| (x[r * d + i] - i as f32) as f64 * (x[r * d + j] - j as f32) as f64)
+                        .sum();
+                    assert!((gs[i * d + j] - want).abs() < 1e-4 * (1.0 + want.abs()));
                 }
             }
         }
