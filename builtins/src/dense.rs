@@ -126,7 +126,14 @@ impl FeatureStats {
                     })
                     .sum();
                 let sd = (ss / n as f64).sqrt();
-                (mean, if sd > 1e-12 * mean.abs().max(1.0) { sd } else { 1.0 })
+                (
+                    mean,
+                    if sd > 1e-12 * mean.abs().max(1.0) {
+                        sd
+                    } else {
+                        1.0
+                    },
+                )
             })
             .collect();
         FeatureStats {
@@ -261,7 +268,7 @@ pub fn symmetrize_upper(a: &mut [f64], d: usize) {
 pub fn gram(x: &[f32], d: usize, shift: Option<&[f32]>) -> Vec<f64> {
     // Smaller sub-blocks than BLOCK_ROWS keep the f32 tile sums short.
     const GRAM_ROWS: usize = 256;
-    let n = if d == 0 { 0 } else { x.len() / d };
+    let n = x.len().checked_div(d).unwrap_or(0);
     let parts = map_blocks(n, BLOCK_ROWS, |r| {
         let mut acc = vec![0f64; d * d];
         let mut scratch = Vec::new();
@@ -487,7 +494,9 @@ mod tests {
                         .sum();
                     assert!((g[i * d + j] - want).abs() < 1e-4 * (1.0 + want.abs()));
                     let want: f64 = (0..n)
-                        .map(|r| (x[r * d + i] - i as f32) as f64 * (x[r * d + j] - j as f32) as f64)
+                        .map(|r| {
+                            (x[r * d + i] - i as f32) as f64 * (x[r * d + j] - j as f32) as f64
+                        })
                         .sum();
                     assert!((gs[i * d + j] - want).abs() < 1e-4 * (1.0 + want.abs()));
                 }
@@ -552,11 +561,12 @@ mod tests {
 
     #[test]
     fn rng_is_reproducible() {
-        let a: Vec<u64> = (0..4).map({
-            let mut r = Rng::new(1);
-            move |_| r.next_u64()
-        })
-        .collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::new(1);
+                move |_| r.next_u64()
+            })
+            .collect();
         let mut r = Rng::new(1);
         assert_eq!(a, (0..4).map(|_| r.next_u64()).collect::<Vec<_>>());
         assert!(Rng::new(5).below(10) < 10);

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
-use crate::dense::{BLOCK_ROWS, FeatureStats, map_blocks, load_model_json, save_model_json};
+use crate::dense::{BLOCK_ROWS, FeatureStats, load_model_json, map_blocks, save_model_json};
 use crate::error::BuiltinError;
 use crate::model::{Model, Predictions, Task};
 

@@ -67,7 +67,11 @@ fn finds_separated_clusters() {
                     (ce[0] - t[0]).powi(2) + (ce[1] - t[1]).powi(2)
                 })
                 .fold(f32::INFINITY, f32::min);
-            assert!(best < 0.01, "{init}: no centre near {t:?}: {:?}", m.centres());
+            assert!(
+                best < 0.01,
+                "{init}: no centre near {t:?}: {:?}",
+                m.centres()
+            );
         }
         // 600 rows of variance 0.09 per coordinate: inertia near 600 * 2 * 0.09.
         assert!((m.inertia() - 108.0).abs() < 15.0, "{}", m.inertia());
@@ -100,10 +104,7 @@ fn matches_a_plain_lloyd_from_the_same_start() {
     let start = init::kmeans_plus_plus(&x, 2, 3, &mut rng);
     let ours = lloyd::run(&x, 2, start.clone(), 300, 0.0, &|_| {});
     let mut c: Vec<f64> = start.iter().map(|&v| v as f64).collect();
-    let pts: Vec<[f64; 2]> = x
-        .chunks(2)
-        .map(|r| [r[0] as f64, r[1] as f64])
-        .collect();
+    let pts: Vec<[f64; 2]> = x.chunks(2).map(|r| [r[0] as f64, r[1] as f64]).collect();
     let mut inertia = 0.0;
     for _ in 0..300 {
         let mut sums = [[0.0f64; 2]; 3];
@@ -163,17 +164,29 @@ fn awkward_inputs_do_not_panic() {
 #[test]
 fn save_and_load_round_trip() {
     let ds = blobs(50, &[[0.0, 0.0], [5.0, 5.0]], 2);
-    let m = train(&params(&[("k", "2")]), &ds, Some(&ds), &TrainContext::quiet(1)).unwrap();
+    let m = train(
+        &params(&[("k", "2")]),
+        &ds,
+        Some(&ds),
+        &TrainContext::quiet(1),
+    )
+    .unwrap();
     assert!(m.training_metrics().contains_key("validation_inertia"));
     let dir = std::env::temp_dir().join(format!("kmeans-model-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     m.save(&dir).unwrap();
     let text = std::fs::read_to_string(dir.join("model.json")).unwrap();
-    assert!(text.starts_with(r#"{"format":"pipeline-model","format_version":1,"algorithm":"kmeans""#));
+    assert!(
+        text.starts_with(r#"{"format":"pipeline-model","format_version":1,"algorithm":"kmeans""#)
+    );
     let back = KMeansModel::load(&dir).unwrap();
     assert_eq!(back, m);
     assert_eq!(back.predict(&ds).unwrap(), m.predict(&ds).unwrap());
-    std::fs::write(dir.join("model.json"), text.replace("\"kmeans\"", "\"pca\"")).unwrap();
+    std::fs::write(
+        dir.join("model.json"),
+        text.replace("\"kmeans\"", "\"pca\""),
+    )
+    .unwrap();
     assert!(KMeansModel::load(&dir).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }

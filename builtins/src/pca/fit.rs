@@ -48,7 +48,11 @@ pub fn randomized(
     let mut rng = Rng::new(seed);
     let mut omega: Vec<f32> = (0..d * l).map(|_| rng.normal() as f32).collect();
     // Power iterations sharpen the spectrum; scikit-learn's choice of count.
-    let power = if (k as f64) < 0.1 * d.min(n) as f64 { 7 } else { 4 };
+    let power = if (k as f64) < 0.1 * d.min(n) as f64 {
+        7
+    } else {
+        4
+    };
     let mut y = times(x, d, m, &omega, l);
     orthonormalise(&mut y, l);
     for _ in 0..power {
@@ -169,7 +173,7 @@ fn orthonormalise(a: &mut [f32], l: usize) {
         .collect();
     let norms0: Vec<f64> = cols.iter().map(|c| dot(c, c).sqrt()).collect();
     for _pass in 0..2 {
-        for c in 0..l {
+        for (c, &norm0) in norms0.iter().enumerate() {
             let (done, rest) = cols.split_at_mut(c);
             let cur = &mut rest[0];
             for prev in done.iter() {
@@ -177,7 +181,7 @@ fn orthonormalise(a: &mut [f32], l: usize) {
                 cur.iter_mut().zip(prev).for_each(|(v, q)| *v -= p * q);
             }
             let nrm = dot(cur, cur).sqrt();
-            if nrm > 1e-10 * norms0[c].max(f64::MIN_POSITIVE) {
+            if nrm > 1e-10 * norm0.max(f64::MIN_POSITIVE) {
                 cur.iter_mut().for_each(|v| *v /= nrm);
             } else {
                 cur.iter_mut().for_each(|v| *v = 0.0);

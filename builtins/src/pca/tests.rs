@@ -28,7 +28,10 @@ fn params(pairs: &[(&str, &str)]) -> Params {
 #[test]
 fn hyperparameters_are_checked() {
     let e = Params::from_hyperparameters(&Hyperparams::from_pairs(&[])).unwrap_err();
-    assert!(e.to_string().contains("`num_components`: is required"), "{e}");
+    assert!(
+        e.to_string().contains("`num_components`: is required"),
+        "{e}"
+    );
     let e = Params::from_hyperparameters(&Hyperparams::from_pairs(&[
         ("num_components", "2"),
         ("algorithm_mode", "randomised"),
@@ -53,14 +56,22 @@ fn hyperparameters_are_checked() {
 #[test]
 fn top_component_matches_power_iteration_on_a_naive_covariance() {
     let ds = low_rank(800, 6, 2, 0.5, 1);
-    let m = train(&params(&[("num_components", "2")]), &ds, None, &TrainContext::quiet(2)).unwrap();
+    let m = train(
+        &params(&[("num_components", "2")]),
+        &ds,
+        None,
+        &TrainContext::quiet(2),
+    )
+    .unwrap();
     // Independent reference: covariance in f64 by definition, then power iteration.
     let d = 6;
     let rows: Vec<Vec<f64>> = (0..ds.n_rows())
         .map(|i| ds.columns().iter().map(|c| c.values[i] as f64).collect())
         .collect();
     let n = rows.len() as f64;
-    let mean: Vec<f64> = (0..d).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n).collect();
+    let mean: Vec<f64> = (0..d)
+        .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n)
+        .collect();
     let mut cov = vec![0f64; d * d];
     for r in &rows {
         for i in 0..d {
@@ -72,7 +83,9 @@ fn top_component_matches_power_iteration_on_a_naive_covariance() {
     let mut v = vec![1f64; d];
     let mut lambda = 0.0;
     for _ in 0..2000 {
-        let w: Vec<f64> = (0..d).map(|i| (0..d).map(|j| cov[i * d + j] * v[j]).sum()).collect();
+        let w: Vec<f64> = (0..d)
+            .map(|i| (0..d).map(|j| cov[i * d + j] * v[j]).sum())
+            .collect();
         lambda = w.iter().map(|x| x * x).sum::<f64>().sqrt();
         v = w.iter().map(|x| x / lambda).collect();
     }
@@ -88,8 +101,14 @@ fn top_component_matches_power_iteration_on_a_naive_covariance() {
     let p = m.predict(&ds).unwrap();
     assert_eq!((p.task.clone(), p.width), (Task::Projection, 2));
     for c in 0..2 {
-        let var: f64 = (0..p.n_rows).map(|i| (p.row(i)[c] as f64).powi(2)).sum::<f64>() / (n - 1.0);
-        assert!((var - m.explained_variance()[c]).abs() < 1e-3 * var, "{var}");
+        let var: f64 = (0..p.n_rows)
+            .map(|i| (p.row(i)[c] as f64).powi(2))
+            .sum::<f64>()
+            / (n - 1.0);
+        assert!(
+            (var - m.explained_variance()[c]).abs() < 1e-3 * var,
+            "{var}"
+        );
     }
 }
 
@@ -99,7 +118,11 @@ fn randomized_agrees_with_regular_on_low_rank_data() {
     let ctx = TrainContext::quiet(2);
     let r = train(&params(&[("num_components", "3")]), &ds, None, &ctx).unwrap();
     let z = train(
-        &params(&[("num_components", "3"), ("algorithm_mode", "randomized"), ("seed", "5")]),
+        &params(&[
+            ("num_components", "3"),
+            ("algorithm_mode", "randomized"),
+            ("seed", "5"),
+        ]),
         &ds,
         None,
         &ctx,
@@ -146,7 +169,11 @@ fn awkward_inputs_do_not_panic() {
     for mode in ["regular", "randomized"] {
         for sub in ["true", "false"] {
             let m = train(
-                &params(&[("num_components", "3"), ("algorithm_mode", mode), ("subtract_mean", sub)]),
+                &params(&[
+                    ("num_components", "3"),
+                    ("algorithm_mode", mode),
+                    ("subtract_mean", sub),
+                ]),
                 &ds,
                 Some(&ds),
                 &ctx,
@@ -164,7 +191,13 @@ fn awkward_inputs_do_not_panic() {
 #[test]
 fn save_and_load_round_trip() {
     let ds = low_rank(100, 5, 2, 0.1, 4);
-    let m = train(&params(&[("num_components", "2")]), &ds, Some(&ds), &TrainContext::quiet(1)).unwrap();
+    let m = train(
+        &params(&[("num_components", "2")]),
+        &ds,
+        Some(&ds),
+        &TrainContext::quiet(1),
+    )
+    .unwrap();
     assert!(m.training_metrics()["validation_explained_variance_ratio"] > 0.9);
     let dir = std::env::temp_dir().join(format!("pca-model-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
