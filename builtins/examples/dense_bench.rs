@@ -2,7 +2,7 @@
 //! settings the reference peers use (see ../shared/bench/peers.py), and prints
 //! one JSON line: read, train and predict seconds and the quality figure.
 //!
-//! Usage: dense_bench DATA_DIR linear|kmeans|pca|pca-randomized [--threads N]
+//! Usage: dense_bench DATA_DIR linear|kmeans|pca|pca-randomized [--threads N] [--verbose]
 
 use std::path::Path;
 use std::time::Instant;
@@ -19,7 +19,8 @@ fn main() {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: dense_bench DATA_DIR linear|kmeans|pca|pca-randomized [--threads N]";
+    let usage =
+        "usage: dense_bench DATA_DIR linear|kmeans|pca|pca-randomized [--threads N] [--verbose]";
     let (dir, task) = match (args.first(), args.get(1)) {
         (Some(d), Some(t)) => (Path::new(d), t.as_str()),
         _ => return Err(usage.into()),
@@ -28,10 +29,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Some(i) => args.get(i + 1).ok_or(usage)?.parse()?,
         None => 2,
     };
+    // `--verbose` prints the algorithms' progress lines with elapsed seconds.
+    let start = Instant::now();
+    let verbose = args.iter().any(|a| a == "--verbose");
+    let log = move |line: &str| {
+        if verbose {
+            eprintln!("{:8.3}s {line}", start.elapsed().as_secs_f64());
+        }
+    };
     let ctx = TrainContext {
         threads,
         checkpoint_dir: None,
-        log: &|_| {},
+        log: &log,
     };
     let timed_read =
         |file: &str, label: usize| -> Result<(Dataset, f64), Box<dyn std::error::Error>> {

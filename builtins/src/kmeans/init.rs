@@ -6,9 +6,11 @@
 //! centre, keeping the candidate that lowers the total the most), so the final
 //! inertia is comparable with scikit-learn's on the same data.
 
-use crate::dense::{BLOCK_ROWS, Rng, map_blocks};
+use rayon::prelude::*;
 
-use super::distance::sq_dist;
+use crate::dense::{BLOCK_ROWS, Rng};
+
+use super::distance::sq_dist_f32;
 
 /// `k` centres by greedy k-means++ over the row-major `x` (`d` columns).
 pub fn kmeans_plus_plus(x: &[f32], d: usize, k: usize, rng: &mut Rng) -> Vec<f32> {
@@ -16,19 +18,26 @@ pub fn kmeans_plus_plus(x: &[f32], d: usize, k: usize, rng: &mut Rng) -> Vec<f32
     let trials = 2 + (k as f64).ln().floor() as usize;
     let mut centres = Vec::with_capacity(k * d);
     let first = rng.below(n);
-    centres.extend_from_slice(&x[first * d..(first + 1) * d]);
-    let mut closest: Vec<f64> = map_blocks(n, BLOCK_ROWS, |r| {
-        r.map(|i| sq_dist(&x[i * d..(i + 1) * d], &x[first * d..(first + 1) * d]))
-            .collect::<Vec<f64>>()
-    })
-    .concat();
-    let mut potential: f64 = block_sum(&closest);
+    let c0 = &x[first * d..(first + 1) * d];
+    centres.extend_from_slice(c0);
+    let mut closest = vec![f32::INFINITY; n];
+    closest
+        .par_chunks_mut(BLOCK_ROWS)
+        .enumerate()
+        .for_each(|(b, out)| {
+            let rows = &x[b * BLOCK_ROWS * d..(b * BLOCK_ROWS + out.len()) * d];
+            let far = vec![f32::INFINITY; out.len()];
+            fold_candidate(out, rows, &far, c0);
+        });
+    let mut potential = block_sum(&closest);
+    let mut cumsum = vec![0f64; n];
+    // Squared distances with each candidate folded in, one run of n a candidate.
+    let mut cand_dist = vec![0f32; trials * n];
     for _ in 1..k {
-        let mut cumsum = Vec::with_capacity(n);
         let mut s = 0.0;
-        for v in &closest {
-            s += v;
-            cumsum.push(s);
+        for (c, v) in cumsum.iter_mut().zip(&closest) {
+            s += *v as f64;
+            *c = s;
         }
         let candidates: Vec<usize> = (0..trials)
             .map(|_| {
@@ -36,39 +45,59 @@ pub fn kmeans_plus_plus(x: &[f32], d: usize, k: usize, rng: &mut Rng) -> Vec<f32
                 cumsum.partition_point(|&c| c < target).min(n - 1)
             })
             .collect();
-        // Per block: for each candidate, the summed new closest distances.
-        let parts = map_blocks(n, BLOCK_ROWS, |r| {
-            candidates
-                .iter()
-                .map(|&c| {
-                    let cr = &x[c * d..(c + 1) * d];
-                    r.clone()
-                        .map(|i| closest[i].min(sq_dist(&x[i * d..(i + 1) * d], cr)))
-                        .sum::<f64>()
-                })
-                .collect::<Vec<f64>>()
-        });
-        let pots: Vec<f64> = (0..candidates.len())
-            .map(|t| parts.iter().map(|p| p[t]).sum())
+        for (t, &c) in candidates.iter().enumerate() {
+            let cr = &x[c * d..(c + 1) * d];
+            cand_dist[t * n..(t + 1) * n]
+                .par_chunks_mut(BLOCK_ROWS)
+                .zip(closest.par_chunks(BLOCK_ROWS))
+                .enumerate()
+                .for_each(|(b, (out, cl))| {
+                    let rows = &x[b * BLOCK_ROWS * d..(b * BLOCK_ROWS + out.len()) * d];
+                    fold_candidate(out, rows, cl, cr);
+                });
+        }
+        let pots: Vec<f64> = (0..trials)
+            .map(|t| block_sum(&cand_dist[t * n..(t + 1) * n]))
             .collect();
         let mut best = 0;
-        for t in 1..pots.len() {
+        for t in 1..trials {
             if pots[t] < pots[best] {
                 best = t;
             }
         }
         let c = candidates[best];
-        let cr = &x[c * d..(c + 1) * d];
-        centres.extend_from_slice(cr);
-        let updated: Vec<f64> = map_blocks(n, BLOCK_ROWS, |r| {
-            r.map(|i| closest[i].min(sq_dist(&x[i * d..(i + 1) * d], cr)))
-                .collect::<Vec<f64>>()
-        })
-        .concat();
-        closest = updated;
-        potential = block_sum(&closest);
+        centres.extend_from_slice(&x[c * d..(c + 1) * d]);
+        closest.copy_from_slice(&cand_dist[best * n..(best + 1) * n]);
+        potential = pots[best];
     }
     centres
+}
+
+/// `out[i] = min(closest[i], |row_i - centre|^2)` for a block of rows.
+fn fold_candidate(out: &mut [f32], rows: &[f32], closest: &[f32], centre: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { fold_candidate_avx2(out, rows, closest, centre) };
+        return;
+    }
+    fold_candidate_portable(out, rows, closest, centre);
+}
+
+/// The same loop compiled for 256-bit vectors; no operation is reordered, so
+/// the values are bit-identical to the portable version.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fold_candidate_avx2(out: &mut [f32], rows: &[f32], closest: &[f32], centre: &[f32]) {
+    fold_candidate_portable(out, rows, closest, centre);
+}
+
+#[inline(always)]
+fn fold_candidate_portable(out: &mut [f32], rows: &[f32], closest: &[f32], centre: &[f32]) {
+    let d = centre.len();
+    for ((o, r), c) in out.iter_mut().zip(rows.chunks_exact(d)).zip(closest) {
+        *o = c.min(sq_dist_f32(r, centre));
+    }
 }
 
 /// `k` distinct rows drawn uniformly (a partial Fisher-Yates over row indices).
@@ -89,7 +118,12 @@ pub fn random_rows(x: &[f32], d: usize, k: usize, rng: &mut Rng) -> Vec<f32> {
         .collect()
 }
 
-/// Sum in fixed blocks, so the result does not depend on how work was split.
-fn block_sum(v: &[f64]) -> f64 {
-    v.chunks(BLOCK_ROWS).map(|c| c.iter().sum::<f64>()).sum()
+/// Sum in `f64` over fixed blocks in parallel, added in block order, so the
+/// result does not depend on how work was split.
+fn block_sum(v: &[f32]) -> f64 {
+    let parts: Vec<f64> = v
+        .par_chunks(BLOCK_ROWS)
+        .map(|c| c.iter().map(|&x| x as f64).sum::<f64>())
+        .collect();
+    parts.iter().sum()
 }

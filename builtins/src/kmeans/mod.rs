@@ -48,11 +48,13 @@ pub fn train(
     with_threads(ctx.threads, || {
         let stats = FeatureStats::of(train);
         let x = stats.matrix(train, false);
+        (ctx.log)(&format!("kmeans: {n} rows of {d} features ready"));
         let mut rng = Rng::new(params.seed);
         let centres = match params.init_method {
             InitMethod::KMeansPlusPlus => init::kmeans_plus_plus(&x, d, params.k, &mut rng),
             InitMethod::Random => init::random_rows(&x, d, params.k, &mut rng),
         };
+        (ctx.log)("kmeans: initial centres chosen");
         let fit = lloyd::run(&x, d, centres, params.max_iterations, params.tol, ctx.log);
         (ctx.log)(&format!(
             "kmeans: {} iterations, inertia {:.6e}",

@@ -190,3 +190,25 @@ fn save_and_load_round_trip() {
     assert!(KMeansModel::load(&dir).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn wide_vector_kernel_matches_the_portable_one() {
+    let mut rng = Rng::new(8);
+    for &(n, d, k) in &[(37usize, 5usize, 3usize), (64, 32, 16), (9, 33, 20)] {
+        let x: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+        let c: Vec<f32> = (0..k * d).map(|_| rng.normal() as f32).collect();
+        let ct = distance::CentresT::new(&c, d);
+        let (mut l1, mut d1) = (vec![0u32; n], vec![0f32; n]);
+        let (mut l2, mut d2) = (vec![0u32; n], vec![0f32; n]);
+        ct.nearest(&x, &mut l1, &mut d1);
+        ct.nearest_portable(&x, &mut l2, &mut d2);
+        assert_eq!((l1.clone(), d1.clone()), (l2, d2));
+        for i in 0..n {
+            let row = &x[i * d..(i + 1) * d];
+            let best = (0..k)
+                .map(|j| distance::sq_dist(row, &c[j * d..(j + 1) * d]))
+                .fold(f64::INFINITY, f64::min);
+            assert!((d1[i] as f64 - best).abs() < 1e-4 * (1.0 + best));
+        }
+    }
+}

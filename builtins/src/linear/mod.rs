@@ -56,6 +56,11 @@ pub fn train(
     with_threads(ctx.threads, || {
         let stats = FeatureStats::of(train);
         let x = stats.matrix(train, params.normalize_data);
+        (ctx.log)(&format!(
+            "linear-learner: {} rows of {} features ready",
+            train.n_rows(),
+            train.n_features()
+        ));
         let (label_mean, label_scale, y) = if params.normalize_label {
             let n = lab.y.len() as f64;
             let mean = lab.y.iter().map(|&v| v as f64).sum::<f64>() / n;

@@ -55,6 +55,7 @@ pub fn train(
     with_threads(ctx.threads, || {
         let stats = FeatureStats::of(train);
         let x = stats.matrix(train, false);
+        (ctx.log)(&format!("pca: {n} rows of {d} features ready"));
         let shift: Option<Vec<f32>> = params
             .subtract_mean
             .then(|| stats.mean.iter().map(|&m| m as f32).collect());
