@@ -74,7 +74,7 @@ impl CentresT {
             self.dot_tile(&x[r0 * d..(r0 + tr) * d], tr, &mut dots);
             for i in 0..tr {
                 let row = &x[(r0 + i) * d..(r0 + i + 1) * d];
-                let xn: f32 = row.iter().map(|v| v * v).sum();
+                let xn = sq_norm(row);
                 let mut best = f32::INFINITY;
                 let mut arg = 0u32;
                 for c in 0..self.k {
@@ -104,7 +104,9 @@ impl CentresT {
                 let (x2, x3) = rest.split_at(d);
                 for j in 0..d {
                     let base = j * kp + c0;
-                    let ct: [f32; TC] = std::array::from_fn(|l| self.t[base + l]);
+                    let Ok(ct) = <&[f32; TC]>::try_from(&self.t[base..base + TC]) else {
+                        continue;
+                    };
                     let (a0, a1, a2, a3) = (x0[j], x1[j], x2[j], x3[j]);
                     for l in 0..TC {
                         acc[0][l] += a0 * ct[l];
@@ -148,6 +150,24 @@ pub fn sq_dist_f32(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in ac.remainder().iter().zip(bc.remainder()) {
         let t = x - y;
         s += t * t;
+    }
+    s
+}
+
+/// `|a|^2` in `f32` with eight running sums in a fixed pairing (vectorises,
+/// and gives the same value on every machine).
+#[inline(always)]
+fn sq_norm(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut ac = a.chunks_exact(8);
+    for x in &mut ac {
+        for k in 0..8 {
+            acc[k] += x[k] * x[k];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for x in ac.remainder() {
+        s += x * x;
     }
     s
 }

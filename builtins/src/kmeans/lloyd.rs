@@ -49,25 +49,7 @@ pub fn run(
             .enumerate()
             .map(|(b, (lab, dis))| {
                 let r0 = b * BLOCK_ROWS;
-                let before: Vec<u32> = lab.to_vec();
-                let xb = &x[r0 * d..(r0 + lab.len()) * d];
-                ct.nearest(xb, lab, dis);
-                let mut sums = vec![0f64; k * d];
-                let mut counts = vec![0u64; k];
-                let mut changed = 0;
-                for (i, row) in xb.chunks_exact(d).enumerate() {
-                    let c = lab[i] as usize;
-                    changed += u64::from(before[i] != lab[i]);
-                    counts[c] += 1;
-                    for (s, v) in sums[c * d..(c + 1) * d].iter_mut().zip(row) {
-                        *s += *v as f64;
-                    }
-                }
-                BlockStats {
-                    sums,
-                    counts,
-                    changed,
-                }
+                assign_block(&ct, &x[r0 * d..(r0 + lab.len()) * d], lab, dis)
             })
             .collect();
         let mut sums = vec![0f64; k * d];
@@ -105,6 +87,57 @@ pub fn run(
         centres,
         inertia,
         iterations,
+    }
+}
+
+/// Assigns the rows of the block `xb` to their nearest centre and sums them
+/// per centre, counting labels that changed.
+fn assign_block(ct: &CentresT, xb: &[f32], lab: &mut [u32], dis: &mut [f32]) -> BlockStats {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { assign_block_avx2(ct, xb, lab, dis) };
+    }
+    assign_block_portable(ct, xb, lab, dis)
+}
+
+/// The same code compiled for 256-bit vectors; bit-identical results.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn assign_block_avx2(
+    ct: &CentresT,
+    xb: &[f32],
+    lab: &mut [u32],
+    dis: &mut [f32],
+) -> BlockStats {
+    assign_block_portable(ct, xb, lab, dis)
+}
+
+#[inline(always)]
+fn assign_block_portable(
+    ct: &CentresT,
+    xb: &[f32],
+    lab: &mut [u32],
+    dis: &mut [f32],
+) -> BlockStats {
+    let (k, d) = (ct.k, ct.d);
+    let before: Vec<u32> = lab.to_vec();
+    ct.nearest_portable(xb, lab, dis);
+    let mut sums = vec![0f64; k * d];
+    let mut counts = vec![0u64; k];
+    let mut changed = 0;
+    for (i, row) in xb.chunks_exact(d).enumerate() {
+        let c = lab[i] as usize;
+        changed += u64::from(before[i] != lab[i]);
+        counts[c] += 1;
+        for (s, v) in sums[c * d..(c + 1) * d].iter_mut().zip(row) {
+            *s += *v as f64;
+        }
+    }
+    BlockStats {
+        sums,
+        counts,
+        changed,
     }
 }
 
