@@ -180,11 +180,11 @@ fn kmeans_partition_matches_smartcore() {
     let got = ours.predict(&ds).unwrap();
     // Same partition: cluster numbers correspond one to one.
     let mut map = [None::<u32>; 3];
-    for i in 0..450 {
+    for (i, &w) in want.iter().enumerate() {
         let g = got.row(i)[0] as usize;
         match map[g] {
-            None => map[g] = Some(want[i]),
-            Some(t) => assert_eq!(t, want[i], "row {i}"),
+            None => map[g] = Some(w),
+            Some(t) => assert_eq!(t, w, "row {i}"),
         }
     }
     let mut seen: Vec<u32> = map.iter().flatten().copied().collect();
