@@ -223,9 +223,12 @@ impl Problem<'_> {
         let m = d + 1;
         let (w, b) = self.split(theta);
         const SUB: usize = 256;
+        // Rows padded with zeros to a multiple of 8 columns keep every tile
+        // of the Gram kernel full (and vectorised); the padding is dropped below.
+        let mp = m.div_ceil(8) * 8;
         let parts = map_blocks(self.n, BLOCK_ROWS, |rows| {
-            let mut acc = vec![0f64; m * m];
-            let mut scratch = vec![0f32; SUB * m];
+            let mut acc = vec![0f64; mp * mp];
+            let mut scratch = vec![0f32; SUB * mp];
             let mut s = [0f64; 1];
             let idx: Vec<usize> = rows.collect();
             for sub in idx.chunks(SUB) {
@@ -240,19 +243,23 @@ impl Problem<'_> {
                         }
                     };
                     let sq = h.sqrt() as f32;
-                    let out = &mut scratch[k * m..(k + 1) * m];
+                    let out = &mut scratch[k * mp..(k + 1) * mp];
                     for (o, &v) in out.iter_mut().zip(row) {
                         *o = v * sq;
                     }
                     out[d] = sq;
                 }
-                gram_block_into(&scratch[..sub.len() * m], m, &mut acc);
+                gram_block_into(&scratch[..sub.len() * mp], mp, &mut acc);
             }
             acc
         });
         let mut h = vec![0f64; m * m];
         for p in parts {
-            h.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+            for i in 0..m {
+                for j in 0..m {
+                    h[i * m + j] += p[i * mp + j];
+                }
+            }
         }
         symmetrize_upper(&mut h, m);
         let inv = 1.0 / self.n as f64;
