@@ -489,6 +489,27 @@ pub fn load_model_json<T: DeserializeOwned>(
     Ok(f.model)
 }
 
+/// Rejects infinite feature values, naming the first one's row and column:
+/// they would turn every mean, distance and weight into NaN.
+pub fn reject_infinite(ds: &Dataset, channel: &str) -> Result<(), BuiltinError> {
+    for c in ds.features() {
+        if let Some(i) = c.values.iter().position(|v| v.is_infinite()) {
+            return Err(BuiltinError::Data(
+                DataError::new(
+                    channel,
+                    format!(
+                        "data row {}: the value in column `{}` is infinite",
+                        i + 1,
+                        c.name
+                    ),
+                )
+                .hint("replace it with a finite number, or leave it empty to mark it missing"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The error for a data set with no rows or no feature columns.
 pub fn empty_data(channel: &str, what: &str) -> BuiltinError {
     BuiltinError::Data(
@@ -579,6 +600,18 @@ mod tests {
             s.matrix(&ds, true),
             [-1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
         );
+    }
+
+    #[test]
+    fn infinite_values_are_rejected_with_their_place() {
+        let ds = Dataset::from_rows(&[vec![1.0, 2.0], vec![3.0, f32::INFINITY]], None);
+        let e = reject_infinite(&ds, "train data").unwrap_err().to_string();
+        assert!(
+            e.contains("data row 2: the value in column `f1` is infinite"),
+            "{e}"
+        );
+        let fine = Dataset::from_rows(&[vec![1.0, f32::NAN]], None);
+        assert!(reject_infinite(&fine, "train data").is_ok());
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub use model::KMeansModel;
 pub use params::{InitMethod, Params};
 
 use crate::dataset::Dataset;
-use crate::dense::{FeatureStats, Rng, empty_data, with_threads};
+use crate::dense::{FeatureStats, Rng, empty_data, reject_infinite, with_threads};
 use crate::error::{BuiltinError, DataError};
 use crate::model::TrainContext;
 
@@ -36,6 +36,7 @@ pub fn train(
     if d == 0 {
         return Err(empty_data("train data", "no feature columns"));
     }
+    reject_infinite(train, "train data")?;
     if params.k > n {
         return Err(BuiltinError::Data(
             DataError::new(

@@ -36,7 +36,7 @@ pub fn labels(
     if let Some(i) = t.values.iter().position(|v| !v.is_finite()) {
         return Err(bad(
             i,
-            format!("the label in column `{}` is missing", t.name),
+            format!("the label in column `{}` is missing or infinite", t.name),
             "remove rows without a label, or fill them in",
         ));
     }

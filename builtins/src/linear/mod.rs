@@ -26,7 +26,7 @@ pub use params::{Loss, Optimizer, Params, PredictorType};
 use std::collections::BTreeMap;
 
 use crate::dataset::Dataset;
-use crate::dense::{FeatureStats, empty_data, with_threads};
+use crate::dense::{FeatureStats, empty_data, reject_infinite, with_threads};
 use crate::error::BuiltinError;
 use crate::model::{Model, TrainContext};
 
@@ -47,6 +47,7 @@ pub fn train(
     if train.n_features() == 0 {
         return Err(empty_data("train data", "no feature columns"));
     }
+    reject_infinite(train, "train data")?;
     let lab = labels::labels(
         train,
         params.predictor_type,

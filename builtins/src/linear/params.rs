@@ -75,6 +75,10 @@ pub struct Params {
     pub seed: u64,
 }
 
+/// Upper bound on `num_classes`: the model holds a weight a feature and
+/// class, and a larger count is almost surely a mistake rather than a task.
+const MAX_CLASSES: usize = 10_000;
+
 /// SageMaker linear-learner names accepted for compatibility that have no
 /// effect here: model-selection and scheduling machinery of its distributed
 /// SGD trainer, and parameters of losses this implementation does not offer.
@@ -142,6 +146,13 @@ impl Params {
                         "must be at least 3",
                     )
                     .with_hint("for two classes use predictor_type: binary_classifier"));
+                }
+                if k > MAX_CLASSES {
+                    return Err(BuiltinError::hyperparameter(
+                        "num_classes",
+                        hp.get_str("num_classes"),
+                        format!("must be at most {MAX_CLASSES}"),
+                    ));
                 }
                 k
             }

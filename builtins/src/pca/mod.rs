@@ -19,7 +19,7 @@ pub use model::PcaModel;
 pub use params::{Mode, Params};
 
 use crate::dataset::Dataset;
-use crate::dense::{FeatureStats, empty_data, with_threads};
+use crate::dense::{FeatureStats, empty_data, reject_infinite, with_threads};
 use crate::error::{BuiltinError, DataError};
 use crate::model::TrainContext;
 
@@ -40,6 +40,7 @@ pub fn train(
     if d == 0 {
         return Err(empty_data("train data", "no feature columns"));
     }
+    reject_infinite(train, "train data")?;
     if params.num_components > d {
         return Err(BuiltinError::Data(
             DataError::new(
