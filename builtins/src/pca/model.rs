@@ -6,7 +6,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
-use crate::dense::{BLOCK_ROWS, FeatureStats, load_model_json, map_blocks, save_model_json};
+use crate::dense::{
+    BLOCK_ROWS, FeatureStats, dot_f32, load_model_json, map_blocks, save_model_json,
+};
 use crate::error::BuiltinError;
 use crate::model::{Model, Predictions, Task};
 
@@ -136,7 +138,7 @@ impl Model for PcaModel {
                     .zip(row.iter().zip(&m))
                     .for_each(|(c, (v, m))| *c = v - m);
                 for comp in self.components.chunks_exact(d) {
-                    out.push(comp.iter().zip(&c).map(|(a, b)| a * b).sum());
+                    out.push(dot_f32(comp, &c));
                 }
             }
             out
