@@ -42,7 +42,8 @@ pub fn randomized(
 ) -> Fit {
     let n = x.len() / d;
     let denom = (n - 1) as f64;
-    let l = (k + oversampling).min(d).min(n);
+    // More directions than rows is fine: the extra ones orthonormalise to zero.
+    let l = (k + oversampling).min(d);
     let zero = vec![0f32; d];
     let m = shift.unwrap_or(&zero);
     let mut rng = Rng::new(seed);

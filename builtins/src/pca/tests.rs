@@ -183,6 +183,20 @@ fn awkward_inputs_do_not_panic() {
             assert!(m.predict(&ds).unwrap().values.iter().all(|v| v.is_finite()));
         }
     }
+    // More components than rows.
+    let short = low_rank(3, 6, 2, 0.1, 9);
+    for mode in ["regular", "randomized"] {
+        let m = train(
+            &params(&[("num_components", "5"), ("algorithm_mode", mode)]),
+            &short,
+            None,
+            &ctx,
+        )
+        .unwrap();
+        assert!(m.explained_variance_ratio().iter().all(|v| v.is_finite()));
+        let s: f64 = m.explained_variance_ratio().iter().sum();
+        assert!((s - 1.0).abs() < 1e-6, "{mode}: {s}");
+    }
     let constant = Dataset::from_rows(&[vec![1.0, 1.0], vec![1.0, 1.0]], None);
     let m = train(&params(&[("num_components", "2")]), &constant, None, &ctx).unwrap();
     assert_eq!(m.explained_variance_ratio(), [0.0, 0.0]);
