@@ -147,6 +147,17 @@ impl FeatureStats {
         self.mean.len()
     }
 
+    /// True when names, means and scales describe the same features (a
+    /// check for model files edited by hand or truncated).
+    pub fn is_consistent(&self) -> bool {
+        let d = self.mean.len();
+        d > 0
+            && self.names.len() == d
+            && self.scale.len() == d
+            && self.mean.iter().chain(&self.scale).all(|v| v.is_finite())
+            && self.scale.iter().all(|&s| s > 0.0)
+    }
+
     /// Checks that `ds` has the features the model was trained on.
     pub fn check(&self, ds: &Dataset, algorithm: &str) -> Result<(), BuiltinError> {
         let n = ds.n_features();

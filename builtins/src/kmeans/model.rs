@@ -72,7 +72,7 @@ impl KMeansModel {
     pub fn load(dir: &Path) -> Result<Self, BuiltinError> {
         let m: KMeansModel = load_model_json(dir, "kmeans", FORMAT_VERSION)?;
         let d = m.features.n_features();
-        if m.k == 0 || d == 0 || m.centres.len() != m.k * d || m.features.scale.len() != d {
+        if m.k == 0 || !m.features.is_consistent() || m.centres.len() != m.k * d {
             return Err(BuiltinError::failed(format!(
                 "read {}: kmeans model is inconsistent ({} centres of {d} features, {} values)",
                 dir.join("model.json").display(),

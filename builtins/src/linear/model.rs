@@ -195,7 +195,7 @@ impl LinearModel {
             "regressor" => c == 1,
             _ => false,
         };
-        if !ok_kind || m.weights.len() != d * c {
+        if !ok_kind || !m.features.is_consistent() || m.weights.len() != d * c {
             return Err(BuiltinError::failed(format!(
                 "read {}: linear-learner model is inconsistent ({} `{}` with {c} outputs, {} weights for {d} features)",
                 dir.join("model.json").display(),

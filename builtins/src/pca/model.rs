@@ -102,7 +102,7 @@ impl PcaModel {
         let d = m.features.n_features();
         let k = m.num_components;
         if k == 0
-            || d == 0
+            || !m.features.is_consistent()
             || m.components.len() != k * d
             || m.explained_variance.len() != k
             || m.explained_variance_ratio.len() != k
