@@ -30,14 +30,15 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// Newton's method with a backtracking line search, for one-output problems
 /// (logistic or squared loss). On least squares the first full step is the
-/// exact solution of the normal equations.
-pub fn newton(p: &Problem, log: Log) -> Solution {
+/// exact solution of the normal equations. Stops when the largest gradient
+/// entry is at most `gtol`, or the objective stops decreasing.
+pub fn newton(p: &Problem, gtol: f64, log: Log) -> Solution {
     let m = p.dim();
     let mut theta = vec![0f64; m];
     let (mut f, mut g) = p.value_grad(&theta);
     let mut it = 0;
     while it < 50 {
-        if inf_norm(&g) <= 1e-9 {
+        if inf_norm(&g) <= gtol {
             break;
         }
         it += 1;
@@ -56,7 +57,8 @@ pub fn newton(p: &Problem, log: Log) -> Solution {
         };
         let stalled = f - fc <= 1e-15 * f.abs().max(1.0);
         log(&format!(
-            "linear-learner: newton iteration {it}, objective {fc:.10e}"
+            "linear-learner: newton iteration {it}, objective {fc:.10e}, largest gradient entry {:.2e}",
+            inf_norm(&gc)
         ));
         if fc <= f {
             theta = cand;
