@@ -116,14 +116,25 @@ pub fn grow_tree(
     use_feature: &[bool],
     p: &TreeParams,
 ) -> Grown {
-    let root_sum = rows
+    // Rows travel with their gradients, so histogram loops read gradients in order.
+    let mut entries: Vec<Entry> = rows
+        .par_iter()
+        .map(|&r| {
+            let gp = grads[r as usize];
+            Entry {
+                row: r,
+                g: gp.g,
+                h: gp.h,
+            }
+        })
+        .collect();
+    let root_sum = entries
         .par_chunks(1 << 16)
         .map(|c| {
-            c.iter().fold(Sum::default(), |s, &r| {
-                let gp = grads[r as usize];
+            c.iter().fold(Sum::default(), |s, e| {
                 s.add(Sum {
-                    g: gp.g as f64,
-                    h: gp.h as f64,
+                    g: e.g as f64,
+                    h: e.h as f64,
                 })
             })
         })
@@ -133,7 +144,7 @@ pub fn grow_tree(
     let mut tree = Tree::default();
     tree.push_leaf(p.leaf_value(root_sum) as f32, root_sum.h as f32);
     let mut split_bin = vec![0u8];
-    let root_hist = build_histograms(m, grads, rows, &[(0, rows.len())], use_feature)
+    let root_hist = build_histograms(m, &entries, &[(0, entries.len())], use_feature)
         .pop()
         .expect("one histogram a node");
     let mut open = vec![Open {
@@ -174,7 +185,7 @@ pub fn grow_tree(
             .enumerate()
             .map(|(i, o)| (o.start, o.end, splits[i].filter(|_| expand[i])))
             .collect();
-        let n_left = partition_level(rows, m, &ranges);
+        let n_left = partition_level(&mut entries, m, &ranges);
         let mut next = Vec::new();
         let mut to_build = Vec::new();
         let mut parents = Vec::new();
@@ -205,7 +216,7 @@ pub fn grow_tree(
             next.push((l, o.start, mid, s.left));
             next.push((r, mid, o.end, s.right));
         }
-        let built = build_histograms(m, grads, rows, &to_build, use_feature);
+        let built = build_histograms(m, &entries, &to_build, use_feature);
         let mut new_open = Vec::with_capacity(next.len());
         let mut kids = next.into_iter();
         for (small, (parent, left_smaller)) in built.into_iter().zip(parents) {
@@ -233,11 +244,22 @@ pub fn grow_tree(
         open = new_open;
     }
     leaves.extend(open.into_iter().map(|o| (o.node, o.start, o.end)));
+    rows.par_iter_mut()
+        .zip(entries.par_iter())
+        .for_each(|(r, e)| *r = e.row);
     Grown {
         tree,
         split_bin,
         leaves,
     }
+}
+
+/// A row with its gradients.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    row: u32,
+    g: f32,
+    h: f32,
 }
 
 /// A gradient histogram: `SLOTS` sums a feature.
@@ -251,8 +273,7 @@ const HIST_CHUNK: usize = 1 << 15;
 /// Features not in use are left at zero (they are never split on).
 fn build_histograms(
     m: &BinnedMatrix,
-    grads: &[GradPair],
-    rows: &[u32],
+    entries: &[Entry],
     nodes: &[(usize, usize)],
     use_feature: &[bool],
 ) -> Vec<Hist> {
@@ -274,9 +295,9 @@ fn build_histograms(
         .map(|&(_, a, b)| {
             let mut h = vec![[Sum::default(); SLOTS]; nf];
             if all_used {
-                accumulate(m, grads, &rows[a..b], &mut h);
+                accumulate(m, &entries[a..b], &mut h);
             } else {
-                accumulate_some(m, grads, &rows[a..b], use_feature, &mut h);
+                accumulate_some(m, &entries[a..b], use_feature, &mut h);
             }
             h
         })
@@ -322,15 +343,13 @@ fn prefetch<T>(v: &T) {
 
 /// Adds each row's gradients into its bin of every feature.
 #[inline(never)]
-fn accumulate(m: &BinnedMatrix, grads: &[GradPair], rows: &[u32], out: &mut Hist) {
-    for (i, &r) in rows.iter().enumerate() {
-        if let Some(&ahead) = rows.get(i + PREFETCH_AHEAD) {
-            prefetch(&grads[ahead as usize]);
-            prefetch(&m.row(ahead as usize)[0]);
+fn accumulate(m: &BinnedMatrix, entries: &[Entry], out: &mut Hist) {
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(ahead) = entries.get(i + PREFETCH_AHEAD) {
+            prefetch(&m.row(ahead.row as usize)[0]);
         }
-        let gp = grads[r as usize];
-        let (g, h) = (gp.g as f64, gp.h as f64);
-        for (hf, &b) in out.iter_mut().zip(m.row(r as usize)) {
+        let (g, h) = (e.g as f64, e.h as f64);
+        for (hf, &b) in out.iter_mut().zip(m.row(e.row as usize)) {
             let e = &mut hf[b as usize];
             e.g += g;
             e.h += h;
@@ -339,19 +358,12 @@ fn accumulate(m: &BinnedMatrix, grads: &[GradPair], rows: &[u32], out: &mut Hist
 }
 
 /// [`accumulate`] restricted to the features in use (column subsampling).
-fn accumulate_some(
-    m: &BinnedMatrix,
-    grads: &[GradPair],
-    rows: &[u32],
-    use_feature: &[bool],
-    out: &mut Hist,
-) {
-    for &r in rows {
-        let gp = grads[r as usize];
-        let (g, h) = (gp.g as f64, gp.h as f64);
+fn accumulate_some(m: &BinnedMatrix, entries: &[Entry], use_feature: &[bool], out: &mut Hist) {
+    for e in entries {
+        let (g, h) = (e.g as f64, e.h as f64);
         for ((hf, &b), _) in out
             .iter_mut()
-            .zip(m.row(r as usize))
+            .zip(m.row(e.row as usize))
             .zip(use_feature)
             .filter(|(_, u)| **u)
         {
@@ -372,13 +384,13 @@ type ChunkSplits = Vec<(usize, usize)>;
 /// Partitions the rows of every node `(start, end, split)` that has a split,
 /// in parallel over fixed chunks; returns how many rows of each node went left.
 fn partition_level(
-    rows: &mut [u32],
+    rows: &mut [Entry],
     m: &BinnedMatrix,
     nodes: &[(usize, usize, Option<Split>)],
 ) -> Vec<usize> {
     // Chunks of every split node, as disjoint slices in row order.
-    let mut tasks: Vec<(usize, &mut [u32], Split)> = Vec::new();
-    let mut rest: &mut [u32] = rows;
+    let mut tasks: Vec<(usize, &mut [Entry], Split)> = Vec::new();
+    let mut rest: &mut [Entry] = rows;
     let mut offset = 0usize;
     for (k, &(start, end, split)) in nodes.iter().enumerate() {
         let Some(s) = split else { continue };
@@ -409,8 +421,8 @@ fn partition_level(
         n_left[k] += l;
         per_node[k].push((len, l));
     }
-    let mut merges: Vec<(&mut [u32], ChunkSplits)> = Vec::new();
-    let mut rest: &mut [u32] = rows;
+    let mut merges: Vec<(&mut [Entry], ChunkSplits)> = Vec::new();
+    let mut rest: &mut [Entry] = rows;
     let mut offset = 0usize;
     for (k, &(start, end, _)) in nodes.iter().enumerate() {
         if per_node[k].len() < 2 {
@@ -442,20 +454,19 @@ fn partition_level(
 /// Stable partition: rows going left first; returns how many went left.
 #[inline(never)]
 fn partition(
-    rows: &mut [u32],
+    rows: &mut [Entry],
     m: &BinnedMatrix,
     feature: usize,
     bin: u8,
     default_left: bool,
 ) -> usize {
-    let mut right = vec![0u32; rows.len()];
+    // One column: a node's rows ascend, so this reads a small, cache-resident run.
+    let col = m.column(feature);
+    let mut right = vec![Entry::default(); rows.len()];
     let (mut w, mut j) = (0usize, 0usize);
     for i in 0..rows.len() {
-        if let Some(&ahead) = rows.get(i + PREFETCH_AHEAD) {
-            prefetch(&m.row(ahead as usize)[feature]);
-        }
         let r = rows[i];
-        let b = m.row(r as usize)[feature];
+        let b = col[r.row as usize];
         // Branch-free: which way a row goes is close to a coin flip for the predictor.
         let left = (b <= bin) & (b != MISSING_BIN) | (b == MISSING_BIN) & default_left;
         rows[w] = r;
@@ -628,7 +639,7 @@ mod tests {
     #[test]
     fn chunked_partition_is_a_stable_partition() {
         let (m, _) = big();
-        let mut rows: Vec<u32> = (0..m.n_rows as u32).rev().collect();
+        let rows: Vec<u32> = (0..m.n_rows as u32).rev().collect();
         let s = Split {
             gain: 1.0,
             feature: 1,
@@ -643,7 +654,15 @@ mod tests {
         };
         let n = rows.len();
         let original = rows.clone();
-        let n_left = partition_level(&mut rows[..], &m, &[(0, 5, None), (5, n, Some(s))]);
+        let mut entries: Vec<Entry> = rows
+            .iter()
+            .map(|&row| Entry {
+                row,
+                ..Entry::default()
+            })
+            .collect();
+        let n_left = partition_level(&mut entries, &m, &[(0, 5, None), (5, n, Some(s))]);
+        let rows: Vec<u32> = entries.iter().map(|e| e.row).collect();
         // The node without a split is untouched; the other is split stably.
         assert_eq!(rows[..5], original[..5]);
         let lefts: Vec<u32> = original[5..]
