@@ -268,3 +268,45 @@ fn bad_labels_and_missing_columns_are_reported() {
     let no_target = Dataset::from_rows(&[vec![1.0]], None);
     assert!(gbdt::train(&params(&[]), &no_target, None, &TrainContext::quiet(1)).is_err());
 }
+
+#[test]
+fn text_features_are_matched_by_level_not_by_code() {
+    let colors = ["red", "green", "blue"];
+    let n = 600;
+    let codes: Vec<f32> = (0..n).map(|i| (i % 3) as f32).collect();
+    let label: Vec<f32> = codes.iter().map(|&c| f32::from(c == 1.0)).collect();
+    let levels: Vec<String> = colors.iter().map(|s| s.to_string()).collect();
+    let train = Dataset::new(
+        vec![
+            Column::categorical("color", levels.clone(), codes.clone()),
+            Column::numeric("label", label),
+        ],
+        Some("label"),
+    );
+    let p = params(&[("objective", "binary:logistic"), ("num_round", "5")]);
+    let m = gbdt::train(&p, &train, None, &TrainContext::quiet(1)).unwrap();
+    // Another file met the colours in another order, so its codes differ; "pink" is new.
+    let other_levels: Vec<String> = ["blue", "green", "red", "pink"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let other = Dataset::new(
+        vec![Column::categorical(
+            "color",
+            other_levels,
+            vec![1.0, 2.0, 0.0, 3.0],
+        )],
+        None,
+    );
+    let p_other = m.predict(&other).unwrap().values;
+    let same = Dataset::new(
+        vec![Column::categorical(
+            "color",
+            levels,
+            vec![1.0, 0.0, 2.0, f32::NAN],
+        )],
+        None,
+    );
+    assert_eq!(p_other, m.predict(&same).unwrap().values);
+    assert!(p_other[0] > 0.5 && p_other[1] < 0.5);
+}

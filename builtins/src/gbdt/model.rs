@@ -272,7 +272,7 @@ fn remap_codes<'a>(
             std::borrow::Cow::Owned(
                 col.values
                     .iter()
-                    .map(|&v| if v.is_nan() { v } else { map[v as usize] })
+                    .map(|&v| map.get(v as usize).copied().unwrap_or(f32::NAN))
                     .collect(),
             )
         }

@@ -160,7 +160,7 @@ fn validation_labels<'a>(
                 target
                     .values
                     .iter()
-                    .map(|&v| if v.is_nan() { v } else { map[v as usize] })
+                    .map(|&v| map.get(v as usize).copied().unwrap_or(f32::NAN))
                     .collect(),
             )
         }

@@ -78,6 +78,12 @@ impl GbdtModel {
                 })
             })
             .collect();
+        // One output: a plain number, which every XGBoost version reads; several: a list (XGBoost 3.1+).
+        let base_score = if base.len() == 1 {
+            base[0].clone()
+        } else {
+            format!("[{}]", base.join(","))
+        };
         let objective = match self.objective {
             Objective::MultiSoftprob | Objective::MultiSoftmax => json!({
                 "name": self.objective.name(),
@@ -120,7 +126,7 @@ impl GbdtModel {
                     }
                 },
                 "learner_model_param": {
-                    "base_score": format!("[{}]", base.join(",")),
+                    "base_score": base_score,
                     "boost_from_average": "1",
                     "num_class": if self.objective.is_multiclass() { k.to_string() } else { "0".into() },
                     "num_feature": nf.to_string(),
