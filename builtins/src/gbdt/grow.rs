@@ -156,7 +156,7 @@ pub fn grow_tree(
     }];
     let mut leaves = Vec::new();
     let mut n_leaves = 1usize;
-    for _depth in 0..p.max_depth {
+    for depth in 0..p.max_depth {
         if open.is_empty() {
             break;
         }
@@ -215,6 +215,16 @@ pub fn grow_tree(
             parents.push((o.hist, left_smaller));
             next.push((l, o.start, mid, s.left));
             next.push((r, mid, o.end, s.right));
+        }
+        // Children at the depth limit, or beyond the leaf budget, are final: no histograms.
+        let full = p.max_leaves > 0 && n_leaves >= p.max_leaves;
+        if depth + 1 >= p.max_depth || full {
+            leaves.extend(
+                next.into_iter()
+                    .map(|(node, start, end, _)| (node, start, end)),
+            );
+            open = Vec::new();
+            break;
         }
         let built = build_histograms(m, &entries, &to_build, use_feature);
         let mut new_open = Vec::with_capacity(next.len());
