@@ -422,4 +422,39 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("only applies to multi"), "{e}");
     }
+
+    #[test]
+    fn accepts_every_documented_name() {
+        let hp = Hyperparams::from_pairs(&[
+            ("num_round", "10"),
+            ("eta", "0.1"),
+            ("max_depth", "4"),
+            ("max_leaves", "8"),
+            ("min_child_weight", "2"),
+            ("lambda", "2"),
+            ("alpha", "0.5"),
+            ("gamma", "0.1"),
+            ("subsample", "0.8"),
+            ("colsample_bytree", "0.5"),
+            ("max_bin", "64"),
+            ("scale_pos_weight", "3"),
+            ("seed", "7"),
+            ("objective", "binary:logistic"),
+            ("eval_metric", "auc"),
+            ("early_stopping_rounds", "3"),
+            ("base_score", "0.3"),
+            ("checkpoint_frequency", "5"),
+        ]);
+        let p = Params::from_hyperparameters(&hp).unwrap();
+        assert_eq!((p.max_leaves, p.max_bin, p.seed), (8, 64, 7));
+        assert_eq!(p.eval_metric, EvalMetric::Auc);
+        assert_eq!(p.base_score, Some(0.3));
+        assert!(p.eval_metric.maximize());
+        let e = Params::from_hyperparameters(&Hyperparams::from_pairs(&[
+            ("objective", "binary:logistic"),
+            ("base_score", "1.5"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains("outside the range"), "{e}");
+    }
 }
