@@ -352,8 +352,15 @@ fn run(
         model.margins_of_columns(&cols, n, &model.trees)
     };
 
+    let clock = std::time::Instant::now();
     let binned = BinnedMatrix::build(&cols, n, params.max_bin);
     let nf = cols.len();
+    log(&format!(
+        "binned {n} rows x {nf} features (at most {} bins each) in {:.2} s",
+        params.max_bin.min(255),
+        clock.elapsed().as_secs_f64()
+    ));
+    let clock = std::time::Instant::now();
     let tp = TreeParams {
         eta: params.eta,
         lambda: params.lambda,
@@ -485,6 +492,11 @@ fn run(
     }
 
     let rounds_run = (model.trees.len() - n_initial_trees) / k;
+    log(&format!(
+        "boosted {} rounds in {:.2} s",
+        rounds_run.saturating_sub(start),
+        clock.elapsed().as_secs_f64()
+    ));
     let mut kept = rounds_run;
     if let (Some(_), Some(b)) = (params.early_stopping_rounds, best) {
         kept = b.round + 1;
