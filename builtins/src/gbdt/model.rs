@@ -10,7 +10,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::objective::{self, CHUNK};
+use super::objective;
 use super::params::Objective;
 use super::tree::Tree;
 use crate::dataset::{Column, Dataset};
@@ -147,18 +147,28 @@ impl GbdtModel {
         let k = self.n_outputs;
         let nf = cols.len();
         let mut out = vec![0f64; n_rows * k];
-        out.par_chunks_mut(CHUNK * k)
+        // Blocks of rows, tree by tree: a tree stays in cache while the block
+        // passes through it. Each row still adds its trees in order.
+        const BLOCK: usize = 256;
+        out.par_chunks_mut(BLOCK * k)
             .enumerate()
             .for_each(|(c, chunk)| {
-                let mut row = vec![0f32; nf];
-                for (j, m) in chunk.chunks_mut(k).enumerate() {
-                    let i = c * CHUNK + j;
-                    for (f, col) in cols.iter().enumerate() {
-                        row[f] = col[i];
+                let start = c * BLOCK;
+                let len = chunk.len() / k;
+                // A width of at least 1 keeps one (empty) row a row when there are no features.
+                let width = nf.max(1);
+                let mut block = vec![0f32; len * width];
+                for (f, col) in cols.iter().enumerate() {
+                    for (j, &v) in col[start..start + len].iter().enumerate() {
+                        block[j * width + f] = v;
                     }
+                }
+                for m in chunk.chunks_mut(k) {
                     m.copy_from_slice(&self.base_margin);
-                    for (t, tree) in trees.iter().enumerate() {
-                        m[t % k] += tree.predict_row(&row) as f64;
+                }
+                for (t, tree) in trees.iter().enumerate() {
+                    for (m, row) in chunk.chunks_mut(k).zip(block.chunks(width)) {
+                        m[t % k] += tree.predict_row(row) as f64;
                     }
                 }
             });
