@@ -51,6 +51,9 @@ fn data_error(what: &str, msg: impl Into<String>, hint: &str) -> BuiltinError {
     BuiltinError::Data(DataError::new(what, msg).hint(hint))
 }
 
+/// The most classes inferred from numeric labels (as `num_class` allows).
+const MAX_CLASSES: usize = 65_536;
+
 /// The classes of a classification target and its labels as class numbers.
 struct Labels<'a> {
     values: Cow<'a, [f32]>,
@@ -95,7 +98,7 @@ fn training_labels<'a>(p: &Params, target: &'a Column) -> Result<Labels<'a>, Bui
                 (Some(k), _) => k,
                 (None, Some(l)) => l.len(),
                 (None, None) => {
-                    objective::check_labels(obj, &target.values, usize::MAX, what)?;
+                    objective::check_labels(obj, &target.values, MAX_CLASSES, what)?;
                     target.values.iter().fold(0f32, |a, &b| a.max(b)) as usize + 1
                 }
             };
