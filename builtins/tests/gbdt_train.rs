@@ -310,3 +310,37 @@ fn text_features_are_matched_by_level_not_by_code() {
     assert_eq!(p_other, m.predict(&same).unwrap().values);
     assert!(p_other[0] > 0.5 && p_other[1] < 0.5);
 }
+
+/// `binary(n, seed)` with the label as text, levels in the order given.
+fn text_labelled(n: usize, seed: u64, order: [&str; 2]) -> Dataset {
+    let ds = binary(n, seed);
+    let names = ["no", "yes"];
+    let levels: Vec<String> = order.iter().map(|s| s.to_string()).collect();
+    let codes = ds
+        .target()
+        .unwrap()
+        .values
+        .iter()
+        .map(|&v| levels.iter().position(|l| l == names[v as usize]).unwrap() as f32)
+        .collect();
+    let mut cols: Vec<Column> = ds.features().cloned().collect();
+    cols.push(Column::categorical("answer", levels, codes));
+    Dataset::new(cols, Some("answer"))
+}
+
+#[test]
+fn continuing_on_a_file_that_numbers_classes_differently() {
+    let first = text_labelled(2000, 12, ["no", "yes"]);
+    let second = text_labelled(2000, 13, ["yes", "no"]);
+    let p = params(&[("objective", "binary:logistic"), ("num_round", "10")]);
+    let m = gbdt::train(&p, &first, None, &TrainContext::quiet(2)).unwrap();
+    let more = gbdt::train_from(&m, &p, &second, Some(&second), &TrainContext::quiet(2)).unwrap();
+    assert_eq!(
+        more.classes,
+        Some(vec!["no".to_string(), "yes".to_string()])
+    );
+    // Had the codes been taken as they are, the second file would teach the opposite.
+    let before = m.training_metrics()["train_logloss"];
+    let after = more.training_metrics()["validation_logloss"];
+    assert!(after < before, "logloss went from {before} to {after}");
+}

@@ -136,14 +136,14 @@ fn training_labels<'a>(p: &Params, target: &'a Column) -> Result<Labels<'a>, Bui
     })
 }
 
-/// Validation labels as training's class numbers (files number text classes in their own order).
-fn validation_labels<'a>(
+/// Labels as the model's class numbers (files number text classes in their own order).
+fn labels_as_classes<'a>(
     p: &Params,
     target: &'a Column,
     classes: Option<&[String]>,
     k: usize,
+    what: &str,
 ) -> Result<Cow<'a, [f32]>, BuiltinError> {
-    let what = "validation data";
     let values: Cow<[f32]> = match (target.levels(), classes) {
         (Some(levels), Some(classes)) => {
             let mut map = Vec::with_capacity(levels.len());
@@ -153,8 +153,10 @@ fn validation_labels<'a>(
                     None => {
                         return Err(data_error(
                             what,
-                            format!("the target has class `{l}`, which the training data does not"),
-                            "split the data so every class appears in training",
+                            format!(
+                                "the target has class `{l}`, which the model was not trained on"
+                            ),
+                            "make sure every class appears in the first training data",
                         ));
                     }
                 }
@@ -262,7 +264,9 @@ fn run(
                     names.join(",")
                 )));
             }
-            (**m).clone()
+            let mut m = (**m).clone();
+            m.best_iteration = None;
+            m
         }
         None => GbdtModel {
             objective: obj,
@@ -279,9 +283,12 @@ fn run(
             metrics: BTreeMap::new(),
         },
     };
-    model.best_iteration = None;
     let n_initial_trees = model.trees.len();
-    let cols: Vec<&[f32]> = features.iter().map(|c| c.values.as_slice()).collect();
+    // Text features and classes as the model numbers them (an initial model may come from another file).
+    let label_values =
+        labels_as_classes(params, target, model.classes.as_deref(), k, "training data")?;
+    let train_cols = model.feature_columns(train)?;
+    let cols: Vec<&[f32]> = train_cols.iter().map(|c| c.as_ref()).collect();
 
     let mut valid = match validation {
         None => None,
@@ -293,7 +300,8 @@ fn run(
                     "give the validation channel the same columns as the train channel",
                 )
             })?;
-            let vlabels = validation_labels(params, vt, labels.classes.as_deref(), k)?;
+            let vlabels =
+                labels_as_classes(params, vt, model.classes.as_deref(), k, "validation data")?;
             let vcols = model.feature_columns(v)?;
             let nf = vcols.len();
             let mut rows = vec![0f32; v.n_rows() * nf];
@@ -321,7 +329,7 @@ fn run(
         fp.bytes(m.to_json_string().as_bytes());
         pfp.push_str(&format!("|initial:{}", fp.hex()));
     }
-    let dfp = data_fingerprint(&cols, &labels.values, &model.feature_names);
+    let dfp = data_fingerprint(&cols, &label_values, &model.feature_names);
     let mut start = 0usize;
     let mut best: Option<Best> = None;
     let mut last_score: Option<f64> = None;
@@ -407,7 +415,7 @@ fn run(
         for c in 0..k {
             objective::gradients(
                 obj,
-                &labels.values,
+                &label_values,
                 &margins,
                 k,
                 c,
@@ -516,7 +524,7 @@ fn run(
     let mname = params.eval_metric.name();
     metrics.insert(
         format!("train_{mname}"),
-        metric::evaluate(params.eval_metric, &labels.values, &train_preds, k),
+        metric::evaluate(params.eval_metric, &label_values, &train_preds, k),
     );
     metrics.insert("rounds".to_string(), kept as f64);
     metrics.insert("trees".to_string(), model.trees.len() as f64);
