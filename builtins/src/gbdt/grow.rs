@@ -5,13 +5,18 @@
 //! so every node owns a contiguous range), then build the histogram of the
 //! smaller child only and get its sibling by subtracting it from the parent's.
 //!
-//! Determinism: every parallel task (one node, or one node and one feature)
-//! runs its loop in row order on its own output, and results are combined in
-//! node then feature order, so the tree does not depend on the thread count.
+//! Histograms are built in [`histogram`](super::histogram) and rows split in
+//! [`partition`](super::partition). Determinism: parallel tasks cover fixed
+//! chunks of rows or single nodes, each loops in row order on its own output,
+//! and results are combined in a fixed order, so the tree does not depend on
+//! the thread count; ties between equally good splits go to the lower feature
+//! and bin.
 
 use rayon::prelude::*;
 
 use super::binning::{BinnedMatrix, MISSING_BIN, SLOTS};
+use super::histogram::{Entry, Hist, build_histograms};
+use super::partition::partition_level;
 use super::tree::Tree;
 
 /// First and second derivative of the loss for one row.
@@ -29,13 +34,13 @@ pub struct Sum {
 }
 
 impl Sum {
-    fn add(self, o: Sum) -> Sum {
+    pub fn plus(self, o: Sum) -> Sum {
         Sum {
             g: self.g + o.g,
             h: self.h + o.h,
         }
     }
-    fn sub(self, o: Sum) -> Sum {
+    pub fn minus(self, o: Sum) -> Sum {
         Sum {
             g: self.g - o.g,
             h: self.h - o.h,
@@ -79,14 +84,14 @@ impl TreeParams {
 
 /// The best split found for a node.
 #[derive(Debug, Clone, Copy)]
-struct Split {
-    gain: f64,
-    feature: usize,
+pub struct Split {
+    pub gain: f64,
+    pub feature: usize,
     /// Rows with bin `<= bin` go left.
-    bin: u8,
-    default_left: bool,
-    left: Sum,
-    right: Sum,
+    pub bin: u8,
+    pub default_left: bool,
+    pub left: Sum,
+    pub right: Sum,
 }
 
 /// A node still open for splitting: its tree index, its rows and gradient sums.
@@ -132,7 +137,7 @@ pub fn grow_tree(
         .par_chunks(1 << 16)
         .map(|c| {
             c.iter().fold(Sum::default(), |s, e| {
-                s.add(Sum {
+                s.plus(Sum {
                     g: e.g as f64,
                     h: e.h as f64,
                 })
@@ -140,7 +145,7 @@ pub fn grow_tree(
         })
         .collect::<Vec<_>>()
         .into_iter()
-        .fold(Sum::default(), Sum::add);
+        .fold(Sum::default(), Sum::plus);
     let mut tree = Tree::default();
     tree.push_leaf(p.leaf_value(root_sum) as f32, root_sum.h as f32);
     let mut split_bin = vec![0u8];
@@ -233,7 +238,7 @@ pub fn grow_tree(
             let big: Hist = parent
                 .iter()
                 .zip(&small)
-                .map(|(a, b)| std::array::from_fn(|i| a[i].sub(b[i])))
+                .map(|(a, b)| std::array::from_fn(|i| a[i].minus(b[i])))
                 .collect();
             let (lh, rh) = if left_smaller {
                 (small, big)
@@ -264,230 +269,6 @@ pub fn grow_tree(
     }
 }
 
-/// A row with its gradients.
-#[derive(Debug, Clone, Copy, Default)]
-struct Entry {
-    row: u32,
-    g: f32,
-    h: f32,
-}
-
-/// A gradient histogram: `SLOTS` sums a feature.
-pub type Hist = Vec<[Sum; SLOTS]>;
-
-/// Rows one histogram task covers. Fixed, so each node's sums are added in
-/// the same order (rows within a chunk, then chunks in order) on any number of threads.
-const HIST_CHUNK: usize = 1 << 15;
-
-/// Histograms of the row ranges `nodes` (start, len) of `rows`, one a node.
-/// Features not in use are left at zero (they are never split on).
-fn build_histograms(
-    m: &BinnedMatrix,
-    entries: &[Entry],
-    nodes: &[(usize, usize)],
-    use_feature: &[bool],
-) -> Vec<Hist> {
-    let nf = m.n_features();
-    let mut tasks: Vec<(usize, usize, usize)> = Vec::new();
-    for (k, &(s, n)) in nodes.iter().enumerate() {
-        let mut c = 0;
-        loop {
-            tasks.push((k, s + c, s + (c + HIST_CHUNK).min(n)));
-            c += HIST_CHUNK;
-            if c >= n {
-                break;
-            }
-        }
-    }
-    let all_used = use_feature.iter().all(|&u| u);
-    let partials: Vec<Hist> = tasks
-        .par_iter()
-        .map(|&(_, a, b)| {
-            let mut h = vec![[Sum::default(); SLOTS]; nf];
-            if all_used {
-                accumulate(m, &entries[a..b], &mut h);
-            } else {
-                accumulate_some(m, &entries[a..b], use_feature, &mut h);
-            }
-            h
-        })
-        .collect();
-    let mut groups: Vec<Vec<Hist>> = nodes.iter().map(|_| Vec::new()).collect();
-    for (t, h) in tasks.iter().zip(partials) {
-        groups[t.0].push(h);
-    }
-    groups
-        .into_par_iter()
-        .map(|g| {
-            let mut it = g.into_iter();
-            let mut total = it.next().expect("every node has a chunk");
-            for h in it {
-                for (tf, hf) in total.iter_mut().zip(&h) {
-                    for (t, x) in tf.iter_mut().zip(hf) {
-                        *t = t.add(*x);
-                    }
-                }
-            }
-            total
-        })
-        .collect()
-}
-
-/// How many rows ahead the histogram and partition loops prefetch. Deep in a
-/// tree a node's rows are scattered, and without prefetching these loops wait
-/// on memory for almost every row (seen in profiles of the 1M-row benchmark).
-const PREFETCH_AHEAD: usize = 24;
-
-/// Asks the CPU to start loading the cache line holding `v`.
-#[inline(always)]
-fn prefetch<T>(v: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint that never faults; the pointer comes from a live reference.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>((v as *const T).cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
-}
-
-/// Adds each row's gradients into its bin of every feature.
-#[inline(never)]
-fn accumulate(m: &BinnedMatrix, entries: &[Entry], out: &mut Hist) {
-    for (i, e) in entries.iter().enumerate() {
-        if let Some(ahead) = entries.get(i + PREFETCH_AHEAD) {
-            prefetch(&m.row(ahead.row as usize)[0]);
-        }
-        let (g, h) = (e.g as f64, e.h as f64);
-        for (hf, &b) in out.iter_mut().zip(m.row(e.row as usize)) {
-            let e = &mut hf[b as usize];
-            e.g += g;
-            e.h += h;
-        }
-    }
-}
-
-/// [`accumulate`] restricted to the features in use (column subsampling).
-fn accumulate_some(m: &BinnedMatrix, entries: &[Entry], use_feature: &[bool], out: &mut Hist) {
-    for e in entries {
-        let (g, h) = (e.g as f64, e.h as f64);
-        for ((hf, &b), _) in out
-            .iter_mut()
-            .zip(m.row(e.row as usize))
-            .zip(use_feature)
-            .filter(|(_, u)| **u)
-        {
-            let e = &mut hf[b as usize];
-            e.g += g;
-            e.h += h;
-        }
-    }
-}
-
-/// Rows one partition task covers (fixed, like [`HIST_CHUNK`], though any
-/// chunking gives the same result: the partition is stable).
-const PART_CHUNK: usize = 1 << 15;
-
-/// `(chunk length, rows that went left)` for each chunk of a node, in order.
-type ChunkSplits = Vec<(usize, usize)>;
-
-/// Partitions the rows of every node `(start, end, split)` that has a split,
-/// in parallel over fixed chunks; returns how many rows of each node went left.
-fn partition_level(
-    rows: &mut [Entry],
-    m: &BinnedMatrix,
-    nodes: &[(usize, usize, Option<Split>)],
-) -> Vec<usize> {
-    // Chunks of every split node, as disjoint slices in row order.
-    let mut tasks: Vec<(usize, &mut [Entry], Split)> = Vec::new();
-    let mut rest: &mut [Entry] = rows;
-    let mut offset = 0usize;
-    for (k, &(start, end, split)) in nodes.iter().enumerate() {
-        let Some(s) = split else { continue };
-        let (_, tail) = rest.split_at_mut(start - offset);
-        let (mut mine, tail) = tail.split_at_mut(end - start);
-        rest = tail;
-        offset = end;
-        while !mine.is_empty() {
-            let (chunk, more) = mine.split_at_mut(PART_CHUNK.min(mine.len()));
-            tasks.push((k, chunk, s));
-            mine = more;
-        }
-    }
-    let lefts: Vec<(usize, usize, usize)> = tasks
-        .into_par_iter()
-        .map(|(k, chunk, s)| {
-            (
-                k,
-                chunk.len(),
-                partition(chunk, m, s.feature, s.bin, s.default_left),
-            )
-        })
-        .collect();
-    // Each chunk is now [left | right]; nodes of several chunks gather all lefts first.
-    let mut n_left = vec![0usize; nodes.len()];
-    let mut per_node: Vec<Vec<(usize, usize)>> = vec![Vec::new(); nodes.len()];
-    for &(k, len, l) in &lefts {
-        n_left[k] += l;
-        per_node[k].push((len, l));
-    }
-    let mut merges: Vec<(&mut [Entry], ChunkSplits)> = Vec::new();
-    let mut rest: &mut [Entry] = rows;
-    let mut offset = 0usize;
-    for (k, &(start, end, _)) in nodes.iter().enumerate() {
-        if per_node[k].len() < 2 {
-            continue;
-        }
-        let (_, tail) = rest.split_at_mut(start - offset);
-        let (mine, tail) = tail.split_at_mut(end - start);
-        rest = tail;
-        offset = end;
-        merges.push((mine, std::mem::take(&mut per_node[k])));
-    }
-    merges.into_par_iter().for_each(|(slice, chunks)| {
-        let mut merged = Vec::with_capacity(slice.len());
-        let mut pos = 0;
-        for &(len, l) in &chunks {
-            merged.extend_from_slice(&slice[pos..pos + l]);
-            pos += len;
-        }
-        pos = 0;
-        for &(len, l) in &chunks {
-            merged.extend_from_slice(&slice[pos + l..pos + len]);
-            pos += len;
-        }
-        slice.copy_from_slice(&merged);
-    });
-    n_left
-}
-
-/// Stable partition: rows going left first; returns how many went left.
-#[inline(never)]
-fn partition(
-    rows: &mut [Entry],
-    m: &BinnedMatrix,
-    feature: usize,
-    bin: u8,
-    default_left: bool,
-) -> usize {
-    // One column: a node's rows ascend, so this reads a small, cache-resident run.
-    let col = m.column(feature);
-    let mut right = vec![Entry::default(); rows.len()];
-    let (mut w, mut j) = (0usize, 0usize);
-    for i in 0..rows.len() {
-        let r = rows[i];
-        let b = col[r.row as usize];
-        // Branch-free: which way a row goes is close to a coin flip for the predictor.
-        let left = (b <= bin) & (b != MISSING_BIN) | (b == MISSING_BIN) & default_left;
-        rows[w] = r;
-        right[j] = r;
-        w += usize::from(left);
-        j += usize::from(!left);
-    }
-    rows[w..].copy_from_slice(&right[..j]);
-    w
-}
-
 /// The best split of a node over all used features, or `None` when no split
 /// gains more than `gamma` with both children heavy enough.
 fn best_split(
@@ -508,10 +289,10 @@ fn best_split(
         let has_missing = missing.h > 0.0 || missing.g != 0.0;
         let mut cum = Sum::default();
         for (b, &hb) in h.iter().enumerate().take(nb - 1) {
-            cum = cum.add(hb);
-            let candidates = [(false, cum), (true, cum.add(missing))];
+            cum = cum.plus(hb);
+            let candidates = [(false, cum), (true, cum.plus(missing))];
             for (default_left, left) in candidates.into_iter().take(1 + usize::from(has_missing)) {
-                let right = total.sub(left);
+                let right = total.minus(left);
                 if left.h < p.min_child_weight
                     || right.h < p.min_child_weight
                     || left.h <= 0.0
@@ -621,7 +402,7 @@ mod tests {
 
     /// Data big enough for several histogram and partition chunks a node.
     fn big() -> (BinnedMatrix, Vec<GradPair>) {
-        let n = 3 * HIST_CHUNK + 123;
+        let n = 3 * super::super::histogram::HIST_CHUNK + 123;
         let mut state = 7u64;
         let mut next = || {
             state = state
