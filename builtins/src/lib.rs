@@ -16,6 +16,7 @@
 //! - `train(&Params, &Dataset, Option<&Dataset>, &TrainContext) -> Model`;
 //! - `Model` implements [`model::Model`] (predict, save) and has `load(dir)`.
 
+pub mod algorithm;
 pub mod data;
 pub mod dataset;
 pub mod dense;

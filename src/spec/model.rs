@@ -165,7 +165,12 @@ impl Step {
     /// The names of the artifacts the step produces.
     pub fn outputs(&self) -> Vec<String> {
         match &self.kind {
-            StepKind::Split(s) => s.fractions.iter().map(|(k, _)| k.clone()).collect(),
+            StepKind::Split(s) => s
+                .fractions
+                .iter()
+                .map(|(k, _)| k.clone())
+                .chain(["manifest".to_string()])
+                .collect(),
             StepKind::Train(_) => vec!["model".into()],
             StepKind::Evaluate(_) => vec!["metrics".into(), "report".into()],
             StepKind::Register(_) => vec!["version".into()],

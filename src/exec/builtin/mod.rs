@@ -8,7 +8,12 @@
 //! is written to `output/failure`; the exit code is 2 when the input was at
 //! fault, 1 otherwise.
 
+mod data;
+mod evaluate;
 mod register;
+mod split;
+mod train;
+mod transform;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -85,6 +90,14 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Worker threads for this step (`SM_NUM_CPUS`, else every core).
+    pub fn threads(&self) -> usize {
+        std::env::var("SM_NUM_CPUS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .filter(|n: &usize| *n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
     pub fn channel(&self, name: &str) -> PathBuf {
         self.root.join("input/data").join(name)
     }
@@ -124,10 +137,11 @@ fn run(root: &Path) -> Result<(), StepError> {
     };
     match &cfg.step.kind {
         StepKind::Register(r) => register::run(&layout, r, &cfg),
-        other => Err(StepError::failed(format!(
-            "`kind: {}` is not a built-in step this program can run",
-            other.name()
-        ))),
+        StepKind::Split(s) => split::run(&layout, s, &cfg),
+        StepKind::Train(t) => train::run(&layout, t, &cfg),
+        StepKind::Evaluate(e) => evaluate::run(&layout, e, &cfg),
+        StepKind::Transform(t) => transform::run(&layout, t, &cfg),
+        StepKind::Command(_) => Err(StepError::failed("a command step is not a built-in step")),
     }
 }
 
