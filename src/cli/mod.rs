@@ -1,5 +1,6 @@
 //! The command line: argument parsing and one function a command.
 
+pub mod data;
 pub mod plan;
 pub mod registry;
 pub mod run;
@@ -115,6 +116,28 @@ pub enum Command {
         #[arg(long)]
         max_runs: Option<usize>,
     },
+    /// Predict with a trained model over a data file, writing CSV.
+    Predict {
+        /// registry://GROUP@approved|latest|N, or a model directory.
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        read: data::ReadArgs,
+        #[arg(long)]
+        registry: Option<PathBuf>,
+    },
+    /// Read a data file as the built-ins would and describe its columns.
+    Inspect {
+        file: PathBuf,
+        #[command(flatten)]
+        read: data::ReadArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the JSON Schema of pipeline files.
     Schema,
     /// Run the built-in step laid out at $SAGEMAKER_BASE_DIR (used inside steps).
@@ -179,6 +202,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             params,
             max_runs,
         } => schedule::schedule(&files, &params, max_runs),
+        Command::Predict {
+            model,
+            data,
+            out,
+            read,
+            registry,
+        } => data::predict(&model, &data, &out, &read, registry.as_deref()),
+        Command::Inspect { file, read, json } => data::inspect(&file, &read, json),
         Command::Schema => {
             print!("{}", crate::spec::schema::pipeline_schema_text());
             Ok(0)

@@ -556,6 +556,15 @@ impl Run {
             num_cpus,
             extra,
         };
+        // Checkpoints outlive attempts, kills and resumes: they live beside the
+        // store, keyed by the step's cache key, and are dropped on success.
+        if let Some(key) = layout.extra["cache_key"].as_str() {
+            let ckpt = self.ws.root.join("checkpoints").join(key);
+            std::fs::create_dir_all(&ckpt).map_err(|e| Error::io("create", &ckpt, e))?;
+            std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
+            std::os::unix::fs::symlink(&ckpt, root.join("checkpoints"))
+                .map_err(|e| Error::io("link the checkpoints of", &root, e))?;
+        }
         let mut env = layout.prepare(None)?;
         env.push(("PIPELINE_RUN_ID".into(), self.run_id.clone()));
         env.push(("PIPELINE_STEP".into(), step.name().to_string()));
@@ -711,8 +720,11 @@ impl Run {
             })?;
         }
         self.db.upsert_step(&st.record)?;
-        // The outputs now live in the store; the work directory is no longer needed.
+        // The outputs now live in the store; the work directory and checkpoints are no longer needed.
         let _ = std::fs::remove_dir_all(&root);
+        if let Some(key) = &st.record.cache_key {
+            let _ = std::fs::remove_dir_all(self.ws.root.join("checkpoints").join(key));
+        }
         events(Event::StepFinished {
             step: step.name().to_string(),
             status: StepStatus::Succeeded,

@@ -15,6 +15,8 @@ mod split;
 mod train;
 mod transform;
 
+pub use transform::write_predictions;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
