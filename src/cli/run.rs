@@ -9,7 +9,7 @@ use super::ParamArgs;
 use super::plan::load_and_plan;
 use super::shell::Shell;
 use crate::dag::Plan;
-use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Error, Result};
+use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, Error, Result};
 use crate::exec::Backend;
 use crate::exec::local::LocalBackend;
 use crate::runs::{RunOptionsRecord, RunRecord, RunStatus, RunsDb, new_run_id, now_rfc3339};
@@ -114,11 +114,18 @@ fn execute(
         .enable_all()
         .build()
         .map_err(|e| Error::failed(format!("start the scheduler: {e}")))?;
+    let plan = run.plan.clone();
     let summary = rt.block_on(run.execute(&mut |e| shell.event(&e)))?;
     shell.summary(&summary, started.elapsed(), &ws);
+    // A built-in step that found its data invalid makes the run's input invalid.
+    let invalid_data = plan.pipeline.steps.iter().any(|s| {
+        crate::schedule::is_builtin(s)
+            && summary.steps.get(s.name()).is_some_and(|r| r.status == crate::runs::StepStatus::Failed && r.exit_code == Some(EXIT_INVALID))
+    });
     Ok(match summary.status {
         RunStatus::Succeeded => EXIT_OK,
         RunStatus::Cancelled => EXIT_INTERRUPTED,
+        _ if invalid_data => EXIT_INVALID,
         _ => EXIT_FAILED,
     })
 }

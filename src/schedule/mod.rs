@@ -81,6 +81,8 @@ pub struct StepSummary {
     pub outputs: BTreeMap<String, OutputRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 impl RunSummary {
@@ -97,6 +99,7 @@ impl RunSummary {
                         metrics: r.metrics.clone(),
                         outputs: r.outputs.clone(),
                         failure: r.failure.clone(),
+                        exit_code: r.exit_code,
                     },
                 )
             })
@@ -243,7 +246,10 @@ impl Run {
                         }
                         Outcome::Failed(fail) => {
                             let step = &p.steps[i];
+                            // A built-in that rejected its input (exit code 2) fails the same way again.
+                            let bad_input = is_builtin(step) && fail.exit_code == Some(crate::error::EXIT_INVALID);
                             let can_retry = stopping.is_none()
+                                && !bad_input
                                 && f.attempt < step.retry.attempts
                                 && fail.kind.retried_by(&step.retry.on);
                             if can_retry {
@@ -453,6 +459,7 @@ impl Run {
             "registry": registry,
             "cache_key": record.cache_key,
             "input_digests": record.inputs,
+            "channel_refs": step.inputs().into_iter().map(|(c, r)| (c, r.text.clone())).collect::<BTreeMap<_, _>>(),
         });
         if let StepKind::Register(r) = &step.kind {
             // What trained the model, for the version's lineage.
@@ -797,6 +804,15 @@ async fn interrupted() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+}
+
+/// Whether the step runs a built-in (whose exit code 2 means its input is invalid).
+pub fn is_builtin(step: &Step) -> bool {
+    match &step.kind {
+        StepKind::Command(_) => false,
+        StepKind::Train(t) => t.algorithm.is_some(),
+        _ => true,
     }
 }
 

@@ -25,15 +25,11 @@ use serde::Deserialize;
 use crate::spec::model::{InputDef, Step, StepKind};
 
 /// The built-in training algorithms.
-pub const ALGORITHMS: &[&str] = &["gbdt", "linear-learner", "kmeans", "pca"];
+pub const ALGORITHMS: &[&str] = builtins::algorithm::NAMES;
 
 /// Checks a built-in's hyperparameters without data, for validation.
-pub fn check_hyperparameters(
-    algorithm: &str,
-    hps: &BTreeMap<String, String>,
-) -> Result<(), builtins::BuiltinError> {
-    let _ = (algorithm, hps);
-    Ok(())
+pub fn check_hyperparameters(algorithm: &str, hps: &BTreeMap<String, String>) -> Result<(), builtins::BuiltinError> {
+    builtins::algorithm::check(algorithm, &builtins::Hyperparams::new(hps.clone()))
 }
 
 /// `input/config/step.json`.
@@ -137,14 +133,45 @@ fn run(root: &Path) -> Result<(), StepError> {
     let layout = Layout {
         root: root.to_path_buf(),
     };
-    match &cfg.step.kind {
+    let result = match &cfg.step.kind {
         StepKind::Register(r) => register::run(&layout, r, &cfg),
         StepKind::Split(s) => split::run(&layout, s, &cfg),
         StepKind::Train(t) => train::run(&layout, t, &cfg),
         StepKind::Evaluate(e) => evaluate::run(&layout, e, &cfg),
         StepKind::Transform(t) => transform::run(&layout, t, &cfg),
         StepKind::Command(_) => Err(StepError::failed("a command step is not a built-in step")),
+    };
+    result.map_err(|mut e| {
+        e.message = user_paths(&e.message, &layout, &cfg);
+        e
+    })
+}
+
+/// Rewrites paths inside the step's work directory as the user knows them:
+/// a pipeline input by the path written in the file, a step's output by its
+/// reference (`split.train/train.csv`).
+fn user_paths(message: &str, layout: &Layout, cfg: &StepConfig) -> String {
+    let mut out = message.to_string();
+    let refs = cfg.extra.get("channel_refs").and_then(|r| r.as_object());
+    for name in cfg.channels.keys().map(String::as_str).chain(refs.into_iter().flat_map(|r| r.keys().map(String::as_str))) {
+        let prefix = format!("{}/", layout.channel(name).display());
+        if !out.contains(&prefix) {
+            continue;
+        }
+        let reference = refs.and_then(|r| r.get(name)).and_then(|v| v.as_str()).unwrap_or(name);
+        match cfg.channels.get(name).and_then(|c| c.as_ref()) {
+            Some(def) if reference.starts_with("inputs.") => {
+                let written = std::path::Path::new(&def.path);
+                let file = def.resolved.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                out = out.replace(&format!("{prefix}{file}"), &def.path);
+                let dir = if def.resolved.is_dir() { written.to_path_buf() } else { written.parent().map(Path::to_path_buf).unwrap_or_default() };
+                let dir = if dir.as_os_str().is_empty() { String::new() } else { format!("{}/", dir.display()) };
+                out = out.replace(&prefix, &dir);
+            }
+            _ => out = out.replace(&prefix, &format!("{reference}/")),
+        }
     }
+    out
 }
 
 /// Reads a metrics file (`{"metrics": {...}}` or a flat object) into numbers.
