@@ -184,16 +184,45 @@ fn read_table(
     force_text: &[String],
 ) -> Result<Option<Table>, DataError> {
     match opts.format {
-        Format::Csv => {
-            let bytes = std::fs::read(path).map_err(|e| not_readable(path, &e))?;
-            csv::read_table(path, &bytes, opts, force_text)
-        }
-        Format::Libsvm => {
-            let bytes = std::fs::read(path).map_err(|e| not_readable(path, &e))?;
-            libsvm::read_table(path, &bytes)
-        }
+        Format::Csv => csv::read_table(path, &file_bytes(path)?, opts, force_text),
+        Format::Libsvm => libsvm::read_table(path, &file_bytes(path)?),
         Format::Parquet => parquet::read_table(path),
     }
+}
+
+/// A file's contents, mapped into memory when possible.
+enum FileBytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(m) => m,
+            FileBytes::Read(v) => v,
+        }
+    }
+}
+
+/// The whole file at `path`. Mapping instead of reading saves a copy of the
+/// file and the page faults of a buffer as large as it, a sizeable share of
+/// the time to read a big CSV; empty and unmappable files are read normally.
+fn file_bytes(path: &Path) -> Result<FileBytes, DataError> {
+    let file = std::fs::File::open(path).map_err(|e| not_readable(path, &e))?;
+    let len = file.metadata().map_err(|e| not_readable(path, &e))?.len();
+    if len > 0 {
+        // SAFETY: the map is read-only and dropped before `read` returns. A
+        // file truncated by another process during the read would fault; data
+        // files are not written while a pipeline step reads them.
+        if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+            return Ok(FileBytes::Mapped(map));
+        }
+    }
+    std::fs::read(path)
+        .map(FileBytes::Read)
+        .map_err(|e| not_readable(path, &e))
 }
 
 /// Column names of a headerless file: `label` for the label, then `f0`, `f1`, ...
