@@ -18,13 +18,16 @@ pub struct LocalLevels<'a> {
     pub codes: Vec<f32>,
 }
 
+/// A column's lookup from value to local code, beside the levels it builds.
+type Collector<'a> = (HashMap<Cow<'a, [u8]>, u32>, LocalLevels<'a>);
+
 /// Collects levels for the columns flagged in `wanted` (the piece is known to be valid).
 pub fn collect_piece<'a>(
     buf: &'a [u8],
     delim: u8,
     wanted: &[bool],
 ) -> Vec<Option<LocalLevels<'a>>> {
-    let mut maps: Vec<Option<(HashMap<Cow<'a, [u8]>, u32>, LocalLevels<'a>)>> = wanted
+    let mut maps: Vec<Option<Collector<'a>>> = wanted
         .iter()
         .map(|&w| {
             w.then(|| {

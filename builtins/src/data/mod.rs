@@ -259,6 +259,34 @@ mod tests {
     }
 
     #[test]
+    fn reads_sagemaker_csv_with_and_without_a_label() {
+        let dir = std::env::temp_dir().join(format!("builtins-sm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("train.csv");
+        std::fs::write(&p, "1,0.5,,3\r\n0,1e-3,7,NA\r\n\r\n").unwrap();
+        let ds = read(&p, &ReadOptions::sagemaker_csv(1)).unwrap();
+        assert_eq!(ds.feature_names(), ["f0", "f1", "f2"]);
+        assert_eq!(ds.target().unwrap().values, [1.0, 0.0]);
+        let f1 = &ds.column("f1").unwrap().values;
+        assert!(f1[0].is_nan());
+        assert_eq!(f1[1], 7.0);
+        assert_eq!(ds.column("f0").unwrap().values, [0.5, 1e-3]);
+        let ds = read(&p, &ReadOptions::sagemaker_csv(0)).unwrap();
+        assert!(ds.target().is_none());
+        assert_eq!(ds.feature_names(), ["f0", "f1", "f2", "f3"]);
+        std::fs::write(&p, "").unwrap();
+        let e = read(&p, &ReadOptions::sagemaker_csv(1)).unwrap_err();
+        assert!(e.message.contains("empty"), "{e}");
+        std::fs::write(&p, "1,,3\n0,,4\n").unwrap();
+        let e = read(&p, &ReadOptions::sagemaker_csv(1)).unwrap_err();
+        assert!(
+            e.message.contains("column `f0` (column 2) has no values"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn formats_from_extensions() {
         assert_eq!(
             Format::from_extension(Path::new("a/b.CSV")),
