@@ -68,7 +68,7 @@ fn quoted_cuts(buf: &[u8], step: usize, delim: u8, cuts: &mut Vec<usize>) {
 mod tests {
     use super::*;
 
-    fn pieces<'a>(buf: &'a [u8], n: usize) -> Vec<&'a [u8]> {
+    fn pieces(buf: &[u8], n: usize) -> Vec<&[u8]> {
         split(buf, n, b',').into_iter().map(|r| &buf[r]).collect()
     }
 

@@ -6,7 +6,8 @@
 //! or threads.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+
+use foldhash::HashMap;
 
 use super::csv_fields::{blank_line_end, scan_record};
 use super::missing::is_missing;
@@ -18,18 +19,21 @@ pub struct LocalLevels<'a> {
     pub codes: Vec<f32>,
 }
 
+/// A column's lookup from value to local code, beside the levels it builds.
+type Collector<'a> = (HashMap<Cow<'a, [u8]>, u32>, LocalLevels<'a>);
+
 /// Collects levels for the columns flagged in `wanted` (the piece is known to be valid).
 pub fn collect_piece<'a>(
     buf: &'a [u8],
     delim: u8,
     wanted: &[bool],
 ) -> Vec<Option<LocalLevels<'a>>> {
-    let mut maps: Vec<Option<(HashMap<Cow<'a, [u8]>, u32>, LocalLevels<'a>)>> = wanted
+    let mut maps: Vec<Option<Collector<'a>>> = wanted
         .iter()
         .map(|&w| {
             w.then(|| {
                 (
-                    HashMap::new(),
+                    HashMap::default(),
                     LocalLevels {
                         levels: Vec::new(),
                         codes: Vec::new(),
@@ -86,17 +90,22 @@ pub struct TooManyLevels;
 /// Merges one column's pieces, in file order, into global levels and codes.
 pub fn merge(pieces: Vec<LocalLevels<'_>>) -> Result<(Vec<String>, Vec<f32>), TooManyLevels> {
     let total: usize = pieces.iter().map(|p| p.codes.len()).sum();
-    let mut index: HashMap<Vec<u8>, u32> = HashMap::new();
+    let mut index: HashMap<Vec<u8>, u32> = HashMap::default();
     let mut levels: Vec<Vec<u8>> = Vec::new();
     let mut codes = Vec::with_capacity(total);
     for piece in pieces {
         let mut remap = Vec::with_capacity(piece.levels.len());
         for level in piece.levels {
             let next = levels.len() as u32;
-            let code = *index.entry(level.to_vec()).or_insert_with(|| {
-                levels.push(level.to_vec());
-                next
-            });
+            let code = match index.get(level.as_ref()) {
+                Some(&c) => c,
+                None => {
+                    let owned = level.into_owned();
+                    levels.push(owned.clone());
+                    index.insert(owned, next);
+                    next
+                }
+            };
             remap.push(code as f32);
         }
         if levels.len() > MAX_LEVELS {

@@ -3,12 +3,17 @@
 //! Reading a large CSV is mostly turning short decimal strings into floats, so
 //! this is the hottest loop of every reader. The fast path handles the plain
 //! forms data files are made of (`-12.5`, `3`, `1.25e-07`) and returns exactly
-//! the value `str::parse::<f32>` would: the decimal is built in `f64` from an
+//! the value `str::parse::<f32>` would. Up to 2^24 with a power of ten up to
+//! 10^10, mantissa and power are both exact in `f32` and one operation rounds
+//! correctly. Beyond that, the decimal is built in `f64` from an
 //! integer mantissa of at most 2^53 and a power of ten of at most 10^22, both
 //! exact, so one multiplication or division rounds once (correctly); rounding
 //! that `f64` to `f32` can only go wrong when it lands exactly on a midpoint
 //! between two `f32`s, and that case is sent to the standard parser. Anything
 //! else unusual (more than 19 digits, huge exponents, `inf`) is too.
+
+/// Powers of ten that are exact in `f32`.
+const POW10_F32: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
 
 /// Powers of ten that are exact in `f64`.
 const POW10: [f64; 23] = [
@@ -99,6 +104,18 @@ pub fn parse_prefix(b: &[u8]) -> Option<(f32, usize)> {
     }
     if mant == 0 {
         return Some((if neg { -0.0 } else { 0.0 }, i));
+    }
+    // The common case (up to 7 significant digits, small exponent) in `f32`
+    // alone: both operands are exact, so the one operation rounds correctly
+    // and no midpoint check is needed; `f32` division is also the quicker.
+    if mant <= 1 << 24 && (-10..=10).contains(&exp) {
+        let m = mant as f32;
+        let f = if exp >= 0 {
+            m * POW10_F32[exp as usize]
+        } else {
+            m / POW10_F32[(-exp) as usize]
+        };
+        return Some((if neg { -f } else { f }, i));
     }
     if mant > 1 << 53 || !(-22..=22).contains(&exp) {
         return None;

@@ -184,16 +184,45 @@ fn read_table(
     force_text: &[String],
 ) -> Result<Option<Table>, DataError> {
     match opts.format {
-        Format::Csv => {
-            let bytes = std::fs::read(path).map_err(|e| not_readable(path, &e))?;
-            csv::read_table(path, &bytes, opts, force_text)
-        }
-        Format::Libsvm => {
-            let bytes = std::fs::read(path).map_err(|e| not_readable(path, &e))?;
-            libsvm::read_table(path, &bytes)
-        }
+        Format::Csv => csv::read_table(path, &file_bytes(path)?, opts, force_text),
+        Format::Libsvm => libsvm::read_table(path, &file_bytes(path)?),
         Format::Parquet => parquet::read_table(path),
     }
+}
+
+/// A file's contents, mapped into memory when possible.
+enum FileBytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(m) => m,
+            FileBytes::Read(v) => v,
+        }
+    }
+}
+
+/// The whole file at `path`. Mapping instead of reading saves a copy of the
+/// file and the page faults of a buffer as large as it, a sizeable share of
+/// the time to read a big CSV; empty and unmappable files are read normally.
+fn file_bytes(path: &Path) -> Result<FileBytes, DataError> {
+    let file = std::fs::File::open(path).map_err(|e| not_readable(path, &e))?;
+    let len = file.metadata().map_err(|e| not_readable(path, &e))?.len();
+    if len > 0 {
+        // SAFETY: the map is read-only and dropped before `read` returns. A
+        // file truncated by another process during the read would fault; data
+        // files are not written while a pipeline step reads them.
+        if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+            return Ok(FileBytes::Mapped(map));
+        }
+    }
+    std::fs::read(path)
+        .map(FileBytes::Read)
+        .map_err(|e| not_readable(path, &e))
 }
 
 /// Column names of a headerless file: `label` for the label, then `f0`, `f1`, ...
@@ -227,6 +256,34 @@ mod tests {
             ds.column("sex").unwrap().levels().unwrap(),
             ["male", "female"]
         );
+    }
+
+    #[test]
+    fn reads_sagemaker_csv_with_and_without_a_label() {
+        let dir = std::env::temp_dir().join(format!("builtins-sm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("train.csv");
+        std::fs::write(&p, "1,0.5,,3\r\n0,1e-3,7,NA\r\n\r\n").unwrap();
+        let ds = read(&p, &ReadOptions::sagemaker_csv(1)).unwrap();
+        assert_eq!(ds.feature_names(), ["f0", "f1", "f2"]);
+        assert_eq!(ds.target().unwrap().values, [1.0, 0.0]);
+        let f1 = &ds.column("f1").unwrap().values;
+        assert!(f1[0].is_nan());
+        assert_eq!(f1[1], 7.0);
+        assert_eq!(ds.column("f0").unwrap().values, [0.5, 1e-3]);
+        let ds = read(&p, &ReadOptions::sagemaker_csv(0)).unwrap();
+        assert!(ds.target().is_none());
+        assert_eq!(ds.feature_names(), ["f0", "f1", "f2", "f3"]);
+        std::fs::write(&p, "").unwrap();
+        let e = read(&p, &ReadOptions::sagemaker_csv(1)).unwrap_err();
+        assert!(e.message.contains("empty"), "{e}");
+        std::fs::write(&p, "1,,3\n0,,4\n").unwrap();
+        let e = read(&p, &ReadOptions::sagemaker_csv(1)).unwrap_err();
+        assert!(
+            e.message.contains("column `f0` (column 2) has no values"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
