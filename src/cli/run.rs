@@ -120,7 +120,9 @@ fn execute(
     // A built-in step that found its data invalid makes the run's input invalid.
     let invalid_data = plan.pipeline.steps.iter().any(|s| {
         crate::schedule::is_builtin(s)
-            && summary.steps.get(s.name()).is_some_and(|r| r.status == crate::runs::StepStatus::Failed && r.exit_code == Some(EXIT_INVALID))
+            && summary.steps.get(s.name()).is_some_and(|r| {
+                r.status == crate::runs::StepStatus::Failed && r.exit_code == Some(EXIT_INVALID)
+            })
     });
     Ok(match summary.status {
         RunStatus::Succeeded => EXIT_OK,

@@ -51,12 +51,12 @@ pub fn parse_piece(
     let mut line = 0u64;
     let n = buf.len();
     while pos < n {
-        if matches!(buf[pos], b' ' | b'\t' | b'\r' | b'\n') {
-            if let Some(next) = blank_line_end(buf, pos) {
-                pos = next;
-                line += 1;
-                continue;
-            }
+        if matches!(buf[pos], b' ' | b'\t' | b'\r' | b'\n')
+            && let Some(next) = blank_line_end(buf, pos)
+        {
+            pos = next;
+            line += 1;
+            continue;
         }
         let record_start = pos;
         let record_line = line;

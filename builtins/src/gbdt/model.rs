@@ -210,7 +210,7 @@ impl GbdtModel {
         if f.n_outputs == 0
             || f.base_margin.len() != f.n_outputs
             || f.feature_levels.len() != nf
-            || f.trees.len() % f.n_outputs != 0
+            || !f.trees.len().is_multiple_of(f.n_outputs)
         {
             return Err("inconsistent sizes (outputs, base margins, features or trees)".into());
         }

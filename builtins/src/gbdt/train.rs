@@ -333,24 +333,24 @@ fn run(
     let mut start = 0usize;
     let mut best: Option<Best> = None;
     let mut last_score: Option<f64> = None;
-    if let Some(dir) = &ctx.checkpoint_dir {
-        if let Some(c) = checkpoint::read(dir, &pfp, &dfp, log)? {
-            log(&format!(
-                "resuming from the checkpoint after round {}",
-                c.rounds_done
-            ));
-            start = c.rounds_done;
-            best = c.best;
-            last_score = c.last_score;
-            model = c.model;
-            if let Some(v) = &mut valid {
-                let nf = cols.len();
-                let vcols: Vec<Vec<f32>> = (0..nf)
-                    .map(|f| v.rows.iter().skip(f).step_by(nf).copied().collect())
-                    .collect();
-                let vrefs: Vec<&[f32]> = vcols.iter().map(Vec::as_slice).collect();
-                v.margins = model.margins_of_columns(&vrefs, v.labels.len(), &model.trees);
-            }
+    if let Some(dir) = &ctx.checkpoint_dir
+        && let Some(c) = checkpoint::read(dir, &pfp, &dfp, log)?
+    {
+        log(&format!(
+            "resuming from the checkpoint after round {}",
+            c.rounds_done
+        ));
+        start = c.rounds_done;
+        best = c.best;
+        last_score = c.last_score;
+        model = c.model;
+        if let Some(v) = &mut valid {
+            let nf = cols.len();
+            let vcols: Vec<Vec<f32>> = (0..nf)
+                .map(|f| v.rows.iter().skip(f).step_by(nf).copied().collect())
+                .collect();
+            let vrefs: Vec<&[f32]> = vcols.iter().map(Vec::as_slice).collect();
+            v.margins = model.margins_of_columns(&vrefs, v.labels.len(), &model.trees);
         }
     }
     let mut margins = if model.trees.is_empty() {
@@ -473,32 +473,31 @@ fn run(
                 "[{round}] validation-{}: {score:.6}",
                 params.eval_metric.name()
             ));
-            if let (Some(esr), Some(b)) = (params.early_stopping_rounds, best) {
-                if r - b.round >= esr {
-                    log(&format!(
-                        "stopping early: no improvement in {esr} rounds; the best round is {}",
-                        b.round + 1
-                    ));
-                    stopped_early = true;
-                }
+            if let (Some(esr), Some(b)) = (params.early_stopping_rounds, best)
+                && r - b.round >= esr
+            {
+                log(&format!(
+                    "stopping early: no improvement in {esr} rounds; the best round is {}",
+                    b.round + 1
+                ));
+                stopped_early = true;
             }
         } else if round % 10 == 0 || round == params.num_round {
             log(&format!("[{round}] trained {} trees", model.trees.len()));
         }
-        if let Some(dir) = &ctx.checkpoint_dir {
-            if round % params.checkpoint_frequency == 0
-                && round < params.num_round
-                && !stopped_early
-            {
-                let ckpt = Checkpoint {
-                    rounds_done: round,
-                    best,
-                    last_score,
-                    model,
-                };
-                checkpoint::write(dir, &pfp, &dfp, &ckpt)?;
-                model = ckpt.model;
-            }
+        if let Some(dir) = &ctx.checkpoint_dir
+            && round.is_multiple_of(params.checkpoint_frequency)
+            && round < params.num_round
+            && !stopped_early
+        {
+            let ckpt = Checkpoint {
+                rounds_done: round,
+                best,
+                last_score,
+                model,
+            };
+            checkpoint::write(dir, &pfp, &dfp, &ckpt)?;
+            model = ckpt.model;
         }
     }
 

@@ -86,10 +86,10 @@ fn solve_with_jitter(h: &[f64], m: usize, b: &[f64]) -> Vec<f64> {
     let mut jitter = 0.0;
     let mut hh = h.to_vec();
     loop {
-        if let Some(x) = cholesky_solve(&hh, m, b) {
-            if x.iter().all(|v| v.is_finite()) {
-                return x;
-            }
+        if let Some(x) = cholesky_solve(&hh, m, b)
+            && x.iter().all(|v| v.is_finite())
+        {
+            return x;
         }
         jitter = if jitter == 0.0 {
             1e-12 * scale

@@ -233,7 +233,13 @@ fn add_plots(report: &mut Report, input: &EvalInput, task: &Task) -> Result<(), 
 
 /// The rows of each fold's test set; training uses the other rows (or, for
 /// `time_column`, only the rows before the test set).
-fn folds(e: &EvaluateStep, data: &Dataset) -> Result<Vec<(Vec<usize>, Vec<usize>)>, StepError> {
+/// One fold: the rows it trains on and the rows it tests on.
+type Fold = (Vec<usize>, Vec<usize>);
+
+/// What one fold produced: its scores, its train and test row counts, the model's task.
+type FoldResult = (BTreeMap<String, f64>, usize, usize, Task);
+
+fn folds(e: &EvaluateStep, data: &Dataset) -> Result<Vec<Fold>, StepError> {
     let k = e.folds.unwrap_or(5) as usize;
     let n = data.n_rows();
     if n < k * 2 {
@@ -391,7 +397,7 @@ fn kfold(
         "{k} folds of {} rows, {threads} thread(s) each",
         data.n_rows()
     );
-    let results: Vec<Result<(BTreeMap<String, f64>, usize, usize, Task), StepError>> = splits
+    let results: Vec<Result<FoldResult, StepError>> = splits
         .par_iter()
         .enumerate()
         .map(|(f, (train_rows, test_rows))| {

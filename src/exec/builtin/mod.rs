@@ -28,7 +28,10 @@ use crate::spec::model::{InputDef, Step, StepKind};
 pub const ALGORITHMS: &[&str] = builtins::algorithm::NAMES;
 
 /// Checks a built-in's hyperparameters without data, for validation.
-pub fn check_hyperparameters(algorithm: &str, hps: &BTreeMap<String, String>) -> Result<(), builtins::BuiltinError> {
+pub fn check_hyperparameters(
+    algorithm: &str,
+    hps: &BTreeMap<String, String>,
+) -> Result<(), builtins::BuiltinError> {
     builtins::algorithm::check(algorithm, &builtins::Hyperparams::new(hps.clone()))
 }
 
@@ -153,19 +156,39 @@ fn run(root: &Path) -> Result<(), StepError> {
 fn user_paths(message: &str, layout: &Layout, cfg: &StepConfig) -> String {
     let mut out = message.to_string();
     let refs = cfg.extra.get("channel_refs").and_then(|r| r.as_object());
-    for name in cfg.channels.keys().map(String::as_str).chain(refs.into_iter().flat_map(|r| r.keys().map(String::as_str))) {
+    for name in cfg
+        .channels
+        .keys()
+        .map(String::as_str)
+        .chain(refs.into_iter().flat_map(|r| r.keys().map(String::as_str)))
+    {
         let prefix = format!("{}/", layout.channel(name).display());
         if !out.contains(&prefix) {
             continue;
         }
-        let reference = refs.and_then(|r| r.get(name)).and_then(|v| v.as_str()).unwrap_or(name);
+        let reference = refs
+            .and_then(|r| r.get(name))
+            .and_then(|v| v.as_str())
+            .unwrap_or(name);
         match cfg.channels.get(name).and_then(|c| c.as_ref()) {
             Some(def) if reference.starts_with("inputs.") => {
                 let written = std::path::Path::new(&def.path);
-                let file = def.resolved.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                let file = def
+                    .resolved
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 out = out.replace(&format!("{prefix}{file}"), &def.path);
-                let dir = if def.resolved.is_dir() { written.to_path_buf() } else { written.parent().map(Path::to_path_buf).unwrap_or_default() };
-                let dir = if dir.as_os_str().is_empty() { String::new() } else { format!("{}/", dir.display()) };
+                let dir = if def.resolved.is_dir() {
+                    written.to_path_buf()
+                } else {
+                    written.parent().map(Path::to_path_buf).unwrap_or_default()
+                };
+                let dir = if dir.as_os_str().is_empty() {
+                    String::new()
+                } else {
+                    format!("{}/", dir.display())
+                };
                 out = out.replace(&prefix, &dir);
             }
             _ => out = out.replace(&prefix, &format!("{reference}/")),
