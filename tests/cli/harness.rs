@@ -21,11 +21,25 @@ pub struct Test {
 
 impl Test {
     pub fn new() -> Test {
+        let dir = tempfile::Builder::new()
+            .prefix("pipeline-cli-")
+            .tempdir()
+            .expect("create a temporary directory");
+        // The engine uses the nearest `.pipeline/` above the working
+        // directory; one above the sandbox would join every test's runs.
+        if let Some(shared) = dir
+            .path()
+            .ancestors()
+            .skip(1)
+            .find(|a| a.join(".pipeline").is_dir())
+        {
+            panic!(
+                "{} has a .pipeline/ directory that the tests would share; remove it or set TMPDIR elsewhere",
+                shared.display()
+            );
+        }
         Test {
-            dir: tempfile::Builder::new()
-                .prefix("pipeline-cli-")
-                .tempdir()
-                .expect("create a temporary directory"),
+            dir,
             args: Vec::new(),
         }
     }

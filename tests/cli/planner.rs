@@ -57,10 +57,8 @@ fn yaml(dag: &Dag, extra: Option<(usize, usize)>) -> String {
         ));
         let data: Vec<usize> = dag.deps[i].iter().filter(|d| d.1).map(|d| d.0).collect();
         let mut after: Vec<usize> = dag.deps[i].iter().filter(|d| !d.1).map(|d| d.0).collect();
-        if let Some((from, to)) = extra {
-            if to == i {
-                after.push(from);
-            }
+        if let Some((from, _)) = extra.filter(|&(_, to)| to == i) {
+            after.push(from);
         }
         if !data.is_empty() {
             y.push_str("    inputs:\n");

@@ -162,6 +162,34 @@ fn unchanged_output_keeps_downstream_cached() {
 }
 
 #[test]
+fn a_lost_artifact_is_made_again() {
+    let t = Test::new().file("p.yaml", CHAIN);
+    let first = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    let path = first["steps"]["train"]["outputs"]["model"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Stored artifacts may be read-only; make them removable first.
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "u+w", &path])
+        .status();
+    std::fs::remove_dir_all(&path).expect("remove the stored model");
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    assert!(step_cached(&s, "prep"));
+    assert!(
+        !step_cached(&s, "train"),
+        "a missing artifact counted as cached"
+    );
+    // Same content, same digest: what reads it stays cached.
+    assert!(step_cached(&s, "report"));
+    assert_eq!(
+        s["steps"]["train"]["outputs"]["model"]["path"],
+        path.as_str()
+    );
+    assert!(std::path::Path::new(&path).join("model.txt").is_file());
+}
+
+#[test]
 fn cache_false_and_no_cache_always_run() {
     let yaml = CHAIN.replace(
         "  report:\n    kind: command\n",
