@@ -14,6 +14,7 @@
 //!   `.pipeline/` and the SQLite run records.
 //! - [`registry`] (register): model versions, approvals and `registry://`
 //!   references, in SQLite.
+//! - [`report`]: the HTML evaluation report.
 //! - [`cli`]: the command line and all terminal output.
 //!
 //! The built-in algorithms, data readers, splits and metrics are pure compute
@@ -24,6 +25,7 @@ pub mod dag;
 pub mod error;
 pub mod exec;
 pub mod registry;
+pub mod report;
 pub mod runs;
 pub mod schedule;
 pub mod spec;

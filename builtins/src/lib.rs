@@ -18,6 +18,7 @@
 
 pub mod data;
 pub mod dataset;
+pub mod dense;
 pub mod error;
 pub mod gbdt;
 pub mod hyperparams;

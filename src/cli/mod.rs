@@ -1,8 +1,10 @@
 //! The command line: argument parsing and one function a command.
 
 pub mod plan;
+pub mod registry;
 pub mod run;
 pub mod runs;
+pub mod schedule;
 pub mod shell;
 
 use std::path::PathBuf;
@@ -95,6 +97,24 @@ pub enum Command {
         run_id: String,
         step: Option<String>,
     },
+    /// Model registry: groups, versions, approvals, lineage.
+    Registry {
+        /// The registry database (default: $PIPELINE_REGISTRY, else .pipeline/registry.db).
+        #[arg(long, global = true)]
+        registry: Option<PathBuf>,
+        #[command(subcommand)]
+        command: registry::RegistryCommand,
+    },
+    /// Run pipelines on their cron schedules (until interrupted).
+    Schedule {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Stop after this many firings.
+        #[arg(long)]
+        max_runs: Option<usize>,
+    },
     /// Print the JSON Schema of pipeline files.
     Schema,
     /// Run the built-in step laid out at $SAGEMAKER_BASE_DIR (used inside steps).
@@ -153,6 +173,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             command: RunsCommand::Show { run_id, json },
         } => runs::show(&run_id, json),
         Command::Logs { run_id, step } => runs::logs(&run_id, step.as_deref()),
+        Command::Registry { registry, command } => registry::run(command, registry.as_deref()),
+        Command::Schedule {
+            files,
+            params,
+            max_runs,
+        } => schedule::schedule(&files, &params, max_runs),
         Command::Schema => {
             print!("{}", crate::spec::schema::pipeline_schema_text());
             Ok(0)

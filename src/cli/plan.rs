@@ -108,7 +108,7 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
                         }
                     }
                 }
-                RefTarget::Registry { .. } => {
+                RefTarget::Registry(_) => {
                     unknown.get_or_insert_with(|| {
                         format!("input `{ch}` is `{}`, resolved when the run starts", r.text)
                     });

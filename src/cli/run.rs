@@ -108,6 +108,7 @@ fn execute(
         no_cache,
         backend,
         previous,
+        registry_path: super::registry::registry_path(None),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

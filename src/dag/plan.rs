@@ -49,10 +49,10 @@ impl Plan {
         }
         for (i, step) in pipeline.steps.iter().enumerate() {
             let mut add = |dep: &str, kind: EdgeKind, span: Span| {
-                if let Some(j) = pipeline.step_index(dep) {
-                    if j != i {
-                        graph.add_edge(NodeIndex::new(j), NodeIndex::new(i), Edge { kind, span });
-                    }
+                if let Some(j) = pipeline.step_index(dep)
+                    && j != i
+                {
+                    graph.add_edge(NodeIndex::new(j), NodeIndex::new(i), Edge { kind, span });
                 }
             };
             for (_, r) in step.inputs() {

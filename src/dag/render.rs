@@ -33,7 +33,7 @@ fn id(name: &str) -> String {
 fn edges(plan: &Plan) -> Vec<(String, String, String, bool)> {
     let mut out = Vec::new();
     let p = &plan.pipeline;
-    for (name, _) in &p.inputs {
+    for name in p.inputs.keys() {
         for s in &p.steps {
             for (ch, r) in s.inputs() {
                 if r.target == RefTarget::Input(name.clone()) {

@@ -11,6 +11,7 @@
 
 pub mod builtin;
 pub mod contract;
+pub mod hooks;
 pub mod local;
 
 use std::future::Future;

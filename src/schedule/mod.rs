@@ -9,6 +9,7 @@
 //! cleanly, nothing new starts (fail-fast). Ctrl-C does the same and marks
 //! the run cancelled. Every change is recorded as it happens.
 
+pub mod cron;
 pub mod inputs;
 
 use std::collections::BTreeMap;
@@ -119,6 +120,8 @@ pub struct Run {
     pub backend: Arc<dyn Backend>,
     /// Records of the run being resumed: steps done there are not run again.
     pub previous: BTreeMap<String, StepRecord>,
+    /// The model registry database `registry://` references and register steps use.
+    pub registry_path: PathBuf,
 }
 
 /// The outcome of one attempt, back at the dispatcher.
@@ -133,7 +136,7 @@ struct Finished {
 enum Decision {
     /// Finished without running (done before, cached or skipped).
     Settled,
-    Launch(StepJob),
+    Launch(Box<StepJob>),
 }
 
 struct StepState {
@@ -160,10 +163,10 @@ impl Run {
             .collect();
         // Carry over what the resumed run finished.
         for st in states.iter_mut() {
-            if let Some(prev) = self.previous.get(&st.record.name) {
-                if prev.status.is_done() {
-                    st.record = prev.clone();
-                }
+            if let Some(prev) = self.previous.get(&st.record.name)
+                && prev.status.is_done()
+            {
+                st.record = prev.clone();
             }
         }
         self.db
@@ -187,7 +190,7 @@ impl Run {
                 match self.decide(i, &mut states, events) {
                     Ok(Decision::Settled) => queue.finish(i),
                     Ok(Decision::Launch(job)) => {
-                        states[i].job = Some(job.clone());
+                        states[i].job = Some(*job);
                         self.start_attempt(
                             i,
                             1,
@@ -354,39 +357,40 @@ impl Run {
         states[i].record.inputs = digests;
         states[i].parts = Some(parts);
 
-        if step.cache != CachePolicy::Off && !self.no_cache {
-            if let Some(hit) = self.db.cache_get(&key)? {
-                let fresh = match step.cache {
-                    CachePolicy::ExpireAfter(d) => {
-                        now_unix() - hit.created_unix <= d.as_secs() as i64
-                    }
-                    _ => true,
-                };
-                let store = self.ws.store();
-                if fresh && hit.outputs.values().all(|o| store.contains(&o.digest)) {
-                    let st = &mut states[i];
-                    st.record.status = StepStatus::Succeeded;
-                    st.record.cached = true;
-                    st.record.outputs = hit.outputs.clone();
-                    st.record.metrics = hit.metrics.clone();
-                    st.record.duration_s = Some(0.0);
-                    st.record.finished_at = Some(now_rfc3339());
-                    self.db.upsert_step(&st.record)?;
-                    events(Event::StepFinished {
-                        step: name,
-                        status: StepStatus::Succeeded,
-                        cached: true,
-                        duration_s: 0.0,
-                        reason: None,
-                    });
-                    return Ok(Decision::Settled);
-                }
+        if step.cache != CachePolicy::Off
+            && !self.no_cache
+            && let Some(hit) = self.db.cache_get(&key)?
+        {
+            let fresh = match step.cache {
+                CachePolicy::ExpireAfter(d) => now_unix() - hit.created_unix <= d.as_secs() as i64,
+                _ => true,
+            };
+            let store = self.ws.store();
+            if fresh && hit.outputs.values().all(|o| store.contains(&o.digest)) {
+                let st = &mut states[i];
+                st.record.status = StepStatus::Succeeded;
+                st.record.cached = true;
+                st.record.outputs = hit.outputs.clone();
+                st.record.metrics = hit.metrics.clone();
+                st.record.duration_s = Some(0.0);
+                st.record.finished_at = Some(now_rfc3339());
+                self.db.upsert_step(&st.record)?;
+                events(Event::StepFinished {
+                    step: name,
+                    status: StepStatus::Succeeded,
+                    cached: true,
+                    duration_s: 0.0,
+                    reason: None,
+                });
+                return Ok(Decision::Settled);
             }
         }
-        Ok(Decision::Launch(self.job(
+        let extra = self.step_facts(step, &states[i].record)?;
+        Ok(Decision::Launch(Box::new(self.job(
             step,
             channels.into_iter().map(|(c, _)| c).collect(),
-        )?))
+            extra,
+        )?)))
     }
 
     /// Resolves a step's channels to data on this machine, with their digests.
@@ -409,11 +413,19 @@ impl Run {
                     let input = upstream_input(p, &p.steps[j]);
                     (PathBuf::from(&rec.path), rec.digest.clone(), input)
                 }
-                RefTarget::Registry { .. } => {
-                    return Err(Error::failed(format!(
-                        "resolve `{}`: registry references need a model registry, which this engine build does not have yet",
-                        r.text
-                    )));
+                RefTarget::Registry(reg_ref) => {
+                    let v = self.resolve_registry(reg_ref, &r.text)?;
+                    let path = self.ws.store().path_of(&v.artifact_digest);
+                    if !path.is_dir() {
+                        return Err(Error::failed(format!(
+                            "`{}` is version {} (artifact {}), but that artifact is not in this workspace's store ({})",
+                            r.text,
+                            v.version,
+                            v.artifact_digest,
+                            path.display()
+                        )));
+                    }
+                    (path, v.artifact_digest.clone(), None)
                 }
             };
             out.push((
@@ -428,8 +440,79 @@ impl Run {
         Ok(out)
     }
 
+    /// Facts a built-in step needs beyond its spec: the run, the registry, and
+    /// for a register step the lineage of the model it registers.
+    fn step_facts(&mut self, step: &Step, record: &StepRecord) -> Result<serde_json::Value> {
+        let p = self.plan.pipeline.clone();
+        let registry =
+            std::path::absolute(&self.registry_path).unwrap_or_else(|_| self.registry_path.clone());
+        let mut facts = serde_json::json!({
+            "run_id": self.run_id,
+            "pipeline": p.name,
+            "base_dir": p.base_dir,
+            "registry": registry,
+            "cache_key": record.cache_key,
+            "input_digests": record.inputs,
+        });
+        if let StepKind::Register(r) = &step.kind {
+            // What trained the model, for the version's lineage.
+            let (algorithm, hyperparameters) = match &r.model.target {
+                RefTarget::Output { step: s, .. } => match p.step(s).map(|t| &t.kind) {
+                    Some(StepKind::Train(t)) => (
+                        t.algorithm
+                            .clone()
+                            .or_else(|| t.image.clone())
+                            .unwrap_or_else(|| "custom".into()),
+                        t.hyperparameters.clone(),
+                    ),
+                    _ => ("unknown".to_string(), BTreeMap::new()),
+                },
+                _ => ("unknown".to_string(), BTreeMap::new()),
+            };
+            let mut data = BTreeMap::new();
+            for (name, def) in &p.inputs {
+                data.insert(
+                    format!("{name} ({})", def.path),
+                    inputs::digest_input(&self.db, &def.resolved)?,
+                );
+            }
+            let spec = serde_json::to_vec(&*p).expect("pipelines serialize");
+            facts["lineage"] = serde_json::json!({
+                "algorithm": algorithm,
+                "hyperparameters": hyperparameters,
+                "data": data,
+                "params": p.params,
+                "spec_hash": blake3::hash(&spec).to_hex().to_string(),
+                "on_approved": p.on_approved,
+            });
+        }
+        Ok(facts)
+    }
+
+    fn resolve_registry(
+        &self,
+        reg_ref: &crate::registry::RegistryRef,
+        text: &str,
+    ) -> Result<crate::registry::ModelVersion> {
+        if !self.registry_path.exists() {
+            return Err(Error::failed(format!(
+                "resolve `{text}`: there is no model registry at {} yet (a `kind: register` step creates it)",
+                self.registry_path.display()
+            )));
+        }
+        let reg = crate::registry::Registry::open_existing(&self.registry_path)
+            .map_err(|e| Error::failed(format!("resolve `{text}`: {e}")))?;
+        reg.resolve(reg_ref)
+            .map_err(|e| Error::failed(format!("resolve `{text}`: {e}")))
+    }
+
     /// Lays out the step's root and builds its job.
-    fn job(&self, step: &Step, channels: Vec<Channel>) -> Result<StepJob> {
+    fn job(
+        &self,
+        step: &Step,
+        channels: Vec<Channel>,
+        extra: serde_json::Value,
+    ) -> Result<StepJob> {
         let p = &self.plan.pipeline;
         let root = self
             .ws
@@ -471,7 +554,7 @@ impl Run {
             current_host: "algo-1".into(),
             hosts: vec!["algo-1".into()],
             num_cpus,
-            extra: serde_json::json!({"run_id": self.run_id, "pipeline": p.name, "base_dir": p.base_dir}),
+            extra,
         };
         let mut env = layout.prepare(None)?;
         env.push(("PIPELINE_RUN_ID".into(), self.run_id.clone()));
@@ -612,20 +695,20 @@ impl Run {
         st.record.failure = None;
         st.record.duration_s = Some(duration);
         st.record.finished_at = Some(now_rfc3339());
-        if step.cache != CachePolicy::Off {
-            if let (Some(key), Some(parts)) = (&st.record.cache_key, &st.parts) {
-                self.db.cache_put(&CacheEntry {
-                    key: key.clone(),
-                    pipeline: self.plan.pipeline.name.clone(),
-                    step: step.name().to_string(),
-                    created_at: now_rfc3339(),
-                    created_unix: now_unix(),
-                    parts: parts.clone(),
-                    outputs,
-                    metrics,
-                    run_id: self.run_id.clone(),
-                })?;
-            }
+        if step.cache != CachePolicy::Off
+            && let (Some(key), Some(parts)) = (&st.record.cache_key, &st.parts)
+        {
+            self.db.cache_put(&CacheEntry {
+                key: key.clone(),
+                pipeline: self.plan.pipeline.name.clone(),
+                step: step.name().to_string(),
+                created_at: now_rfc3339(),
+                created_unix: now_unix(),
+                parts: parts.clone(),
+                outputs,
+                metrics,
+                run_id: self.run_id.clone(),
+            })?;
         }
         self.db.upsert_step(&st.record)?;
         // The outputs now live in the store; the work directory is no longer needed.
@@ -726,7 +809,7 @@ fn upstream_input(
             match &r.target {
                 RefTarget::Input(n) => p.inputs.get(n).cloned(),
                 RefTarget::Output { step: up, .. } => p.step(up).and_then(|u| upstream_input(p, u)),
-                RefTarget::Registry { .. } => None,
+                RefTarget::Registry(_) => None,
             }
         }
         _ => None,

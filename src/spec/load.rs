@@ -242,27 +242,23 @@ fn decode_schedule(ctx: &Ctx, node: &Node) -> DResult<Schedule> {
     )?;
     let cron_node = f.req(ctx, "cron")?;
     let cron = ctx.string(cron_node, "cron")?;
-    let fields = cron.split_whitespace().count();
-    if !(5..=6).contains(&fields) {
+    let tz_node = f.get("timezone");
+    let tz = tz_node.map(|n| ctx.string(n, "timezone")).transpose()?;
+    if let Err(e) = crate::schedule::cron::Timing::new(&cron, None) {
+        return Err(ctx.err(cron_node, e).help(
+            "write five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\"",
+        ));
+    }
+    if let (Some(n), Some(t)) = (tz_node, &tz)
+        && let Err(e) = crate::schedule::cron::Timing::new(&cron, Some(t))
+    {
         return Err(ctx
-            .err(
-                cron_node,
-                format!(
-                    "`{}` is not a cron expression: it has {fields} fields",
-                    cron.value
-                ),
-            )
-            .help(
-                "write five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\"",
-            ));
+            .err(n, e)
+            .help("use an IANA time zone name such as Europe/Berlin or America/New_York"));
     }
     Ok(Schedule {
         cron: cron.value,
-        timezone: f
-            .get("timezone")
-            .map(|n| ctx.string(n, "timezone"))
-            .transpose()?
-            .map(|s| s.value),
+        timezone: tz.map(|s| s.value),
         only_if_inputs_changed: f
             .get("only_if_inputs_changed")
             .map(|n| ctx.bool(n, "only_if_inputs_changed"))
@@ -322,13 +318,13 @@ fn decode_input(
         .and_then(|f| f.get("label_size"))
         .map(|n| ctx.uint(n, "label_size"))
         .transpose()?;
-    if let Some(ls) = &label_size {
-        if ls.value > 1 {
-            return Err(
-                Diagnostic::at(&ctx.source, ls.span, "`label_size` must be 0 or 1")
-                    .help("SageMaker's built-ins read one label column"),
-            );
-        }
+    if let Some(ls) = &label_size
+        && ls.value > 1
+    {
+        return Err(
+            Diagnostic::at(&ctx.source, ls.span, "`label_size` must be 0 or 1")
+                .help("SageMaker's built-ins read one label column"),
+        );
     }
     if target.is_some() && !header {
         let n = f.as_ref().and_then(|f| f.key("target")).unwrap_or(node);
@@ -775,6 +771,13 @@ fn decode_step(
 /// A reference where one is required.
 fn decode_ref(ctx: &Ctx, node: &Node, field: &str) -> DResult<Ref> {
     let s = ctx.string(node, field)?;
+    if s.trim().starts_with("registry://")
+        && let Err(e) = crate::registry::RegistryRef::parse(s.trim())
+    {
+        return Err(ctx.err(node, e.to_string()).help(
+            "write registry://GROUP@approved, registry://GROUP@latest or registry://GROUP@3",
+        ));
+    }
     Ref::parse(&s, node.span).ok_or_else(|| {
         ctx.err(node, format!("`{}` is not a reference", s.value))
             .label("expected inputs.NAME, STEP.OUTPUT or registry://GROUP@approved")
@@ -932,13 +935,13 @@ fn decode_strategy(ctx: &Ctx, node: &Node) -> DResult<SplitStrategy> {
     let column = || -> DResult<String> { Ok(ctx.string(f.req(ctx, "column")?, "column")?.value) };
     let only = |allowed: &[&str]| -> DResult<()> {
         for k in ["stratify", "column", "cutoffs", "gap"] {
-            if !allowed.contains(&k) {
-                if let Some(key) = f.key(k) {
-                    return Err(ctx.err(
-                        key,
-                        format!("`{k}` does not apply to a `{}` split", ty.value),
-                    ));
-                }
+            if !allowed.contains(&k)
+                && let Some(key) = f.key(k)
+            {
+                return Err(ctx.err(
+                    key,
+                    format!("`{k}` does not apply to a `{}` split", ty.value),
+                ));
             }
         }
         Ok(())
@@ -1058,19 +1061,19 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
             "`algorithm` runs a built-in; it cannot be combined with `image` or `run`",
         ));
     }
-    if let Some(a) = &algorithm {
-        if !crate::exec::builtin::ALGORITHMS.contains(&a.as_str()) {
-            return Err(Diagnostic::at(
-                &ctx.source,
-                a.span,
-                format!("unknown algorithm `{}`", a.value),
-            )
-            .suggest(&a.value, crate::exec::builtin::ALGORITHMS.iter().copied())
-            .help(format!(
-                "use one of: {}",
-                crate::exec::builtin::ALGORITHMS.join(", ")
-            )));
-        }
+    if let Some(a) = &algorithm
+        && !crate::exec::builtin::ALGORITHMS.contains(&a.as_str())
+    {
+        return Err(Diagnostic::at(
+            &ctx.source,
+            a.span,
+            format!("unknown algorithm `{}`", a.value),
+        )
+        .suggest(&a.value, crate::exec::builtin::ALGORITHMS.iter().copied())
+        .help(format!(
+            "use one of: {}",
+            crate::exec::builtin::ALGORITHMS.join(", ")
+        )));
     }
     let channels = match f.get("channels") {
         Some(n) => decode_channels(ctx, n, "channels")?,
@@ -1204,14 +1207,14 @@ fn decode_evaluate(ctx: &Ctx, f: &Fields) -> DResult<EvaluateStep> {
             }
             crate::exec::builtin::check_hyperparameters(&a.value, &hyperparameters)
                 .map_err(|e| hyperparameter_error(ctx, f, e))?;
-            if let Some(k) = &folds {
-                if k.value < 2 {
-                    return Err(Diagnostic::at(
-                        &ctx.source,
-                        k.span,
-                        "`folds` must be at least 2",
-                    ));
-                }
+            if let Some(k) = &folds
+                && k.value < 2
+            {
+                return Err(Diagnostic::at(
+                    &ctx.source,
+                    k.span,
+                    "`folds` must be at least 2",
+                ));
             }
         }
         EvalMethod::Ab => {
@@ -1282,7 +1285,7 @@ fn decode_register(ctx: &Ctx, f: &Fields) -> DResult<RegisterStep> {
                     }
                     (Some(a), None) => {
                         let s = ctx.string(a, "auto_approve_if")?;
-                        expr::parse(&s).map_err(|e| {
+                        crate::registry::Condition::parse(&s).map_err(|e| {
                             ctx.err(a, format!("cannot read the condition `{}`", s.value))
                                 .label(e.message)
                         })?;

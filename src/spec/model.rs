@@ -462,37 +462,16 @@ pub enum RefTarget {
         step: String,
         output: String,
     },
-    Registry {
-        group: String,
-        selector: RegistrySelector,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegistrySelector {
-    Approved,
-    Latest,
-    Version(u32),
+    /// `registry://GROUP@approved|latest|N`.
+    Registry(crate::registry::RegistryRef),
 }
 
 impl Ref {
     /// Parses reference syntax; `None` when the text is not a reference.
     pub fn parse(text: &str, span: Span) -> Option<Ref> {
         let t = text.trim();
-        let target = if let Some(rest) = t.strip_prefix("registry://") {
-            let (group, sel) = rest.split_once('@').unwrap_or((rest, "latest"));
-            let selector = match sel {
-                "approved" => RegistrySelector::Approved,
-                "latest" => RegistrySelector::Latest,
-                n => RegistrySelector::Version(n.parse().ok().filter(|v| *v > 0)?),
-            };
-            if group.is_empty() || !is_name(group) {
-                return None;
-            }
-            RefTarget::Registry {
-                group: group.to_string(),
-                selector,
-            }
+        let target = if t.starts_with("registry://") {
+            RefTarget::Registry(crate::registry::RegistryRef::parse(t).ok()?)
         } else {
             let (a, b) = t.split_once('.')?;
             if !is_name(a) || !is_name(b) {
@@ -598,12 +577,12 @@ pub mod duration {
 
     pub fn format(d: Duration) -> String {
         let ms = d.as_millis();
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             return format!("{ms}ms");
         }
         let s = d.as_secs();
         for (unit, size) in [("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)] {
-            if s >= size && s % size == 0 {
+            if s >= size && s.is_multiple_of(size) {
                 return format!("{}{unit}", s / size);
             }
         }
@@ -662,22 +641,10 @@ mod tests {
         let r = Ref::parse("inputs.penguins", Span::default()).unwrap();
         assert_eq!(r.target, RefTarget::Input("penguins".into()));
         let r = Ref::parse("registry://churn@approved", Span::default()).unwrap();
-        assert!(matches!(
-            r.target,
-            RefTarget::Registry {
-                selector: RegistrySelector::Approved,
-                ..
-            }
-        ));
-        assert!(matches!(
-            Ref::parse("registry://churn@3", Span::default())
-                .unwrap()
-                .target,
-            RefTarget::Registry {
-                selector: RegistrySelector::Version(3),
-                ..
-            }
-        ));
+        assert!(
+            matches!(r.target, RefTarget::Registry(ref g) if g.selector == crate::registry::Selector::Approved)
+        );
+        assert!(Ref::parse("registry://churn", Span::default()).is_none());
         assert!(Ref::parse("registry://churn@0", Span::default()).is_none());
         assert!(Ref::parse("data/x.csv", Span::default()).is_none());
         assert!(Ref::parse("a.b.c", Span::default()).is_none());

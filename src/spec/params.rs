@@ -133,13 +133,13 @@ pub fn decode(ctx: &Ctx, node: &Node) -> DResult<Vec<ParamDecl>> {
                         .collect::<DResult<_>>()?,
                     None => vec![],
                 };
-                if let (Some(d), false) = (&default, choices.is_empty()) {
-                    if !choices.contains(d) {
-                        return Err(ctx.err(
-                            f.get("default").unwrap(),
-                            "the default is not one of the choices",
-                        ));
-                    }
+                if let (Some(d), false) = (&default, choices.is_empty())
+                    && !choices.contains(d)
+                {
+                    return Err(ctx.err(
+                        f.get("default").unwrap(),
+                        "the default is not one of the choices",
+                    ));
                 }
                 ParamDecl {
                     name: name.value.clone(),

@@ -112,14 +112,14 @@ fn template_error(
     for word in
         text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'))
     {
-        if let Some(name) = word.strip_prefix("params.") {
-            if !decls.iter().any(|p| p.name == name) {
-                d = d.label(format!("no param named `{name}`"));
-                return match closest_param(decls, name) {
-                    Some(c) => d.help(format!("did you mean `params.{c}`?")),
-                    None => d.help("declare it under `params:`"),
-                };
-            }
+        if let Some(name) = word.strip_prefix("params.")
+            && !decls.iter().any(|p| p.name == name)
+        {
+            d = d.label(format!("no param named `{name}`"));
+            return match closest_param(decls, name) {
+                Some(c) => d.help(format!("did you mean `params.{c}`?")),
+                None => d.help("declare it under `params:`"),
+            };
         }
     }
     if !detail.is_empty() {

@@ -80,7 +80,7 @@ pub fn check(ctx: &Ctx, p: &Pipeline, decls: &[ParamDecl]) -> Vec<Diagnostic> {
                         }
                     }
                 }
-                RefTarget::Registry { .. } => {}
+                RefTarget::Registry(_) => {}
             }
         }
         for a in &step.after {

@@ -1,0 +1,349 @@
+//! The CSV reader: header, parallel number pass, level pass, columns.
+//!
+//! The body is cut at record starts into a few pieces a thread
+//! ([`super::csv_chunks`]); each piece is parsed straight into per-column
+//! `f32` buffers ([`super::csv_numbers`]); columns in which some field is text
+//! are read again for their levels ([`super::csv_levels`]); the pieces'
+//! buffers are then joined column by column. Line numbers in errors are
+//! counted per piece and added up in file order, so they are exact.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::ReadOptions;
+use super::csv_chunks;
+use super::csv_fields::{Unterminated, blank_line_end, scan_record};
+use super::csv_levels::{self, LocalLevels};
+use super::csv_numbers::{NumberPiece, PieceFailure, Problem, parse_piece};
+use super::table::Table;
+use crate::dataset::Column;
+use crate::error::DataError;
+
+/// Pieces below this size are not worth a thread.
+const MIN_PIECE: usize = 256 * 1024;
+
+/// Reads CSV `bytes` (the contents of `path`) into columns.
+///
+/// `None` when the file holds nothing but blank lines. Columns named in
+/// `force_text` are categorical even when every value is a number (used when
+/// the part files of one data set disagree).
+pub fn read_table(
+    path: &Path,
+    bytes: &[u8],
+    opts: &ReadOptions,
+    force_text: &[String],
+) -> Result<Option<Table>, DataError> {
+    read_table_in(path, bytes, opts, force_text, MIN_PIECE)
+}
+
+fn read_table_in(
+    path: &Path,
+    bytes: &[u8],
+    opts: &ReadOptions,
+    force_text: &[String],
+    min_piece: usize,
+) -> Result<Option<Table>, DataError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let delim = opts.delimiter;
+    let mut pos = 0;
+    let mut line = 0u64;
+    while pos < bytes.len() {
+        match blank_line_end(bytes, pos) {
+            Some(next) => {
+                pos = next;
+                line += 1;
+            }
+            None => break,
+        }
+    }
+    if pos >= bytes.len() {
+        return Ok(None);
+    }
+    let first = scan_record(bytes, pos, delim).map_err(|Unterminated| {
+        DataError::new(path, "a quoted field is never closed")
+            .at(line + 1, None)
+            .hint("close the quote with `\"`; write a quote inside a quoted field as `\"\"`")
+    })?;
+    let n_cols = first.fields.len();
+    let (names, body_start, body_line) = if opts.header {
+        let names = first
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(j, f)| {
+                let name = String::from_utf8_lossy(f.trim_ascii()).into_owned();
+                if name.is_empty() {
+                    format!("column{}", j + 1)
+                } else {
+                    name
+                }
+            })
+            .collect();
+        (names, first.next, line + first.lines)
+    } else {
+        if opts.label_size > n_cols {
+            return Err(DataError::new(
+                path,
+                format!(
+                    "label_size is {} but the first line has only {n_cols} fields",
+                    opts.label_size
+                ),
+            )
+            .at(line + 1, None));
+        }
+        (super::headerless_names(n_cols, opts.label_size), pos, line)
+    };
+    let body = &bytes[body_start..];
+    let pieces_wanted = (rayon::current_num_threads() * 4).min(body.len() / min_piece + 1);
+    let ranges = csv_chunks::split(body, pieces_wanted, delim);
+    let all_numeric = !opts.header;
+    let results: Vec<Result<NumberPiece, PieceFailure>> = ranges
+        .par_iter()
+        .map(|r| parse_piece(&body[r.clone()], delim, n_cols, all_numeric))
+        .collect();
+    let mut pieces = Vec::with_capacity(results.len());
+    let mut offset = body_line;
+    for r in results {
+        match r {
+            Ok(p) => {
+                offset += p.lines;
+                pieces.push(p);
+            }
+            Err(f) => return Err(piece_error(path, &names, opts, offset + f.line + 1, f)),
+        }
+    }
+    let text: Vec<bool> = (0..n_cols)
+        .map(|j| pieces.iter().any(|p| p.text[j]) || force_text.contains(&names[j]))
+        .collect();
+    let mut levels = if text.iter().any(|&t| t) {
+        categorical_columns(path, body, &ranges, delim, &text)?
+    } else {
+        (0..n_cols).map(|_| None).collect()
+    };
+    let numeric: Vec<Option<Vec<f32>>> = (0..n_cols)
+        .into_par_iter()
+        .map(|j| (!text[j]).then(|| join(&pieces, j)))
+        .collect();
+    drop(pieces);
+    let columns = names
+        .into_iter()
+        .zip(numeric)
+        .zip(levels.iter_mut())
+        .map(|((name, values), cat)| match (values, cat.take()) {
+            (Some(v), _) => Column::numeric(name, v),
+            (None, Some((levels, codes))) => Column::categorical(name, levels, codes),
+            (None, None) => Column::numeric(name, Vec::new()),
+        })
+        .collect();
+    Ok(Some(Table {
+        columns,
+        has_header: opts.header,
+    }))
+}
+
+fn join(pieces: &[NumberPiece], j: usize) -> Vec<f32> {
+    let total = pieces.iter().map(|p| p.columns[j].len()).sum();
+    let mut v = Vec::with_capacity(total);
+    for p in pieces {
+        v.extend_from_slice(&p.columns[j]);
+    }
+    v
+}
+
+type Levels = Option<(Vec<String>, Vec<f32>)>;
+
+fn categorical_columns(
+    path: &Path,
+    body: &[u8],
+    ranges: &[std::ops::Range<usize>],
+    delim: u8,
+    text: &[bool],
+) -> Result<Vec<Levels>, DataError> {
+    let locals: Vec<Vec<Option<LocalLevels<'_>>>> = ranges
+        .par_iter()
+        .map(|r| csv_levels::collect_piece(&body[r.clone()], delim, text))
+        .collect();
+    let mut per_column: Vec<Vec<LocalLevels<'_>>> = text.iter().map(|_| Vec::new()).collect();
+    for piece in locals {
+        for (j, l) in piece.into_iter().enumerate() {
+            if let Some(l) = l {
+                per_column[j].push(l);
+            }
+        }
+    }
+    per_column
+        .into_par_iter()
+        .enumerate()
+        .map(|(j, pieces)| {
+            if !text[j] {
+                return Ok(None);
+            }
+            csv_levels::merge(pieces).map(Some).map_err(|_| {
+                DataError::new(
+                    path,
+                    format!(
+                        "column {} has more than {} distinct values",
+                        j + 1,
+                        csv_levels::MAX_LEVELS
+                    ),
+                )
+                .hint("a column of text with this many values cannot be a category; drop it or encode it as numbers")
+            })
+        })
+        .collect()
+}
+
+fn piece_error(
+    path: &Path,
+    names: &[String],
+    opts: &ReadOptions,
+    line: u64,
+    f: PieceFailure,
+) -> DataError {
+    let column = f.field.map(|j| j as u64 + 1);
+    let named = |msg: String| match (opts.header, f.field) {
+        (true, Some(j)) => format!("column `{}`: {msg}", names[j]),
+        _ => msg,
+    };
+    match f.problem {
+        Problem::FieldCount { expected, found } => {
+            let hint = if opts.header {
+                format!(
+                    "the header names {expected} columns, so every line needs {expected} fields; \
+                     quote values that contain the delimiter"
+                )
+            } else {
+                format!(
+                    "the first line has {expected} fields, so every line needs {expected}; \
+                     quote values that contain the delimiter"
+                )
+            };
+            DataError::new(path, format!("expected {expected} fields, found {found}"))
+                .at(line, None)
+                .hint(hint)
+        }
+        Problem::NotANumber(text) => {
+            let shown: String = text.chars().take(40).collect();
+            DataError::new(path, named(format!("`{shown}` is not a number")))
+                .at(line, column)
+                .hint(
+                    "headerless (SageMaker-style) CSV must hold only numbers, with missing values \
+                     left empty; if the first line names the columns, set `header: true`",
+                )
+        }
+        Problem::UnterminatedQuote => {
+            DataError::new(path, named("a quoted field is never closed".to_string()))
+                .at(line, column)
+                .hint("close the quote with `\"`; write a quote inside a quoted field as `\"\"`")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::ColumnKind;
+
+    fn table(text: &str, opts: &ReadOptions) -> Result<Option<Table>, DataError> {
+        read_table(Path::new("t.csv"), text.as_bytes(), opts, &[])
+    }
+
+    #[test]
+    fn header_quotes_crlf_and_categories() {
+        let t = table(
+            "\u{feff}a,\"b\",c\r\n1,x,\"2\"\r\n,\"y,z\",3\r\n4,x,NA\r\n\r\n",
+            &ReadOptions::csv_with_header(None),
+        )
+        .unwrap()
+        .unwrap();
+        let names: Vec<_> = t.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(t.columns[0].values[0], 1.0);
+        assert!(t.columns[0].values[1].is_nan());
+        assert_eq!(
+            t.columns[1].kind,
+            ColumnKind::Categorical {
+                levels: vec!["x".into(), "y,z".into()]
+            }
+        );
+        assert_eq!(t.columns[1].values, [0.0, 1.0, 0.0]);
+        assert_eq!(t.columns[2].values[..2], [2.0, 3.0]);
+    }
+
+    #[test]
+    fn forced_text_turns_numbers_into_levels() {
+        let t = read_table(
+            Path::new("t.csv"),
+            b"a,b\n1,2\n1.0,3\n1,4",
+            &ReadOptions::csv_with_header(None),
+            &["a".to_string()],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(t.columns[0].levels().unwrap(), ["1", "1.0"]);
+        assert_eq!(t.columns[0].values, [0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = table("1,2\n3,4\n5,x\n", &ReadOptions::sagemaker_csv(1))
+            .err()
+            .unwrap();
+        assert_eq!((e.line, e.column), (Some(3), Some(2)));
+        assert!(e.message.contains("`x` is not a number"), "{e}");
+        let e = table(
+            "a,b\n1,2\n\"multi\nline\",3\n4\n",
+            &ReadOptions::csv_with_header(None),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.line, Some(5));
+        assert!(e.message.contains("expected 2 fields, found 1"), "{e}");
+        let e = table("a,b\n1,\"open\n", &ReadOptions::csv_with_header(None))
+            .err()
+            .unwrap();
+        assert_eq!((e.line, e.column), (Some(2), Some(2)));
+        assert!(e.message.contains("column `b`"), "{e}");
+    }
+
+    #[test]
+    fn blank_only_is_none_and_header_only_has_no_rows() {
+        assert!(
+            table("\n \n", &ReadOptions::sagemaker_csv(0))
+                .unwrap()
+                .is_none()
+        );
+        let t = table("a,b\n", &ReadOptions::csv_with_header(None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.columns.len(), 2);
+        assert!(t.columns[0].values.is_empty());
+    }
+
+    #[test]
+    fn same_result_for_any_piece_count() {
+        let mut text = String::from("k,v,q\n");
+        for i in 0..20_000 {
+            let q = if i % 13 == 0 { "\"a\nb\"" } else { "\"c\"" };
+            text.push_str(&format!("c{},{}.5,{q}\n", (i * 7919) % 97, i));
+        }
+        let opts = ReadOptions::csv_with_header(None);
+        let run = |threads: usize, min_piece: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| read_table_in(Path::new("t"), text.as_bytes(), &opts, &[], min_piece))
+                .unwrap()
+                .unwrap()
+        };
+        let one = run(1, MIN_PIECE);
+        assert_eq!(one.columns[0].levels().unwrap().len(), 97);
+        assert_eq!(one.columns[2].levels().unwrap(), ["a\nb", "c"]);
+        assert_eq!(one.columns[1].values[19_999], 19_999.5);
+        for (threads, min_piece) in [(2, 1000), (4, 64), (3, 7)] {
+            assert_eq!(one.columns, run(threads, min_piece).columns);
+        }
+    }
+}

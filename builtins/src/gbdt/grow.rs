@@ -1,0 +1,495 @@
+//! Growing one tree, level by level, from gradient histograms.
+//!
+//! Each level: find the best split of every open node from its histogram,
+//! partition the node's rows (a stable in-place partition of one index array,
+//! so every node owns a contiguous range), then build the histogram of the
+//! smaller child only and get its sibling by subtracting it from the parent's.
+//!
+//! Histograms are built in [`histogram`](super::histogram) and rows split in
+//! [`partition`](super::partition). Determinism: parallel tasks cover fixed
+//! chunks of rows or single nodes, each loops in row order on its own output,
+//! and results are combined in a fixed order, so the tree does not depend on
+//! the thread count; ties between equally good splits go to the lower feature
+//! and bin.
+
+use rayon::prelude::*;
+
+use super::binning::{BinnedMatrix, MISSING_BIN, SLOTS};
+use super::histogram::{Entry, Hist, build_histograms};
+use super::partition::partition_level;
+use super::tree::Tree;
+
+/// First and second derivative of the loss for one row.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GradPair {
+    pub g: f32,
+    pub h: f32,
+}
+
+/// Gradient sums, in double precision so a million rows add up exactly enough.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sum {
+    pub g: f64,
+    pub h: f64,
+}
+
+impl Sum {
+    pub fn plus(self, o: Sum) -> Sum {
+        Sum {
+            g: self.g + o.g,
+            h: self.h + o.h,
+        }
+    }
+    pub fn minus(self, o: Sum) -> Sum {
+        Sum {
+            g: self.g - o.g,
+            h: self.h - o.h,
+        }
+    }
+}
+
+/// The regularisation and size limits of a tree.
+#[derive(Debug, Clone, Copy)]
+pub struct TreeParams {
+    pub eta: f64,
+    pub lambda: f64,
+    pub alpha: f64,
+    pub gamma: f64,
+    pub min_child_weight: f64,
+    pub max_depth: usize,
+    /// 0 means no limit.
+    pub max_leaves: usize,
+}
+
+impl TreeParams {
+    fn shrink_l1(&self, g: f64) -> f64 {
+        if g > self.alpha {
+            g - self.alpha
+        } else if g < -self.alpha {
+            g + self.alpha
+        } else {
+            0.0
+        }
+    }
+    /// How much a node with these sums lowers the loss as a leaf (up to a constant).
+    fn score(&self, s: Sum) -> f64 {
+        let t = self.shrink_l1(s.g);
+        t * t / (s.h + self.lambda)
+    }
+    /// The optimal leaf output, learning rate applied.
+    pub fn leaf_value(&self, s: Sum) -> f64 {
+        -self.shrink_l1(s.g) / (s.h + self.lambda) * self.eta
+    }
+}
+
+/// The best split found for a node.
+#[derive(Debug, Clone, Copy)]
+pub struct Split {
+    pub gain: f64,
+    pub feature: usize,
+    /// Rows with bin `<= bin` go left.
+    pub bin: u8,
+    pub default_left: bool,
+    pub left: Sum,
+    pub right: Sum,
+}
+
+/// A node still open for splitting: its tree index, its rows and gradient sums.
+struct Open {
+    node: usize,
+    start: usize,
+    end: usize,
+    sum: Sum,
+    hist: Hist,
+}
+
+/// A tree plus what training needs to apply it to the rows it was grown on.
+pub struct Grown {
+    pub tree: Tree,
+    /// For each split node, the bin threshold (rows with bin `<= b` go left).
+    pub split_bin: Vec<u8>,
+    /// `(leaf node, start, end)`: the rows `rows[start..end]` ended in that leaf.
+    pub leaves: Vec<(usize, usize, usize)>,
+}
+
+/// Grows one tree on `rows` (ascending row indices; reordered in place) using the
+/// features flagged in `use_feature`.
+pub fn grow_tree(
+    m: &BinnedMatrix,
+    grads: &[GradPair],
+    rows: &mut [u32],
+    use_feature: &[bool],
+    p: &TreeParams,
+) -> Grown {
+    // Rows travel with their gradients, so histogram loops read gradients in order.
+    let mut entries: Vec<Entry> = rows
+        .par_iter()
+        .map(|&r| {
+            let gp = grads[r as usize];
+            Entry {
+                row: r,
+                g: gp.g,
+                h: gp.h,
+            }
+        })
+        .collect();
+    let root_sum = entries
+        .par_chunks(1 << 16)
+        .map(|c| {
+            c.iter().fold(Sum::default(), |s, e| {
+                s.plus(Sum {
+                    g: e.g as f64,
+                    h: e.h as f64,
+                })
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(Sum::default(), Sum::plus);
+    let mut tree = Tree::default();
+    tree.push_leaf(p.leaf_value(root_sum) as f32, root_sum.h as f32);
+    let mut split_bin = vec![0u8];
+    let root_hist = build_histograms(m, &entries, &[(0, entries.len())], use_feature)
+        .pop()
+        .expect("one histogram a node");
+    let mut open = vec![Open {
+        node: 0,
+        start: 0,
+        end: rows.len(),
+        sum: root_sum,
+        hist: root_hist,
+    }];
+    let mut leaves = Vec::new();
+    let mut n_leaves = 1usize;
+    for depth in 0..p.max_depth {
+        if open.is_empty() {
+            break;
+        }
+        let splits: Vec<Option<Split>> = open
+            .par_iter()
+            .map(|o| best_split(m, &o.hist, o.sum, use_feature, p))
+            .collect();
+        // Under a leaf budget, the most useful splits of the level go first.
+        let mut order: Vec<usize> = (0..open.len()).filter(|&i| splits[i].is_some()).collect();
+        if p.max_leaves > 0 {
+            order.sort_by(|&a, &b| {
+                let (ga, gb) = (splits[a].unwrap().gain, splits[b].unwrap().gain);
+                gb.total_cmp(&ga).then(a.cmp(&b))
+            });
+            let room = p.max_leaves.saturating_sub(n_leaves);
+            order.truncate(room);
+            order.sort_unstable();
+        }
+        n_leaves += order.len();
+        let mut expand = vec![false; open.len()];
+        for &i in &order {
+            expand[i] = true;
+        }
+        let ranges: Vec<(usize, usize, Option<Split>)> = open
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.start, o.end, splits[i].filter(|_| expand[i])))
+            .collect();
+        let n_left = partition_level(&mut entries, m, &ranges);
+        let mut next = Vec::new();
+        let mut to_build = Vec::new();
+        let mut parents = Vec::new();
+        for (i, o) in open.into_iter().enumerate() {
+            let Some(s) = splits[i].filter(|_| expand[i]) else {
+                leaves.push((o.node, o.start, o.end));
+                continue;
+            };
+            let mid = o.start + n_left[i];
+            let (l, r) = tree.split(
+                o.node,
+                s.feature as u32,
+                m.cuts[s.feature].cuts[s.bin as usize],
+                s.default_left,
+                s.gain as f32,
+                (p.leaf_value(s.left) as f32, s.left.h as f32),
+                (p.leaf_value(s.right) as f32, s.right.h as f32),
+            );
+            split_bin[o.node] = s.bin;
+            split_bin.extend([0, 0]);
+            let left_smaller = mid - o.start <= o.end - mid;
+            to_build.push(if left_smaller {
+                (o.start, mid - o.start)
+            } else {
+                (mid, o.end - mid)
+            });
+            parents.push((o.hist, left_smaller));
+            next.push((l, o.start, mid, s.left));
+            next.push((r, mid, o.end, s.right));
+        }
+        // Children at the depth limit, or beyond the leaf budget, are final: no histograms.
+        let full = p.max_leaves > 0 && n_leaves >= p.max_leaves;
+        if depth + 1 >= p.max_depth || full {
+            leaves.extend(
+                next.into_iter()
+                    .map(|(node, start, end, _)| (node, start, end)),
+            );
+            open = Vec::new();
+            break;
+        }
+        let built = build_histograms(m, &entries, &to_build, use_feature);
+        let mut new_open = Vec::with_capacity(next.len());
+        let mut kids = next.into_iter();
+        for (small, (parent, left_smaller)) in built.into_iter().zip(parents) {
+            let big: Hist = parent
+                .iter()
+                .zip(&small)
+                .map(|(a, b)| std::array::from_fn(|i| a[i].minus(b[i])))
+                .collect();
+            let (lh, rh) = if left_smaller {
+                (small, big)
+            } else {
+                (big, small)
+            };
+            for hist in [lh, rh] {
+                let (node, start, end, sum) = kids.next().expect("two children a split");
+                new_open.push(Open {
+                    node,
+                    start,
+                    end,
+                    sum,
+                    hist,
+                });
+            }
+        }
+        open = new_open;
+    }
+    leaves.extend(open.into_iter().map(|o| (o.node, o.start, o.end)));
+    rows.par_iter_mut()
+        .zip(entries.par_iter())
+        .for_each(|(r, e)| *r = e.row);
+    Grown {
+        tree,
+        split_bin,
+        leaves,
+    }
+}
+
+/// The best split of a node over all used features, or `None` when no split
+/// gains more than `gamma` with both children heavy enough.
+fn best_split(
+    m: &BinnedMatrix,
+    hist: &[[Sum; SLOTS]],
+    total: Sum,
+    use_feature: &[bool],
+    p: &TreeParams,
+) -> Option<Split> {
+    let parent = p.score(total);
+    let mut best: Option<Split> = None;
+    for (f, h) in hist.iter().enumerate() {
+        if !use_feature[f] {
+            continue;
+        }
+        let nb = m.cuts[f].n_bins();
+        let missing = h[MISSING_BIN as usize];
+        let has_missing = missing.h > 0.0 || missing.g != 0.0;
+        let mut cum = Sum::default();
+        for (b, &hb) in h.iter().enumerate().take(nb - 1) {
+            cum = cum.plus(hb);
+            let candidates = [(false, cum), (true, cum.plus(missing))];
+            for (default_left, left) in candidates.into_iter().take(1 + usize::from(has_missing)) {
+                let right = total.minus(left);
+                if left.h < p.min_child_weight
+                    || right.h < p.min_child_weight
+                    || left.h <= 0.0
+                    || right.h <= 0.0
+                {
+                    continue;
+                }
+                let gain = p.score(left) + p.score(right) - parent;
+                if gain > best.map_or(0.0, |s| s.gain) {
+                    best = Some(Split {
+                        gain,
+                        feature: f,
+                        bin: b as u8,
+                        default_left,
+                        left,
+                        right,
+                    });
+                }
+            }
+        }
+    }
+    // XGBoost's epsilon for "no real gain", and gamma, the minimum loss reduction.
+    best.filter(|s| s.gain > 1e-6 && s.gain > p.gamma)
+}
+
+/// The leaf a row reaches, following the bins the tree was grown on.
+pub fn leaf_by_bins(g: &Grown, m: &BinnedMatrix, row: usize) -> usize {
+    let t = &g.tree;
+    let mut n = 0usize;
+    while t.left[n] >= 0 {
+        let b = m.row(row)[t.feature[n] as usize];
+        let left = if b == MISSING_BIN {
+            t.default_left[n]
+        } else {
+            b <= g.split_bin[n]
+        };
+        n = if left { t.left[n] } else { t.right[n] } as usize;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> TreeParams {
+        TreeParams {
+            eta: 1.0,
+            lambda: 0.0,
+            alpha: 0.0,
+            gamma: 0.0,
+            min_child_weight: 0.0,
+            max_depth: 3,
+            max_leaves: 0,
+        }
+    }
+
+    #[test]
+    fn finds_the_step_and_sends_missing_the_right_way() {
+        // Target +1 above x = 5 and for missing x, -1 below: squared-error gradients at margin 0.
+        let x: Vec<f32> = (0..20)
+            .map(|i| if i % 5 == 0 { f32::NAN } else { i as f32 })
+            .collect();
+        let y: Vec<f32> = x
+            .iter()
+            .map(|&v| if v.is_nan() || v > 5.0 { 1.0 } else { -1.0 })
+            .collect();
+        let m = BinnedMatrix::build(&[&x], 20, 256);
+        let grads: Vec<GradPair> = y.iter().map(|&t| GradPair { g: -t, h: 1.0 }).collect();
+        let mut rows: Vec<u32> = (0..20).collect();
+        let g = grow_tree(&m, &grads, &mut rows, &[true], &params());
+        let t = &g.tree;
+        assert_eq!(t.threshold[0], 6.0);
+        assert!(!t.default_left[0]);
+        for (i, &v) in x.iter().enumerate() {
+            assert_eq!(t.predict_row(&[v]), y[i], "row {i}");
+            assert_eq!(leaf_by_bins(&g, &m, i), t.leaf_of(&[v]));
+        }
+        let covered: usize = g.leaves.iter().map(|l| l.2 - l.1).sum();
+        assert_eq!(covered, 20);
+    }
+
+    #[test]
+    fn respects_depth_leaves_and_min_child_weight() {
+        let x: Vec<f32> = (0..64).map(|i| i as f32).collect();
+        let grads: Vec<GradPair> = (0..64)
+            .map(|i| GradPair {
+                g: (i % 7) as f32 - 3.0,
+                h: 1.0,
+            })
+            .collect();
+        let m = BinnedMatrix::build(&[&x], 64, 256);
+        let mut rows: Vec<u32> = (0..64).collect();
+        let g = grow_tree(&m, &grads, &mut rows, &[true], &params());
+        assert!(g.tree.depth() <= 3);
+        let mut p = params();
+        p.max_leaves = 3;
+        let mut rows: Vec<u32> = (0..64).collect();
+        let g = grow_tree(&m, &grads, &mut rows, &[true], &p);
+        assert_eq!(g.leaves.len(), 3);
+        p.max_leaves = 0;
+        p.min_child_weight = 40.0;
+        let mut rows: Vec<u32> = (0..64).collect();
+        let g = grow_tree(&m, &grads, &mut rows, &[true], &p);
+        assert_eq!(g.tree.n_nodes(), 1);
+    }
+
+    /// Data big enough for several histogram and partition chunks a node.
+    fn big() -> (BinnedMatrix, Vec<GradPair>) {
+        let n = 3 * super::super::histogram::HIST_CHUNK + 123;
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let cols: Vec<Vec<f32>> = (0..3)
+            .map(|j| {
+                (0..n)
+                    .map(|i| if (i + j) % 11 == 0 { f32::NAN } else { next() })
+                    .collect()
+            })
+            .collect();
+        let grads = (0..n)
+            .map(|i| GradPair {
+                g: cols[0][i].max(0.3) - cols[1][i] * next(),
+                h: 0.5 + next(),
+            })
+            .collect();
+        let refs: Vec<&[f32]> = cols.iter().map(Vec::as_slice).collect();
+        (BinnedMatrix::build(&refs, n, 64), grads)
+    }
+
+    #[test]
+    fn chunked_partition_is_a_stable_partition() {
+        let (m, _) = big();
+        let rows: Vec<u32> = (0..m.n_rows as u32).rev().collect();
+        let s = Split {
+            gain: 1.0,
+            feature: 1,
+            bin: 20,
+            default_left: true,
+            left: Sum::default(),
+            right: Sum::default(),
+        };
+        let goes_left = |r: u32| {
+            let b = m.row(r as usize)[1];
+            b == MISSING_BIN || b <= 20
+        };
+        let n = rows.len();
+        let original = rows.clone();
+        let mut entries: Vec<Entry> = rows
+            .iter()
+            .map(|&row| Entry {
+                row,
+                ..Entry::default()
+            })
+            .collect();
+        let n_left = partition_level(&mut entries, &m, &[(0, 5, None), (5, n, Some(s))]);
+        let rows: Vec<u32> = entries.iter().map(|e| e.row).collect();
+        // The node without a split is untouched; the other is split stably.
+        assert_eq!(rows[..5], original[..5]);
+        let lefts: Vec<u32> = original[5..]
+            .iter()
+            .copied()
+            .filter(|&r| goes_left(r))
+            .collect();
+        let rights: Vec<u32> = original[5..]
+            .iter()
+            .copied()
+            .filter(|&r| !goes_left(r))
+            .collect();
+        assert_eq!(n_left[1], lefts.len());
+        assert_eq!(rows[5..5 + lefts.len()], lefts[..]);
+        assert_eq!(rows[5 + lefts.len()..], rights[..]);
+    }
+
+    #[test]
+    fn trees_do_not_depend_on_the_thread_count() {
+        let (m, grads) = big();
+        let p = TreeParams {
+            max_depth: 5,
+            ..params()
+        };
+        let grow_on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut rows: Vec<u32> = (0..m.n_rows as u32).collect();
+                grow_tree(&m, &grads, &mut rows, &[true, true, true], &p).tree
+            })
+        };
+        let one = grow_on(1);
+        assert!(one.n_nodes() > 20);
+        assert_eq!(one, grow_on(3));
+    }
+}

@@ -1,0 +1,234 @@
+//! Losses: label checks, starting margins, gradients, and margin-to-prediction transforms.
+//!
+//! Margins are kept in `f64`, row-major with `k` outputs a row (`k` is the
+//! number of classes for multiclass objectives, else 1). The formulas follow
+//! XGBoost's so that the same data and settings give comparable models.
+
+use rayon::prelude::*;
+
+use super::grow::GradPair;
+use super::params::Objective;
+use crate::error::{BuiltinError, DataError};
+
+/// Rows a parallel task handles; fixed so results never depend on the thread count.
+pub const CHUNK: usize = 1 << 14;
+/// XGBoost's floor on hessians, so a confident row still counts a little.
+const MIN_HESS: f64 = 1e-16;
+/// XGBoost's `max_delta_step` for `count:poisson`: damps the hessian for stability.
+const POISSON_MAX_DELTA: f64 = 0.7;
+
+/// Checks every label lies in the objective's range; names the first bad row (1-based).
+pub fn check_labels(
+    obj: Objective,
+    labels: &[f32],
+    num_class: usize,
+    what: &str,
+) -> Result<(), BuiltinError> {
+    let (ok, expect): (Box<dyn Fn(f32) -> bool>, String) = match obj {
+        Objective::SquaredError => (Box::new(|v: f32| v.is_finite()), "a finite number".into()),
+        Objective::RegLogistic => (
+            Box::new(|v: f32| (0.0..=1.0).contains(&v)),
+            "between 0 and 1".into(),
+        ),
+        Objective::BinaryLogistic => (
+            Box::new(|v: f32| v == 0.0 || v == 1.0),
+            "0 or 1 (or a column with two classes)".into(),
+        ),
+        Objective::MultiSoftprob | Objective::MultiSoftmax => (
+            Box::new(move |v: f32| v >= 0.0 && v.fract() == 0.0 && (v as usize) < num_class),
+            format!("a class number from 0 to {}", num_class.saturating_sub(1)),
+        ),
+        Objective::CountPoisson => (
+            Box::new(|v: f32| v.is_finite() && v >= 0.0),
+            "a count of at least 0".into(),
+        ),
+    };
+    match labels.iter().position(|&v| !ok(v)) {
+        None => Ok(()),
+        Some(i) => {
+            let v = labels[i];
+            let shown = if v.is_nan() {
+                "missing".to_string()
+            } else {
+                format!("{v}")
+            };
+            Err(BuiltinError::Data(
+                DataError::new(
+                    what,
+                    format!(
+                        "row {}: the label is {shown}, but `{}` needs {expect}",
+                        i + 1,
+                        obj.name()
+                    ),
+                )
+                .hint("fix or drop that row, or choose the objective that matches the label"),
+            ))
+        }
+    }
+}
+
+/// Outputs a row: one a class for multiclass objectives, else one.
+pub fn n_outputs(obj: Objective, num_class: usize) -> usize {
+    if obj.is_multiclass() { num_class } else { 1 }
+}
+
+/// The starting margin of each output: from `base_score` when given (in prediction
+/// space, like XGBoost's), else the margin that best fits the labels with no trees.
+pub fn base_margins(
+    obj: Objective,
+    labels: &[f32],
+    num_class: usize,
+    base_score: Option<f64>,
+) -> Vec<f64> {
+    let n = labels.len().max(1) as f64;
+    let mean = labels.iter().map(|&v| v as f64).sum::<f64>() / n;
+    match obj {
+        Objective::SquaredError => vec![base_score.unwrap_or(mean)],
+        Objective::RegLogistic | Objective::BinaryLogistic => {
+            let p = base_score.unwrap_or(mean).clamp(1e-6, 1.0 - 1e-6);
+            vec![(p / (1.0 - p)).ln()]
+        }
+        Objective::CountPoisson => vec![base_score.unwrap_or(mean).max(1e-6).ln()],
+        Objective::MultiSoftprob | Objective::MultiSoftmax => match base_score {
+            // Softmax margins are their own "prediction space" in XGBoost.
+            Some(b) => vec![b; num_class],
+            None => {
+                let mut counts = vec![0f64; num_class];
+                for &v in labels {
+                    counts[v as usize] += 1.0;
+                }
+                let logs: Vec<f64> = counts
+                    .iter()
+                    .map(|c| ((c + 1.0) / (n + num_class as f64)).ln())
+                    .collect();
+                let avg = logs.iter().sum::<f64>() / num_class as f64;
+                logs.iter().map(|l| l - avg).collect()
+            }
+        },
+    }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Gradients of output `class` at `margins` (row-major, `k` a row) into `out` (one a row).
+pub fn gradients(
+    obj: Objective,
+    labels: &[f32],
+    margins: &[f64],
+    k: usize,
+    class: usize,
+    scale_pos_weight: f64,
+    out: &mut [GradPair],
+) {
+    out.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            let base = c * CHUNK;
+            for (j, o) in chunk.iter_mut().enumerate() {
+                let i = base + j;
+                let y = labels[i] as f64;
+                let (g, h) = match obj {
+                    Objective::SquaredError => (margins[i] - y, 1.0),
+                    Objective::RegLogistic | Objective::BinaryLogistic => {
+                        let p = sigmoid(margins[i]);
+                        let w = if y == 1.0 { scale_pos_weight } else { 1.0 };
+                        ((p - y) * w, (p * (1.0 - p)).max(MIN_HESS) * w)
+                    }
+                    Objective::CountPoisson => {
+                        let m = margins[i];
+                        (m.exp() - y, (m + POISSON_MAX_DELTA).exp())
+                    }
+                    Objective::MultiSoftprob | Objective::MultiSoftmax => {
+                        let row = &margins[i * k..(i + 1) * k];
+                        let p = softmax_one(row, class);
+                        let t = if labels[i] as usize == class {
+                            1.0
+                        } else {
+                            0.0
+                        };
+                        (p - t, (2.0 * p * (1.0 - p)).max(MIN_HESS))
+                    }
+                };
+                *o = GradPair {
+                    g: g as f32,
+                    h: h as f32,
+                };
+            }
+        });
+}
+
+fn softmax_one(row: &[f64], class: usize) -> f64 {
+    let mx = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = row.iter().map(|m| (m - mx).exp()).sum();
+    (row[class] - mx).exp() / sum
+}
+
+/// Predictions from margins: probabilities, means or counts; `k` values a row.
+pub fn transform(obj: Objective, margins: &[f64], k: usize) -> Vec<f32> {
+    match obj {
+        Objective::SquaredError => margins.iter().map(|&m| m as f32).collect(),
+        Objective::RegLogistic | Objective::BinaryLogistic => {
+            margins.iter().map(|&m| sigmoid(m) as f32).collect()
+        }
+        Objective::CountPoisson => margins.iter().map(|&m| m.exp() as f32).collect(),
+        Objective::MultiSoftprob | Objective::MultiSoftmax => {
+            let mut out = Vec::with_capacity(margins.len());
+            for row in margins.chunks(k) {
+                let mx = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = row.iter().map(|m| (m - mx).exp()).sum();
+                out.extend(row.iter().map(|m| ((m - mx).exp() / sum) as f32));
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_labels_name_the_first_row() {
+        let e = check_labels(
+            Objective::BinaryLogistic,
+            &[0.0, 1.0, 2.0, 3.0],
+            0,
+            "training data",
+        )
+        .unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("row 3: the label is 2"), "{s}");
+        assert!(e.is_invalid_input());
+        check_labels(Objective::MultiSoftprob, &[0.0, 2.0], 3, "t").unwrap();
+        assert!(check_labels(Objective::MultiSoftprob, &[0.0, 3.0], 3, "t").is_err());
+        assert!(check_labels(Objective::CountPoisson, &[-1.0], 0, "t").is_err());
+        assert!(check_labels(Objective::SquaredError, &[f32::NAN], 0, "t").is_err());
+    }
+
+    #[test]
+    fn logistic_gradients_and_base_margin() {
+        let m = base_margins(Objective::BinaryLogistic, &[0.0, 1.0, 1.0, 1.0], 0, None);
+        assert!((m[0] - 3f64.ln()).abs() < 1e-9);
+        let mut out = vec![GradPair::default(); 2];
+        gradients(
+            Objective::BinaryLogistic,
+            &[0.0, 1.0],
+            &[0.0, 0.0],
+            1,
+            0,
+            2.0,
+            &mut out,
+        );
+        assert_eq!(out[0], GradPair { g: 0.5, h: 0.25 });
+        assert_eq!(out[1], GradPair { g: -1.0, h: 0.5 });
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one() {
+        let p = transform(Objective::MultiSoftprob, &[0.0, 1.0, 2.0, 5.0, 5.0, 5.0], 3);
+        assert!((p[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((p[3] - 1.0 / 3.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,460 @@
+//! The hyperparameters of `algorithm: gbdt`, checked before any data is read.
+//!
+//! Names and defaults follow SageMaker's XGBoost container, so a pipeline
+//! written for it keeps working; values arrive as strings and are parsed and
+//! range-checked here, so a typo fails at validation time, not mid-training.
+
+use crate::error::BuiltinError;
+use crate::hyperparams::Hyperparams;
+
+use super::model::GbdtModel;
+
+/// The loss being minimised, and how margins become predictions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Objective {
+    SquaredError,
+    /// Regression on labels in `[0, 1]` with the logistic loss.
+    RegLogistic,
+    BinaryLogistic,
+    MultiSoftprob,
+    MultiSoftmax,
+    CountPoisson,
+}
+
+impl Objective {
+    pub const NAMES: [&'static str; 6] = [
+        "reg:squarederror",
+        "reg:logistic",
+        "binary:logistic",
+        "multi:softprob",
+        "multi:softmax",
+        "count:poisson",
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::SquaredError => "reg:squarederror",
+            Objective::RegLogistic => "reg:logistic",
+            Objective::BinaryLogistic => "binary:logistic",
+            Objective::MultiSoftprob => "multi:softprob",
+            Objective::MultiSoftmax => "multi:softmax",
+            Objective::CountPoisson => "count:poisson",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Objective> {
+        Some(match s {
+            "reg:squarederror" | "reg:linear" => Objective::SquaredError,
+            "reg:logistic" => Objective::RegLogistic,
+            "binary:logistic" => Objective::BinaryLogistic,
+            "multi:softprob" => Objective::MultiSoftprob,
+            "multi:softmax" => Objective::MultiSoftmax,
+            "count:poisson" => Objective::CountPoisson,
+            _ => return None,
+        })
+    }
+
+    pub fn is_multiclass(self) -> bool {
+        matches!(self, Objective::MultiSoftprob | Objective::MultiSoftmax)
+    }
+
+    /// The metric XGBoost reports when none is asked for.
+    pub fn default_metric(self) -> EvalMetric {
+        match self {
+            Objective::SquaredError => EvalMetric::Rmse,
+            Objective::RegLogistic => EvalMetric::Rmse,
+            Objective::BinaryLogistic => EvalMetric::Logloss,
+            Objective::MultiSoftprob | Objective::MultiSoftmax => EvalMetric::Mlogloss,
+            Objective::CountPoisson => EvalMetric::PoissonNloglik,
+        }
+    }
+}
+
+/// How a validation set is scored (for early stopping and the run's record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalMetric {
+    Rmse,
+    Mae,
+    Logloss,
+    Auc,
+    Error,
+    Mlogloss,
+    Merror,
+    /// The Poisson negative log-likelihood, `count:poisson`'s default.
+    PoissonNloglik,
+}
+
+impl EvalMetric {
+    pub const NAMES: [&'static str; 8] = [
+        "rmse",
+        "mae",
+        "logloss",
+        "auc",
+        "error",
+        "mlogloss",
+        "merror",
+        "poisson-nloglik",
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EvalMetric::Rmse => "rmse",
+            EvalMetric::Mae => "mae",
+            EvalMetric::Logloss => "logloss",
+            EvalMetric::Auc => "auc",
+            EvalMetric::Error => "error",
+            EvalMetric::Mlogloss => "mlogloss",
+            EvalMetric::Merror => "merror",
+            EvalMetric::PoissonNloglik => "poisson-nloglik",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<EvalMetric> {
+        EvalMetric::NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| ALL_METRICS[i])
+    }
+
+    /// Whether a larger value is better (only AUC).
+    pub fn maximize(self) -> bool {
+        self == EvalMetric::Auc
+    }
+
+    /// Whether the metric reads class probabilities of several classes.
+    fn needs_multiclass(self) -> bool {
+        matches!(self, EvalMetric::Mlogloss | EvalMetric::Merror)
+    }
+
+    /// Whether the metric reads one probability a row.
+    fn needs_binary(self) -> bool {
+        matches!(
+            self,
+            EvalMetric::Logloss | EvalMetric::Auc | EvalMetric::Error
+        )
+    }
+}
+
+const ALL_METRICS: [EvalMetric; 8] = [
+    EvalMetric::Rmse,
+    EvalMetric::Mae,
+    EvalMetric::Logloss,
+    EvalMetric::Auc,
+    EvalMetric::Error,
+    EvalMetric::Mlogloss,
+    EvalMetric::Merror,
+    EvalMetric::PoissonNloglik,
+];
+
+/// Checked hyperparameters of a boosting run.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub num_round: usize,
+    pub eta: f64,
+    pub max_depth: usize,
+    /// 0 means no limit.
+    pub max_leaves: usize,
+    pub min_child_weight: f64,
+    pub lambda: f64,
+    pub alpha: f64,
+    pub gamma: f64,
+    pub subsample: f64,
+    pub colsample_bytree: f64,
+    pub max_bin: usize,
+    pub scale_pos_weight: f64,
+    pub seed: u64,
+    pub objective: Objective,
+    pub eval_metric: EvalMetric,
+    /// Stop when the validation metric has not improved for this many rounds.
+    pub early_stopping_rounds: Option<usize>,
+    /// Given classes for a multiclass objective; inferred from the labels when `None`.
+    pub num_class: Option<usize>,
+    /// Initial prediction (in prediction space, as XGBoost's); estimated from the labels when `None`.
+    pub base_score: Option<f64>,
+    /// Rounds between checkpoints when the context has a checkpoint directory.
+    pub checkpoint_frequency: usize,
+    /// A model to continue boosting from (incremental training).
+    pub initial_model: Option<Box<GbdtModel>>,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            num_round: 100,
+            eta: 0.3,
+            max_depth: 6,
+            max_leaves: 0,
+            min_child_weight: 1.0,
+            lambda: 1.0,
+            alpha: 0.0,
+            gamma: 0.0,
+            subsample: 1.0,
+            colsample_bytree: 1.0,
+            max_bin: 256,
+            scale_pos_weight: 1.0,
+            seed: 0,
+            objective: Objective::SquaredError,
+            eval_metric: EvalMetric::Rmse,
+            early_stopping_rounds: None,
+            num_class: None,
+            base_score: None,
+            checkpoint_frequency: 10,
+            initial_model: None,
+        }
+    }
+}
+
+/// Names SageMaker's container accepts that change nothing here: the tree method is always
+/// histogram-based and thread counts come from the run, not the model.
+const IGNORED: [&str; 6] = [
+    "tree_method",
+    "nthread",
+    "verbosity",
+    "silent",
+    "grow_policy",
+    "booster",
+];
+
+impl Params {
+    /// Parses and checks SageMaker XGBoost hyperparameters; fails on unknown names.
+    pub fn from_hyperparameters(hp: &Hyperparams) -> Result<Params, BuiltinError> {
+        let d = Params::default();
+        let objective_name = hp.choice("objective", "reg:squarederror", &Objective::NAMES)?;
+        let objective =
+            Objective::from_name(&objective_name).expect("choice only returns known names");
+        let metric = match hp.get_str("eval_metric") {
+            None => objective.default_metric(),
+            Some(_) => {
+                let name = hp.choice("eval_metric", "rmse", &EvalMetric::NAMES)?;
+                EvalMetric::from_name(&name).expect("choice only returns known names")
+            }
+        };
+        let bad_metric = |why: &str| {
+            BuiltinError::hyperparameter(
+                "eval_metric",
+                Some(metric.name()),
+                format!("{why} `{}`", objective.name()),
+            )
+            .with_hint(format!(
+                "leave it out to use `{}`, the objective's default",
+                objective.default_metric().name()
+            ))
+        };
+        if metric.needs_multiclass() && !objective.is_multiclass() {
+            return Err(bad_metric("needs a multiclass objective, not"));
+        }
+        if metric.needs_binary()
+            && !matches!(
+                objective,
+                Objective::BinaryLogistic | Objective::RegLogistic
+            )
+        {
+            return Err(bad_metric("needs a binary objective, not"));
+        }
+        let num_class: Option<usize> = hp.opt("num_class")?;
+        if let Some(k) = num_class {
+            if !objective.is_multiclass() {
+                return Err(BuiltinError::hyperparameter(
+                    "num_class",
+                    Some(&k.to_string()),
+                    format!(
+                        "only applies to multi:softprob and multi:softmax, not `{objective_name}`"
+                    ),
+                ));
+            }
+            if !(2..=65_536).contains(&k) {
+                return Err(BuiltinError::hyperparameter(
+                    "num_class",
+                    Some(&k.to_string()),
+                    "must be between 2 and 65536",
+                ));
+            }
+        }
+        let base_score: Option<f64> = hp.opt("base_score")?;
+        if let Some(b) = base_score {
+            let ok = match objective {
+                Objective::BinaryLogistic | Objective::RegLogistic => b > 0.0 && b < 1.0,
+                Objective::CountPoisson => b > 0.0,
+                _ => b.is_finite(),
+            };
+            if !ok {
+                return Err(BuiltinError::hyperparameter(
+                    "base_score",
+                    Some(&b.to_string()),
+                    format!("is outside the range of `{objective_name}` predictions"),
+                )
+                .with_hint("logistic objectives need 0 < base_score < 1, count:poisson needs base_score > 0"));
+            }
+        }
+        let early: usize = hp.get("early_stopping_rounds", 0)?;
+        let p = Params {
+            num_round: hp.get_in("num_round", d.num_round, 1, 1_000_000)?,
+            eta: hp.get_in("eta", d.eta, 0.0, 1.0)?,
+            max_depth: hp.get_in("max_depth", d.max_depth, 0, 63)?,
+            max_leaves: hp.get("max_leaves", d.max_leaves)?,
+            min_child_weight: hp.get_in("min_child_weight", d.min_child_weight, 0.0, f64::MAX)?,
+            lambda: hp.get_in("lambda", d.lambda, 0.0, f64::MAX)?,
+            alpha: hp.get_in("alpha", d.alpha, 0.0, f64::MAX)?,
+            gamma: hp.get_in("gamma", d.gamma, 0.0, f64::MAX)?,
+            subsample: hp.get_in("subsample", d.subsample, 1e-6, 1.0)?,
+            colsample_bytree: hp.get_in("colsample_bytree", d.colsample_bytree, 1e-6, 1.0)?,
+            max_bin: hp.get_in("max_bin", d.max_bin, 2, 256)?,
+            scale_pos_weight: hp.get_in("scale_pos_weight", d.scale_pos_weight, 0.0, f64::MAX)?,
+            seed: hp.get("seed", d.seed)?,
+            objective,
+            eval_metric: metric,
+            early_stopping_rounds: (early > 0).then_some(early),
+            num_class,
+            base_score,
+            checkpoint_frequency: hp.get_in(
+                "checkpoint_frequency",
+                d.checkpoint_frequency,
+                1,
+                1_000_000,
+            )?,
+            initial_model: None,
+        };
+        if p.max_depth == 0 && p.max_leaves == 0 {
+            return Err(BuiltinError::hyperparameter(
+                "max_depth",
+                Some("0"),
+                "means no depth limit, which needs max_leaves > 0",
+            )
+            .with_hint("set max_depth (e.g. 6) or max_leaves (e.g. 31)"));
+        }
+        hp.finish(&IGNORED)?;
+        Ok(p)
+    }
+
+    /// Continue boosting from `model`: its trees come first and new rounds add to its predictions.
+    pub fn with_initial_model(mut self, model: GbdtModel) -> Params {
+        self.initial_model = Some(Box::new(model));
+        self
+    }
+
+    /// The depth limit used while growing (0 in the hyperparameters means unlimited).
+    pub(crate) fn depth_limit(&self) -> usize {
+        if self.max_depth == 0 {
+            64
+        } else {
+            self.max_depth
+        }
+    }
+
+    /// A fingerprint of everything that shapes the trees, to refuse resuming a checkpoint
+    /// written under other settings.
+    pub(crate) fn fingerprint(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}",
+            self.num_round,
+            self.eta,
+            self.max_depth,
+            self.max_leaves,
+            self.min_child_weight,
+            self.lambda,
+            self.alpha,
+            self.gamma,
+            self.subsample,
+            self.colsample_bytree,
+            self.max_bin,
+            self.scale_pos_weight,
+            self.seed,
+            self.objective.name(),
+            self.num_class,
+            self.base_score,
+            self.early_stopping_rounds,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_xgboost() {
+        let p = Params::from_hyperparameters(&Hyperparams::from_pairs(&[])).unwrap();
+        assert_eq!(p.num_round, 100);
+        assert_eq!(p.eta, 0.3);
+        assert_eq!(p.max_depth, 6);
+        assert_eq!(p.objective, Objective::SquaredError);
+        assert_eq!(p.eval_metric, EvalMetric::Rmse);
+        assert_eq!(p.max_bin, 256);
+    }
+
+    #[test]
+    fn parses_strings_and_picks_metric_by_objective() {
+        let hp = Hyperparams::from_pairs(&[
+            ("objective", "multi:softprob"),
+            ("num_class", "3"),
+            ("num_round", "20.0"),
+            ("early_stopping_rounds", "5"),
+            ("tree_method", "hist"),
+        ]);
+        let p = Params::from_hyperparameters(&hp).unwrap();
+        assert_eq!(p.eval_metric, EvalMetric::Mlogloss);
+        assert_eq!(p.num_class, Some(3));
+        assert_eq!(p.num_round, 20);
+        assert_eq!(p.early_stopping_rounds, Some(5));
+    }
+
+    #[test]
+    fn rejects_bad_values_and_names() {
+        let e =
+            Params::from_hyperparameters(&Hyperparams::from_pairs(&[("eta", "2")])).unwrap_err();
+        assert!(e.to_string().contains("between 0 and 1"), "{e}");
+        let e =
+            Params::from_hyperparameters(&Hyperparams::from_pairs(&[("etaa", "0.1")])).unwrap_err();
+        assert!(e.to_string().contains("did you mean `eta`?"), "{e}");
+        let e = Params::from_hyperparameters(&Hyperparams::from_pairs(&[(
+            "objective",
+            "binary:logistc",
+        )]))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("did you mean `binary:logistic`?"),
+            "{e}"
+        );
+        let e = Params::from_hyperparameters(&Hyperparams::from_pairs(&[("eval_metric", "auc")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("needs a binary objective"), "{e}");
+        let e = Params::from_hyperparameters(&Hyperparams::from_pairs(&[("num_class", "3")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("only applies to multi"), "{e}");
+    }
+
+    #[test]
+    fn accepts_every_documented_name() {
+        let hp = Hyperparams::from_pairs(&[
+            ("num_round", "10"),
+            ("eta", "0.1"),
+            ("max_depth", "4"),
+            ("max_leaves", "8"),
+            ("min_child_weight", "2"),
+            ("lambda", "2"),
+            ("alpha", "0.5"),
+            ("gamma", "0.1"),
+            ("subsample", "0.8"),
+            ("colsample_bytree", "0.5"),
+            ("max_bin", "64"),
+            ("scale_pos_weight", "3"),
+            ("seed", "7"),
+            ("objective", "binary:logistic"),
+            ("eval_metric", "auc"),
+            ("early_stopping_rounds", "3"),
+            ("base_score", "0.3"),
+            ("checkpoint_frequency", "5"),
+        ]);
+        let p = Params::from_hyperparameters(&hp).unwrap();
+        assert_eq!((p.max_leaves, p.max_bin, p.seed), (8, 64, 7));
+        assert_eq!(p.eval_metric, EvalMetric::Auc);
+        assert_eq!(p.base_score, Some(0.3));
+        assert!(p.eval_metric.maximize());
+        let e = Params::from_hyperparameters(&Hyperparams::from_pairs(&[
+            ("objective", "binary:logistic"),
+            ("base_score", "1.5"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains("outside the range"), "{e}");
+    }
+}

@@ -1,0 +1,143 @@
+//! `pipeline schedule FILE...`: runs pipelines on their cron schedules.
+//!
+//! Each firing runs `pipeline run FILE` as a child process, so a run behaves
+//! exactly as one started by hand (records, cache, exit codes). With
+//! `only_if_inputs_changed: true` a firing is skipped when the content of
+//! every input is the same as at the last successful scheduled run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::ParamArgs;
+use super::plan::load_and_plan;
+use crate::error::{Error, Result};
+use crate::schedule::cron::Timing;
+use crate::spec::source::Diagnostic;
+use crate::store::{Workspace, write_atomic};
+
+struct Entry {
+    file: PathBuf,
+    name: String,
+    timing: Timing,
+    next: jiff::Zoned,
+}
+
+/// The combined digest of every input of the pipeline in `file`.
+fn inputs_digest(file: &Path, params: &ParamArgs) -> Result<String> {
+    let (loaded, _) = load_and_plan(file, params, None)?;
+    let mut h = blake3::Hasher::new();
+    for (name, def) in &loaded.pipeline.inputs {
+        let d = crate::store::digest_path(&def.resolved)
+            .map_err(|e| Error::io("hash the input", &def.resolved, e))?;
+        h.update(format!("{name}={d}\n").as_bytes());
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
+pub fn schedule(files: &[PathBuf], params: &ParamArgs, max_runs: Option<usize>) -> Result<i32> {
+    let mut entries = Vec::new();
+    for f in files {
+        let (loaded, _) = load_and_plan(f, params, None)?;
+        let Some(s) = &loaded.pipeline.schedule else {
+            return Err(Error::invalid(
+                Diagnostic::in_file(
+                    &loaded.source,
+                    format!("pipeline `{}` has no `schedule:`", loaded.pipeline.name),
+                )
+                .help("add `schedule: {cron: \"0 3 * * 1\", timezone: Europe/Berlin}`"),
+            ));
+        };
+        let timing = Timing::new(&s.cron, s.timezone.as_deref())
+            .map_err(|e| Error::invalid(Diagnostic::in_file(&loaded.source, e)))?;
+        let next = timing
+            .next_after(&jiff::Timestamp::now())
+            .ok_or_else(|| Error::failed(format!("`{}` never fires", s.cron)))?;
+        eprintln!(
+            "schedule: {} ({}) next at {next}",
+            loaded.pipeline.name,
+            f.display()
+        );
+        entries.push(Entry {
+            file: f.clone(),
+            name: loaded.pipeline.name.clone(),
+            timing,
+            next,
+        });
+    }
+    let ws = Workspace::locate();
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::failed(format!("find the pipeline program: {e}")))?;
+    let mut fired = 0usize;
+    loop {
+        let Some(i) = (0..entries.len()).min_by_key(|&i| entries[i].next.timestamp()) else {
+            return Ok(0);
+        };
+        let wait = entries[i]
+            .next
+            .timestamp()
+            .duration_since(jiff::Timestamp::now());
+        if wait.is_positive() {
+            std::thread::sleep(std::time::Duration::try_from(wait).unwrap_or_default());
+        }
+        let e = &entries[i];
+        let state_path = ws.root.join("schedule").join(format!("{}.inputs", e.name));
+        // Re-read the file at each firing: it may have changed since.
+        let only_if_changed = load_and_plan(&e.file, params, None)
+            .ok()
+            .and_then(|(l, _)| l.pipeline.schedule.map(|s| s.only_if_inputs_changed))
+            .unwrap_or(false);
+        let digest = if only_if_changed {
+            inputs_digest(&e.file, params).ok()
+        } else {
+            None
+        };
+        let unchanged = digest
+            .as_ref()
+            .is_some_and(|d| std::fs::read_to_string(&state_path).is_ok_and(|old| old.trim() == d));
+        if unchanged {
+            eprintln!(
+                "schedule: {}: inputs unchanged since the last scheduled run; skipped",
+                e.name
+            );
+        } else {
+            eprintln!("schedule: {}: running {}", e.name, e.file.display());
+            let mut cmd = Command::new(&exe);
+            cmd.arg("run").arg(&e.file);
+            for p in &params.params {
+                cmd.arg("--param").arg(p);
+            }
+            match cmd.status() {
+                Ok(s) if s.success() => {
+                    if let Some(d) = &digest {
+                        if let Some(dir) = state_path.parent() {
+                            let _ = std::fs::create_dir_all(dir);
+                        }
+                        let _ = write_atomic(&state_path, d.as_bytes());
+                    }
+                }
+                Ok(s) => eprintln!(
+                    "schedule: {}: the run failed ({s}); the schedule goes on",
+                    e.name
+                ),
+                Err(err) => eprintln!("schedule: {}: cannot start the run: {err}", e.name),
+            }
+        }
+        fired += 1;
+        if max_runs.is_some_and(|m| fired >= m) {
+            return Ok(0);
+        }
+        let e = &mut entries[i];
+        match e
+            .timing
+            .next_after(&jiff::Timestamp::now().max(e.next.timestamp()))
+        {
+            Some(n) => {
+                eprintln!("schedule: {} next at {n}", e.name);
+                e.next = n;
+            }
+            None => {
+                entries.remove(i);
+            }
+        }
+    }
+}

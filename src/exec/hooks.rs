@@ -1,0 +1,73 @@
+//! `on_approved` hooks: commands run when a model version becomes Approved,
+//! with the version's details in `PIPELINE_REGISTRY_*` variables (the shape
+//! SageMaker users wire to EventBridge and a Lambda).
+//!
+//! Hooks come from the pipeline file (`on_approved:`, for versions its
+//! register step approves) and from `registry.yaml` beside the registry
+//! database (for every approval, by a policy or a person). A failing hook is
+//! reported but does not undo the approval.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use crate::registry::{ModelVersion, hook_env};
+use crate::spec::source::Source;
+use crate::spec::yaml::{self, NodeKind};
+
+/// The hooks configured beside the registry at `registry_path`.
+pub fn registry_hooks(registry_path: &Path) -> Vec<String> {
+    let cfg = registry_path.with_file_name("registry.yaml");
+    let Ok(text) = std::fs::read_to_string(&cfg) else {
+        return vec![];
+    };
+    let source = Arc::new(Source {
+        name: cfg.display().to_string(),
+        text,
+    });
+    let Ok(root) = yaml::parse(&source) else {
+        eprintln!(
+            "warning: {} is not valid YAML; its hooks are ignored",
+            cfg.display()
+        );
+        return vec![];
+    };
+    let NodeKind::Map(entries) = root.kind else {
+        return vec![];
+    };
+    let Some((_, v)) = entries
+        .into_iter()
+        .find(|(k, _)| k.as_scalar() == Some("on_approved"))
+    else {
+        return vec![];
+    };
+    match v.kind {
+        NodeKind::Scalar { text, .. } => vec![text],
+        NodeKind::Seq(items) => items
+            .into_iter()
+            .filter_map(|n| n.as_scalar().map(str::to_string))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// Runs every hook for `version`; reports failures on stderr.
+pub fn run_on_approved(registry_path: &Path, pipeline_hooks: &[String], version: &ModelVersion) {
+    let env = hook_env(version);
+    for cmd in pipeline_hooks
+        .iter()
+        .cloned()
+        .chain(registry_hooks(registry_path))
+    {
+        eprintln!("on_approved: {cmd}");
+        match Command::new("sh").arg("-c").arg(&cmd).envs(&env).status() {
+            Ok(s) if s.success() => {}
+            Ok(s) => {
+                eprintln!("warning: the on_approved hook `{cmd}` failed ({s}); the approval stands")
+            }
+            Err(e) => eprintln!(
+                "warning: cannot run the on_approved hook `{cmd}`: {e}; the approval stands"
+            ),
+        }
+    }
+}
