@@ -93,3 +93,62 @@ fn resume_after_sigkill_runs_only_what_did_not_finish() {
         unsafe { libc::kill(orphan, libc::SIGKILL) };
     }
 }
+
+#[test]
+fn resume_after_a_failure_runs_the_failed_step_and_what_follows() {
+    // `b` reads a file outside the pipeline that the user fixes before resuming.
+    let yaml = r#"
+name: fixable
+steps:
+  a:
+    kind: command
+    run: echo a >> count.log; echo a > $PIPELINE_OUTPUT_OUT/a.txt
+    outputs: [out]
+  b:
+    kind: command
+    run: echo b >> count.log; test -f fixed
+    inputs: {in: a.out}
+  c:
+    kind: command
+    run: echo c >> count.log
+    after: [b]
+"#;
+    let t = Test::new().file("p.yaml", yaml);
+    let s = t.exec(["run", "p.yaml", "--json"]).code(1).summary();
+    let run_id = s["run_id"].as_str().unwrap().to_string();
+    assert_eq!(s["steps"]["b"]["status"], "failed");
+    assert_eq!((count(&t, "a"), count(&t, "b"), count(&t, "c")), (1, 1, 0));
+
+    t.write("fixed", "");
+    let s = t.exec(["resume", &run_id, "--json"]).success().summary();
+    assert_eq!(s["run_id"], run_id.as_str());
+    for step in ["a", "b", "c"] {
+        assert_eq!(s["steps"][step]["status"], "succeeded", "{s}");
+    }
+    assert_eq!((count(&t, "a"), count(&t, "b"), count(&t, "c")), (1, 2, 1));
+}
+
+#[test]
+fn resume_refuses_a_run_whose_engine_is_alive() {
+    let t = Test::new().file("p.yaml", PIPELINE);
+    let mut child = t
+        .command(["run", "p.yaml", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the engine");
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let events = read_events_until(&mut child, &mut reader, |e| {
+        e["event"] == "step_started" && e["step"] == "c"
+    });
+    let run_id = events[0]["run_id"].as_str().unwrap().to_string();
+    let out = t.exec(["resume", &run_id]);
+    // Stop the engine before asserting, so a failure leaves nothing behind.
+    // SAFETY: signalling the engine this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    out.code(1).stderr_contains("still running");
+    // SIGTERM is handled like Ctrl-C.
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(count(&t, "c"), 1, "resume started the step a second time");
+}

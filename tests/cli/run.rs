@@ -478,3 +478,116 @@ steps:
     assert!(!step_cached(&s, "notify-b"), "{s}");
     assert_eq!(t.count_lines("sent.log"), 2);
 }
+
+#[test]
+fn when_reads_metrics_a_step_wrote() {
+    let yaml = r#"
+name: gated-on-metrics
+steps:
+  score:
+    kind: command
+    run: 'echo "{\"accuracy\": 0.95, \"f1_macro\": 0.9}" > $PIPELINE_OUTPUT_METRICS/metrics.json'
+    outputs: [metrics]
+  good-enough:
+    kind: command
+    run: echo good >> ran.log
+    when: "score.metrics.accuracy >= 0.9"
+  excellent:
+    kind: command
+    run: echo excellent >> ran.log
+    when: "score.metrics.accuracy >= 0.99 and score.metrics.f1_macro > 0.5"
+"#;
+    let t = Test::new().file("p.yaml", yaml);
+    let out = t.exec(["run", "p.yaml", "--json"]).success();
+    let s = out.summary();
+    assert_eq!(s["steps"]["score"]["metrics"]["accuracy"], 0.95, "{out}");
+    assert_eq!(step_status(&s, "good-enough"), "succeeded");
+    assert_eq!(step_status(&s, "excellent"), "skipped");
+    assert_eq!(t.read("ran.log"), "good\n");
+    // A cached step still hands its metrics to the conditions.
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    assert!(step_cached(&s, "score"));
+    assert_eq!(step_status(&s, "good-enough"), "succeeded");
+    assert_eq!(step_status(&s, "excellent"), "skipped");
+}
+
+#[test]
+fn a_condition_on_a_missing_metric_fails_the_run() {
+    let yaml = r#"
+name: missing-metric
+steps:
+  score:
+    kind: command
+    run: 'echo "{\"accuracy\": 0.95}" > $PIPELINE_OUTPUT_METRICS/metrics.json'
+    outputs: [metrics]
+  gated:
+    kind: command
+    run: echo gated >> ran.log
+    when: "score.metrics.recall >= 0.9"
+"#;
+    let t = Test::new().file("p.yaml", yaml);
+    let out = t.exec(["run", "p.yaml", "--json"]).code(1);
+    let s = out.summary();
+    assert_eq!(step_status(&s, "gated"), "failed");
+    let reason = s["steps"]["gated"]["failure"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("recall") && reason.contains("accuracy"),
+        "{out}"
+    );
+    assert_eq!(t.count_lines("ran.log"), 0);
+}
+
+#[test]
+fn a_missing_output_fails_the_step() {
+    let yaml = r#"
+name: no-output
+steps:
+  a:
+    kind: command
+    run: rmdir $PIPELINE_OUTPUT_OUT
+    outputs: [out]
+"#;
+    let t = Test::new().file("p.yaml", yaml);
+    let s = t.exec(["run", "p.yaml", "--json"]).code(1).summary();
+    let reason = s["steps"]["a"]["failure"].as_str().unwrap_or_default();
+    assert!(reason.contains("output `out` is missing"), "{s}");
+}
+
+#[test]
+fn concurrent_runs_share_one_workspace() {
+    let t = Test::new().file("p.yaml", CHAIN);
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            t.command(["run", "p.yaml", "--json", "--no-cache"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start the engine")
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(s["status"], "succeeded");
+        ids.insert(s["run_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 3, "two runs got one id");
+    assert_eq!(ran(&t, "train"), 3);
+}
+
+#[test]
+fn an_executor_this_build_cannot_run_is_invalid_input() {
+    let t = Test::new().file("p.yaml", CHAIN);
+    t.exec(["run", "p.yaml", "--executor", "lokal"])
+        .code(2)
+        .stderr_contains("did you mean `local`?");
+    assert!(!t.workspace().exists());
+}
