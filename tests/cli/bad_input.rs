@@ -331,3 +331,28 @@ steps:
     assert!(!err.contains("found a whole number"), "{err}");
     assert!(err.contains("1 to 100"), "{err}");
 }
+
+#[test]
+fn a_cycle_through_data_names_every_step() {
+    let yaml = "\
+name: demo
+steps:
+  a: {kind: command, run: \"true\", outputs: [o], inputs: {x: c.o}}
+  b: {kind: command, run: \"true\", outputs: [o], inputs: {x: a.o}}
+  c: {kind: command, run: \"true\", outputs: [o], inputs: {x: b.o}}
+";
+    let err = run_invalid(yaml, &[], "p.yaml:3:61");
+    assert!(err.contains("a -> b -> c -> a"), "{err}");
+}
+
+#[test]
+fn after_names_an_unknown_step() {
+    let yaml = "\
+name: demo
+steps:
+  train: {kind: command, run: \"true\"}
+  check: {kind: command, run: \"true\", after: [trian]}
+";
+    let err = run_invalid(yaml, &[], "p.yaml:4:47");
+    assert!(err.contains("did you mean `train`?"), "{err}");
+}
