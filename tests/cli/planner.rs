@@ -168,9 +168,9 @@ proptest! {
 
     #[test]
     fn a_back_edge_is_reported_as_a_cycle(d in dag(12), a in any::<proptest::sample::Index>(), b in any::<proptest::sample::Index>()) {
-        // Pick a dependency chain end to end: `to` reaches `from` already
-        // when `from` depends (transitively) on `to`; the simplest sure case
-        // is a direct dependency reversed.
+        // Take a written dependency `j -> i` (and, when there is one, a step
+        // `tail` that depends on `i`); making `j` wait for `tail` closes a
+        // cycle of two or three steps.
         let edges: Vec<(usize, usize)> = d
             .deps
             .iter()
@@ -179,7 +179,6 @@ proptest! {
             .collect();
         prop_assume!(!edges.is_empty());
         let (j, i) = edges[a.index(edges.len())];
-        // Walk further down from i to make longer cycles too.
         let mut tail = i;
         let downstream: Vec<usize> = (0..d.deps.len())
             .filter(|&k| d.deps[k].iter().any(|&(x, _)| x == tail))
