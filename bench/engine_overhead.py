@@ -16,6 +16,10 @@ Each measurement is the wall time of the whole process, repeated N times after
 one warm-up; the table shows medians. Usage:
 
   python3 bench/engine_overhead.py [--bin PATH] [--runs N] [--layers L] [--width W]
+
+The temporary directories follow TMPDIR, which decides the file system under
+test: the engine lays out and removes a work directory a step, so a disk busy
+with other writes slows the cold run far more than it slows make.
 """
 
 import argparse
