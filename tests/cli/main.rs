@@ -1,0 +1,15 @@
+//! End-to-end tests of the `pipeline` program: each test writes a pipeline
+//! into a fresh temporary directory, runs the real binary there and checks
+//! its exit code, output and the state it leaves in `.pipeline/`.
+//!
+//! One test binary keeps link time down; the modules group tests by concern.
+
+mod harness;
+
+mod bad_input;
+mod kill_resume;
+mod planner;
+mod render;
+mod run;
+mod runs;
+mod signals;
