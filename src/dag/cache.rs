@@ -20,6 +20,9 @@ pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyParts {
     pub engine: String,
+    /// Two steps doing the same work are still two steps (a command may have side effects).
+    #[serde(default)]
+    pub step: String,
     pub spec: Value,
     pub inputs: BTreeMap<String, String>,
 }
@@ -29,6 +32,7 @@ impl KeyParts {
         let spec = serde_json::to_value(&step.kind).expect("a step spec serializes");
         KeyParts {
             engine: format!("pipeline {ENGINE_VERSION}"),
+            step: step.name().to_string(),
             spec,
             inputs,
         }
@@ -96,6 +100,10 @@ fn diff_values(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
                 diff_values(&format!("{path}[{i}]"), x, y, out);
             }
         }
+        (Value::String(a), Value::String(b)) if a != b => {
+            let (x, y) = differing_parts(a, b);
+            out.push(format!("field `{path}` changed ({x} -> {y})"));
+        }
         (a, b) if a != b => out.push(format!(
             "field `{path}` changed ({} -> {})",
             compact(a),
@@ -103,6 +111,36 @@ fn diff_values(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
         )),
         _ => {}
     }
+}
+
+/// The parts of two strings that differ, with a little context, so a change
+/// deep inside a long command is visible.
+fn differing_parts(a: &str, b: &str) -> (String, String) {
+    let (ac, bc): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if ac.len() <= 40 && bc.len() <= 40 {
+        return (a.to_string(), b.to_string());
+    }
+    let prefix = ac.iter().zip(&bc).take_while(|(x, y)| x == y).count();
+    let suffix = ac[prefix..]
+        .iter()
+        .rev()
+        .zip(bc[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let start = prefix.saturating_sub(12);
+    let show = |c: &[char]| {
+        let end = (c.len() - suffix + 12).min(c.len());
+        let mut s = String::new();
+        if start > 0 {
+            s.push('…');
+        }
+        s.extend(&c[start..end]);
+        if end < c.len() {
+            s.push('…');
+        }
+        s
+    };
+    (show(&ac), show(&bc))
 }
 
 fn compact(v: &Value) -> String {
@@ -125,6 +163,7 @@ mod tests {
     fn parts(spec: Value, input: &str) -> KeyParts {
         KeyParts {
             engine: "pipeline 0".into(),
+            step: "train".into(),
             spec,
             inputs: [("train".to_string(), input.to_string())].into(),
         }

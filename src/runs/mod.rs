@@ -422,6 +422,7 @@ impl RunsDb {
             created_unix: row.get(4)?,
             parts: serde_json::from_str(&parts).unwrap_or(KeyParts {
                 engine: String::new(),
+                step: String::new(),
                 spec: serde_json::Value::Null,
                 inputs: BTreeMap::new(),
             }),

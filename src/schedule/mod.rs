@@ -564,8 +564,8 @@ impl Run {
             extra,
         };
         // Checkpoints outlive attempts, kills and resumes: they live beside the
-        // store, keyed by the step's cache key, and are dropped on success.
-        if let Some(key) = layout.extra["cache_key"].as_str() {
+        // store, keyed by the step's cache key, and are dropped on success (train steps).
+        if let (StepKind::Train(_), Some(key)) = (&step.kind, layout.extra["cache_key"].as_str()) {
             let ckpt = self.ws.root.join("checkpoints").join(key);
             std::fs::create_dir_all(&ckpt).map_err(|e| Error::io("create", &ckpt, e))?;
             std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
@@ -727,9 +727,12 @@ impl Run {
             })?;
         }
         self.db.upsert_step(&st.record)?;
-        // The outputs now live in the store; the work directory and checkpoints are no longer needed.
-        let _ = std::fs::remove_dir_all(&root);
-        if let Some(key) = &st.record.cache_key {
+        // The outputs now live in the store. The work directory stays (a few
+        // small files, useful to look at); removing it costs more than the step
+        // itself on a busy disk. Checkpoints are no longer needed.
+        if matches!(step.kind, StepKind::Train(_))
+            && let Some(key) = &st.record.cache_key
+        {
             let _ = std::fs::remove_dir_all(self.ws.root.join("checkpoints").join(key));
         }
         events(Event::StepFinished {

@@ -52,6 +52,33 @@ impl Ctx {
             .ok_or_else(|| self.expected(node, "a whole number", field))
     }
 
+    /// A whole number in `lo..=hi`; out of range (however far) says the range.
+    pub fn int_in(
+        &self,
+        node: &Node,
+        field: &str,
+        lo: i64,
+        hi: i64,
+        why: &str,
+    ) -> DResult<Spanned<i64>> {
+        let text = node.as_scalar().map(str::trim).unwrap_or_default();
+        let too_big = plain_scalar_type(text) == ScalarType::Int && text.parse::<i64>().is_err();
+        let v = if too_big {
+            None
+        } else {
+            Some(self.int(node, field)?)
+        };
+        match v {
+            Some(v) if (lo..=hi).contains(&v.value) => Ok(v),
+            _ => Err(self
+                .err(
+                    node,
+                    format!("`{field}` must be from {lo} to {hi}, found {text}"),
+                )
+                .help(why.to_string())),
+        }
+    }
+
     pub fn uint(&self, node: &Node, field: &str) -> DResult<Spanned<u64>> {
         let v = self.int(node, field)?;
         if v.value < 0 {

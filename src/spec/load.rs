@@ -482,13 +482,13 @@ fn decode_retry(ctx: &Ctx, node: &Node, base: &Retry) -> DResult<Retry> {
     let f = ctx.fields(node, "retry", &["attempts", "backoff", "on"])?;
     let mut r = base.clone();
     if let Some(n) = f.get("attempts") {
-        let a = ctx.uint(n, "attempts")?;
-        if a.value == 0 || a.value > 100 {
-            return Err(ctx.err(
-                n,
-                "`attempts` counts every try, the first included: use 1 to 100",
-            ));
-        }
+        let a = ctx.int_in(
+            n,
+            "attempts",
+            1,
+            100,
+            "`attempts` counts every try, the first included",
+        )?;
         r.attempts = a.value as u32;
     }
     if let Some(n) = f.get("backoff") {

@@ -548,7 +548,7 @@ pub mod duration {
             return None;
         }
         if let Ok(secs) = s.parse::<f64>() {
-            return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+            return Duration::try_from_secs_f64(secs).ok();
         }
         let mut total = 0f64;
         let mut rest = s;
@@ -577,7 +577,7 @@ pub mod duration {
             };
             total += n * mult;
         }
-        Some(Duration::from_secs_f64(total))
+        Duration::try_from_secs_f64(total).ok()
     }
 
     pub fn format(d: Duration) -> String {
