@@ -7,6 +7,7 @@
 mod harness;
 
 mod bad_input;
+mod builtins;
 mod kill_resume;
 mod planner;
 mod render;
