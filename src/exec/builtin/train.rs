@@ -49,6 +49,7 @@ pub fn run(layout: &Layout, t: &TrainStep, cfg: &StepConfig) -> Result<(), StepE
         builtins::algorithm::train(algorithm, &hp, &train, validation.as_ref(), initial, &ctx)?;
     let out = layout.output("model");
     model.save(&out)?;
+    package(&out)?;
     for (k, v) in model.training_metrics() {
         println!("{k}: {v}");
     }
@@ -57,4 +58,27 @@ pub fn run(layout: &Layout, t: &TrainStep, cfg: &StepConfig) -> Result<(), StepE
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Packs the model's files into `model.tar.gz` beside them, as SageMaker
+/// hands models over: deterministic (sorted names, no times or owners), so the
+/// same model always packs to the same bytes.
+fn package(dir: &std::path::Path) -> Result<(), StepError> {
+    let fail = |e: std::io::Error| StepError::failed(format!("package the model in {}: {e}", dir.display()));
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
+        .map_err(fail)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name())
+        .filter(|n| n != "model.tar.gz")
+        .collect();
+    names.sort();
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    tar.mode(tar::HeaderMode::Deterministic);
+    for n in &names {
+        tar.append_path_with_name(dir.join(n), n).map_err(fail)?;
+    }
+    let bytes = tar.into_inner().map_err(fail)?.finish().map_err(fail)?;
+    crate::store::write_atomic(&dir.join("model.tar.gz"), &bytes).map_err(fail)
 }
