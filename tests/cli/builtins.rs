@@ -344,13 +344,18 @@ fn a_bad_hyperparameter_is_an_error_at_its_line() {
 #[test]
 fn an_approval_by_policy_runs_the_on_approved_hook_once() {
     let t = penguins();
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/train.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/train.yaml"))
+            .unwrap();
     let text = text
         .replace("accuracy >= 0.99", "accuracy >= 0.5")
         .replace("steps:\n", "on_approved: [\"echo $PIPELINE_REGISTRY_REF $PIPELINE_REGISTRY_STATUS >> hooks.log\"]\n\nsteps:\n");
     t.write("train.yaml", &text);
     t.exec(["run", "train.yaml"]).success();
-    assert_eq!(t.read("hooks.log").trim(), "registry://penguins-species@1 Approved");
+    assert_eq!(
+        t.read("hooks.log").trim(),
+        "registry://penguins-species@1 Approved"
+    );
     // A cached re-run registers nothing and runs no hook.
     t.exec(["run", "train.yaml"]).success();
     assert_eq!(t.count_lines("hooks.log"), 1);
@@ -359,17 +364,22 @@ fn an_approval_by_policy_runs_the_on_approved_hook_once() {
 /// `events.csv` from the shared generator, when Python with numpy and
 /// scikit-learn is there; CI installs them, elsewhere the test says so.
 fn generated_events(t: &Test) -> bool {
-    let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_data.py");
-    let ok = gen.is_file()
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_data.py");
+    let ok = script.is_file()
         && std::process::Command::new("python3")
-            .arg(&gen)
+            .arg(&script)
             .arg(t.path().join("gen"))
             .args(["--scale", "0.002"])
             .output()
             .is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(std::env::var_os("CI").is_none(), "CI must have python3 with numpy and scikit-learn and ../shared/bench");
-        eprintln!("SKIPPED: needs ../shared/bench/gen_data.py and python3 with numpy and scikit-learn");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have python3 with numpy and scikit-learn and ../shared/bench"
+        );
+        eprintln!(
+            "SKIPPED: needs ../shared/bench/gen_data.py and python3 with numpy and scikit-learn"
+        );
     }
     ok
 }
@@ -410,11 +420,21 @@ steps:
 "#,
     );
     let s = t.exec(["run", "e.yaml", "--json"]).success().summary();
-    let ts = |o: &str| -> Vec<String> { rows(&output_path(&s, "by_time", o), &format!("{o}.csv")).iter().map(|l| l.split(',').next().unwrap().to_string()).collect() };
+    let ts = |o: &str| -> Vec<String> {
+        rows(&output_path(&s, "by_time", o), &format!("{o}.csv"))
+            .iter()
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    };
     let (train, valid, test) = (ts("train"), ts("validation"), ts("test"));
     // ISO 8601 in one zone sorts as text: every set is newer than the one before.
     assert!(train.iter().max() < valid.iter().min() && valid.iter().max() < test.iter().min());
-    let users = |o: &str| -> std::collections::BTreeSet<String> { rows(&output_path(&s, "by_user", o), &format!("{o}.csv")).iter().map(|l| l.split(',').nth(1).unwrap().to_string()).collect() };
+    let users = |o: &str| -> std::collections::BTreeSet<String> {
+        rows(&output_path(&s, "by_user", o), &format!("{o}.csv"))
+            .iter()
+            .map(|l| l.split(',').nth(1).unwrap().to_string())
+            .collect()
+    };
     assert!(users("train").is_disjoint(&users("test")));
     let auc = metrics(&s, "score")["auc"].as_f64().unwrap();
     assert!(auc > 0.6, "auc {auc}");

@@ -64,7 +64,9 @@ pub fn run(layout: &Layout, t: &TrainStep, cfg: &StepConfig) -> Result<(), StepE
 /// hands models over: deterministic (sorted names, no times or owners), so the
 /// same model always packs to the same bytes.
 fn package(dir: &std::path::Path) -> Result<(), StepError> {
-    let fail = |e: std::io::Error| StepError::failed(format!("package the model in {}: {e}", dir.display()));
+    let fail = |e: std::io::Error| {
+        StepError::failed(format!("package the model in {}: {e}", dir.display()))
+    };
     let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
         .map_err(fail)?
         .filter_map(|e| e.ok())
