@@ -206,19 +206,16 @@ impl Run {
                         in_flight += 1;
                     }
                     Err(e) => {
-                        let st = &mut states[i];
-                        st.record.status = StepStatus::Failed;
-                        st.record.failure =
-                            Some(e.to_string().trim_start_matches("error: ").to_string());
-                        st.record.finished_at = Some(now_rfc3339());
-                        self.db.upsert_step(&st.record)?;
-                        events(Event::StepFinished {
-                            step: st.record.name.clone(),
-                            status: StepStatus::Failed,
-                            cached: false,
-                            duration_s: 0.0,
-                            reason: st.record.failure.clone(),
-                        });
+                        let reason = e.to_string().trim_start_matches("error: ").to_string();
+                        self.end_unsuccessful(
+                            i,
+                            StepStatus::Failed,
+                            0,
+                            reason,
+                            None,
+                            &mut states,
+                            events,
+                        )?;
                         stopping = Some(RunStatus::Failed);
                         let _ = cancel_tx.send(true);
                     }
@@ -238,7 +235,7 @@ impl Run {
                             match self.succeed(i, f.attempt, f.elapsed, &mut states, events) {
                                 Ok(()) => queue.finish(i),
                                 Err(e) => {
-                                    self.fail(i, f.attempt, f.elapsed, e.to_string().trim_start_matches("error: ").to_string(), None, &mut states, events)?;
+                                    self.end_unsuccessful(i, StepStatus::Failed, f.attempt, e.to_string().trim_start_matches("error: ").to_string(), None, &mut states, events)?;
                                     stopping.get_or_insert(RunStatus::Failed);
                                     let _ = cancel_tx.send(true);
                                 }
@@ -259,9 +256,9 @@ impl Run {
                             } else {
                                 in_flight -= 1;
                                 if fail.kind == FailureKind::Cancelled {
-                                    self.cancelled(i, f.elapsed, &mut states, events)?;
+                                    self.end_unsuccessful(i, StepStatus::Cancelled, f.attempt, "stopped: the run was cancelled or another step failed".into(), None, &mut states, events)?;
                                 } else {
-                                    self.fail(i, f.attempt, f.elapsed, fail.reason, fail.exit_code, &mut states, events)?;
+                                    self.end_unsuccessful(i, StepStatus::Failed, f.attempt, fail.reason, fail.exit_code, &mut states, events)?;
                                     stopping.get_or_insert(RunStatus::Failed);
                                     let _ = cancel_tx.send(true);
                                 }
@@ -745,12 +742,13 @@ impl Run {
         Ok(())
     }
 
+    /// Records a step that ended without success: failed, or stopped because the run is stopping.
     #[allow(clippy::too_many_arguments)]
-    fn fail(
+    fn end_unsuccessful(
         &mut self,
         i: usize,
+        status: StepStatus,
         attempt: u32,
-        _elapsed: Duration,
         reason: String,
         exit_code: Option<i32>,
         states: &mut [StepState],
@@ -758,7 +756,7 @@ impl Run {
     ) -> Result<()> {
         let st = &mut states[i];
         let duration = st.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
-        st.record.status = StepStatus::Failed;
+        st.record.status = status;
         st.record.attempts = attempt;
         st.record.failure = Some(reason.clone());
         st.record.exit_code = exit_code;
@@ -767,34 +765,10 @@ impl Run {
         self.db.upsert_step(&st.record)?;
         events(Event::StepFinished {
             step: st.record.name.clone(),
-            status: StepStatus::Failed,
+            status,
             cached: false,
             duration_s: duration,
             reason: Some(reason),
-        });
-        Ok(())
-    }
-
-    fn cancelled(
-        &mut self,
-        i: usize,
-        _elapsed: Duration,
-        states: &mut [StepState],
-        events: &mut dyn FnMut(Event),
-    ) -> Result<()> {
-        let st = &mut states[i];
-        let duration = st.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
-        st.record.status = StepStatus::Cancelled;
-        st.record.failure = Some("stopped: the run was cancelled or another step failed".into());
-        st.record.duration_s = Some(duration);
-        st.record.finished_at = Some(now_rfc3339());
-        self.db.upsert_step(&st.record)?;
-        events(Event::StepFinished {
-            step: st.record.name.clone(),
-            status: StepStatus::Cancelled,
-            cached: false,
-            duration_s: duration,
-            reason: st.record.failure.clone(),
         });
         Ok(())
     }

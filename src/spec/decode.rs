@@ -155,12 +155,7 @@ impl Ctx {
     }
 
     /// Reads a mapping whose keys must be among `known`.
-    pub fn fields<'n>(
-        &self,
-        node: &'n Node,
-        what: &str,
-        known: &'static [&'static str],
-    ) -> DResult<Fields<'n>> {
+    pub fn fields<'n>(&self, node: &'n Node, what: &str, known: &[&str]) -> DResult<Fields<'n>> {
         let entries: &'n [(Node, Node)] = match &node.kind {
             NodeKind::Map(m) => m,
             NodeKind::Null => &[],

@@ -597,49 +597,10 @@ fn decode_step(
         ))
     })?;
     let kind_name = ctx.string(kind_node, "kind")?;
-    let known: &'static [&'static str] = match kind_name.as_str() {
-        "split" => &[
-            "kind",
-            "after",
-            "when",
-            "executor",
-            "retry",
-            "timeout",
-            "cache",
-            "resources",
-            "description",
-            "input",
-            "sources",
-            "strategy",
-            "fractions",
-            "seed",
-        ],
-        "train" => &[
-            "kind",
-            "after",
-            "when",
-            "executor",
-            "retry",
-            "timeout",
-            "cache",
-            "resources",
-            "description",
-            "algorithm",
-            "image",
-            "run",
-            "channels",
-            "hyperparameters",
-        ],
+    let kind_keys: &[&str] = match kind_name.as_str() {
+        "split" => &["input", "sources", "strategy", "fractions", "seed"],
+        "train" => &["algorithm", "image", "run", "channels", "hyperparameters"],
         "evaluate" => &[
-            "kind",
-            "after",
-            "when",
-            "executor",
-            "retry",
-            "timeout",
-            "cache",
-            "resources",
-            "description",
             "method",
             "model",
             "data",
@@ -653,51 +614,9 @@ fn decode_step(
             "variants",
             "seed",
         ],
-        "register" => &[
-            "kind",
-            "after",
-            "when",
-            "executor",
-            "retry",
-            "timeout",
-            "cache",
-            "resources",
-            "description",
-            "model",
-            "group",
-            "metrics",
-            "approval",
-            "tags",
-        ],
-        "transform" => &[
-            "kind",
-            "after",
-            "when",
-            "executor",
-            "retry",
-            "timeout",
-            "cache",
-            "resources",
-            "description",
-            "model",
-            "data",
-        ],
-        "command" => &[
-            "kind",
-            "after",
-            "when",
-            "executor",
-            "retry",
-            "timeout",
-            "cache",
-            "resources",
-            "description",
-            "run",
-            "inputs",
-            "outputs",
-            "image",
-            "env",
-        ],
+        "register" => &["model", "group", "metrics", "approval", "tags"],
+        "transform" => &["model", "data"],
+        "command" => &["run", "inputs", "outputs", "image", "env"],
         other => {
             return Err(ctx
                 .err(kind_node, format!("unknown step kind `{other}`"))
@@ -706,8 +625,8 @@ fn decode_step(
                 .help(format!("use one of: {}", StepKind::NAMES.join(", "))));
         }
     };
-    debug_assert!(COMMON_STEP_KEYS.iter().all(|k| known.contains(k)));
-    let f = ctx.fields(node, &what, known)?;
+    let known: Vec<&str> = COMMON_STEP_KEYS.iter().chain(kind_keys).copied().collect();
+    let f = ctx.fields(node, &what, &known)?;
     let mut common = common_from_fields(ctx, &f, defaults)?;
     if let Some(e) = opts.executor {
         common.executor = e;
