@@ -6,7 +6,7 @@ that scores it), run with `pipeline run --json --no-cache`; the figure is the
 train step's duration as recorded by the engine: reading its channel and
 training, as a user pays for it. The peers run through the shared
 `peers.py`, whose figure is load_s + train_s. Every figure is the median of
---runs runs, and ours and the peers run in the same session, in turn.
+--runs runs, and ours and the peers run in the same invocation, in turn.
 
 Usage:
   bench/compare.py [--shared ../shared/bench] [--data DIR | --scale S]
