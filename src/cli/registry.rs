@@ -290,23 +290,16 @@ pub fn run(cmd: RegistryCommand, path: Option<&Path>) -> Result<i32> {
                     }
                 }
             };
-            let o = |x: &Option<String>| x.clone().unwrap_or_else(|| "(none)".into());
-            show(
-                "fields",
-                d.fields
-                    .iter()
-                    .filter(|c| c.kind != Unchanged)
-                    .map(|c| (c.name.clone(), o(&c.from), o(&c.to)))
-                    .collect(),
-            );
-            show(
-                "hyperparameters",
-                d.hyperparameters
-                    .iter()
-                    .filter(|c| c.kind != Unchanged)
-                    .map(|c| (c.name.clone(), o(&c.from), o(&c.to)))
-                    .collect(),
-            );
+            let changed =
+                |list: &[crate::registry::FieldChange<String>]| -> Vec<(String, String, String)> {
+                    let o = |x: &Option<String>| x.clone().unwrap_or_else(|| "(none)".into());
+                    list.iter()
+                        .filter(|c| c.kind != Unchanged)
+                        .map(|c| (c.name.clone(), o(&c.from), o(&c.to)))
+                        .collect()
+                };
+            show("fields", changed(&d.fields));
+            show("hyperparameters", changed(&d.hyperparameters));
             show(
                 "metrics",
                 d.metrics
@@ -330,22 +323,8 @@ pub fn run(cmd: RegistryCommand, path: Option<&Path>) -> Result<i32> {
                     .map(|c| (c.name.clone(), j(&c.from), j(&c.to)))
                     .collect(),
             );
-            show(
-                "inputs",
-                d.inputs
-                    .iter()
-                    .filter(|c| c.kind != Unchanged)
-                    .map(|c| (c.name.clone(), o(&c.from), o(&c.to)))
-                    .collect(),
-            );
-            show(
-                "tags",
-                d.tags
-                    .iter()
-                    .filter(|c| c.kind != Unchanged)
-                    .map(|c| (c.name.clone(), o(&c.from), o(&c.to)))
-                    .collect(),
-            );
+            show("inputs", changed(&d.inputs));
+            show("tags", changed(&d.tags));
         }
     }
     Ok(0)
