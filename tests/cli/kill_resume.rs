@@ -49,7 +49,7 @@ fn resume_after_sigkill_runs_only_what_did_not_finish() {
         .expect("run_started first")
         .to_string();
     // Let `c` get going so the kill lands mid-step.
-    assert!(wait_for(Duration::from_secs(5), || !t
+    assert!(wait_for(Duration::from_secs(20), || !t
         .read("c.pid")
         .trim()
         .is_empty()));
@@ -142,6 +142,12 @@ fn resume_refuses_a_run_whose_engine_is_alive() {
         e["event"] == "step_started" && e["step"] == "c"
     });
     let run_id = events[0]["run_id"].as_str().unwrap().to_string();
+    // `step_started` comes as the step's process is being started: wait (a
+    // bounded while) until it has really begun, so the count below means something.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count(&t, "c") == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let out = t.exec(["resume", &run_id]);
     // Stop the engine before asserting, so a failure leaves nothing behind.
     // SAFETY: signalling the engine this test started.
