@@ -143,8 +143,7 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
                 }
                 (Some(db), policy, false) => match db.cache_get(&key)? {
                     Some(e) => {
-                        let expired = matches!(policy, CachePolicy::ExpireAfter(d) if crate::runs::now_unix() - e.created_unix > d.as_secs() as i64);
-                        if expired {
+                        if !e.is_fresh(policy) {
                             line.reason =
                                 format!("the cached result from run {} has expired", e.run_id);
                             None

@@ -180,6 +180,18 @@ pub struct CacheEntry {
     pub run_id: String,
 }
 
+impl CacheEntry {
+    /// Whether the entry may still be used under the step's cache policy.
+    pub fn is_fresh(&self, policy: crate::spec::model::CachePolicy) -> bool {
+        match policy {
+            crate::spec::model::CachePolicy::ExpireAfter(d) => {
+                now_unix() - self.created_unix <= d.as_secs() as i64
+            }
+            _ => true,
+        }
+    }
+}
+
 pub struct RunsDb {
     conn: Connection,
 }

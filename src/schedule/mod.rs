@@ -364,10 +364,7 @@ impl Run {
             && !self.no_cache
             && let Some(hit) = self.db.cache_get(&key)?
         {
-            let fresh = match step.cache {
-                CachePolicy::ExpireAfter(d) => now_unix() - hit.created_unix <= d.as_secs() as i64,
-                _ => true,
-            };
+            let fresh = hit.is_fresh(step.cache);
             let store = self.ws.store();
             if fresh && hit.outputs.values().all(|o| store.contains(&o.digest)) {
                 let st = &mut states[i];
