@@ -140,9 +140,24 @@ pub enum Command {
     },
     /// Print the JSON Schema of pipeline files.
     Schema,
+    /// The runtime image built-in steps run in on the docker executor.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
     /// Run the built-in step laid out at $SAGEMAKER_BASE_DIR (used inside steps).
     #[command(hide = true)]
     Builtin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build the runtime image (this program and its libraries, from scratch).
+    Build {
+        /// Also tag it as this (e.g. my-registry/pipeline:1).
+        #[arg(long)]
+        tag: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,7 +230,32 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Builtin => Ok(crate::exec::builtin::main()),
+        Command::Image {
+            command: ImageCommand::Build { tag },
+        } => image_build(tag.as_deref()),
     }
+}
+
+/// `pipeline image build`: builds the runtime image, even when it exists.
+fn image_build(extra_tag: Option<&str>) -> Result<i32> {
+    use crate::exec::docker;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failed(format!("start: {e}")))?;
+    rt.block_on(async {
+        let d = docker::connect().await.map_err(Error::failed)?;
+        let tag = docker::image::runtime_tag().map_err(Error::failed)?;
+        let log = |l: &str| eprintln!("{l}");
+        docker::image::build_runtime(&d, &tag, extra_tag, &log)
+            .await
+            .map_err(Error::failed)?;
+        println!("{tag}");
+        if let Some(t) = extra_tag {
+            println!("{t}");
+        }
+        Ok(0)
+    })
 }
 
 fn parse_executor(s: &str) -> Result<Executor> {

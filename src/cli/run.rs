@@ -11,6 +11,8 @@ use super::shell::Shell;
 use crate::dag::Plan;
 use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, Error, Result};
 use crate::exec::Backend;
+use crate::exec::Dispatch;
+use crate::exec::docker::DockerBackend;
 use crate::exec::local::LocalBackend;
 use crate::runs::{RunOptionsRecord, RunRecord, RunStatus, RunsDb, new_run_id, now_rfc3339};
 use crate::schedule::Run;
@@ -21,18 +23,26 @@ use crate::store::Workspace;
 
 fn backend_for(plan: &Plan) -> Result<Arc<dyn Backend>> {
     for s in &plan.pipeline.steps {
-        if s.executor != Executor::Local {
+        if s.executor == Executor::Batch {
             return Err(Error::invalid(
                 Diagnostic::new(format!(
-                    "step `{}` asks for the `{}` executor, which this build cannot run yet",
-                    s.name(),
-                    s.executor.name()
+                    "step `{}` asks for the `batch` executor (AWS Batch), which this build cannot run",
+                    s.name()
                 ))
-                .help("run it with `--executor local`, or set `executor: local`"),
+                .help("run it with `--executor docker` or `--executor local`"),
             ));
         }
     }
-    Ok(Arc::new(LocalBackend))
+    let docker = plan
+        .pipeline
+        .steps
+        .iter()
+        .any(|s| s.executor == Executor::Docker)
+        .then(|| Arc::new(DockerBackend::new()) as Arc<dyn Backend>);
+    Ok(Arc::new(Dispatch {
+        local: Arc::new(LocalBackend),
+        docker,
+    }))
 }
 
 fn default_jobs() -> usize {
@@ -109,6 +119,7 @@ fn execute(
         backend,
         previous,
         registry_path: super::registry::registry_path(None),
+        log_tx: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

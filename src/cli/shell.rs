@@ -96,6 +96,10 @@ impl Shell {
                     self.status(&format!("  started   {step}{suffix}"));
                 }
             }
+            Event::StepLog { step, node, line } => match node {
+                Some(n) => self.status(&format!("  [{step} {n}] {line}")),
+                None => self.status(&format!("  [{step}] {line}")),
+            },
             Event::StepRetrying {
                 step,
                 attempt,

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::spec::model::{InputDef, Step};
+use crate::spec::model::{Distribution, InputDef, Step};
 
 /// One channel: its name and where its data is on this machine.
 #[derive(Debug, Clone)]
@@ -30,6 +30,59 @@ pub struct Channel {
     pub source: PathBuf,
     /// How to read it, when the data came straight from a pipeline input.
     pub input: Option<InputDef>,
+    /// How it is spread over the nodes of a multi-node step.
+    pub distribution: Distribution,
+    /// On one node of a `sharded_by_key` channel: the files this node sees.
+    pub shard: Option<Vec<PathBuf>>,
+}
+
+impl Channel {
+    /// A channel every node sees whole.
+    pub fn whole(name: String, source: PathBuf, input: Option<InputDef>) -> Self {
+        Channel {
+            name,
+            source,
+            input,
+            distribution: Distribution::FullyReplicated,
+            shard: None,
+        }
+    }
+}
+
+/// The files of a channel's data, sorted by name: the unit `sharded_by_key`
+/// hands out (SageMaker shards by S3 key).
+pub fn channel_files(source: &Path) -> Result<Vec<PathBuf>> {
+    if !source.is_dir() {
+        return Ok(vec![source.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![source.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))? {
+            let e = e.map_err(|e| Error::io("list", &dir, e))?;
+            let name = e.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Node `index` of `nodes`'s contiguous share of `files` (the first nodes get
+/// one more when they do not divide evenly), so the nodes' shares in node
+/// order are the files in order.
+pub fn shard_of<T: Clone>(files: &[T], index: usize, nodes: usize) -> Vec<T> {
+    let start = index * files.len() / nodes;
+    let end = (index + 1) * files.len() / nodes;
+    files[start..end].to_vec()
 }
 
 /// The directory an output named `name` is written to, under the step root.
@@ -90,7 +143,7 @@ impl Layout<'_> {
             };
             idc.insert(
                 c.name.clone(),
-                json!({"ContentType": content_type, "TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}),
+                json!({"ContentType": content_type, "TrainingInputMode": "File", "S3DistributionType": c.distribution.sagemaker_name(), "RecordWrapperType": "None"}),
             );
         }
         write("inputdataconfig.json", &serde_json::Value::Object(idc))?;
@@ -113,7 +166,11 @@ impl Layout<'_> {
             &json!({"step": self.step, "channels": channel_info, "extra": self.extra}),
         )?;
         for c in self.channels {
-            link_channel(&root.join("input/data").join(&c.name), &c.source)?;
+            let dir = root.join("input/data").join(&c.name);
+            match &c.shard {
+                Some(files) => link_files(&dir, &c.source, files)?,
+                None => link_channel(&dir, &c.source)?,
+            }
         }
 
         // Paths as the step sees them: inside a container, under /opt/ml.
@@ -190,5 +247,48 @@ fn link_channel(dir: &Path, source: &Path) -> Result<()> {
             .unwrap_or_else(|| PathBuf::from("data"));
         std::os::unix::fs::symlink(&abs, dir.join(name))
             .map_err(|e| Error::io("link the channel", dir, e))
+    }
+}
+
+/// Makes `dir` show only `files` of the channel directory `source`, at their
+/// paths relative to it.
+fn link_files(dir: &Path, source: &Path, files: &[PathBuf]) -> Result<()> {
+    let _ = fs::remove_dir_all(dir).or_else(|_| fs::remove_file(dir));
+    fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    for f in files {
+        let rel = f.strip_prefix(source).unwrap_or(f);
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(f.file_name().unwrap_or(f.as_os_str()))
+        } else {
+            rel
+        };
+        let link = dir.join(rel);
+        if let Some(parent) = link.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        }
+        let abs = fs::canonicalize(f).map_err(|e| Error::io("read the channel data", f, e))?;
+        std::os::unix::fs::symlink(&abs, &link)
+            .map_err(|e| Error::io("link the channel", &link, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_contiguous_cover_everything_and_differ_by_at_most_one() {
+        for n_files in 0..12usize {
+            let files: Vec<usize> = (0..n_files).collect();
+            for nodes in 1..6usize {
+                let shards: Vec<Vec<usize>> =
+                    (0..nodes).map(|i| shard_of(&files, i, nodes)).collect();
+                assert_eq!(shards.concat(), files);
+                let sizes: Vec<usize> = shards.iter().map(Vec::len).collect();
+                let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+                assert!(hi - lo <= 1, "{sizes:?}");
+            }
+        }
     }
 }

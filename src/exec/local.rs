@@ -1,18 +1,22 @@
-//! The local backend: each attempt is a child process on this machine.
+//! The local backend: each attempt is a child process on this machine (one a
+//! node for multi-node steps, talking over loopback).
 //!
 //! The child gets its own process group, so stopping a step stops everything
 //! it started (SIGTERM to the group, SIGKILL after a grace period), and dies
 //! with the engine if the engine is killed, so no step outlives a run that a
 //! later `resume` will redo.
 
-use std::fs::OpenOptions;
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use super::{Backend, BoxFuture, Failure, FailureKind, Outcome, StepJob, read_failure_file};
+use futures_util::StreamExt;
+
+use super::{
+    Backend, BoxFuture, Failure, FailureKind, LineWriter, Outcome, StepJob, read_failure_file,
+};
 
 /// How long a stopped step may take to exit after SIGTERM.
 const GRACE: Duration = Duration::from_secs(5);
@@ -37,27 +41,124 @@ fn failed(kind: FailureKind, reason: String, exit_code: Option<i32>) -> Outcome 
     })
 }
 
-async fn run_local(job: StepJob, mut cancel: watch::Receiver<bool>) -> Outcome {
-    let log = match OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&job.log_path)
-    {
-        Ok(f) => f,
+async fn run_local(job: StepJob, cancel: watch::Receiver<bool>) -> Outcome {
+    if job.workers.is_empty() {
+        let node = job.nodes().remove(0);
+        return run_node(&job, node, None, cancel).await;
+    }
+    // A multi-node step: one process a node, the main node on a free loopback port.
+    let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(a) => a.port(),
         Err(e) => {
             return failed(
                 FailureKind::Spawn,
-                format!("cannot open the log {}: {e}", job.log_path.display()),
+                format!("find a free port for the main node: {e}"),
                 None,
             );
         }
     };
-    let log_err = match log.try_clone() {
-        Ok(f) => f,
-        Err(e) => {
+    let nodes = job.nodes();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    for (i, mut node) in nodes.iter().cloned().enumerate() {
+        node.env
+            .push(("PIPELINE_COORDINATOR_PORT".into(), port.to_string()));
+        node.env.push(("PIPELINE_JOB_ID".into(), job.job_id()));
+        if i > 0 {
+            node.env.push((
+                "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS".into(),
+                "127.0.0.1".into(),
+            ));
+        }
+        let tag = Some(node.host.clone());
+        let job = &job;
+        let stop = stop_rx.clone();
+        running.push(async move { (i, run_node(job, node, tag, stop).await) });
+    }
+    let mut cancel = cancel;
+    let mut results: Vec<(usize, Outcome)> = Vec::new();
+    let mut first_failure: Option<std::time::Instant> = None;
+    loop {
+        let settle = async {
+            match first_failure {
+                Some(t) => tokio::time::sleep_until((t + SETTLE).into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = running.next() => match r {
+                None => break,
+                Some((i, o)) => {
+                    if matches!(o, Outcome::Failed(_)) && first_failure.is_none() {
+                        first_failure = Some(std::time::Instant::now());
+                    }
+                    results.push((i, o));
+                }
+            },
+            _ = settle => {
+                let _ = stop_tx.send(true);
+                first_failure = Some(std::time::Instant::now() + Duration::from_secs(3600));
+            }
+            _ = wait_cancelled(&mut cancel) => {
+                let _ = stop_tx.send(true);
+            }
+        }
+    }
+    blame(&nodes, results)
+}
+
+/// After the first node fails, how long the others may take to fail on their
+/// own (so the node that caused it is the one named).
+const SETTLE: Duration = Duration::from_millis(1500);
+
+/// The step's outcome from its nodes' outcomes: the node that caused a
+/// failure is named (killed by a signal first, then the first to fail).
+fn blame(nodes: &[super::NodeJob], results: Vec<(usize, Outcome)>) -> Outcome {
+    let failures: Vec<(usize, Failure)> = results
+        .into_iter()
+        .filter_map(|(i, o)| match o {
+            Outcome::Failed(f) => Some((i, f)),
+            Outcome::Succeeded => None,
+        })
+        .collect();
+    if failures.is_empty() {
+        return Outcome::Succeeded;
+    }
+    let rank = |f: &Failure| match f.kind {
+        FailureKind::OutOfMemory => 0,
+        FailureKind::Signal => 1,
+        FailureKind::Timeout => 2,
+        FailureKind::ExitCode | FailureKind::Spawn => 3,
+        FailureKind::Cancelled => 4,
+    };
+    let (i, f) = failures
+        .iter()
+        .min_by_key(|(_, f)| rank(f))
+        .cloned()
+        .expect("not empty");
+    if f.kind == FailureKind::Cancelled || f.kind == FailureKind::Timeout {
+        return Outcome::Failed(f);
+    }
+    Outcome::Failed(Failure {
+        reason: format!("node {} (index {i}): {}", nodes[i].host, f.reason),
+        ..f
+    })
+}
+
+/// Runs one node's process to its end, its output into the step's log.
+async fn run_node(
+    job: &StepJob,
+    node: super::NodeJob,
+    tag: Option<String>,
+    mut cancel: watch::Receiver<bool>,
+) -> Outcome {
+    let open = || LineWriter::open(&job.log_path, &job.step, tag.clone(), job.live_log.clone());
+    let (mut out_w, mut err_w) = match (open(), open()) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
             return failed(
                 FailureKind::Spawn,
-                format!("cannot open the log: {e}"),
+                format!("cannot open the log {}: {e}", job.log_path.display()),
                 None,
             );
         }
@@ -68,10 +169,10 @@ async fn run_local(job: StepJob, mut cancel: watch::Receiver<bool>) -> Outcome {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .current_dir(&job.cwd)
-        .envs(job.env.iter().map(|(k, v)| (k, v)))
+        .envs(node.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log_err))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
     // SAFETY: prctl is async-signal-safe and touches only the child's own state.
@@ -93,6 +194,22 @@ async fn run_local(job: StepJob, mut cancel: watch::Receiver<bool>) -> Outcome {
         }
     };
     let pid = child.id().map(|p| p as i32);
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let pump = async move {
+        let a = async {
+            if let Some(mut r) = stdout {
+                pump_into(&mut r, &mut out_w).await;
+            }
+        };
+        let b = async {
+            if let Some(mut r) = stderr {
+                pump_into(&mut r, &mut err_w).await;
+            }
+        };
+        tokio::join!(a, b);
+    };
+    tokio::pin!(pump);
     let deadline = async {
         match job.timeout {
             Some(t) => tokio::time::sleep(t).await,
@@ -100,9 +217,9 @@ async fn run_local(job: StepJob, mut cancel: watch::Receiver<bool>) -> Outcome {
         }
     };
     let stop_kind = tokio::select! {
-        status = child.wait() => {
+        (status, ()) = async { tokio::join!(child.wait(), &mut pump) } => {
             return match status {
-                Ok(s) => exit_outcome(&job, s),
+                Ok(s) => exit_outcome(&node.root, s),
                 Err(e) => failed(FailureKind::ExitCode, format!("waiting for the step failed: {e}"), None),
             };
         }
@@ -120,6 +237,7 @@ async fn run_local(job: StepJob, mut cancel: watch::Receiver<bool>) -> Outcome {
         }
         let _ = child.wait().await;
     }
+    let _ = tokio::time::timeout(Duration::from_secs(1), &mut pump).await;
     let reason = match stop_kind {
         FailureKind::Timeout => format!(
             "timed out after {}",
@@ -128,6 +246,19 @@ async fn run_local(job: StepJob, mut cancel: watch::Receiver<bool>) -> Outcome {
         _ => "stopped: the run was cancelled".to_string(),
     };
     failed(stop_kind, reason, None)
+}
+
+/// Copies a child's output into the log until it closes.
+async fn pump_into(r: &mut (impl tokio::io::AsyncRead + Unpin), w: &mut LineWriter) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => w.write(&buf[..n]),
+        }
+    }
+    w.finish();
 }
 
 async fn wait_cancelled(rx: &mut watch::Receiver<bool>) {
@@ -141,12 +272,12 @@ async fn wait_cancelled(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-fn exit_outcome(job: &StepJob, status: std::process::ExitStatus) -> Outcome {
+fn exit_outcome(root: &std::path::Path, status: std::process::ExitStatus) -> Outcome {
     use std::os::unix::process::ExitStatusExt;
     if status.success() {
         return Outcome::Succeeded;
     }
-    let own = read_failure_file(&job.root);
+    let own = read_failure_file(root);
     if let Some(code) = status.code() {
         let reason = own.unwrap_or_else(|| format!("exited with code {code}"));
         return failed(FailureKind::ExitCode, reason, Some(code));

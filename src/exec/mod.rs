@@ -5,12 +5,15 @@
 //! prepares a [`StepJob`] and a backend runs it to an [`Outcome`]. Backends
 //! never touch run records; they only report what happened.
 //!
-//! - [`local`]: a child process on this machine (implemented);
-//! - Docker Engine and AWS Batch (multi-node) backends plug in behind the same trait.
+//! - [`local`]: child processes on this machine (one a node);
+//! - [`docker`]: containers on the local Docker Engine (one a node, on a
+//!   private network for multi-node steps);
+//! - [`Dispatch`]: picks the backend each step's `executor` names.
 //! - [`builtin`]: what runs *inside* a built-in step's process (`pipeline builtin`).
 
 pub mod builtin;
 pub mod contract;
+pub mod docker;
 pub mod hooks;
 pub mod local;
 
@@ -21,7 +24,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::spec::model::{Resources, RetryOn};
+use crate::spec::model::{Executor, Network, Resources, RetryOn};
 
 /// Everything a backend needs to run one attempt of one step.
 #[derive(Debug, Clone)]
@@ -39,8 +42,115 @@ pub struct StepJob {
     pub log_path: PathBuf,
     pub timeout: Option<Duration>,
     pub resources: Resources,
-    /// The user's image, for container backends.
+    /// The user's image, for container backends (else the runtime image).
     pub image: Option<String>,
+    pub executor: Executor,
+    pub network: Network,
+    /// The main node is `root`/`env` (host `algo-1`); these are the others.
+    pub workers: Vec<NodeJob>,
+    /// Where the step's output lines go as they come, besides the log file.
+    pub live_log: Option<LogSink>,
+}
+
+impl StepJob {
+    /// Every node of the step, the main node first.
+    pub fn nodes(&self) -> Vec<NodeJob> {
+        let mut v = vec![NodeJob {
+            host: "algo-1".into(),
+            root: self.root.clone(),
+            env: self.env.clone(),
+        }];
+        v.extend(self.workers.iter().cloned());
+        v
+    }
+    /// Identifies this attempt among every job the engine runs.
+    pub fn job_id(&self) -> String {
+        format!("{}-{}-{}", self.run_id, self.step, self.attempt)
+    }
+}
+
+/// One node of a (multi-node) step: its own root and environment.
+#[derive(Debug, Clone)]
+pub struct NodeJob {
+    /// `algo-1`, `algo-2`...
+    pub host: String,
+    pub root: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+/// One line a step printed.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub step: String,
+    /// The node, on multi-node steps.
+    pub node: Option<String>,
+    pub line: String,
+}
+
+pub type LogSink = tokio::sync::mpsc::UnboundedSender<LogLine>;
+
+/// Splits a step's output into lines, appends them to its log file (prefixed
+/// with the node on multi-node steps) and passes them on live.
+pub struct LineWriter {
+    file: std::fs::File,
+    pending: Vec<u8>,
+    step: String,
+    node: Option<String>,
+    sink: Option<LogSink>,
+}
+
+impl LineWriter {
+    pub fn open(
+        path: &std::path::Path,
+        step: &str,
+        node: Option<String>,
+        sink: Option<LogSink>,
+    ) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(LineWriter {
+            file,
+            pending: Vec::new(),
+            step: step.to_string(),
+            node,
+            sink,
+        })
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=i).collect();
+            self.emit(&line[..line.len() - 1]);
+        }
+    }
+
+    /// Writes what is left of an unfinished last line.
+    pub fn finish(&mut self) {
+        if !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            self.emit(&line);
+        }
+    }
+
+    fn emit(&mut self, line: &[u8]) {
+        use std::io::Write;
+        let text = String::from_utf8_lossy(line);
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        let _ = match &self.node {
+            Some(n) => writeln!(self.file, "[{n}] {text}"),
+            None => writeln!(self.file, "{text}"),
+        };
+        if let Some(s) = &self.sink {
+            let _ = s.send(LogLine {
+                step: self.step.clone(),
+                node: self.node.clone(),
+                line: text.to_string(),
+            });
+        }
+    }
 }
 
 /// How an attempt ended.
@@ -108,4 +218,32 @@ pub fn read_failure_file(root: &std::path::Path) -> Option<String> {
         s.push('…');
     }
     Some(s)
+}
+
+/// Runs each step on the backend its `executor` names.
+pub struct Dispatch {
+    pub local: std::sync::Arc<dyn Backend>,
+    pub docker: Option<std::sync::Arc<dyn Backend>>,
+}
+
+impl Backend for Dispatch {
+    fn name(&self) -> &'static str {
+        "dispatch"
+    }
+    fn run(&self, job: StepJob, cancel: watch::Receiver<bool>) -> BoxFuture<Outcome> {
+        match (job.executor, &self.docker) {
+            (Executor::Docker, Some(d)) => d.run(job, cancel),
+            (Executor::Local, _) => self.local.run(job, cancel),
+            (e, _) => {
+                let reason = format!("no backend for the `{}` executor in this run", e.name());
+                Box::pin(async move {
+                    Outcome::Failed(Failure {
+                        kind: FailureKind::Spawn,
+                        reason,
+                        exit_code: None,
+                    })
+                })
+            }
+        }
+    }
 }

@@ -30,7 +30,10 @@ use crate::runs::{
     CacheEntry, OutputRecord, RunStatus, RunsDb, StepRecord, StepStatus, now_rfc3339, now_unix,
 };
 use crate::spec::expr::Value;
-use crate::spec::model::{CachePolicy, RefTarget, Step, StepKind};
+use crate::spec::model::{
+    CachePolicy, Distribution, Executor, RefTarget, Step, StepKind, TrainStep,
+};
+use crate::spec::source::Diagnostic;
 use crate::spec::template;
 use crate::store::Workspace;
 
@@ -52,6 +55,13 @@ pub enum Event {
         attempt: u32,
         reason: String,
         backoff_s: f64,
+    },
+    /// A line a step printed (`node` on multi-node steps).
+    StepLog {
+        step: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+        line: String,
     },
     StepFinished {
         step: String,
@@ -125,6 +135,41 @@ pub struct Run {
     pub previous: BTreeMap<String, StepRecord>,
     /// The model registry database `registry://` references and register steps use.
     pub registry_path: PathBuf,
+    /// Steps' output lines, as they come (set while the run executes).
+    pub log_tx: Option<crate::exec::LogSink>,
+}
+
+/// Where a step's root is in a container.
+const CONTAINER_ROOT: &str = "/opt/ml";
+
+/// Each node's view of the channels: `sharded_by_key` channels get a
+/// contiguous share of their files a node; the others are seen whole.
+fn shard_channels(channels: &[Channel], nodes: usize) -> Result<Vec<Vec<Channel>>> {
+    let mut out = vec![Vec::with_capacity(channels.len()); nodes];
+    for c in channels {
+        if nodes == 1 || c.distribution == Distribution::FullyReplicated {
+            for node in &mut out {
+                node.push(c.clone());
+            }
+            continue;
+        }
+        let files = contract::channel_files(&c.source)?;
+        if files.len() < nodes {
+            return Err(Error::invalid(Diagnostic::new(format!(
+                "channel `{}` is `sharded_by_key` over {nodes} nodes but has {} file{} ({}): every node needs at least one",
+                c.name,
+                files.len(),
+                if files.len() == 1 { "" } else { "s" },
+                c.source.display()
+            )).help("give the channel a directory of at least as many part files as nodes, or use `distribution: fully_replicated`")));
+        }
+        for (i, node) in out.iter_mut().enumerate() {
+            let mut mine = c.clone();
+            mine.shard = Some(contract::shard_of(&files, i, nodes));
+            node.push(mine);
+        }
+    }
+    Ok(out)
 }
 
 /// The outcome of one attempt, back at the dispatcher.
@@ -186,6 +231,8 @@ impl Run {
         let mut in_flight = 0usize;
         let mut stopping: Option<RunStatus> = None;
         let mut interrupt = Box::pin(interrupted());
+        let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
+        self.log_tx = Some(log_tx);
 
         loop {
             while stopping.is_none() && in_flight < self.jobs {
@@ -225,6 +272,10 @@ impl Run {
                 break;
             }
             tokio::select! {
+                biased;
+                Some(l) = log_rx.recv() => {
+                    events(Event::StepLog { step: l.step, node: l.node, line: l.line });
+                }
                 joined = running.join_next() => {
                     let Some(joined) = joined else { break };
                     let f = joined.map_err(|e| Error::failed(format!("a step task failed: {e}")))?;
@@ -428,14 +479,13 @@ impl Run {
                     (path, v.artifact_digest.clone(), None)
                 }
             };
-            out.push((
-                Channel {
-                    name,
-                    source,
-                    input,
-                },
-                digest,
-            ));
+            let mut channel = Channel::whole(name, source, input);
+            if let StepKind::Train(t) = &step.kind
+                && let Some(d) = t.distribution.get(&channel.name)
+            {
+                channel.distribution = *d;
+            }
+            out.push((channel, digest));
         }
         Ok(out)
     }
@@ -524,7 +574,7 @@ impl Run {
             std::fs::remove_dir_all(&root).map_err(|e| Error::io("clear", &root, e))?;
         }
         let outputs = step.outputs();
-        let (hps, argv, image, mut extra_env) = match &step.kind {
+        let (hps, argv, image, extra_env) = match &step.kind {
             StepKind::Command(c) => (
                 BTreeMap::new(),
                 c.run.clone(),
@@ -546,42 +596,88 @@ impl Run {
             .resources
             .cpus
             .map_or(cpus, |c| (c.ceil() as usize).clamp(1, cpus));
-        let layout = Layout {
-            root: &root,
-            step,
-            channels: &channels,
-            hyperparameters: &hps,
-            outputs: &outputs,
-            current_host: "algo-1".into(),
-            hosts: vec!["algo-1".into()],
-            num_cpus,
-            extra,
+        let in_container = step.executor != Executor::Local;
+        let container_root = in_container.then_some(CONTAINER_ROOT);
+        let argv = if is_builtin(step) && in_container {
+            vec![
+                crate::exec::docker::RUNTIME_PROGRAM.to_string(),
+                "builtin".into(),
+            ]
+        } else {
+            argv
         };
-        // Checkpoints outlive attempts, kills and resumes: they live beside the
-        // store, keyed by the step's cache key, and are dropped on success (train steps).
-        if let (StepKind::Train(_), Some(key)) = (&step.kind, layout.extra["cache_key"].as_str()) {
-            let ckpt = self.ws.root.join("checkpoints").join(key);
-            std::fs::create_dir_all(&ckpt).map_err(|e| Error::io("create", &ckpt, e))?;
-            std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
-            std::os::unix::fs::symlink(&ckpt, root.join("checkpoints"))
-                .map_err(|e| Error::io("link the checkpoints of", &root, e))?;
+        let nodes = step.resources.nodes.max(1) as usize;
+        let hosts: Vec<String> = (1..=nodes).map(|i| format!("algo-{i}")).collect();
+        let node_channels = shard_channels(&channels, nodes)?;
+        let mut node_jobs = Vec::with_capacity(nodes);
+        for (i, host) in hosts.iter().enumerate() {
+            let node_root = if i == 0 {
+                root.clone()
+            } else {
+                root.with_file_name(format!("{}.nodes", step.name()))
+                    .join(host)
+            };
+            if i > 0 && node_root.exists() {
+                std::fs::remove_dir_all(&node_root)
+                    .map_err(|e| Error::io("clear", &node_root, e))?;
+            }
+            let layout = Layout {
+                root: &node_root,
+                step,
+                channels: &node_channels[i],
+                hyperparameters: &hps,
+                outputs: &outputs,
+                current_host: host.clone(),
+                hosts: hosts.clone(),
+                num_cpus,
+                extra: extra.clone(),
+            };
+            // Checkpoints outlive attempts, kills and resumes: they live beside the
+            // store, keyed by the step's cache key (the main node's, for train steps).
+            if let (0, StepKind::Train(_), Some(key)) =
+                (i, &step.kind, layout.extra["cache_key"].as_str())
+            {
+                let ckpt = self.ws.root.join("checkpoints").join(key);
+                std::fs::create_dir_all(&ckpt).map_err(|e| Error::io("create", &ckpt, e))?;
+                std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
+                std::os::unix::fs::symlink(&ckpt, root.join("checkpoints"))
+                    .map_err(|e| Error::io("link the checkpoints of", &root, e))?;
+            }
+            let mut env = layout.prepare(container_root)?;
+            env.push(("PIPELINE_RUN_ID".into(), self.run_id.clone()));
+            env.push(("PIPELINE_STEP".into(), step.name().to_string()));
+            if nodes > 1 {
+                env.push(("AWS_BATCH_JOB_NODE_INDEX".into(), i.to_string()));
+                env.push(("AWS_BATCH_JOB_NUM_NODES".into(), nodes.to_string()));
+                env.push(("AWS_BATCH_JOB_MAIN_NODE_INDEX".into(), "0".into()));
+            }
+            if let StepKind::Train(TrainStep {
+                program: Some(p), ..
+            }) = &step.kind
+            {
+                env.push(("SAGEMAKER_PROGRAM".into(), p.clone()));
+            }
+            env.extend(extra_env.iter().cloned());
+            node_jobs.push(crate::exec::NodeJob {
+                host: host.clone(),
+                root: node_root,
+                env,
+            });
         }
-        let mut env = layout.prepare(None)?;
-        env.push(("PIPELINE_RUN_ID".into(), self.run_id.clone()));
-        env.push(("PIPELINE_STEP".into(), step.name().to_string()));
-        env.append(&mut extra_env);
-        // Fill `{{ outputs.X }}` / `{{ inputs.X }}` now that the directories exist.
+        // Fill `{{ outputs.X }}` / `{{ inputs.X }}` now that the directories
+        // exist, with the paths the step sees.
+        let seen_root = container_root.map_or_else(|| root.clone(), PathBuf::from);
         let out_path = |n: &str| {
             outputs
                 .iter()
                 .any(|o| o == n)
-                .then(|| contract::output_dir(&root, n).display().to_string())
+                .then(|| contract::output_dir(&seen_root, n).display().to_string())
         };
         let in_path = |n: &str| {
             channels
                 .iter()
                 .any(|c| c.name == n)
-                .then(|| root.join("input/data").join(n).display().to_string())
+                .then(|| seen_root.join("input/data").join(n).display().to_string())
         };
         let argv = argv
             .iter()
@@ -592,6 +688,7 @@ impl Run {
         if let Some(d) = log_path.parent() {
             std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
         }
+        let main = node_jobs.remove(0);
         Ok(StepJob {
             run_id: self.run_id.clone(),
             step: step.name().to_string(),
@@ -599,11 +696,15 @@ impl Run {
             root,
             cwd: p.base_dir.clone(),
             argv,
-            env,
+            env: main.env,
             log_path,
             timeout: step.timeout,
             resources: step.resources.clone(),
             image,
+            executor: step.executor,
+            network: step.network,
+            workers: node_jobs,
+            live_log: self.log_tx.clone(),
         })
     }
 

@@ -387,6 +387,7 @@ struct StepCommon {
     timeout: Option<Duration>,
     cache: CachePolicy,
     resources: Resources,
+    network: Network,
 }
 
 impl StepCommon {
@@ -401,11 +402,19 @@ impl StepCommon {
                 memory: None,
                 nodes: 1,
             },
+            network: Network::Bridge,
         }
     }
 }
 
-const DEFAULT_KEYS: &[&str] = &["executor", "retry", "timeout", "cache", "resources"];
+const DEFAULT_KEYS: &[&str] = &[
+    "executor",
+    "retry",
+    "timeout",
+    "cache",
+    "resources",
+    "network",
+];
 const COMMON_STEP_KEYS: &[&str] = &[
     "kind",
     "after",
@@ -415,6 +424,7 @@ const COMMON_STEP_KEYS: &[&str] = &[
     "timeout",
     "cache",
     "resources",
+    "network",
     "description",
 ];
 
@@ -466,6 +476,19 @@ fn common_from_fields(ctx: &Ctx, f: &Fields, base: &StepCommon) -> DResult<StepC
     }
     if let Some(n) = f.get("resources") {
         c.resources = decode_resources(ctx, n, &base.resources)?;
+    }
+    if let Some(n) = f.get("network") {
+        let s = ctx.string(n, "network")?;
+        c.network = match s.as_str() {
+            "bridge" => Network::Bridge,
+            "none" => Network::None,
+            other => {
+                return Err(ctx
+                    .err(n, format!("unknown network `{other}`"))
+                    .suggest(other, Network::NAMES.iter().copied())
+                    .help("use `none` to cut the step off every network, or `bridge`"));
+            }
+        };
     }
     Ok(c)
 }
@@ -599,7 +622,14 @@ fn decode_step(
     let kind_name = ctx.string(kind_node, "kind")?;
     let kind_keys: &[&str] = match kind_name.as_str() {
         "split" => &["input", "sources", "strategy", "fractions", "seed"],
-        "train" => &["algorithm", "image", "run", "channels", "hyperparameters"],
+        "train" => &[
+            "algorithm",
+            "image",
+            "run",
+            "program",
+            "channels",
+            "hyperparameters",
+        ],
         "evaluate" => &[
             "method",
             "model",
@@ -642,6 +672,7 @@ fn decode_step(
         }),
         _ => StepKind::Command(decode_command(ctx, &f)?),
     };
+    check_placement(ctx, &f, &kind, &common)?;
     let after = match f.get("after") {
         Some(n) => ctx.string_list(n, "after")?,
         None => vec![],
@@ -683,8 +714,51 @@ fn decode_step(
         timeout: common.timeout,
         cache: common.cache,
         resources: common.resources,
+        network: common.network,
         description,
     })
+}
+
+/// What a step asks of where it runs, checked against its executor.
+fn check_placement(ctx: &Ctx, f: &Fields, kind: &StepKind, common: &StepCommon) -> DResult<()> {
+    let at = |key: &str| f.get(key).unwrap_or(f.node);
+    if common.network == Network::None && common.executor == Executor::Local {
+        return Err(ctx
+            .err(
+                at("network"),
+                "`network: none` needs a container: the local executor cannot cut a process off the network",
+            )
+            .help("run the step with `executor: docker` (or `--executor docker`), or remove `network: none`"));
+    }
+    if common.resources.nodes > 1 && !matches!(kind, StepKind::Train(_)) {
+        return Err(ctx
+            .err(
+                at("resources"),
+                format!(
+                    "`nodes: {}` is for train steps; {} runs on one node",
+                    common.resources.nodes,
+                    f.what()
+                ),
+            )
+            .help("remove `nodes` from this step's resources"));
+    }
+    let own_code_without_image = match kind {
+        StepKind::Command(c) => c.image.is_none(),
+        StepKind::Train(t) => t.algorithm.is_none() && t.image.is_none(),
+        _ => false,
+    };
+    if common.executor == Executor::Docker && own_code_without_image {
+        return Err(ctx
+            .err(
+                at("run"),
+                format!(
+                    "{} runs your own command on the docker executor, which needs the image to run it in",
+                    f.what()
+                ),
+            )
+            .help("add `image: NAME` (built with `docker build`), or run the step with `executor: local`"));
+    }
+    Ok(())
 }
 
 /// A reference where one is required.
@@ -994,10 +1068,22 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
             crate::exec::builtin::ALGORITHMS.join(", ")
         )));
     }
-    let channels = match f.get("channels") {
-        Some(n) => decode_channels(ctx, n, "channels")?,
-        None => BTreeMap::new(),
+    let (channels, distribution) = match f.get("channels") {
+        Some(n) => decode_train_channels(ctx, n)?,
+        None => (BTreeMap::new(), BTreeMap::new()),
     };
+    let program = f
+        .get("program")
+        .map(|n| ctx.string(n, "program"))
+        .transpose()?;
+    if let (Some(p), None) = (&program, &image) {
+        return Err(Diagnostic::at(
+            &ctx.source,
+            p.span,
+            "`program` names the script your image's `train` runs; it needs `image`",
+        )
+        .help("add `image: NAME`, or remove `program`"));
+    }
     if algorithm.is_some() && !channels.contains_key("train") {
         return Err(ctx
             .err(
@@ -1016,8 +1102,40 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
         image,
         run,
         channels,
+        distribution,
+        program: program.map(|p| p.value),
         hyperparameters,
     })
+}
+
+/// A train step's channels: `NAME: REF`, or `NAME: {data: REF, distribution: D}`.
+type TrainChannels = (BTreeMap<String, Ref>, BTreeMap<String, Distribution>);
+
+fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
+    let mut refs = BTreeMap::new();
+    let mut dist = BTreeMap::new();
+    for (k, v) in ctx.entries(node, "channels")? {
+        check_name(ctx, &k, "channel")?;
+        if let NodeKind::Map(_) = &v.kind {
+            let cf = ctx.fields(v, "channel", &["data", "distribution"])?;
+            refs.insert(
+                k.value.clone(),
+                decode_ref(ctx, cf.req(ctx, "data")?, "data")?,
+            );
+            if let Some(d) = cf.get("distribution") {
+                let s = ctx.string(d, "distribution")?;
+                let parsed = Distribution::parse(&s).ok_or_else(|| {
+                    ctx.err(d, format!("unknown distribution `{}`", s.value))
+                        .suggest(&s, Distribution::NAMES.iter().copied())
+                        .help("use `fully_replicated` (every node sees every file) or `sharded_by_key` (each node its share)")
+                })?;
+                dist.insert(k.value, parsed);
+            }
+        } else {
+            refs.insert(k.value, decode_ref(ctx, v, "channels")?);
+        }
+    }
+    Ok((refs, dist))
 }
 
 /// Points a built-in's hyperparameter complaint at the offending key or value.

@@ -116,6 +116,9 @@ pub struct Step {
     pub timeout: Option<Duration>,
     pub cache: CachePolicy,
     pub resources: Resources,
+    /// `network: none` cuts a container step off every network.
+    #[serde(default, skip_serializing_if = "Network::is_bridge")]
+    pub network: Network,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -276,7 +279,61 @@ pub struct TrainStep {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub run: Vec<String>,
     pub channels: BTreeMap<String, Ref>,
+    /// How a channel is spread over the nodes (absent: fully replicated).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub distribution: BTreeMap<String, Distribution>,
+    /// `SAGEMAKER_PROGRAM` for the user's image: the script its `train` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
     pub hyperparameters: BTreeMap<String, String>,
+}
+
+/// How a channel's files are spread over the nodes of a multi-node step
+/// (SageMaker's `S3DistributionType`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Distribution {
+    /// Every node sees every file.
+    #[default]
+    FullyReplicated,
+    /// Each node sees its own contiguous share of the files, by name.
+    ShardedByKey,
+}
+
+impl Distribution {
+    pub const NAMES: &'static [&'static str] = &["fully_replicated", "sharded_by_key"];
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "fully_replicated" => Some(Distribution::FullyReplicated),
+            "sharded_by_key" => Some(Distribution::ShardedByKey),
+            _ => None,
+        }
+    }
+    /// SageMaker's name, as written in `inputdataconfig.json`.
+    pub fn sagemaker_name(&self) -> &'static str {
+        match self {
+            Distribution::FullyReplicated => "FullyReplicated",
+            Distribution::ShardedByKey => "ShardedByS3Key",
+        }
+    }
+}
+
+/// A container step's network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// The engine's default bridge network (multi-node steps get a private one).
+    #[default]
+    Bridge,
+    /// No network at all (SageMaker's network isolation).
+    None,
+}
+
+impl Network {
+    pub const NAMES: &'static [&'static str] = &["bridge", "none"];
+    pub fn is_bridge(&self) -> bool {
+        *self == Network::Bridge
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::model::{DataFormat, Executor, RetryOn, StepKind};
+use super::model::{DataFormat, Distribution, Executor, Network, RetryOn, StepKind};
 
 fn reference() -> Value {
     json!({"type": "string", "pattern": "^(inputs\\.[A-Za-z_][A-Za-z0-9_-]*|[A-Za-z_][A-Za-z0-9_-]*\\.[A-Za-z_][A-Za-z0-9_-]*|registry://[A-Za-z_][A-Za-z0-9_-]*(@(approved|latest|[1-9][0-9]*))?)$",
@@ -45,7 +45,8 @@ fn common_props() -> Map<String, Value> {
             "memory": {"type": ["string", "integer"], "description": "e.g. 4GiB"},
             "nodes": {"type": "integer", "minimum": 1, "maximum": 256},
             "instance_type": {"type": "string"}
-        }), &[])
+        }), &[]),
+        "network": {"enum": Network::NAMES, "description": "none: no network at all (container executors)"}
     });
     match v {
         Value::Object(m) => m,
@@ -92,7 +93,15 @@ pub fn pipeline_schema() -> Value {
             json!({
                 "algorithm": {"enum": crate::exec::builtin::ALGORITHMS},
                 "image": {"type": "string"}, "run": run,
-                "channels": refs, "hyperparameters": hps
+                "program": {"type": "string", "description": "SAGEMAKER_PROGRAM for your image's `train`"},
+                "channels": {"type": "object", "additionalProperties": {"oneOf": [
+                    {"type": "string"},
+                    object(json!({
+                        "data": {"type": "string"},
+                        "distribution": {"enum": Distribution::NAMES}
+                    }), &["data"])
+                ]}},
+                "hyperparameters": hps
             }),
             &[]
         ),

@@ -9,7 +9,6 @@ use super::{Layout, StepConfig, StepError};
 use crate::spec::model::{SplitStep, SplitStrategy, duration};
 
 pub fn run(layout: &Layout, s: &SplitStep, cfg: &StepConfig) -> Result<(), StepError> {
-    let _ = cfg;
     let inputs: Vec<SourceInput> = if s.sources.is_empty() {
         vec![SourceInput {
             path: layout.channel("input"),
@@ -64,6 +63,23 @@ pub fn run(layout: &Layout, s: &SplitStep, cfg: &StepConfig) -> Result<(), StepE
                     .map(|n| n.to_string_lossy().into_owned());
                 *f = serde_json::json!(name);
             }
+        }
+    }
+    // Sources by the reference the pipeline gave, not where this run laid them
+    // out, so the manifest is the same wherever and whenever the step runs.
+    let refs = cfg.extra.get("channel_refs").and_then(|r| r.as_object());
+    if let Some(sources) = v.get_mut("sources").and_then(|o| o.as_array_mut()) {
+        for (i, src) in sources.iter_mut().enumerate() {
+            let channel = if s.sources.is_empty() {
+                "input".to_string()
+            } else {
+                format!("source{i}")
+            };
+            let text = refs
+                .and_then(|r| r.get(&channel))
+                .and_then(|t| t.as_str())
+                .unwrap_or(&channel);
+            src["path"] = serde_json::json!(text);
         }
     }
     for (name, o) in v["outputs"].as_object().into_iter().flatten() {

@@ -1,0 +1,225 @@
+//! The runtime image: this very `pipeline` program and the shared libraries
+//! it loads, on an empty root filesystem (`FROM scratch`), so it builds with
+//! no base image to pull. Built-in steps run in it.
+//!
+//! Its tag names the program's content hash, so a rebuilt program gets a new
+//! image and a step never runs an older engine than the one that planned it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bollard::Docker;
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use futures_util::StreamExt;
+
+use super::{CONTAINER_UID, RUNTIME_PROGRAM};
+
+/// The repository the runtime image is tagged in.
+pub const RUNTIME_REPOSITORY: &str = "pipeline-runtime";
+
+/// The tag of the runtime image for the running program.
+pub fn runtime_tag() -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("find the pipeline program: {e}"))?;
+    let mut h = blake3::Hasher::new();
+    h.update_mmap(&exe)
+        .map_err(|e| format!("read {}: {e}", exe.display()))?;
+    let hex = h.finalize().to_hex();
+    Ok(format!(
+        "{RUNTIME_REPOSITORY}:{}-{}",
+        env!("CARGO_PKG_VERSION"),
+        &hex[..12]
+    ))
+}
+
+/// Builds the runtime image as `tag` (and `extra_tag`), printing the
+/// builder's progress through `log`.
+pub async fn build_runtime(
+    docker: &Docker,
+    tag: &str,
+    extra_tag: Option<&str>,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("find the pipeline program: {e}"))?;
+    let libs = shared_libraries(&exe)?;
+    let context = build_context(&exe, &libs)?;
+    log(&format!(
+        "building {tag}: {} and {} shared librar{} ({:.1} MB)",
+        exe.display(),
+        libs.len(),
+        if libs.len() == 1 { "y" } else { "ies" },
+        context.len() as f64 / 1e6
+    ));
+    build(docker, context, tag, log).await?;
+    if let Some(extra) = extra_tag {
+        let (repo, t) = extra.rsplit_once(':').unwrap_or((extra, "latest"));
+        let opts = bollard::query_parameters::TagImageOptionsBuilder::new()
+            .repo(repo)
+            .tag(t)
+            .build();
+        docker
+            .tag_image(tag, Some(opts))
+            .await
+            .map_err(|e| format!("tag {tag} as {extra}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Sends a build context to the engine and follows the build to its end.
+pub async fn build(
+    docker: &Docker,
+    context: Vec<u8>,
+    tag: &str,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<(), String> {
+    let opts = BuildImageOptionsBuilder::new()
+        .dockerfile("Dockerfile")
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .build();
+    let mut stream = docker.build_image(
+        opts,
+        None,
+        Some(bollard::body_full(bytes::Bytes::from(context))),
+    );
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| format!("build {tag}: {e}"))?;
+        if let Some(detail) = info.error_detail {
+            return Err(format!(
+                "build {tag}: {}",
+                detail.message.unwrap_or_default()
+            ));
+        }
+        if let Some(s) = info.stream {
+            for l in s.lines().filter(|l| !l.trim().is_empty()) {
+                log(l.trim_end());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The shared libraries `exe` loads (its dynamic loader included), as
+/// `ldd` resolves them on this machine.
+fn shared_libraries(exe: &Path) -> Result<Vec<PathBuf>, String> {
+    let out = std::process::Command::new("ldd")
+        .arg(exe)
+        .output()
+        .map_err(|e| {
+            format!(
+                "run ldd to find the libraries {} needs: {e} (is libc-bin installed?)",
+                exe.display()
+            )
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        // A static program needs nothing.
+        if text.contains("not a dynamic executable") || text.contains("statically linked") {
+            return Ok(vec![]);
+        }
+        return Err(format!(
+            "ldd {}: {}",
+            exe.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(parse_ldd(&text))
+}
+
+/// The absolute paths in `ldd` output: `name => /path (0x...)` and
+/// `/lib64/ld-linux-x86-64.so.2 (0x...)`; the kernel's vDSO has none.
+fn parse_ldd(text: &str) -> Vec<PathBuf> {
+    let mut libs = Vec::new();
+    for line in text.lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rhs)) => rhs.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            libs.push(PathBuf::from(p));
+        }
+    }
+    libs.sort();
+    libs.dedup();
+    libs
+}
+
+/// The build context: a Dockerfile and the root filesystem, as a tar.
+fn build_context(exe: &Path, libs: &[PathBuf]) -> Result<Vec<u8>, String> {
+    let fail = |what: &str, e: std::io::Error| format!("pack the runtime image ({what}): {e}");
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.mode(tar::HeaderMode::Deterministic);
+    let add = |tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        tar.append_data(&mut h, path, data)
+    };
+    let add_dir = |tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_mode(mode);
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_cksum();
+        tar.append_data(&mut h, path, std::io::empty())
+    };
+    let dockerfile = format!(
+        "FROM scratch\n\
+         COPY rootfs/ /\n\
+         ENV PATH=/usr/local/bin\n\
+         WORKDIR /opt/ml\n\
+         USER {CONTAINER_UID}:{CONTAINER_UID}\n\
+         LABEL org.pipeline.runtime=\"{}\"\n\
+         CMD [\"{RUNTIME_PROGRAM}\", \"--help\"]\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    add(&mut tar, "Dockerfile", 0o644, dockerfile.as_bytes()).map_err(|e| fail("Dockerfile", e))?;
+    let passwd = format!(
+        "root:x:0:0:root:/root:/sbin/nologin\npipeline:x:{CONTAINER_UID}:{CONTAINER_UID}:pipeline:/opt/ml:/sbin/nologin\n"
+    );
+    let group = format!("root:x:0:\npipeline:x:{CONTAINER_UID}:\n");
+    add(&mut tar, "rootfs/etc/passwd", 0o644, passwd.as_bytes()).map_err(|e| fail("passwd", e))?;
+    add(&mut tar, "rootfs/etc/group", 0o644, group.as_bytes()).map_err(|e| fail("group", e))?;
+    add_dir(&mut tar, "rootfs/tmp", 0o1777).map_err(|e| fail("tmp", e))?;
+    add_dir(&mut tar, "rootfs/opt/ml", 0o755).map_err(|e| fail("/opt/ml", e))?;
+    let program = std::fs::read(exe).map_err(|e| fail(&exe.display().to_string(), e))?;
+    add(
+        &mut tar,
+        &format!("rootfs{RUNTIME_PROGRAM}"),
+        0o755,
+        &program,
+    )
+    .map_err(|e| fail("the program", e))?;
+    for lib in libs {
+        // The library's content at the path the loader looks for it.
+        let data = std::fs::read(lib).map_err(|e| fail(&lib.display().to_string(), e))?;
+        add(&mut tar, &format!("rootfs{}", lib.display()), 0o755, &data)
+            .map_err(|e| fail(&lib.display().to_string(), e))?;
+    }
+    let mut bytes = tar.into_inner().map_err(|e| fail("finish", e))?;
+    bytes.flush().ok();
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_output_gives_the_absolute_paths_only() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+                    \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f96)\n\
+                    \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f96)\n\
+                    \t/lib64/ld-linux-x86-64.so.2 (0x00007f96)\n";
+        assert_eq!(
+            parse_ldd(text),
+            vec![
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
+            ]
+        );
+    }
+}

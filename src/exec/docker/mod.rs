@@ -1,0 +1,787 @@
+//! The docker backend: each node of a step is a container on the local Docker
+//! Engine, talked to through its API (bollard), the way SageMaker local mode
+//! and AWS Batch run training jobs.
+//!
+//! - Built-in steps run in the runtime image ([`image`]), built on first use;
+//!   a step's own `image:` is started as `IMAGE train` (or its `run:`).
+//! - The step's root is mounted piecewise at `/opt/ml`: config and channels
+//!   read-only, `model/`, `output/` and `checkpoints/` writable.
+//! - `resources.cpus`/`memory` become limits, `network: none` isolates;
+//!   containers run as a non-root user.
+//! - Multi-node steps get a private bridge network; node `algo-1` is the main
+//!   node, whose address the others get as
+//!   `AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS`.
+//! - Every container and network an attempt creates is removed when it ends,
+//!   however it ends; ones left by an engine that was killed are removed the
+//!   next time the backend connects (they carry the owner's process id).
+
+pub mod image;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkCreateRequest,
+    NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::sync::{Mutex, OnceCell, watch};
+
+use super::{
+    Backend, BoxFuture, Failure, FailureKind, LineWriter, NodeJob, Outcome, StepJob,
+    read_failure_file,
+};
+use crate::spec::model::Network;
+
+/// Where the runtime image keeps the `pipeline` program.
+pub const RUNTIME_PROGRAM: &str = "/usr/local/bin/pipeline";
+/// The user containers run as when the engine itself runs as root.
+pub const CONTAINER_UID: u32 = 10001;
+/// The port a multi-node step's main node listens on.
+pub const COORDINATOR_PORT: u16 = 7070;
+/// Labels on everything the backend creates.
+const LABEL_OWNER: &str = "org.pipeline.owner-pid";
+const LABEL_JOB: &str = "org.pipeline.job";
+/// How long a stopped container may take to exit after SIGTERM.
+const GRACE_S: i32 = 5;
+/// After the first node fails, how long the others may take to fail on their
+/// own (so the node that caused it is the one named).
+const SETTLE: Duration = Duration::from_millis(1500);
+/// After the main node succeeds, how long the other nodes may take to finish.
+const WORKERS_AFTER_MAIN: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Default)]
+pub struct DockerBackend {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    client: OnceCell<Result<Docker, String>>,
+    runtime: Mutex<Option<String>>,
+}
+
+impl DockerBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Connects to the engine named by `DOCKER_HOST` (else the local socket) and
+/// agrees on an API version it speaks.
+pub async fn connect() -> Result<Docker, String> {
+    let where_ =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let help = "is the Docker Engine running, and may this user use it? (`docker info` tells)";
+    let d = Docker::connect_with_local_defaults()
+        .map_err(|e| format!("cannot reach the Docker Engine at {where_}: {e}; {help}"))?;
+    let d = d
+        .negotiate_version()
+        .await
+        .map_err(|e| format!("cannot reach the Docker Engine at {where_}: {e}; {help}"))?;
+    d.ping()
+        .await
+        .map_err(|e| format!("cannot reach the Docker Engine at {where_}: {e}; {help}"))?;
+    Ok(d)
+}
+
+impl Inner {
+    async fn client(&self) -> Result<Docker, String> {
+        self.client
+            .get_or_init(|| async {
+                let d = connect().await?;
+                reap_orphans(&d).await;
+                Ok(d)
+            })
+            .await
+            .clone()
+    }
+
+    /// The runtime image's tag, building the image if this engine lacks it.
+    async fn runtime_image(
+        &self,
+        docker: &Docker,
+        log: &(dyn Fn(&str) + Sync),
+    ) -> Result<String, String> {
+        let mut built = self.runtime.lock().await;
+        if let Some(t) = built.as_ref() {
+            return Ok(t.clone());
+        }
+        let tag = image::runtime_tag()?;
+        if docker.inspect_image(&tag).await.is_err() {
+            image::build_runtime(docker, &tag, None, log).await?;
+        }
+        *built = Some(tag.clone());
+        Ok(tag)
+    }
+}
+
+impl Backend for DockerBackend {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn run(&self, job: StepJob, cancel: watch::Receiver<bool>) -> BoxFuture<Outcome> {
+        let inner = self.inner.clone();
+        Box::pin(async move { run_docker(inner, job, cancel).await })
+    }
+}
+
+fn failed(kind: FailureKind, reason: String, exit_code: Option<i32>) -> Outcome {
+    Outcome::Failed(Failure {
+        kind,
+        reason,
+        exit_code,
+    })
+}
+
+/// What an attempt created, to remove when it ends.
+#[derive(Default)]
+struct Created {
+    containers: Vec<String>,
+    network: Option<String>,
+}
+
+impl Created {
+    async fn remove(&self, docker: &Docker) {
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        for c in &self.containers {
+            let _ = docker.remove_container(c, Some(opts.clone())).await;
+        }
+        if let Some(n) = &self.network {
+            let _ = docker.remove_network(n).await;
+        }
+    }
+}
+
+async fn run_docker(inner: Arc<Inner>, job: StepJob, cancel: watch::Receiver<bool>) -> Outcome {
+    let docker = match inner.client().await {
+        Ok(d) => d,
+        Err(e) => return failed(FailureKind::Spawn, e, None),
+    };
+    let mut engine_log =
+        match LineWriter::open(&job.log_path, &job.step, None, job.live_log.clone()) {
+            Ok(w) => w,
+            Err(e) => {
+                return failed(
+                    FailureKind::Spawn,
+                    format!("cannot open the log {}: {e}", job.log_path.display()),
+                    None,
+                );
+            }
+        };
+    let image = match &job.image {
+        Some(i) => match docker.inspect_image(i).await {
+            Ok(_) => i.clone(),
+            Err(_) => {
+                return failed(
+                    FailureKind::Spawn,
+                    format!(
+                        "the image `{i}` is not on this Docker Engine, and images are never pulled: build it first (`docker build -t {i} DIR`)"
+                    ),
+                    None,
+                );
+            }
+        },
+        None => {
+            let lines = std::sync::Mutex::new(Vec::new());
+            let log = |l: &str| lines.lock().expect("lock").push(l.to_string());
+            let r = inner.runtime_image(&docker, &log).await;
+            for l in lines.into_inner().expect("lock") {
+                engine_log.write(format!("{l}\n").as_bytes());
+            }
+            match r {
+                Ok(t) => t,
+                Err(e) => return failed(FailureKind::Spawn, e, None),
+            }
+        }
+    };
+    let mut created = Created::default();
+    let outcome = supervise(&docker, &job, &image, &mut created, cancel).await;
+    created.remove(&docker).await;
+    outcome
+}
+
+/// A container's name: `pipeline-RUN-STEP-ATTEMPT-HOST`, in the characters
+/// the engine allows.
+fn container_name(job: &StepJob, host: &str) -> String {
+    sanitize(&format!("pipeline-{}-{host}", job.job_id()))
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// The user the containers run as: ours, unless we are root.
+fn container_user() -> (u32, u32) {
+    // SAFETY: getters without side effects.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    if uid == 0 {
+        (CONTAINER_UID, CONTAINER_UID)
+    } else {
+        (uid, gid)
+    }
+}
+
+/// Gives the container's user the directories it writes (we are root when
+/// the two differ).
+fn hand_over(root: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    // SAFETY: as above.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    for d in ["model", "output", "checkpoints"] {
+        let p = std::fs::canonicalize(root.join(d))?;
+        chown_tree(&p, uid, gid)?;
+    }
+    Ok(())
+}
+
+fn chown_tree(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
+    let meta = std::fs::symlink_metadata(p)?;
+    if meta.is_dir() {
+        for e in std::fs::read_dir(p)? {
+            chown_tree(&e?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// The node's root as mounts under `/opt/ml`: config and channels read-only
+/// (the files the channel links point at), the rest writable.
+fn mounts(root: &Path) -> std::io::Result<Vec<Mount>> {
+    let bind = |source: PathBuf, target: String, read_only: bool| Mount {
+        target: Some(target),
+        source: Some(source.display().to_string()),
+        typ: Some(MountType::BIND),
+        read_only: Some(read_only),
+        ..Default::default()
+    };
+    let mut m = vec![bind(
+        root.join("input/config"),
+        "/opt/ml/input/config".into(),
+        true,
+    )];
+    let data = root.join("input/data");
+    let mut channels: Vec<_> = std::fs::read_dir(&data)?.collect::<Result<_, _>>()?;
+    channels.sort_by_key(|e| e.file_name());
+    for ch in channels {
+        let target = format!("/opt/ml/input/data/{}", ch.file_name().to_string_lossy());
+        let path = ch.path();
+        if std::fs::symlink_metadata(&path)?.file_type().is_symlink() {
+            m.push(bind(std::fs::canonicalize(&path)?, target, true));
+        } else {
+            link_targets(&path, &target, &mut |src, dst| m.push(bind(src, dst, true)))?;
+        }
+    }
+    for (d, target) in [
+        ("model", "/opt/ml/model"),
+        ("output", "/opt/ml/output"),
+        ("checkpoints", "/opt/ml/checkpoints"),
+    ] {
+        m.push(bind(
+            std::fs::canonicalize(root.join(d))?,
+            target.into(),
+            false,
+        ));
+    }
+    Ok(m)
+}
+
+/// The links under a channel directory, as (what they point at, where).
+fn link_targets(
+    dir: &Path,
+    target: &str,
+    add: &mut dyn FnMut(PathBuf, String),
+) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let t = format!("{target}/{}", e.file_name().to_string_lossy());
+        let meta = std::fs::symlink_metadata(&p)?;
+        if meta.file_type().is_symlink() {
+            add(std::fs::canonicalize(&p)?, t);
+        } else if meta.is_dir() {
+            link_targets(&p, &t, add)?;
+        } else {
+            add(p, t);
+        }
+    }
+    Ok(())
+}
+
+/// How one node ended.
+#[derive(Debug, Clone)]
+struct Exit {
+    node: usize,
+    code: i64,
+}
+
+async fn wait_exit(docker: Docker, name: String, node: usize) -> Result<Exit, String> {
+    let mut s = docker.wait_container(&name, None);
+    match s.next().await {
+        Some(Ok(r)) => Ok(Exit {
+            node,
+            code: r.status_code,
+        }),
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+            Ok(Exit { node, code })
+        }
+        Some(Err(e)) => Err(format!("waiting for container {name}: {e}")),
+        None => Err(format!("waiting for container {name}: no answer")),
+    }
+}
+
+async fn wait_cancelled(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Follows a container's output into the step's log until it stops.
+fn follow_logs(docker: &Docker, name: &str, mut w: LineWriter) -> tokio::task::JoinHandle<()> {
+    let docker = docker.clone();
+    let name = name.to_string();
+    tokio::spawn(async move {
+        let opts = LogsOptionsBuilder::new()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut s = docker.logs(&name, Some(opts));
+        while let Some(Ok(out)) = s.next().await {
+            w.write(&out.into_bytes());
+        }
+        w.finish();
+    })
+}
+
+async fn supervise(
+    docker: &Docker,
+    job: &StepJob,
+    image: &str,
+    created: &mut Created,
+    mut cancel: watch::Receiver<bool>,
+) -> Outcome {
+    let nodes = job.nodes();
+    let multi = nodes.len() > 1;
+    let (uid, gid) = container_user();
+    let labels = HashMap::from([
+        (LABEL_OWNER.to_string(), std::process::id().to_string()),
+        (LABEL_JOB.to_string(), job.job_id()),
+    ]);
+    let network_mode = if multi {
+        let name = sanitize(&format!("pipeline-{}", job.job_id()));
+        let req = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            internal: Some(job.network == Network::None),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        if let Err(e) = docker.create_network(req).await {
+            return failed(
+                FailureKind::Spawn,
+                format!("create the step's private network {name}: {e}"),
+                None,
+            );
+        }
+        created.network = Some(name.clone());
+        name
+    } else if job.network == Network::None {
+        "none".to_string()
+    } else {
+        "bridge".to_string()
+    };
+    let mut main_addr: Option<String> = None;
+    let mut names = Vec::new();
+    let mut log_tasks = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let name = container_name(job, &node.host);
+        let config = match container_config(
+            job,
+            node,
+            image,
+            &network_mode,
+            multi,
+            main_addr.as_deref(),
+            (uid, gid),
+            &labels,
+        ) {
+            Ok(c) => c,
+            Err(e) => return failed(FailureKind::Spawn, e, None),
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
+        if let Err(e) = docker.create_container(Some(opts), config).await {
+            return failed(
+                FailureKind::Spawn,
+                format!("create the container for {}: {e}", node.host),
+                None,
+            );
+        }
+        created.containers.push(name.clone());
+        let node_tag = multi.then(|| node.host.clone());
+        let writer =
+            match LineWriter::open(&job.log_path, &job.step, node_tag, job.live_log.clone()) {
+                Ok(w) => w,
+                Err(e) => {
+                    return failed(
+                        FailureKind::Spawn,
+                        format!("cannot open the log {}: {e}", job.log_path.display()),
+                        None,
+                    );
+                }
+            };
+        if let Err(e) = docker.start_container(&name, None).await {
+            return failed(
+                FailureKind::Spawn,
+                format!("start the container for {}: {e}", node.host),
+                None,
+            );
+        }
+        // From the start of its output, even if it already ended.
+        log_tasks.push(follow_logs(docker, &name, writer));
+        if multi && i == 0 {
+            match docker.inspect_container(&name, None).await {
+                Ok(info) => {
+                    main_addr = info
+                        .network_settings
+                        .and_then(|s| s.networks)
+                        .and_then(|n| n.get(&network_mode).cloned())
+                        .and_then(|e| e.ip_address)
+                        .filter(|a| !a.is_empty());
+                }
+                Err(e) => {
+                    return failed(
+                        FailureKind::Spawn,
+                        format!("find the main node's address: {e}"),
+                        None,
+                    );
+                }
+            }
+            if main_addr.is_none() {
+                return failed(
+                    FailureKind::Spawn,
+                    "find the main node's address: the engine gave none".into(),
+                    None,
+                );
+            }
+        }
+        names.push(name);
+    }
+
+    let mut waits = futures_util::stream::FuturesUnordered::new();
+    for (i, n) in names.iter().enumerate() {
+        waits.push(wait_exit(docker.clone(), n.clone(), i));
+    }
+    let deadline = async {
+        match job.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut exits: Vec<Exit> = Vec::new();
+    enum End {
+        Done,
+        Failed,
+        Timeout,
+        Cancelled,
+        Lost(String),
+    }
+    let end = loop {
+        tokio::select! {
+            w = waits.next() => match w {
+                None => break End::Done,
+                Some(Err(e)) => break End::Lost(e),
+                Some(Ok(x)) => {
+                    let code = x.code;
+                    let node = x.node;
+                    exits.push(x);
+                    if code != 0 {
+                        break End::Failed;
+                    }
+                    if node == 0 && !waits.is_empty() {
+                        // The main node is done: the others get a while to finish.
+                        let _ = tokio::time::timeout(WORKERS_AFTER_MAIN, async {
+                            while let Some(Ok(x)) = waits.next().await { exits.push(x); }
+                        }).await;
+                        break End::Done;
+                    }
+                }
+            },
+            _ = &mut deadline => break End::Timeout,
+            _ = wait_cancelled(&mut cancel) => break End::Cancelled,
+        }
+    };
+    if matches!(end, End::Failed) {
+        // Give the other nodes a moment to end on their own, so the node that
+        // caused the failure is told apart from the ones that lost it.
+        let _ = tokio::time::timeout(SETTLE, async {
+            while let Some(Ok(x)) = waits.next().await {
+                exits.push(x);
+            }
+        })
+        .await;
+    }
+    // Stop whatever still runs.
+    let stop = StopContainerOptionsBuilder::new().t(GRACE_S).build();
+    for (i, n) in names.iter().enumerate() {
+        if !exits.iter().any(|x| x.node == i) {
+            let _ = docker.stop_container(n, Some(stop.clone())).await;
+        }
+    }
+    for t in log_tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    match end {
+        End::Done => match exits.iter().find(|x| x.node == 0) {
+            Some(x) if x.code == 0 => Outcome::Succeeded,
+            _ => failed(
+                FailureKind::ExitCode,
+                "the main node did not finish".into(),
+                None,
+            ),
+        },
+        End::Timeout => failed(
+            FailureKind::Timeout,
+            format!(
+                "timed out after {}",
+                crate::spec::model::duration::format(job.timeout.unwrap_or_default())
+            ),
+            None,
+        ),
+        End::Cancelled => failed(
+            FailureKind::Cancelled,
+            "stopped: the run was cancelled".into(),
+            None,
+        ),
+        End::Lost(e) => failed(FailureKind::Spawn, e, None),
+        End::Failed => blame(docker, job, &nodes, &names, &exits).await,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn container_config(
+    job: &StepJob,
+    node: &NodeJob,
+    image: &str,
+    network_mode: &str,
+    multi: bool,
+    main_addr: Option<&str>,
+    (uid, gid): (u32, u32),
+    labels: &HashMap<String, String>,
+) -> Result<ContainerCreateBody, String> {
+    hand_over(&node.root, uid, gid).map_err(|e| {
+        format!(
+            "prepare {} for the container's user: {e}",
+            node.root.display()
+        )
+    })?;
+    let mounts = mounts(&node.root).map_err(|e| {
+        format!(
+            "mount the step's directories ({}): {e}",
+            node.root.display()
+        )
+    })?;
+    let mut env: Vec<String> = node.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if multi {
+        env.push(format!("PIPELINE_COORDINATOR_PORT={COORDINATOR_PORT}"));
+        env.push(format!("PIPELINE_JOB_ID={}", job.job_id()));
+        if let Some(a) = main_addr {
+            env.push(format!("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS={a}"));
+        }
+    }
+    let cmd = if job.argv.is_empty() {
+        vec!["train".to_string()]
+    } else {
+        job.argv.clone()
+    };
+    let endpoints = multi.then(|| NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+            network_mode.to_string(),
+            EndpointSettings {
+                aliases: Some(vec![node.host.clone()]),
+                ..Default::default()
+            },
+        )])),
+    });
+    Ok(ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(cmd),
+        env: Some(env),
+        hostname: Some(node.host.clone()),
+        user: Some(format!("{uid}:{gid}")),
+        working_dir: Some("/opt/ml".into()),
+        labels: Some(labels.clone()),
+        networking_config: endpoints,
+        host_config: Some(HostConfig {
+            mounts: Some(mounts),
+            network_mode: Some(network_mode.to_string()),
+            nano_cpus: job.resources.cpus.map(|c| (c * 1e9) as i64),
+            memory: job.resources.memory.map(|m| m as i64),
+            // No swap: a container that outgrows its memory is stopped, not slowed.
+            memory_swap: job.resources.memory.map(|m| m as i64),
+            init: Some(true),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// The failure of a step one of whose nodes failed, naming the node that
+/// caused it: out of memory first, then a node killed from outside, then
+/// the first to fail.
+async fn blame(
+    docker: &Docker,
+    job: &StepJob,
+    nodes: &[NodeJob],
+    names: &[String],
+    exits: &[Exit],
+) -> Outcome {
+    let mut oom = Vec::new();
+    for x in exits {
+        let killed = docker
+            .inspect_container(&names[x.node], None)
+            .await
+            .ok()
+            .and_then(|i| i.state)
+            .and_then(|s| s.oom_killed)
+            .unwrap_or(false);
+        if killed {
+            oom.push(x.node);
+        }
+    }
+    let multi = nodes.len() > 1;
+    let who = |i: usize| {
+        if multi {
+            format!("node {} (index {i}): ", nodes[i].host)
+        } else {
+            String::new()
+        }
+    };
+    if let Some(&i) = oom.first() {
+        let limit = job
+            .resources
+            .memory
+            .map(|m| format!(" of {}", mebibytes(m)))
+            .unwrap_or_default();
+        return failed(
+            FailureKind::OutOfMemory,
+            format!(
+                "{}ran out of memory: the kernel killed it at its limit{limit}; raise `resources.memory`",
+                who(i)
+            ),
+            Some(137),
+        );
+    }
+    let failing: Vec<&Exit> = exits.iter().filter(|x| x.code != 0).collect();
+    let chosen = failing
+        .iter()
+        .find(|x| x.code >= 128)
+        .or(failing.first())
+        .copied();
+    let Some(x) = chosen else {
+        return failed(FailureKind::ExitCode, "a node failed".into(), None);
+    };
+    let own = read_failure_file(&nodes[x.node].root);
+    let code = x.code as i32;
+    if code >= 128 && own.is_none() {
+        let sig = code - 128;
+        let what = if sig == libc::SIGKILL {
+            "killed by SIGKILL".to_string()
+        } else {
+            format!("killed by signal {sig}")
+        };
+        return failed(FailureKind::Signal, format!("{}{what}", who(x.node)), None);
+    }
+    let reason = own.unwrap_or_else(|| format!("exited with code {code}"));
+    failed(
+        FailureKind::ExitCode,
+        format!("{}{reason}", who(x.node)),
+        Some(code),
+    )
+}
+
+/// Removes containers and networks left by engines that are gone (killed
+/// before they could clean up).
+async fn reap_orphans(docker: &Docker) {
+    let alive = |pid: &str| {
+        pid.parse::<i32>().is_ok_and(|p| {
+            // SAFETY: signal 0 only checks the process exists.
+            p > 0
+                && (unsafe { libc::kill(p, 0) } == 0
+                    || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+        })
+    };
+    let filters = HashMap::from([("label".to_string(), vec![LABEL_OWNER.to_string()])]);
+    let opts = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    if let Ok(list) = docker.list_containers(Some(opts)).await {
+        let rm = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        for c in list {
+            let owner = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_OWNER))
+                .cloned()
+                .unwrap_or_default();
+            if !alive(&owner)
+                && let Some(id) = c.id
+            {
+                let _ = docker.remove_container(&id, Some(rm.clone())).await;
+            }
+        }
+    }
+    let opts = ListNetworksOptionsBuilder::new().filters(&filters).build();
+    if let Ok(list) = docker.list_networks(Some(opts)).await {
+        for n in list {
+            let owner = n
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_OWNER))
+                .cloned()
+                .unwrap_or_default();
+            if !alive(&owner)
+                && let Some(id) = n.id
+            {
+                let _ = docker.remove_network(&id).await;
+            }
+        }
+    }
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
