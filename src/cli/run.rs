@@ -138,7 +138,7 @@ fn execute(
     Ok(match summary.status {
         RunStatus::Succeeded => EXIT_OK,
         RunStatus::Cancelled => EXIT_INTERRUPTED,
-        _ if invalid_data => EXIT_INVALID,
+        _ if invalid_data || summary.invalid_input => EXIT_INVALID,
         _ => EXIT_FAILED,
     })
 }

@@ -79,6 +79,9 @@ pub struct RunSummary {
     pub run_id: String,
     pub status: RunStatus,
     pub steps: BTreeMap<String, StepSummary>,
+    /// The engine found a step's input invalid before it could run (exit 2).
+    #[serde(skip)]
+    pub invalid_input: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +121,7 @@ impl RunSummary {
             run_id: run_id.to_string(),
             status,
             steps,
+            invalid_input: false,
         }
     }
 }
@@ -231,6 +235,7 @@ impl Run {
         let mut in_flight = 0usize;
         let mut stopping: Option<RunStatus> = None;
         let mut interrupt = Box::pin(interrupted());
+        let mut invalid_input = false;
         let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
         self.log_tx = Some(log_tx);
 
@@ -253,6 +258,7 @@ impl Run {
                         in_flight += 1;
                     }
                     Err(e) => {
+                        invalid_input |= matches!(e, Error::Invalid(_));
                         let reason = e.to_string().trim_start_matches("error: ").to_string();
                         self.end_unsuccessful(
                             i,
@@ -334,7 +340,9 @@ impl Run {
         let status = stopping.unwrap_or(RunStatus::Succeeded);
         self.db.set_run_status(&self.run_id, status)?;
         let records: Vec<StepRecord> = states.into_iter().map(|s| s.record).collect();
-        Ok(RunSummary::from_records(&self.run_id, status, &records))
+        let mut summary = RunSummary::from_records(&self.run_id, status, &records);
+        summary.invalid_input = invalid_input;
+        Ok(summary)
     }
 
     /// Decides what to do with ready step `i`: settle it now, or prepare a job.

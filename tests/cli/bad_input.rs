@@ -356,3 +356,40 @@ steps:
     let err = run_invalid(yaml, &[], "p.yaml:4:47");
     assert!(err.contains("did you mean `train`?"), "{err}");
 }
+
+/// What a step asks of where it runs is checked against its executor before
+/// anything runs.
+#[test]
+fn placement_errors_point_at_the_key() {
+    let isolated = "name: p\nsteps:\n  a:\n    kind: command\n    run: [true]\n    network: none\n";
+    let err = run_invalid(isolated, &[], "p.yaml:6:14");
+    assert!(err.contains("`network: none` needs a container"), "{err}");
+    assert!(err.contains("executor: docker"), "{err}");
+
+    let nodes =
+        "name: p\nsteps:\n  a:\n    kind: command\n    run: [true]\n    resources: {nodes: 2}\n";
+    let err = run_invalid(nodes, &[], "p.yaml:6:16");
+    assert!(err.contains("`nodes: 2` is for train steps"), "{err}");
+
+    let no_image =
+        "name: p\ndefaults: {executor: docker}\nsteps:\n  a:\n    kind: command\n    run: [true]\n";
+    let err = run_invalid(no_image, &[], "p.yaml:6:10");
+    assert!(err.contains("needs the image to run it in"), "{err}");
+
+    let dist = "name: p\nsteps:\n  s:\n    kind: command\n    run: [true]\n    outputs: [out]\n  t:\n    kind: train\n    algorithm: kmeans\n    channels: {train: {data: s.out, distribution: sharded}}\n    hyperparameters: {k: 2}\n";
+    let err = run_invalid(dist, &[], "p.yaml:10:51");
+    assert!(err.contains("unknown distribution `sharded`"), "{err}");
+    assert!(err.contains("sharded_by_key"), "{err}");
+}
+
+#[test]
+fn a_sharded_channel_with_fewer_files_than_nodes_is_invalid_input() {
+    let p = "name: p\ninputs:\n  d: {path: d.csv, format: csv, header: false}\nsteps:\n  t:\n    kind: train\n    run: [true]\n    channels: {train: {data: inputs.d, distribution: sharded_by_key}}\n    resources: {nodes: 2}\n";
+    let t = Test::new().file("p.yaml", p).file("d.csv", "1,2\n");
+    let out = t.exec(["run", "p.yaml"]).code(2);
+    assert!(
+        out.stderr
+            .contains("is `sharded_by_key` over 2 nodes but has 1 file"),
+        "{out}"
+    );
+}

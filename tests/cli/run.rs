@@ -591,3 +591,65 @@ fn an_executor_this_build_cannot_run_is_invalid_input() {
         .stderr_contains("did you mean `local`?");
     assert!(!t.workspace().exists());
 }
+
+/// A train step on three local nodes: each a process with its own root, the
+/// AWS Batch variables and the main node's loopback address.
+const NODES: &str = r#"
+name: nodes
+steps:
+  train:
+    kind: train
+    run: |
+      echo "$AWS_BATCH_JOB_NODE_INDEX/$AWS_BATCH_JOB_NUM_NODES main=${AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS:-self} port=$PIPELINE_COORDINATOR_PORT host=$SM_CURRENT_HOST" > $SM_MODEL_DIR/node.txt
+      echo "hello from $SM_CURRENT_HOST"
+      if [ "$SM_CURRENT_HOST" = "$SM_HP_FAIL_ON" ]; then echo "disk full" > $SAGEMAKER_BASE_DIR/output/failure; exit 4; fi
+    hyperparameters: {fail_on: "{{ params.fail_on }}"}
+    resources: {nodes: 3}
+params:
+  fail_on: {type: string, default: none}
+"#;
+
+#[test]
+fn a_step_on_three_local_nodes_gets_the_batch_variables_and_names_a_failing_node() {
+    let t = Test::new().file("p.yaml", NODES);
+    let out = t.exec(["run", "p.yaml", "--json"]).success();
+    let s = out.summary();
+    let run = s["run_id"].as_str().unwrap().to_string();
+    let main = std::fs::read_to_string(
+        std::path::Path::new(
+            s["steps"]["train"]["outputs"]["model"]["path"]
+                .as_str()
+                .unwrap(),
+        )
+        .join("node.txt"),
+    )
+    .unwrap();
+    assert!(main.starts_with("0/3 main=self port="), "{main}");
+    assert!(main.trim_end().ends_with("host=algo-1"), "{main}");
+    let nodes = t
+        .workspace()
+        .join("runs")
+        .join(&run)
+        .join("steps/train.nodes");
+    for (i, host) in [(1, "algo-2"), (2, "algo-3")] {
+        let txt = std::fs::read_to_string(nodes.join(host).join("model/node.txt")).unwrap();
+        assert!(
+            txt.starts_with(&format!("{i}/3 main=127.0.0.1 port=")),
+            "{txt}"
+        );
+    }
+    let logs = t.exec(["logs", &run, "train"]).success();
+    assert!(logs.stdout.contains("[algo-3] hello from algo-3"), "{logs}");
+    assert!(
+        out.stderr.is_empty() || !out.stderr.contains("error"),
+        "{out}"
+    );
+
+    let out = t
+        .exec(["run", "p.yaml", "--json", "--param", "fail_on=algo-2"])
+        .code(1);
+    assert!(
+        out.stdout.contains("node algo-2 (index 1): disk full"),
+        "{out}"
+    );
+}
