@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 
 use super::{
     Backend, BoxFuture, Failure, FailureKind, LineWriter, Outcome, StepJob, read_failure_file,
+    wait_cancelled,
 };
 
 /// How long a stopped step may take to exit after SIGTERM.
@@ -259,17 +260,6 @@ async fn pump_into(r: &mut (impl tokio::io::AsyncRead + Unpin), w: &mut LineWrit
         }
     }
     w.finish();
-}
-
-async fn wait_cancelled(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
 }
 
 fn exit_outcome(root: &std::path::Path, status: std::process::ExitStatus) -> Outcome {

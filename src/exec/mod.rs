@@ -206,6 +206,18 @@ pub trait Backend: Send + Sync {
     fn run(&self, job: StepJob, cancel: watch::Receiver<bool>) -> BoxFuture<Outcome>;
 }
 
+/// Resolves once `rx` says the run is cancelled (never, if its sender is gone).
+pub async fn wait_cancelled(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Reads `root/output/failure` (the step's own failure reason), if it wrote one.
 pub fn read_failure_file(root: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(root.join("output/failure")).ok()?;

@@ -36,7 +36,7 @@ use tokio::sync::{Mutex, OnceCell, watch};
 
 use super::{
     Backend, BoxFuture, Failure, FailureKind, LineWriter, NodeJob, Outcome, StepJob,
-    read_failure_file,
+    read_failure_file, wait_cancelled,
 };
 use crate::spec::model::Network;
 
@@ -349,17 +349,6 @@ async fn wait_exit(docker: Docker, name: String, node: usize) -> Result<Exit, St
         }
         Some(Err(e)) => Err(format!("waiting for container {name}: {e}")),
         None => Err(format!("waiting for container {name}: no answer")),
-    }
-}
-
-async fn wait_cancelled(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
     }
 }
 
@@ -732,14 +721,6 @@ async fn blame(
 /// Removes containers and networks left by engines that are gone (killed
 /// before they could clean up).
 async fn reap_orphans(docker: &Docker) {
-    let alive = |pid: &str| {
-        pid.parse::<i32>().is_ok_and(|p| {
-            // SAFETY: signal 0 only checks the process exists.
-            p > 0
-                && (unsafe { libc::kill(p, 0) } == 0
-                    || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
-        })
-    };
     let filters = HashMap::from([("label".to_string(), vec![LABEL_OWNER.to_string()])]);
     let opts = ListContainersOptionsBuilder::new()
         .all(true)
@@ -751,13 +732,7 @@ async fn reap_orphans(docker: &Docker) {
             .v(true)
             .build();
         for c in list {
-            let owner = c
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_OWNER))
-                .cloned()
-                .unwrap_or_default();
-            if !alive(&owner)
+            if orphaned(c.labels.as_ref())
                 && let Some(id) = c.id
             {
                 let _ = docker.remove_container(&id, Some(rm.clone())).await;
@@ -767,13 +742,7 @@ async fn reap_orphans(docker: &Docker) {
     let opts = ListNetworksOptionsBuilder::new().filters(&filters).build();
     if let Ok(list) = docker.list_networks(Some(opts)).await {
         for n in list {
-            let owner = n
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_OWNER))
-                .cloned()
-                .unwrap_or_default();
-            if !alive(&owner)
+            if orphaned(n.labels.as_ref())
                 && let Some(id) = n.id
             {
                 let _ = docker.remove_network(&id).await;
@@ -784,4 +753,19 @@ async fn reap_orphans(docker: &Docker) {
 
 fn mebibytes(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Whether what carries these labels was made by an engine process that is gone.
+fn orphaned(labels: Option<&HashMap<String, String>>) -> bool {
+    let Some(pid) = labels
+        .and_then(|l| l.get(LABEL_OWNER))
+        .and_then(|p| p.parse::<i32>().ok())
+        .filter(|p| *p > 0)
+    else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    !alive
 }
