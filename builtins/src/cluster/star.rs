@@ -39,6 +39,11 @@ pub trait Link: Send {
     fn close(&mut self);
 }
 
+/// Payloads a worker sent ahead of time, with their rounds.
+type Pending = VecDeque<(u64, Vec<u8>)>;
+/// Whether a worker's connection ended, and why (`Some(None)`: closed cleanly).
+type Closed = Option<Option<String>>;
+
 enum Role {
     Main {
         inbox: Receiver<(usize, Event)>,
@@ -214,10 +219,7 @@ impl Star {
     fn receive_from(
         &self,
         inbox: &Receiver<(usize, Event)>,
-        (pending, closed): (
-            &mut [VecDeque<(u64, Vec<u8>)>],
-            &mut [Option<Option<String>>],
-        ),
+        (pending, closed): (&mut [Pending], &mut [Closed]),
         want: usize,
         round: u64,
     ) -> Result<Vec<u8>, String> {

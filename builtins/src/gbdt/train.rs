@@ -814,7 +814,8 @@ mod tests {
     #[test]
     fn three_nodes_grow_the_trees_of_one() {
         let ds = data(3000, 4);
-        let cases: &[(&str, &str, &[(&str, &str)])] = &[
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+        let cases: &[Case] = &[
             (
                 "y",
                 "class",

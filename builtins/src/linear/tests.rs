@@ -502,7 +502,8 @@ fn three_nodes_reach_the_weights_of_one() {
         .iter()
         .map(|r| score(r) + 0.1 * rng.normal() as f32)
         .collect();
-    let cases: &[(&[f32], &[(&str, &str)])] = &[
+    type Case<'a> = (&'a [f32], &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
         (&binary, &[("predictor_type", "binary_classifier")]),
         (
             &binary,
