@@ -41,6 +41,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         threads,
         checkpoint_dir: None,
         log: &log,
+        cluster: &builtins::cluster::Solo,
     };
     let timed_read =
         |file: &str, label: usize| -> Result<(Dataset, f64), Box<dyn std::error::Error>> {

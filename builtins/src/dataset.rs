@@ -102,6 +102,10 @@ impl Dataset {
     pub fn columns(&self) -> &[Column] {
         &self.columns
     }
+    /// Every column, to edit values in place (lengths must not change).
+    pub(crate) fn columns_mut(&mut self) -> &mut [Column] {
+        &mut self.columns
+    }
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }

@@ -13,6 +13,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::cluster::Cluster;
 use crate::dataset::Dataset;
 use crate::error::{BuiltinError, DataError, io_failed};
 
@@ -141,6 +142,63 @@ impl FeatureStats {
             mean: per.iter().map(|p| p.0).collect(),
             scale: per.iter().map(|p| p.1).collect(),
         }
+    }
+
+    /// [`of`](Self::of) over the shards of every node of `cluster`: sums and
+    /// counts are added over the nodes, so every node gets the same statistics
+    /// (equal to one node's on all the rows up to rounding). One node: [`of`](Self::of).
+    pub fn of_shards(ds: &Dataset, cluster: &dyn Cluster) -> Result<Self, BuiltinError> {
+        if cluster.size() == 1 {
+            return Ok(Self::of(ds));
+        }
+        let cols: Vec<&[f32]> = ds.features().map(|c| c.values.as_slice()).collect();
+        let d = cols.len();
+        // Per column: the sum, then the count of present values.
+        let mut sums: Vec<f64> = cols
+            .par_iter()
+            .map(|v| {
+                v.iter()
+                    .filter(|x| !x.is_nan())
+                    .fold((0.0, 0.0), |(s, n), &x| (s + x as f64, n + 1.0))
+            })
+            .collect::<Vec<(f64, f64)>>()
+            .into_iter()
+            .flat_map(|(s, n)| [s, n])
+            .collect();
+        cluster.allreduce_sum_f64(&mut sums)?;
+        let mean: Vec<f64> = (0..d)
+            .map(|j| {
+                let n = sums[2 * j + 1];
+                if n > 0.0 { sums[2 * j] / n } else { 0.0 }
+            })
+            .collect();
+        let mut ss: Vec<f64> = cols
+            .par_iter()
+            .zip(&mean)
+            .map(|(v, &m)| {
+                v.iter()
+                    .filter(|x| !x.is_nan())
+                    .map(|&x| (x as f64 - m).powi(2))
+                    .sum::<f64>()
+            })
+            .collect();
+        cluster.allreduce_sum_f64(&mut ss)?;
+        let scale = (0..d)
+            .map(|j| {
+                let n = sums[2 * j + 1];
+                let sd = if n > 0.0 { (ss[j] / n).sqrt() } else { 0.0 };
+                if n > 0.0 && sd > 1e-12 * mean[j].abs().max(1.0) {
+                    sd
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Ok(FeatureStats {
+            names: ds.feature_names(),
+            mean,
+            scale,
+        })
     }
 
     pub fn n_features(&self) -> usize {

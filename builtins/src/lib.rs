@@ -4,10 +4,12 @@
 //! ([`data`]), the in-memory columnar [`dataset`], splits ([`split`]), metrics
 //! ([`metrics`]) and the algorithms ([`gbdt`], [`linear`], [`kmeans`], [`pca`]).
 //!
-//! The crate knows nothing of the engine: no async runtime, no pipeline types,
-//! no network. It reads data sets, and reads and writes model and checkpoint
-//! files in directories it is handed; everything else is computation. Results
-//! are deterministic for a given seed whatever the thread count.
+//! The crate knows nothing of the engine: no async runtime, no pipeline types.
+//! It reads data sets, reads and writes model and checkpoint files in
+//! directories it is handed, and, when training on several nodes, talks to
+//! the other nodes of the job through [`cluster`]; everything else is
+//! computation. Results are deterministic for a given seed whatever the
+//! thread count, and the same on N nodes as on one.
 //!
 //! Every algorithm module has the same shape:
 //! - `Params::from_hyperparameters(&Hyperparams)`: checks SageMaker-style string
@@ -17,6 +19,7 @@
 //! - `Model` implements [`model::Model`] (predict, save) and has `load(dir)`.
 
 pub mod algorithm;
+pub mod cluster;
 pub mod data;
 pub mod dataset;
 pub mod dense;

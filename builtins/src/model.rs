@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::cluster::{Cluster, Solo};
 use crate::dataset::Dataset;
 use crate::error::BuiltinError;
 
@@ -20,6 +21,9 @@ pub struct TrainContext<'a> {
     pub checkpoint_dir: Option<PathBuf>,
     /// Progress lines for the step's log (one line a call, no newline).
     pub log: &'a (dyn Fn(&str) + Sync),
+    /// The nodes training together, each on its own shard of the rows
+    /// ([`Solo`] for one node: no communication at all).
+    pub cluster: &'a dyn Cluster,
 }
 
 impl TrainContext<'_> {
@@ -29,6 +33,7 @@ impl TrainContext<'_> {
             threads,
             checkpoint_dir: None,
             log: &|_| {},
+            cluster: &Solo,
         }
     }
 }

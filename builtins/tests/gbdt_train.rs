@@ -198,6 +198,7 @@ fn resuming_from_a_checkpoint_gives_the_same_model() {
         threads: 1,
         checkpoint_dir: Some(dir.clone()),
         log: &log,
+        cluster: &builtins::cluster::Solo,
     };
     let first = gbdt::train(&p, &tr, Some(&va), &ctx).unwrap();
     assert_eq!(first, full);

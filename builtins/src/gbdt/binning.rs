@@ -80,6 +80,13 @@ impl FeatureCuts {
     }
 }
 
+/// The rows whose values place the cuts when there are more than
+/// `SAMPLE_ROWS` of `n_rows` (`None`: all rows): an evenly strided sample,
+/// deterministic and spread over the whole file.
+pub fn sample_rows(n_rows: usize) -> Option<Vec<usize>> {
+    (n_rows > SAMPLE_ROWS).then(|| (0..SAMPLE_ROWS).map(|k| k * n_rows / SAMPLE_ROWS).collect())
+}
+
 /// The training features as bin indices, row-major.
 pub struct BinnedMatrix {
     pub n_rows: usize,
@@ -96,10 +103,7 @@ const BIN_CHUNK: usize = 1 << 14;
 impl BinnedMatrix {
     /// Bins `columns` (one slice a feature, all `n_rows` long) into at most `max_bins` bins each.
     pub fn build(columns: &[&[f32]], n_rows: usize, max_bins: usize) -> BinnedMatrix {
-        let sample: Option<Vec<usize>> = (n_rows > SAMPLE_ROWS).then(|| {
-            // An evenly strided sample: deterministic and spread over the whole file.
-            (0..SAMPLE_ROWS).map(|k| k * n_rows / SAMPLE_ROWS).collect()
-        });
+        let sample = sample_rows(n_rows);
         let cuts: Vec<FeatureCuts> = columns
             .par_iter()
             .map(|col| match &sample {
@@ -110,6 +114,11 @@ impl BinnedMatrix {
                 None => FeatureCuts::from_values(col, max_bins),
             })
             .collect();
+        Self::with_cuts(columns, n_rows, cuts)
+    }
+
+    /// Bins `columns` by the given cuts (one a feature).
+    pub fn with_cuts(columns: &[&[f32]], n_rows: usize, cuts: Vec<FeatureCuts>) -> BinnedMatrix {
         let nf = columns.len();
         let mut by_col = vec![0u8; n_rows * nf];
         let mut bins = vec![0u8; n_rows * nf];

@@ -57,6 +57,31 @@ pub fn write(dir: &Path, params: &str, data: &str, ckpt: &Checkpoint) -> Result<
     write_atomic(&dir.join(FILE_NAME), &text)
 }
 
+/// A checkpoint as text, to hand to other nodes ([`decode`] reads it).
+pub fn encode(ckpt: &Checkpoint) -> String {
+    let f = CheckpointFile {
+        params: String::new(),
+        data: String::new(),
+        rounds_done: ckpt.rounds_done,
+        best: ckpt.best,
+        last_score: ckpt.last_score,
+        model: ckpt.model.to_json_string(),
+    };
+    serde_json::to_string(&f).expect("a checkpoint always serialises")
+}
+
+pub fn decode(text: &str) -> Result<Checkpoint, BuiltinError> {
+    let f: CheckpointFile = serde_json::from_str(text)
+        .map_err(|e| BuiltinError::failed(format!("read a checkpoint from the main node: {e}")))?;
+    let model = GbdtModel::from_json_str(&f.model).map_err(BuiltinError::failed)?;
+    Ok(Checkpoint {
+        rounds_done: f.rounds_done,
+        best: f.best,
+        last_score: f.last_score,
+        model,
+    })
+}
+
 /// The checkpoint in `dir` written under the same parameters and data, if any.
 /// A checkpoint of another run is reported through `log` and ignored.
 pub fn read(

@@ -18,6 +18,8 @@ use super::binning::{BinnedMatrix, MISSING_BIN, SLOTS};
 use super::histogram::{Entry, Hist, build_histograms};
 use super::partition::partition_level;
 use super::tree::Tree;
+use crate::cluster::Cluster;
+use crate::error::BuiltinError;
 
 /// First and second derivative of the loss for one row.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -114,13 +116,21 @@ pub struct Grown {
 
 /// Grows one tree on `rows` (ascending row indices; reordered in place) using the
 /// features flagged in `use_feature`.
+///
+/// With several nodes (`cluster`), `m`, `grads` and `rows` are this node's
+/// shard; gradient sums and histograms are added over the nodes, so every
+/// node grows the same tree. Gradients must be on a common grid (see
+/// [`snap_to_grid`]) for those sums to be exact, and so the same whatever
+/// the order of addition.
 pub fn grow_tree(
     m: &BinnedMatrix,
     grads: &[GradPair],
     rows: &mut [u32],
     use_feature: &[bool],
     p: &TreeParams,
-) -> Grown {
+    cluster: &dyn Cluster,
+) -> Result<Grown, BuiltinError> {
+    let multi = cluster.size() > 1;
     // Rows travel with their gradients, so histogram loops read gradients in order.
     let mut entries: Vec<Entry> = rows
         .par_iter()
@@ -146,12 +156,21 @@ pub fn grow_tree(
         .collect::<Vec<_>>()
         .into_iter()
         .fold(Sum::default(), Sum::plus);
+    let root_sum = if multi {
+        let mut v = [root_sum.g, root_sum.h];
+        cluster.allreduce_sum_f64(&mut v)?;
+        Sum { g: v[0], h: v[1] }
+    } else {
+        root_sum
+    };
     let mut tree = Tree::default();
     tree.push_leaf(p.leaf_value(root_sum) as f32, root_sum.h as f32);
     let mut split_bin = vec![0u8];
-    let root_hist = build_histograms(m, &entries, &[(0, entries.len())], use_feature)
-        .pop()
-        .expect("one histogram a node");
+    let mut root_hist = build_histograms(m, &entries, &[(0, entries.len())], use_feature);
+    if multi {
+        reduce_histograms(&mut root_hist, m, use_feature, cluster)?;
+    }
+    let root_hist = root_hist.pop().expect("one histogram a node");
     let mut open = vec![Open {
         node: 0,
         start: 0,
@@ -191,6 +210,19 @@ pub fn grow_tree(
             .map(|(i, o)| (o.start, o.end, splits[i].filter(|_| expand[i])))
             .collect();
         let n_left = partition_level(&mut entries, m, &ranges);
+        // Which child is smaller decides only which histogram is built (the
+        // other is the difference, exactly); with several nodes, all must agree.
+        let sizes: Vec<(u64, u64)> = if multi {
+            let mut v: Vec<u64> = (0..open.len())
+                .flat_map(|i| [n_left[i] as u64, (open[i].end - open[i].start) as u64])
+                .collect();
+            cluster.allreduce_sum_u64(&mut v)?;
+            v.chunks_exact(2).map(|c| (c[0], c[1])).collect()
+        } else {
+            (0..open.len())
+                .map(|i| (n_left[i] as u64, (open[i].end - open[i].start) as u64))
+                .collect()
+        };
         let mut next = Vec::new();
         let mut to_build = Vec::new();
         let mut parents = Vec::new();
@@ -211,7 +243,8 @@ pub fn grow_tree(
             );
             split_bin[o.node] = s.bin;
             split_bin.extend([0, 0]);
-            let left_smaller = mid - o.start <= o.end - mid;
+            let (gl, gn) = sizes[i];
+            let left_smaller = gl <= gn - gl;
             to_build.push(if left_smaller {
                 (o.start, mid - o.start)
             } else {
@@ -231,7 +264,10 @@ pub fn grow_tree(
             open = Vec::new();
             break;
         }
-        let built = build_histograms(m, &entries, &to_build, use_feature);
+        let mut built = build_histograms(m, &entries, &to_build, use_feature);
+        if multi {
+            reduce_histograms(&mut built, m, use_feature, cluster)?;
+        }
         let mut new_open = Vec::with_capacity(next.len());
         let mut kids = next.into_iter();
         for (small, (parent, left_smaller)) in built.into_iter().zip(parents) {
@@ -262,11 +298,115 @@ pub fn grow_tree(
     rows.par_iter_mut()
         .zip(entries.par_iter())
         .for_each(|(r, e)| *r = e.row);
-    Grown {
+    Ok(Grown {
         tree,
         split_bin,
         leaves,
+    })
+}
+
+/// Adds the histograms over the nodes: the value bins and the missing bin of
+/// the features in use (the rest stay zero), in one message.
+fn reduce_histograms(
+    hists: &mut [Hist],
+    m: &BinnedMatrix,
+    use_feature: &[bool],
+    cluster: &dyn Cluster,
+) -> Result<(), BuiltinError> {
+    let slots = |f: usize| {
+        let nb = m.cuts[f].n_bins();
+        (0..nb).chain(std::iter::once(MISSING_BIN as usize))
+    };
+    let used: Vec<usize> = (0..use_feature.len()).filter(|&f| use_feature[f]).collect();
+    let mut flat = Vec::new();
+    for h in hists.iter() {
+        for &f in &used {
+            for b in slots(f) {
+                flat.push(h[f][b].g);
+                flat.push(h[f][b].h);
+            }
+        }
     }
+    cluster.allreduce_sum_f64(&mut flat)?;
+    let mut it = flat.chunks_exact(2);
+    for h in hists.iter_mut() {
+        for &f in &used {
+            for b in slots(f) {
+                let v = it.next().expect("as many sums as sent");
+                h[f][b] = Sum { g: v[0], h: v[1] };
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The power of two that gradients bounded by `max_abs` are rounded to so
+/// that any sum of `n` of them is exact in `f64` (and so does not depend on
+/// the order of addition: not on threads, nor on how rows are split between
+/// nodes). Sums stay below `2^51` units; a unit is about `n max_abs 2^-50`,
+/// far below `f32` resolution for typical rows. 0 when there is nothing to round.
+pub fn grid_unit(max_abs: f64, n: usize) -> f64 {
+    let bound = max_abs * n.max(1) as f64;
+    if !(bound > 0.0 && bound.is_finite()) {
+        return 0.0;
+    }
+    let unit = 2f64.powi(bound.log2().ceil() as i32 - 50);
+    if unit.is_normal() { unit } else { 0.0 }
+}
+
+/// Rounds to a multiple of `unit` (a power of two; 0 leaves `x` alone), for
+/// `|x| <= 2^50 unit` as [`grid_unit`] guarantees.
+#[inline]
+pub fn snap(x: f64, unit: f64) -> f64 {
+    if unit == 0.0 {
+        x
+    } else {
+        snap_scaled(x, 1.0 / unit, unit)
+    }
+}
+
+/// `x` rounded to a multiple of `unit`, with `inv = 1 / unit` (both powers
+/// of two, so the scalings are exact). Adding and taking away `1.5 * 2^52`
+/// rounds to the nearest integer for magnitudes below `2^51`: two additions
+/// the compiler vectorises, where `round()` is a call a value.
+#[inline(always)]
+fn snap_scaled(x: f64, inv: f64, unit: f64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    ((x * inv + MAGIC) - MAGIC) * unit
+}
+
+/// The largest `|g|` and `|h|` of `grads`.
+pub fn max_abs(grads: &[GradPair]) -> (f64, f64) {
+    grads
+        .par_chunks(1 << 16)
+        .map(|c| {
+            c.iter().fold((0f64, 0f64), |(a, b), gp| {
+                (a.max((gp.g as f64).abs()), b.max((gp.h as f64).abs()))
+            })
+        })
+        .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)))
+}
+
+/// Rounds gradients and hessians onto the grids of units `(ug, uh)` (see
+/// [`grid_unit`]). The rounded values are still exact `f32`s: a grid coarser
+/// than a value's own precision keeps at most 24 significant bits of it.
+pub fn snap_to_grid(grads: &mut [GradPair], (ug, uh): (f64, f64)) {
+    if ug == 0.0 || uh == 0.0 {
+        grads.par_chunks_mut(1 << 16).for_each(|c| {
+            for gp in c {
+                gp.g = snap(gp.g as f64, ug) as f32;
+                gp.h = snap(gp.h as f64, uh) as f32;
+            }
+        });
+        return;
+    }
+    let (ig, ih) = (1.0 / ug, 1.0 / uh);
+    grads.par_chunks_mut(1 << 16).for_each(|c| {
+        for gp in c {
+            gp.g = snap_scaled(gp.g as f64, ig, ug) as f32;
+            gp.h = snap_scaled(gp.h as f64, ih, uh) as f32;
+        }
+    });
 }
 
 /// The best split of a node over all used features, or `None` when no split
@@ -351,6 +491,43 @@ mod tests {
     }
 
     #[test]
+    fn sums_on_the_grid_do_not_depend_on_their_order() {
+        let mut state = 99u64;
+        let mut grads: Vec<GradPair> = (0..10_000)
+            .map(|i| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+                GradPair {
+                    g: ((u - 0.5) * 10f64.powi(i % 7 - 3)) as f32,
+                    h: (u * 0.25) as f32,
+                }
+            })
+            .collect();
+        let (mg, mh) = max_abs(&grads);
+        let units = (grid_unit(mg, grads.len()), grid_unit(mh, grads.len()));
+        let before = grads.clone();
+        snap_to_grid(&mut grads, units);
+        for (a, b) in grads.iter().zip(&before) {
+            assert!((a.g as f64 - b.g as f64).abs() <= units.0 / 2.0);
+            assert_eq!(snap(a.g as f64, units.0), a.g as f64, "on the grid, as f32");
+        }
+        let forward: f64 = grads.iter().map(|g| g.g as f64).sum();
+        let backward: f64 = grads.iter().rev().map(|g| g.g as f64).sum();
+        let pairs: f64 = grads
+            .chunks(2)
+            .map(|c| c.iter().map(|g| g.g as f64).sum::<f64>())
+            .sum();
+        assert_eq!(forward, backward);
+        assert_eq!(forward, pairs);
+        let raw_f: f64 = before.iter().map(|g| g.g as f64).sum();
+        let raw_b: f64 = before.iter().rev().map(|g| g.g as f64).sum();
+        assert_ne!(
+            raw_f, raw_b,
+            "the data must be order-sensitive without the grid"
+        );
+    }
+
+    #[test]
     fn finds_the_step_and_sends_missing_the_right_way() {
         // Target +1 above x = 5 and for missing x, -1 below: squared-error gradients at margin 0.
         let x: Vec<f32> = (0..20)
@@ -363,7 +540,15 @@ mod tests {
         let m = BinnedMatrix::build(&[&x], 20, 256);
         let grads: Vec<GradPair> = y.iter().map(|&t| GradPair { g: -t, h: 1.0 }).collect();
         let mut rows: Vec<u32> = (0..20).collect();
-        let g = grow_tree(&m, &grads, &mut rows, &[true], &params());
+        let g = grow_tree(
+            &m,
+            &grads,
+            &mut rows,
+            &[true],
+            &params(),
+            &crate::cluster::Solo,
+        )
+        .unwrap();
         let t = &g.tree;
         assert_eq!(t.threshold[0], 6.0);
         assert!(!t.default_left[0]);
@@ -386,17 +571,25 @@ mod tests {
             .collect();
         let m = BinnedMatrix::build(&[&x], 64, 256);
         let mut rows: Vec<u32> = (0..64).collect();
-        let g = grow_tree(&m, &grads, &mut rows, &[true], &params());
+        let g = grow_tree(
+            &m,
+            &grads,
+            &mut rows,
+            &[true],
+            &params(),
+            &crate::cluster::Solo,
+        )
+        .unwrap();
         assert!(g.tree.depth() <= 3);
         let mut p = params();
         p.max_leaves = 3;
         let mut rows: Vec<u32> = (0..64).collect();
-        let g = grow_tree(&m, &grads, &mut rows, &[true], &p);
+        let g = grow_tree(&m, &grads, &mut rows, &[true], &p, &crate::cluster::Solo).unwrap();
         assert_eq!(g.leaves.len(), 3);
         p.max_leaves = 0;
         p.min_child_weight = 40.0;
         let mut rows: Vec<u32> = (0..64).collect();
-        let g = grow_tree(&m, &grads, &mut rows, &[true], &p);
+        let g = grow_tree(&m, &grads, &mut rows, &[true], &p, &crate::cluster::Solo).unwrap();
         assert_eq!(g.tree.n_nodes(), 1);
     }
 
@@ -485,7 +678,16 @@ mod tests {
                 .unwrap();
             pool.install(|| {
                 let mut rows: Vec<u32> = (0..m.n_rows as u32).collect();
-                grow_tree(&m, &grads, &mut rows, &[true, true, true], &p).tree
+                grow_tree(
+                    &m,
+                    &grads,
+                    &mut rows,
+                    &[true, true, true],
+                    &p,
+                    &crate::cluster::Solo,
+                )
+                .unwrap()
+                .tree
             })
         };
         let one = grow_on(1);

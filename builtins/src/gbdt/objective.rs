@@ -74,14 +74,23 @@ pub fn n_outputs(obj: Objective, num_class: usize) -> usize {
 
 /// The starting margin of each output: from `base_score` when given (in prediction
 /// space, like XGBoost's), else the margin that best fits the labels with no trees.
+/// What the starting margins depend on, summed over all training rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelStats {
+    pub n: f64,
+    pub sum: f64,
+    /// Rows of each class (multiclass objectives only, else empty or zeros).
+    pub counts: Vec<f64>,
+}
+
 pub fn base_margins(
     obj: Objective,
-    labels: &[f32],
+    stats: &LabelStats,
     num_class: usize,
     base_score: Option<f64>,
 ) -> Vec<f64> {
-    let n = labels.len().max(1) as f64;
-    let mean = labels.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let n = stats.n.max(1.0);
+    let mean = stats.sum / n;
     match obj {
         Objective::SquaredError => vec![base_score.unwrap_or(mean)],
         Objective::RegLogistic | Objective::BinaryLogistic => {
@@ -93,10 +102,7 @@ pub fn base_margins(
             // Softmax margins are their own "prediction space" in XGBoost.
             Some(b) => vec![b; num_class],
             None => {
-                let mut counts = vec![0f64; num_class];
-                for &v in labels {
-                    counts[v as usize] += 1.0;
-                }
+                let counts = &stats.counts;
                 let logs: Vec<f64> = counts
                     .iter()
                     .map(|c| ((c + 1.0) / (n + num_class as f64)).ln())
@@ -209,7 +215,12 @@ mod tests {
 
     #[test]
     fn logistic_gradients_and_base_margin() {
-        let m = base_margins(Objective::BinaryLogistic, &[0.0, 1.0, 1.0, 1.0], 0, None);
+        let stats = LabelStats {
+            n: 4.0,
+            sum: 3.0,
+            counts: Vec::new(),
+        };
+        let m = base_margins(Objective::BinaryLogistic, &stats, 0, None);
         assert!((m[0] - 3f64.ln()).abs() < 1e-9);
         let mut out = vec![GradPair::default(); 2];
         gradients(

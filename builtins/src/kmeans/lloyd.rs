@@ -9,7 +9,9 @@
 
 use rayon::prelude::*;
 
+use crate::cluster::Cluster;
 use crate::dense::{BLOCK_ROWS, map_blocks};
+use crate::error::BuiltinError;
 
 use super::distance::{CentresT, sq_dist};
 
@@ -26,17 +28,22 @@ struct BlockStats {
     changed: u64,
 }
 
+/// Lloyd iterations over this node's rows `x`; with several nodes the
+/// per-centre sums and counts are added over all of them each iteration, so
+/// every node moves the centres alike (`offset` is the global index of this
+/// node's first row).
 pub fn run(
     x: &[f32],
     d: usize,
     mut centres: Vec<f32>,
-    max_iterations: usize,
-    tol: f64,
+    (max_iterations, tol): (usize, f64),
+    cluster: &dyn Cluster,
+    offset: usize,
     log: &(dyn Fn(&str) + Sync),
-) -> Fit {
+) -> Result<Fit, BuiltinError> {
     let n = x.len() / d;
     let k = centres.len() / d;
-    let tol = tol * mean_variance(x, d);
+    let tol = tol * mean_variance(x, d, cluster)?;
     let mut labels = vec![u32::MAX; n];
     let mut dist = vec![0f32; n];
     let mut iterations = 0;
@@ -60,7 +67,25 @@ pub fn run(
             counts.iter_mut().zip(&p.counts).for_each(|(a, b)| *a += b);
             changed += p.changed;
         }
-        relocate_empty(x, d, &labels, &dist, &mut sums, &mut counts);
+        if cluster.size() > 1 {
+            // One message: the sums, the counts and the changed labels (counts are exact in f64).
+            let mut all = sums;
+            all.extend(counts.iter().map(|&c| c as f64));
+            all.push(changed as f64);
+            cluster.allreduce_sum_f64(&mut all)?;
+            changed = all[k * d + k] as u64;
+            counts = all[k * d..k * d + k].iter().map(|&c| c as u64).collect();
+            all.truncate(k * d);
+            sums = all;
+        }
+        relocate_empty(
+            x,
+            d,
+            (&labels, &dist),
+            (&mut sums, &mut counts),
+            cluster,
+            offset,
+        )?;
         let mut shift = 0.0;
         for c in 0..k {
             if counts[c] == 0 {
@@ -82,12 +107,13 @@ pub fn run(
             break;
         }
     }
-    let inertia = inertia(x, d, &centres);
-    Fit {
+    let mut inertia = [inertia(x, d, &centres)];
+    cluster.allreduce_sum_f64(&mut inertia)?;
+    Ok(Fit {
         centres,
-        inertia,
+        inertia: inertia[0],
         iterations,
-    }
+    })
 }
 
 /// Assigns the rows of the block `xb` to their nearest centre and sums them
@@ -161,7 +187,7 @@ pub fn inertia(x: &[f32], d: usize, centres: &[f32]) -> f64 {
 }
 
 /// Mean over features of the population variance (scikit-learn's tolerance scale).
-fn mean_variance(x: &[f32], d: usize) -> f64 {
+fn mean_variance(x: &[f32], d: usize, cluster: &dyn Cluster) -> Result<f64, BuiltinError> {
     let n = x.len() / d;
     let parts = map_blocks(n, BLOCK_ROWS, |r| {
         let mut s = vec![0f64; d];
@@ -183,37 +209,91 @@ fn mean_variance(x: &[f32], d: usize) -> f64 {
             ss[j] += b[j];
         }
     }
-    let nf = n as f64;
-    (0..d)
+    let mut nf = n as f64;
+    if cluster.size() > 1 {
+        let mut all = s;
+        all.extend(&ss);
+        all.push(nf);
+        cluster.allreduce_sum_f64(&mut all)?;
+        nf = all[2 * d];
+        ss = all[d..2 * d].to_vec();
+        all.truncate(d);
+        s = all;
+    }
+    Ok((0..d)
         .map(|j| (ss[j] / nf - (s[j] / nf).powi(2)).max(0.0))
         .sum::<f64>()
-        / d as f64
+        / d as f64)
 }
 
 /// Gives every empty cluster the row farthest from its own centre (as
 /// scikit-learn does), moving that row's contribution out of its old cluster.
+///
+/// With several nodes, each offers its farthest rows (enough of them: every
+/// row passed over belongs to a cluster of one row, so at most `k` are), and
+/// every node makes the same choice from all offers.
 fn relocate_empty(
     x: &[f32],
     d: usize,
-    labels: &[u32],
-    dist: &[f32],
-    sums: &mut [f64],
-    counts: &mut [u64],
-) {
+    (labels, dist): (&[u32], &[f32]),
+    (sums, counts): (&mut [f64], &mut [u64]),
+    cluster: &dyn Cluster,
+    offset: usize,
+) -> Result<(), BuiltinError> {
     let empty: Vec<usize> = (0..counts.len()).filter(|&c| counts[c] == 0).collect();
     if empty.is_empty() {
-        return;
+        return Ok(());
     }
     let mut order: Vec<usize> = (0..labels.len()).collect();
     // Farthest first; ties by row index so the choice is reproducible.
     order.sort_by(|&a, &b| dist[b].total_cmp(&dist[a]).then(a.cmp(&b)));
-    let mut taken = order.into_iter();
-    for c in empty {
-        let Some(row) = taken.find(|&r| counts[labels[r] as usize] > 1) else {
+    if cluster.size() == 1 {
+        let rows = order.iter().map(|&r| (labels[r], &x[r * d..(r + 1) * d]));
+        move_farthest(&empty, rows, d, sums, counts);
+        return Ok(());
+    }
+    // Offers: distance, global row, label, values; as f64 (exact for all three).
+    let mut offer = Vec::new();
+    for &r in order.iter().take(empty.len() + counts.len()) {
+        offer.push(dist[r] as f64);
+        offer.push((offset + r) as f64);
+        offer.push(labels[r] as f64);
+        offer.extend(x[r * d..(r + 1) * d].iter().map(|&v| v as f64));
+    }
+    let all = cluster.allgather_bytes(&crate::cluster::f64_bytes(&offer))?;
+    let all: Vec<f64> = all
+        .iter()
+        .flat_map(|b| crate::cluster::bytes_f64(b))
+        .collect();
+    let mut rows: Vec<&[f64]> = all.chunks_exact(3 + d).collect();
+    rows.sort_by(|a, b| b[0].total_cmp(&a[0]).then(a[1].total_cmp(&b[1])));
+    let values: Vec<(u32, Vec<f32>)> = rows
+        .iter()
+        .map(|r| (r[2] as u32, r[3..].iter().map(|&v| v as f32).collect()))
+        .collect();
+    move_farthest(
+        &empty,
+        values.iter().map(|(l, v)| (*l, v.as_slice())),
+        d,
+        sums,
+        counts,
+    );
+    Ok(())
+}
+
+/// Gives each empty cluster the next row (farthest first) whose cluster can spare it.
+fn move_farthest<'a>(
+    empty: &[usize],
+    mut rows: impl Iterator<Item = (u32, &'a [f32])>,
+    d: usize,
+    sums: &mut [f64],
+    counts: &mut [u64],
+) {
+    for &c in empty {
+        let Some((label, xr)) = rows.find(|&(l, _)| counts[l as usize] > 1) else {
             return;
         };
-        let old = labels[row] as usize;
-        let xr = &x[row * d..(row + 1) * d];
+        let old = label as usize;
         for j in 0..d {
             sums[old * d + j] -= xr[j] as f64;
             sums[c * d + j] = xr[j] as f64;

@@ -5,6 +5,11 @@
 //! hot loop: distances come from one matrix product a block of rows
 //! (`|x|^2 - 2 x.c + |c|^2`, see [`distance`]) rather than a scalar loop per
 //! pair. Missing values are imputed with the training mean, stored in the model.
+//!
+//! On several nodes ([`TrainContext::cluster`]) each node holds a shard of the
+//! rows: the feature means, the k-means++ draws (over global row indices) and
+//! each iteration's per-centre sums and counts are combined over the nodes,
+//! so the centres are those of one node on all the rows, up to rounding.
 
 mod distance;
 mod init;
@@ -15,6 +20,7 @@ mod params;
 pub use model::KMeansModel;
 pub use params::{InitMethod, Params};
 
+use crate::cluster::shard_offset;
 use crate::dataset::Dataset;
 use crate::dense::{FeatureStats, Rng, empty_data, reject_infinite, with_threads};
 use crate::error::{BuiltinError, DataError};
@@ -28,8 +34,9 @@ pub fn train(
     validation: Option<&Dataset>,
     ctx: &TrainContext,
 ) -> Result<KMeansModel, BuiltinError> {
-    let n = train.n_rows();
+    let cluster = ctx.cluster;
     let d = train.n_features();
+    let (offset, n) = shard_offset(cluster, train.n_rows())?;
     if n == 0 {
         return Err(empty_data("train data", "no rows"));
     }
@@ -47,16 +54,30 @@ pub fn train(
         ));
     }
     with_threads(ctx.threads, || {
-        let stats = FeatureStats::of(train);
+        let stats = FeatureStats::of_shards(train, cluster)?;
         let x = stats.matrix(train, false);
         (ctx.log)(&format!("kmeans: {n} rows of {d} features ready"));
         let mut rng = Rng::new(params.seed);
-        let centres = match params.init_method {
-            InitMethod::KMeansPlusPlus => init::kmeans_plus_plus(&x, d, params.k, &mut rng),
-            InitMethod::Random => init::random_rows(&x, d, params.k, &mut rng),
+        let centres = match (params.init_method, cluster.size()) {
+            (InitMethod::KMeansPlusPlus, 1) => init::kmeans_plus_plus(&x, d, params.k, &mut rng),
+            (InitMethod::Random, 1) => init::random_rows(&x, d, params.k, &mut rng),
+            (InitMethod::KMeansPlusPlus, _) => {
+                init::kmeans_plus_plus_shards(&x, d, params.k, &mut rng, cluster, (offset, n))?
+            }
+            (InitMethod::Random, _) => {
+                init::random_rows_shards(&x, d, params.k, &mut rng, cluster, (offset, n))?
+            }
         };
         (ctx.log)("kmeans: initial centres chosen");
-        let fit = lloyd::run(&x, d, centres, params.max_iterations, params.tol, ctx.log);
+        let fit = lloyd::run(
+            &x,
+            d,
+            centres,
+            (params.max_iterations, params.tol),
+            cluster,
+            offset,
+            ctx.log,
+        )?;
         (ctx.log)(&format!(
             "kmeans: {} iterations, inertia {:.6e}",
             fit.iterations, fit.inertia

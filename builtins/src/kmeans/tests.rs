@@ -102,7 +102,16 @@ fn matches_a_plain_lloyd_from_the_same_start() {
     let x = FeatureStats::of(&ds).matrix(&ds, false);
     let mut rng = Rng::new(0);
     let start = init::kmeans_plus_plus(&x, 2, 3, &mut rng);
-    let ours = lloyd::run(&x, 2, start.clone(), 300, 0.0, &|_| {});
+    let ours = lloyd::run(
+        &x,
+        2,
+        start.clone(),
+        (300, 0.0),
+        &crate::cluster::Solo,
+        0,
+        &|_| {},
+    )
+    .unwrap();
     let mut c: Vec<f64> = start.iter().map(|&v| v as f64).collect();
     let pts: Vec<[f64; 2]> = x.chunks(2).map(|r| [r[0] as f64, r[1] as f64]).collect();
     let mut inertia = 0.0;
@@ -209,6 +218,30 @@ fn wide_vector_kernel_matches_the_portable_one() {
                 .map(|j| distance::sq_dist(row, &c[j * d..(j + 1) * d]))
                 .fold(f64::INFINITY, f64::min);
             assert!((d1[i] as f64 - best).abs() < 1e-4 * (1.0 + best));
+        }
+    }
+}
+
+#[test]
+fn three_nodes_find_the_centres_of_one() {
+    // Overlapping blobs: several iterations, and k-means++ choices that matter.
+    let ds = blobs(400, &[[0.0, 0.0], [1.0, 0.0], [0.0, 1.2], [1.1, 1.0]], 5);
+    let n = ds.n_rows();
+    for init in ["kmeans++", "random"] {
+        let p = params(&[("k", "6"), ("init_method", init), ("seed", "11")]);
+        let one = train(&p, &ds, None, &TrainContext::quiet(2)).unwrap();
+        assert!(one.iterations() > 3, "{}", one.iterations());
+        for cuts in [vec![0, 700, 1580, n], vec![0, 5, 900, n]] {
+            let models = crate::cluster::testing::train_on_nodes(&ds, &cuts, |part, ctx| {
+                train(&p, part, None, ctx).unwrap()
+            });
+            for m in &models {
+                assert_eq!(m.iterations(), one.iterations(), "{init} {cuts:?}");
+                for (a, b) in m.centres().iter().zip(one.centres()) {
+                    assert!((a - b).abs() < 1e-5, "{init} {cuts:?}: {a} vs {b}");
+                }
+                assert!((m.inertia() - one.inertia()).abs() < 1e-9 * one.inertia());
+            }
         }
     }
 }

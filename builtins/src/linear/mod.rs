@@ -13,6 +13,12 @@
 //! features (with `normalize_data`); the bias is not penalised. scikit-learn's
 //! `LogisticRegression(C)` minimises `C * sum loss + |w|^2 / 2`, which is the
 //! same problem with `wd = 1 / (C n)` for `n` training rows.
+//!
+//! On several nodes the full-batch methods add their sums over the nodes:
+//! the loss and gradient (L-BFGS, proximal) and the Hessian (Newton), as well
+//! as the feature and label statistics, so every node takes the same steps
+//! and ends at one node's weights up to rounding. `sgd` and `adam` are
+//! single-node only.
 
 mod labels;
 mod model;
@@ -25,6 +31,7 @@ pub use params::{Loss, Optimizer, Params, PredictorType};
 
 use std::collections::BTreeMap;
 
+use crate::cluster::shard_offset;
 use crate::dataset::Dataset;
 use crate::dense::{FeatureStats, empty_data, reject_infinite, with_threads};
 use crate::error::BuiltinError;
@@ -41,8 +48,21 @@ pub fn train(
     validation: Option<&Dataset>,
     ctx: &TrainContext,
 ) -> Result<LinearModel, BuiltinError> {
-    if train.n_rows() == 0 {
+    let cluster = ctx.cluster;
+    let (_, n_total) = shard_offset(cluster, train.n_rows())?;
+    if n_total == 0 {
         return Err(empty_data("train data", "no rows"));
+    }
+    if cluster.size() > 1 && matches!(params.optimizer, Optimizer::Sgd | Optimizer::Adam) {
+        return Err(BuiltinError::hyperparameter(
+            "optimizer",
+            Some(if params.optimizer == Optimizer::Sgd {
+                "sgd"
+            } else {
+                "adam"
+            }),
+            "trains on one node only; on several nodes use auto, lbfgs or proximal",
+        ));
     }
     if train.n_features() == 0 {
         return Err(empty_data("train data", "no feature columns"));
@@ -55,7 +75,7 @@ pub fn train(
         "train data",
     )?;
     with_threads(ctx.threads, || {
-        let stats = FeatureStats::of(train);
+        let stats = FeatureStats::of_shards(train, cluster)?;
         let x = stats.matrix(train, params.normalize_data);
         (ctx.log)(&format!(
             "linear-learner: {} rows of {} features ready",
@@ -63,14 +83,17 @@ pub fn train(
             train.n_features()
         ));
         let (label_mean, label_scale, y) = if params.normalize_label {
-            let n = lab.y.len() as f64;
-            let mean = lab.y.iter().map(|&v| v as f64).sum::<f64>() / n;
-            let var = lab
+            let n = n_total as f64;
+            let mut sum = [lab.y.iter().map(|&v| v as f64).sum::<f64>()];
+            cluster.allreduce_sum_f64(&mut sum)?;
+            let mean = sum[0] / n;
+            let mut ss = [lab
                 .y
                 .iter()
                 .map(|&v| (v as f64 - mean).powi(2))
-                .sum::<f64>()
-                / n;
+                .sum::<f64>()];
+            cluster.allreduce_sum_f64(&mut ss)?;
+            let var = ss[0] / n;
             let sd = if var.sqrt() > 1e-12 * mean.abs().max(1.0) {
                 var.sqrt()
             } else {
@@ -98,6 +121,9 @@ pub fn train(
             loss: params.loss,
             wd: params.wd,
             use_bias: params.use_bias,
+            cluster,
+            n_total,
+            failure: std::sync::Mutex::new(None),
         };
         let sol = match params.optimizer {
             // The tolerance scikit-learn's benchmark runs use; Newton converges
@@ -121,6 +147,14 @@ pub fn train(
                 ctx.log,
             ),
         };
+        if let Some(e) = problem
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(e);
+        }
         if !sol.theta.iter().all(|v| v.is_finite()) {
             return Err(BuiltinError::failed(
                 "train linear-learner: the weights diverged to infinity; lower `learning_rate` or keep `normalize_data` on",

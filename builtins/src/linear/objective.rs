@@ -9,6 +9,8 @@
 use crate::dense::{BLOCK_ROWS, gram_block_into, map_blocks, symmetrize_upper};
 
 use super::params::Loss;
+use crate::cluster::Cluster;
+use crate::error::BuiltinError;
 
 /// A data set and loss, ready for the solvers.
 pub struct Problem<'a> {
@@ -22,6 +24,12 @@ pub struct Problem<'a> {
     pub loss: Loss,
     pub wd: f64,
     pub use_bias: bool,
+    /// The nodes whose rows make up the data (this node's rows are `x`).
+    pub cluster: &'a dyn Cluster,
+    /// Rows over every node (the `n` of the mean loss).
+    pub n_total: usize,
+    /// The first communication failure, if any (the values are then NaN).
+    pub failure: std::sync::Mutex<Option<BuiltinError>>,
 }
 
 impl Problem<'_> {
@@ -160,6 +168,15 @@ impl Problem<'_> {
         total
     }
 
+    /// Sums `v` over the nodes. A lost node ends training: the solvers have
+    /// no error path, and every node stops the same way.
+    fn reduce(&self, v: &mut [f64]) {
+        if let Err(e) = self.cluster.allreduce_sum_f64(v) {
+            *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            v.iter_mut().for_each(|x| *x = f64::NAN);
+        }
+    }
+
     fn split<'t>(&self, theta: &'t [f64]) -> (&'t [f64], &'t [f64]) {
         theta.split_at(self.d * self.c)
     }
@@ -179,7 +196,12 @@ impl Problem<'_> {
             value += v;
             grad.iter_mut().zip(g).for_each(|(a, b)| *a += b);
         }
-        let inv = 1.0 / self.n as f64;
+        if self.cluster.size() > 1 {
+            grad.push(value);
+            self.reduce(&mut grad);
+            value = grad.pop().expect("the value was pushed");
+        }
+        let inv = 1.0 / self.n_total as f64;
         value *= inv;
         grad.iter_mut().for_each(|g| *g *= inv);
         let wpart = self.d * self.c;
@@ -262,7 +284,8 @@ impl Problem<'_> {
             }
         }
         symmetrize_upper(&mut h, m);
-        let inv = 1.0 / self.n as f64;
+        self.reduce(&mut h);
+        let inv = 1.0 / self.n_total as f64;
         h.iter_mut().for_each(|v| *v *= inv);
         for j in 0..d {
             h[j * m + j] += self.wd;

@@ -486,3 +486,52 @@ fn save_and_load_round_trip() {
     assert!(crate::kmeans::KMeansModel::load(&dir).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn three_nodes_reach_the_weights_of_one() {
+    let mut rng = crate::dense::Rng::new(21);
+    let rows: Vec<Vec<f32>> = (0..1200)
+        .map(|_| (0..4).map(|_| rng.normal() as f32).collect())
+        .collect();
+    let score = |r: &[f32]| r[0] * 1.5 - r[1] + 0.3 * r[2];
+    let binary: Vec<f32> = rows
+        .iter()
+        .map(|r| f32::from(score(r) + 0.5 * rng.normal() as f32 > 0.0))
+        .collect();
+    let real: Vec<f32> = rows
+        .iter()
+        .map(|r| score(r) + 0.1 * rng.normal() as f32)
+        .collect();
+    type Case<'a> = (&'a [f32], &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
+        (&binary, &[("predictor_type", "binary_classifier")]),
+        (
+            &binary,
+            &[
+                ("predictor_type", "binary_classifier"),
+                ("optimizer", "lbfgs"),
+            ],
+        ),
+        (
+            &binary,
+            &[("predictor_type", "binary_classifier"), ("l1", "0.01")],
+        ),
+        (&real, &[("predictor_type", "regressor")]),
+    ];
+    for (label, hps) in cases {
+        let ds = Dataset::from_rows(&rows, Some(label));
+        let p = Params::from_hyperparameters(&Hyperparams::from_pairs(hps)).unwrap();
+        let one = train(&p, &ds, None, &TrainContext::quiet(2)).unwrap();
+        let models =
+            crate::cluster::testing::train_on_nodes(&ds, &[0, 500, 1190, 1200], |part, ctx| {
+                train(&p, part, None, ctx).unwrap()
+            });
+        let a = one.predict(&ds).unwrap();
+        for m in &models {
+            let b = m.predict(&ds).unwrap();
+            for (x, y) in a.values.iter().zip(&b.values) {
+                assert!((x - y).abs() < 1e-5, "{hps:?}: {x} vs {y}");
+            }
+        }
+    }
+}

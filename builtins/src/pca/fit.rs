@@ -18,9 +18,13 @@ pub struct Fit {
 
 /// Exact: the covariance matrix and its full eigendecomposition.
 pub fn regular(x: &[f32], d: usize, shift: Option<&[f32]>, k: usize) -> Fit {
-    let n = x.len() / d;
+    from_gram(gram(x, d, shift), d, k, x.len() / d)
+}
+
+/// [`regular`] from the Gram matrix of the (shifted) rows, `n` of them
+/// (with several nodes: the sum of every node's Gram matrix).
+pub fn from_gram(mut cov: Vec<f64>, d: usize, k: usize, n: usize) -> Fit {
     let denom = (n - 1) as f64;
-    let mut cov = gram(x, d, shift);
     cov.iter_mut().for_each(|v| *v /= denom);
     let total: f64 = (0..d).map(|j| cov[j * d + j]).sum();
     let (values, vectors) = symmetric_eigen(&cov, d);
@@ -217,4 +221,33 @@ fn total_variance(x: &[f32], d: usize, m: &[f32]) -> f64 {
     })
     .iter()
     .sum()
+}
+
+impl Fit {
+    /// The fit as bytes, to send to other nodes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        use crate::cluster::{encode_parts, f32_bytes, f64_bytes};
+        encode_parts(&[
+            f32_bytes(&self.components),
+            f64_bytes(&self.explained_variance),
+            f64_bytes(&self.explained_variance_ratio),
+            f64_bytes(&self.singular_values),
+        ])
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<Fit, crate::error::BuiltinError> {
+        use crate::cluster::{bytes_f32, bytes_f64, decode_parts};
+        let p = decode_parts(b)?;
+        if p.len() != 4 {
+            return Err(crate::error::BuiltinError::failed(
+                "a malformed pca fit from the main node",
+            ));
+        }
+        Ok(Fit {
+            components: bytes_f32(&p[0]),
+            explained_variance: bytes_f64(&p[1]),
+            explained_variance_ratio: bytes_f64(&p[2]),
+            singular_values: bytes_f64(&p[3]),
+        })
+    }
 }

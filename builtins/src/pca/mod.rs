@@ -10,6 +10,11 @@
 //!
 //! The model stores the components, the mean (subtracted when `subtract_mean`,
 //! and used to impute missing values), and the explained variance and its ratio.
+//!
+//! On several nodes: the means and, in `regular` mode, the Gram matrices of
+//! the shards are added over the nodes, so the components are one node's up
+//! to rounding. `randomized` mode gathers the rows on the main node, which
+//! fits them and sends the result to the others (the same fit as one node's).
 
 mod fit;
 mod model;
@@ -18,8 +23,9 @@ mod params;
 pub use model::PcaModel;
 pub use params::{Mode, Params};
 
+use crate::cluster::{bytes_f32, f32_bytes, shard_offset};
 use crate::dataset::Dataset;
-use crate::dense::{FeatureStats, empty_data, reject_infinite, with_threads};
+use crate::dense::{FeatureStats, empty_data, gram, reject_infinite, with_threads};
 use crate::error::{BuiltinError, DataError};
 use crate::model::TrainContext;
 
@@ -32,8 +38,9 @@ pub fn train(
     validation: Option<&Dataset>,
     ctx: &TrainContext,
 ) -> Result<PcaModel, BuiltinError> {
-    let n = train.n_rows();
+    let cluster = ctx.cluster;
     let d = train.n_features();
+    let (_, n) = shard_offset(cluster, train.n_rows())?;
     if n < 2 {
         return Err(empty_data("train data", "fewer than 2 rows"));
     }
@@ -54,15 +61,38 @@ pub fn train(
         ));
     }
     with_threads(ctx.threads, || {
-        let stats = FeatureStats::of(train);
+        let stats = FeatureStats::of_shards(train, cluster)?;
         let x = stats.matrix(train, false);
         (ctx.log)(&format!("pca: {n} rows of {d} features ready"));
         let shift: Option<Vec<f32>> = params
             .subtract_mean
             .then(|| stats.mean.iter().map(|&m| m as f32).collect());
-        let f = match params.mode {
-            Mode::Regular => fit::regular(&x, d, shift.as_deref(), params.num_components),
-            Mode::Randomized => fit::randomized(
+        let f = match (params.mode, cluster.size()) {
+            (Mode::Regular, 1) => fit::regular(&x, d, shift.as_deref(), params.num_components),
+            (Mode::Regular, _) => {
+                let mut g = gram(&x, d, shift.as_deref());
+                cluster.allreduce_sum_f64(&mut g)?;
+                fit::from_gram(g, d, params.num_components, n)
+            }
+            (Mode::Randomized, size) if size > 1 => {
+                // The main node fits on every node's rows and sends the fit back.
+                let parts = cluster.gather_bytes(&f32_bytes(&x))?;
+                let mut answer = Vec::new();
+                if cluster.is_main() {
+                    let all: Vec<f32> = parts.iter().flat_map(|p| bytes_f32(p)).collect();
+                    answer = fit::randomized(
+                        &all,
+                        d,
+                        shift.as_deref(),
+                        params.num_components,
+                        params.oversampling(),
+                        params.seed,
+                    )
+                    .to_bytes();
+                }
+                fit::Fit::from_bytes(&cluster.broadcast_bytes(&answer)?)?
+            }
+            (Mode::Randomized, _) => fit::randomized(
                 &x,
                 d,
                 shift.as_deref(),

@@ -221,3 +221,38 @@ fn save_and_load_round_trip() {
     assert_eq!(back.predict(&ds).unwrap(), m.predict(&ds).unwrap());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn three_nodes_find_the_components_of_one() {
+    let mut rng = crate::dense::Rng::new(3);
+    let rows: Vec<Vec<f32>> = (0..900)
+        .map(|_| {
+            let a = rng.normal() as f32;
+            let b = rng.normal() as f32;
+            vec![
+                a * 3.0 + 1.0,
+                a - b,
+                b * 0.5,
+                rng.normal() as f32 * 0.1 + 2.0,
+            ]
+        })
+        .collect();
+    let ds = Dataset::from_rows(&rows, None);
+    for mode in ["regular", "randomized"] {
+        let p = Params::from_hyperparameters(&crate::hyperparams::Hyperparams::from_pairs(&[
+            ("num_components", "2"),
+            ("algorithm_mode", mode),
+        ]))
+        .unwrap();
+        let one = train(&p, &ds, None, &TrainContext::quiet(2)).unwrap();
+        let models =
+            crate::cluster::testing::train_on_nodes(&ds, &[0, 400, 890, 900], |part, ctx| {
+                train(&p, part, None, ctx).unwrap()
+            });
+        for m in &models {
+            for (a, b) in m.components().iter().zip(one.components()) {
+                assert!((a - b).abs() < 1e-5, "{mode}: {a} vs {b}");
+            }
+        }
+    }
+}

@@ -10,6 +10,7 @@
 
 mod data;
 mod evaluate;
+mod nodes;
 mod register;
 mod split;
 mod train;
@@ -136,6 +137,18 @@ fn run(root: &Path) -> Result<(), StepError> {
     let layout = Layout {
         root: root.to_path_buf(),
     };
+    // Only training is data-parallel; the other built-ins run on the main node
+    // while the other nodes of such a step have nothing to do.
+    if !matches!(cfg.step.kind, StepKind::Train(_))
+        && let Some(n) = nodes::from_env(&layout)?
+        && !n.is_main()
+    {
+        println!(
+            "node {}: this built-in step runs on the main node only",
+            n.name()
+        );
+        return Ok(());
+    }
     let result = match &cfg.step.kind {
         StepKind::Register(r) => register::run(&layout, r, &cfg),
         StepKind::Split(s) => split::run(&layout, s, &cfg),

@@ -1,8 +1,17 @@
 //! `kind: train` with a built-in `algorithm`.
+//!
+//! On several nodes (see [`nodes`](super::nodes)) every node runs this same
+//! code: it joins the others over TCP first (so a node that fails while
+//! reading its data stops the others at once, naming itself), reads its share
+//! of the `train` channel (its row range of a `FullyReplicated` channel, all
+//! of its files of a `ShardedByS3Key` one), and trains with the others. The
+//! main node alone reads `validation` and saves the model.
 
+use builtins::cluster::{Cluster, Solo, TcpCluster, align_dataset, row_range};
 use builtins::{Hyperparams, TrainContext};
 
 use super::data::{read_channel, read_labelled};
+use super::nodes::{self, Nodes};
 use super::{Layout, StepConfig, StepError};
 use crate::spec::model::TrainStep;
 
@@ -16,6 +25,31 @@ pub fn run(layout: &Layout, t: &TrainStep, cfg: &StepConfig) -> Result<(), StepE
         .algorithm
         .as_deref()
         .ok_or_else(|| StepError::failed("a train step without `algorithm` is not a built-in"))?;
+    match nodes::from_env(layout)? {
+        None => train(layout, algorithm, t, cfg, &Solo, None),
+        Some(n) => {
+            let log = |line: &str| println!("{line}");
+            let tcp = nodes::tcp_config(&n)?;
+            println!("node {} of {}: joining the other nodes", n.name(), n.size);
+            let cluster = TcpCluster::connect(&tcp, &log)?;
+            let result = train(layout, algorithm, t, cfg, &cluster, Some(&n));
+            if let Err(e) = &result {
+                cluster.abort(&e.message);
+            }
+            result
+        }
+    }
+}
+
+/// Reads this node's share of the data, trains, and (on the main node) saves the model.
+fn train(
+    layout: &Layout,
+    algorithm: &str,
+    t: &TrainStep,
+    cfg: &StepConfig,
+    cluster: &dyn Cluster,
+    nodes: Option<&Nodes>,
+) -> Result<(), StepError> {
     let hp = Hyperparams::new(t.hyperparameters.clone());
     let read = |name: &str| {
         if supervised(algorithm) {
@@ -25,14 +59,30 @@ pub fn run(layout: &Layout, t: &TrainStep, cfg: &StepConfig) -> Result<(), StepE
         }
     };
     let started = std::time::Instant::now();
-    let train = read("train")?;
+    let mut train = read("train")?;
+    if let Some(n) = nodes {
+        if !nodes::sharded(layout, "train") {
+            // Every node sees every file: each takes its contiguous share of the rows.
+            let range = row_range(train.n_rows(), n.rank, n.size);
+            let rows: Vec<usize> = range.collect();
+            train = train.take_rows(&rows);
+        }
+        align_dataset(cluster, &mut train)?;
+    }
     println!(
         "read channel train: {} rows, {} features in {:.2}s",
         train.n_rows(),
         train.n_features(),
         started.elapsed().as_secs_f64()
     );
-    let validation = if layout.channel("validation").exists() {
+    let has_validation = layout.channel("validation").exists();
+    if nodes.is_some() && has_validation && nodes::sharded(layout, "validation") {
+        return Err(StepError::invalid(
+            "the validation channel is sharded between the nodes, but only the main node scores validation data: make it fully_replicated",
+        ));
+    }
+    // Validation is the main node's: it scores it and decides early stopping for all.
+    let validation = if has_validation && cluster.is_main() {
         Some(read("validation")?)
     } else {
         None
@@ -44,9 +94,19 @@ pub fn run(layout: &Layout, t: &TrainStep, cfg: &StepConfig) -> Result<(), StepE
         threads: layout.threads(),
         checkpoint_dir: Some(layout.checkpoints()),
         log: &log,
+        cluster,
     };
     let model =
         builtins::algorithm::train(algorithm, &hp, &train, validation.as_ref(), initial, &ctx)?;
+    // Every node is done with the others before any leaves.
+    cluster.barrier()?;
+    if !cluster.is_main() {
+        println!(
+            "trained {algorithm} in {:.2}s; the main node saves the model",
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let out = layout.output("model");
     model.save(&out)?;
     package(&out)?;
