@@ -439,3 +439,146 @@ steps:
     let auc = metrics(&s, "score")["auc"].as_f64().unwrap();
     assert!(auc > 0.6, "auc {auc}");
 }
+
+/// Rows for the data-parallel tests: four numeric features from a fixed
+/// recurrence, a label that depends on them (with noise), and no randomness.
+pub fn dp_data(rows: usize) -> String {
+    let mut s = String::from("a,b,c,d,y\n");
+    let mut x: u64 = 12345;
+    let mut next = || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((x >> 33) % 10_000) as f64 / 1000.0
+    };
+    for _ in 0..rows {
+        let (a, b, c, d) = (next(), next(), next(), next());
+        let noise = next();
+        let y = u8::from(a + 0.5 * b - c + noise * 0.3 > 3.0);
+        s.push_str(&format!("{a},{b},{c},{d},{y}\n"));
+    }
+    s
+}
+
+/// The same built-in training on one node and on three, with the train data
+/// fully replicated (gbdt) or sharded by file (kmeans, pca, linear-learner).
+pub fn dp_pipeline(executor: &str) -> String {
+    let mut p = format!(
+        "name: dp\ndefaults: {{executor: {executor}}}\ninputs:\n  \
+         labelled: {{path: data.csv, format: csv, header: true, target: y}}\n  \
+         parts: {{path: parts, format: csv, header: true}}\n  \
+         labelled_parts: {{path: parts, format: csv, header: true, target: y}}\nsteps:\n"
+    );
+    let algos = [
+        (
+            "gbdt",
+            "labelled",
+            "fully_replicated",
+            "{objective: \"binary:logistic\", num_round: 8, max_depth: 4, eta: 0.3}",
+        ),
+        (
+            "kmeans",
+            "parts",
+            "sharded_by_key",
+            "{k: 3, init_method: kmeans++}",
+        ),
+        ("pca", "parts", "sharded_by_key", "{num_components: 2}"),
+        (
+            "linear-learner",
+            "labelled_parts",
+            "sharded_by_key",
+            "{predictor_type: binary_classifier}",
+        ),
+    ];
+    for (algo, input, dist, hps) in algos {
+        for nodes in [1, 3] {
+            p.push_str(&format!(
+                "  {algo}-{nodes}:\n    kind: train\n    algorithm: {algo}\n    \
+                 channels: {{train: {{data: inputs.{input}, distribution: {dist}}}}}\n    \
+                 hyperparameters: {hps}\n    resources: {{nodes: {nodes}}}\n"
+            ));
+        }
+    }
+    p
+}
+
+/// Numbers equal to `tol` (relative), everything else equal.
+pub fn assert_json_close(a: &Value, b: &Value, tol: f64, at: &str) {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= tol * x.abs().max(y.abs()).max(1.0),
+                "{at}: {x} vs {y}"
+            );
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}: lengths");
+            for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                assert_json_close(u, v, tol, &format!("{at}[{i}]"));
+            }
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(
+                x.keys().collect::<Vec<_>>(),
+                y.keys().collect::<Vec<_>>(),
+                "{at}: keys"
+            );
+            for (k, u) in x {
+                assert_json_close(u, &y[k], tol, &format!("{at}.{k}"));
+            }
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
+}
+
+/// Runs [`dp_pipeline`] and checks each 3-node model against its 1-node twin.
+pub fn check_data_parallel(executor: &str) {
+    let data = dp_data(900);
+    let lines: Vec<&str> = data.lines().collect();
+    let mut t = Test::new()
+        .file("data.csv", &data)
+        .file("p.yaml", &dp_pipeline(executor));
+    // Five part files of uneven sizes, each with the header.
+    for (i, range) in [
+        (0, 1..150),
+        (1, 150..400),
+        (2, 400..420),
+        (3, 420..700),
+        (4, 700..901),
+    ] {
+        let mut part = String::from(lines[0]);
+        part.push('\n');
+        for l in &lines[range] {
+            part.push_str(l);
+            part.push('\n');
+        }
+        t = t.file(&format!("parts/part-{i}.csv"), &part);
+    }
+    let out = t.exec(["run", "p.yaml", "--json"]).success();
+    let s = out.summary();
+    let model = |step: &str| -> Value {
+        let dir = output_path(&s, step, "model");
+        let text = std::fs::read_to_string(Path::new(&dir).join("model.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    for (algo, tol) in [
+        ("gbdt", 1e-9),
+        ("kmeans", 1e-5),
+        ("pca", 1e-5),
+        ("linear-learner", 1e-6),
+    ] {
+        let one = model(&format!("{algo}-1"));
+        let three = model(&format!("{algo}-3"));
+        assert_json_close(&one, &three, tol, algo);
+    }
+    let logs = t
+        .exec(["logs", s["run_id"].as_str().unwrap(), "kmeans-3"])
+        .success();
+    assert!(logs.stdout.contains("[algo-3]"), "{logs}");
+}
+
+#[test]
+fn three_local_nodes_train_the_same_models_as_one() {
+    check_data_parallel("local");
+}

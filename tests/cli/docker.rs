@@ -510,3 +510,11 @@ fn a_missing_user_image_is_a_clear_error() {
         "{out}"
     );
 }
+
+#[test]
+fn three_docker_nodes_train_the_same_models_as_one() {
+    if !docker("three_docker_nodes_train_the_same_models_as_one") {
+        return;
+    }
+    crate::builtins::check_data_parallel("docker");
+}
