@@ -518,3 +518,81 @@ fn three_docker_nodes_train_the_same_models_as_one() {
     }
     crate::builtins::check_data_parallel("docker");
 }
+
+#[test]
+fn a_builtin_node_killed_mid_training_fails_the_step_within_30s_naming_it() {
+    if !docker("a_builtin_node_killed_mid_training_fails_the_step_within_30s_naming_it") {
+        return;
+    }
+    let p = r#"
+name: dp-kill
+defaults: {executor: docker}
+inputs:
+  d: {path: data.csv, format: csv, header: true, target: y}
+steps:
+  train:
+    kind: train
+    algorithm: gbdt
+    channels: {train: inputs.d, validation: inputs.d}
+    hyperparameters: {objective: "binary:logistic", num_round: 100000, max_depth: 6, eta: 0.001}
+    resources: {nodes: 3}
+"#;
+    let t = Test::new()
+        .file("data.csv", &crate::builtins::dp_data(3000))
+        .file("p.yaml", p);
+    let child = t
+        .command(["run", "p.yaml", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the nodes are boosting, then kill the second node.
+    let started = Instant::now();
+    let run = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "training never started"
+        );
+        let found = std::fs::read_dir(t.workspace().join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|r| {
+                std::fs::read_to_string(r.path().join("logs/train.log"))
+                    .is_ok_and(|l| l.contains("[algo-1] [20]"))
+            });
+        if let Some(r) = found {
+            break r.file_name().to_string_lossy().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let victim = format!("pipeline-{run}-train-1-algo-2");
+    let killed_at = Instant::now();
+    assert!(
+        Command::new("docker")
+            .args(["kill", &victim])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let took = killed_at.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "the step took {took:?} to fail"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("node algo-2 (index 1): killed by SIGKILL"),
+        "{stdout}"
+    );
+    let log = std::fs::read_to_string(t.workspace().join("runs").join(&run).join("logs/train.log"))
+        .unwrap();
+    assert!(
+        log.lines()
+            .any(|l| !l.starts_with("[algo-2]") && l.contains("algo-2 (index 1)")),
+        "the other nodes name the lost one:\n{log}"
+    );
+    assert_eq!(leftovers(&run), Vec::<String>::new());
+}
