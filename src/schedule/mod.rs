@@ -604,7 +604,14 @@ impl Run {
             .resources
             .cpus
             .map_or(cpus, |c| (c.ceil() as usize).clamp(1, cpus));
-        let in_container = step.executor != Executor::Local;
+        // A register step writes to the registry database beside the engine:
+        // it runs here whatever the executor (as SageMaker's RegisterModel
+        // step is no training job either).
+        let executor = match step.kind {
+            StepKind::Register(_) => Executor::Local,
+            _ => step.executor,
+        };
+        let in_container = executor != Executor::Local;
         let container_root = in_container.then_some(CONTAINER_ROOT);
         let argv = if is_builtin(step) && in_container {
             vec![
@@ -709,7 +716,7 @@ impl Run {
             timeout: step.timeout,
             resources: step.resources.clone(),
             image,
-            executor: step.executor,
+            executor,
             network: step.network,
             workers: node_jobs,
             live_log: self.log_tx.clone(),

@@ -199,6 +199,10 @@ steps:
     channels: {train: split.train, validation: split.validation}
     hyperparameters: {objective: "multi:softprob", num_round: 20, max_depth: 3}
     resources: {cpus: 1, memory: 512MiB}
+  register:
+    kind: register
+    model: train.model
+    group: parity
 "#;
     let t = Test::new()
         .file("data/penguins.csv", PENGUINS)
@@ -236,6 +240,12 @@ steps:
         );
     }
     assert_eq!(leftovers(&run_id(&on_docker)), Vec::<String>::new());
+    // The register step wrote to this workspace's registry, not a container's.
+    let versions = t.exec(["registry", "list", "parity"]).success();
+    assert!(
+        versions.stdout.contains("PendingManualApproval"),
+        "{versions}"
+    );
 }
 
 #[test]
