@@ -78,11 +78,16 @@ async fn run_local(job: StepJob, cancel: watch::Receiver<bool>) -> Outcome {
     }
     let mut cancel = cancel;
     let mut results: Vec<(usize, Outcome)> = Vec::new();
-    let mut first_failure: Option<std::time::Instant> = None;
+    // When to stop the nodes still running: shortly after the first failure,
+    // or a while after the main node succeeded (as AWS Batch ends a
+    // multi-node job with its main node).
+    let mut stop_at: Option<tokio::time::Instant> = None;
+    let mut stopped = false;
+    let mut cancelled = false;
     loop {
-        let settle = async {
-            match first_failure {
-                Some(t) => tokio::time::sleep_until((t + SETTLE).into()).await,
+        let stop_timer = async {
+            match stop_at {
+                Some(t) => tokio::time::sleep_until(t).await,
                 None => std::future::pending().await,
             }
         };
@@ -90,20 +95,39 @@ async fn run_local(job: StepJob, cancel: watch::Receiver<bool>) -> Outcome {
             r = running.next() => match r {
                 None => break,
                 Some((i, o)) => {
-                    if matches!(o, Outcome::Failed(_)) && first_failure.is_none() {
-                        first_failure = Some(std::time::Instant::now());
+                    let now = tokio::time::Instant::now();
+                    match &o {
+                        Outcome::Failed(_) if stop_at.is_none() && !stopped => {
+                            stop_at = Some(now + SETTLE);
+                        }
+                        Outcome::Succeeded if i == 0 && stop_at.is_none() && !stopped => {
+                            stop_at = Some(now + WORKERS_AFTER_MAIN);
+                        }
+                        _ => {}
                     }
                     results.push((i, o));
                 }
             },
-            _ = settle => {
+            _ = stop_timer => {
                 let _ = stop_tx.send(true);
-                first_failure = Some(std::time::Instant::now() + Duration::from_secs(3600));
+                stop_at = None;
+                stopped = true;
             }
-            _ = wait_cancelled(&mut cancel) => {
+            _ = wait_cancelled(&mut cancel), if !cancelled => {
+                cancelled = true;
                 let _ = stop_tx.send(true);
             }
         }
+    }
+    let main_succeeded = results
+        .iter()
+        .any(|(i, o)| *i == 0 && *o == Outcome::Succeeded);
+    let only_stopped = results.iter().all(|(_, o)| match o {
+        Outcome::Succeeded => true,
+        Outcome::Failed(f) => f.kind == FailureKind::Cancelled,
+    });
+    if main_succeeded && only_stopped && !cancelled {
+        return Outcome::Succeeded;
     }
     blame(&nodes, results)
 }
@@ -111,6 +135,8 @@ async fn run_local(job: StepJob, cancel: watch::Receiver<bool>) -> Outcome {
 /// After the first node fails, how long the others may take to fail on their
 /// own (so the node that caused it is the one named).
 const SETTLE: Duration = Duration::from_millis(1500);
+/// After the main node succeeds, how long the other nodes may take to finish.
+const WORKERS_AFTER_MAIN: Duration = Duration::from_secs(30);
 
 /// The step's outcome from its nodes' outcomes: the node that caused a
 /// failure is named (killed by a signal first, then the first to fail).
