@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkCreateRequest,
-    NetworkingConfig,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
+    MountType, NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
@@ -330,6 +330,56 @@ fn link_targets(
     Ok(())
 }
 
+/// The address block private networks are carved from: /23s of 10.213/16.
+const SUBNET_FIRST_OCTETS: (u8, u8) = (10, 213);
+
+/// Creates a multi-node step's private network on the first free /23 of
+/// 10.213.0.0/16, and gives node `i` the fixed address `.2 + i` in it: the
+/// main node's address must be known before the others start, and must stay
+/// its own even if it exits first.
+async fn create_network(
+    docker: &Docker,
+    name: &str,
+    internal: bool,
+    labels: &HashMap<String, String>,
+    nodes: usize,
+) -> Result<Vec<std::net::Ipv4Addr>, String> {
+    let (a, b) = SUBNET_FIRST_OCTETS;
+    let mut last_err = String::new();
+    for block in 0..128u8 {
+        let base = std::net::Ipv4Addr::new(a, b, block * 2, 0);
+        let first = u32::from(base);
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            internal: Some(internal),
+            labels: Some(labels.clone()),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(format!("{base}/23")),
+                    gateway: Some(std::net::Ipv4Addr::from(first + 1).to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match docker.create_network(req).await {
+            Ok(_) => {
+                return Ok((0..nodes as u32)
+                    .map(|i| std::net::Ipv4Addr::from(first + 2 + i))
+                    .collect());
+            }
+            // Taken by another network (ours or not): try the next block.
+            Err(e) if e.to_string().contains("overlap") => last_err = e.to_string(),
+            Err(e) => return Err(format!("create the step's private network {name}: {e}")),
+        }
+    }
+    Err(format!(
+        "create the step's private network {name}: no free /23 left in {a}.{b}.0.0/16 ({last_err})"
+    ))
+}
+
 /// How one node ended.
 #[derive(Debug, Clone)]
 struct Exit {
@@ -384,21 +434,20 @@ async fn supervise(
         (LABEL_OWNER.to_string(), std::process::id().to_string()),
         (LABEL_JOB.to_string(), job.job_id()),
     ]);
+    let mut addresses: Vec<std::net::Ipv4Addr> = Vec::new();
     let network_mode = if multi {
         let name = sanitize(&format!("pipeline-{}", job.job_id()));
-        let req = NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("bridge".into()),
-            internal: Some(job.network == Network::None),
-            labels: Some(labels.clone()),
-            ..Default::default()
-        };
-        if let Err(e) = docker.create_network(req).await {
-            return failed(
-                FailureKind::Spawn,
-                format!("create the step's private network {name}: {e}"),
-                None,
-            );
+        match create_network(
+            docker,
+            &name,
+            job.network == Network::None,
+            &labels,
+            nodes.len(),
+        )
+        .await
+        {
+            Ok(a) => addresses = a,
+            Err(e) => return failed(FailureKind::Spawn, e, None),
         }
         created.network = Some(name.clone());
         name
@@ -407,7 +456,7 @@ async fn supervise(
     } else {
         "bridge".to_string()
     };
-    let mut main_addr: Option<String> = None;
+    let main_addr = addresses.first().map(|a| a.to_string());
     let mut names = Vec::new();
     let mut log_tasks = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
@@ -417,8 +466,8 @@ async fn supervise(
             node,
             image,
             &network_mode,
-            multi,
-            main_addr.as_deref(),
+            addresses.get(i).copied(),
+            main_addr.as_deref().filter(|_| i > 0),
             (uid, gid),
             &labels,
         ) {
@@ -455,32 +504,6 @@ async fn supervise(
         }
         // From the start of its output, even if it already ended.
         log_tasks.push(follow_logs(docker, &name, writer));
-        if multi && i == 0 {
-            match docker.inspect_container(&name, None).await {
-                Ok(info) => {
-                    main_addr = info
-                        .network_settings
-                        .and_then(|s| s.networks)
-                        .and_then(|n| n.get(&network_mode).cloned())
-                        .and_then(|e| e.ip_address)
-                        .filter(|a| !a.is_empty());
-                }
-                Err(e) => {
-                    return failed(
-                        FailureKind::Spawn,
-                        format!("find the main node's address: {e}"),
-                        None,
-                    );
-                }
-            }
-            if main_addr.is_none() {
-                return failed(
-                    FailureKind::Spawn,
-                    "find the main node's address: the engine gave none".into(),
-                    None,
-                );
-            }
-        }
         names.push(name);
     }
 
@@ -581,7 +604,7 @@ fn container_config(
     node: &NodeJob,
     image: &str,
     network_mode: &str,
-    multi: bool,
+    address: Option<std::net::Ipv4Addr>,
     main_addr: Option<&str>,
     (uid, gid): (u32, u32),
     labels: &HashMap<String, String>,
@@ -598,6 +621,7 @@ fn container_config(
             node.root.display()
         )
     })?;
+    let multi = address.is_some();
     let mut env: Vec<String> = node.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     if multi {
         env.push(format!("PIPELINE_COORDINATOR_PORT={COORDINATOR_PORT}"));
@@ -611,11 +635,15 @@ fn container_config(
     } else {
         job.argv.clone()
     };
-    let endpoints = multi.then(|| NetworkingConfig {
+    let endpoints = address.map(|a| NetworkingConfig {
         endpoints_config: Some(HashMap::from([(
             network_mode.to_string(),
             EndpointSettings {
                 aliases: Some(vec![node.host.clone()]),
+                ipam_config: Some(EndpointIpamConfig {
+                    ipv4_address: Some(a.to_string()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
         )])),
