@@ -169,6 +169,55 @@ fn leftovers(run_id: &str) -> Vec<String> {
     left
 }
 
+/// Starts `pipeline run p.yaml --json` in the sandbox, its output piped.
+fn spawn_run(t: &Test) -> std::process::Child {
+    t.command(["run", "p.yaml", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (at most `limit`) until the `train` step's log of the sandbox's run
+/// satisfies `ready`; returns the run's id.
+fn wait_for_log(t: &Test, limit: Duration, ready: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < limit, "the step never got going");
+        let found = std::fs::read_dir(t.workspace().join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|r| {
+                std::fs::read_to_string(r.path().join("logs/train.log")).is_ok_and(|l| ready(&l))
+            });
+        if let Some(r) = found {
+            return r.file_name().to_string_lossy().into_owned();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Kills the container of the `train` step's node `host` from outside;
+/// returns the run's output and how long it took to end after the kill.
+fn kill_node(
+    child: std::process::Child,
+    run: &str,
+    host: &str,
+) -> (std::process::Output, Duration) {
+    let victim = format!("pipeline-{run}-train-1-{host}");
+    let killed_at = Instant::now();
+    assert!(
+        Command::new("docker")
+            .args(["kill", &victim])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    (out, killed_at.elapsed())
+}
+
 fn model_file(t: &Test, summary: &Value, file: &str) -> String {
     let dir = summary["steps"]["train"]["outputs"]["model"]["path"]
         .as_str()
@@ -390,54 +439,12 @@ fn a_node_killed_mid_job_fails_the_step_within_30s_naming_it() {
     }
     let t =
         with_parts(Test::new()).file("p.yaml", &user_step("    resources: {nodes: 3}\n", "sleep"));
-    let child = t
-        .command(["run", "p.yaml", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait (bounded) for the third node's container to run, then kill the second.
-    let started = Instant::now();
-    let victim = loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the nodes never started"
-        );
-        let out = Command::new("docker")
-            .args(["ps", "--filter", "name=pipeline-", "--format", "{{.Names}}"])
-            .output()
-            .unwrap();
-        let names = String::from_utf8_lossy(&out.stdout).to_string();
-        let mine: Vec<&str> = names
-            .lines()
-            .filter(|n| n.contains("-train-1-algo-"))
-            .filter(|n| {
-                let run = t.workspace().join("runs");
-                std::fs::read_dir(&run)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .any(|r| n.contains(&r.file_name().to_string_lossy().to_string()))
-            })
-            .collect();
-        if mine.iter().any(|n| n.ends_with("algo-3"))
-            && let Some(v) = mine.iter().find(|n| n.ends_with("algo-2"))
-        {
-            break v.to_string();
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    std::thread::sleep(Duration::from_millis(500));
-    let killed_at = Instant::now();
-    assert!(
-        Command::new("docker")
-            .args(["kill", &victim])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
-    let took = killed_at.elapsed();
+    let child = spawn_run(&t);
+    // Once every node is in its job, kill the second.
+    let run = wait_for_log(&t, Duration::from_secs(60), |l| {
+        (1..=3).all(|k| l.contains(&format!("[algo-{k}] sleeping")))
+    });
+    let (out, took) = kill_node(child, &run, "algo-2");
     assert!(
         took < Duration::from_secs(30),
         "the step took {took:?} to fail"
@@ -469,41 +476,13 @@ fn a_timeout_or_ctrl_c_leaves_no_container_behind() {
     assert_eq!(leftovers(&run_id(&out.summary())), Vec::<String>::new());
 
     let t = with_parts(Test::new()).file("p.yaml", &user_step("", "sleep"));
-    let child = t
-        .command(["run", "p.yaml"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the step never started"
-        );
-        let log = std::fs::read_dir(t.workspace().join("runs"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|r| r.path().join("logs/train.log"))
-            .find_map(|p| std::fs::read_to_string(p).ok())
-            .unwrap_or_default();
-        if log.contains("sleeping") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let child = spawn_run(&t);
+    let run = wait_for_log(&t, Duration::from_secs(60), |l| l.contains("sleeping"));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
-    let run = std::fs::read_dir(t.workspace().join("runs"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .file_name();
-    assert_eq!(leftovers(&run.to_string_lossy()), Vec::<String>::new());
+    assert_eq!(leftovers(&run), Vec::<String>::new());
 }
 
 #[test]
@@ -550,43 +529,10 @@ steps:
     let t = Test::new()
         .file("data.csv", &crate::builtins::dp_data(3000))
         .file("p.yaml", p);
-    let child = t
-        .command(["run", "p.yaml", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait (bounded) until the nodes are boosting, then kill the second node.
-    let started = Instant::now();
-    let run = loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "training never started"
-        );
-        let found = std::fs::read_dir(t.workspace().join("runs"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .find(|r| {
-                std::fs::read_to_string(r.path().join("logs/train.log"))
-                    .is_ok_and(|l| l.contains("[algo-1] [20]"))
-            });
-        if let Some(r) = found {
-            break r.file_name().to_string_lossy().to_string();
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let victim = format!("pipeline-{run}-train-1-algo-2");
-    let killed_at = Instant::now();
-    assert!(
-        Command::new("docker")
-            .args(["kill", &victim])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
-    let took = killed_at.elapsed();
+    let child = spawn_run(&t);
+    // Once the nodes are boosting, kill the second.
+    let run = wait_for_log(&t, Duration::from_secs(90), |l| l.contains("[algo-1] [20]"));
+    let (out, took) = kill_node(child, &run, "algo-2");
     assert!(
         took < Duration::from_secs(30),
         "the step took {took:?} to fail"
