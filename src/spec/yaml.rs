@@ -4,6 +4,12 @@
 //! so that every scalar, sequence and mapping keeps its span through
 //! validation, duplicate keys are errors (YAML says they are, most loaders
 //! silently keep the last), and aliases are expanded in place.
+//!
+//! Expansion is bounded: the nodes aliases copy may not outnumber the nodes
+//! written in the file by more than [`ALIAS_FACTOR`] (with a floor of
+//! [`ALIAS_MIN`]), so a "billion laughs" file fails at once instead of
+//! filling memory, and nesting deeper than [`MAX_DEPTH`] is an error rather
+//! than a stack overflow.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -88,12 +94,22 @@ pub fn plain_scalar_type(text: &str) -> ScalarType {
     ScalarType::Str
 }
 
+/// Aliases may copy at most this many times the nodes written in the file...
+pub const ALIAS_FACTOR: usize = 8;
+/// ...or this many nodes, whichever is more.
+pub const ALIAS_MIN: usize = 10_000;
+/// How deeply lists and mappings may nest.
+pub const MAX_DEPTH: usize = 200;
+
 /// Parses one YAML document. An empty file is an empty mapping's absence: `Null`.
 pub fn parse(source: &Arc<Source>) -> Result<Node, Diagnostic> {
     let mut b = Builder {
         source,
         parser: Parser::new_from_str(&source.text),
         anchors: HashMap::new(),
+        written: 0,
+        copied: 0,
+        depth: 0,
     };
     b.document()
 }
@@ -101,7 +117,54 @@ pub fn parse(source: &Arc<Source>) -> Result<Node, Diagnostic> {
 struct Builder<'a> {
     source: &'a Arc<Source>,
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchor's node and how many nodes it holds.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes read from the file's events.
+    written: usize,
+    /// Nodes copied by aliases.
+    copied: usize,
+    depth: usize,
+}
+
+/// How many nodes a tree holds.
+fn count_nodes(n: &Node) -> usize {
+    1 + match &n.kind {
+        NodeKind::Seq(items) => items.iter().map(count_nodes).sum(),
+        NodeKind::Map(m) => m.iter().map(|(k, v)| count_nodes(k) + count_nodes(v)).sum(),
+        _ => 0,
+    }
+}
+
+/// A key's identity for finding duplicates in one pass: the scalar's text
+/// (every key is read as a name, so `a` and `"a"` are the same key); other
+/// keys (null, lists, mappings) are compared one by one, being rare.
+fn key_id(k: &Node) -> Option<&str> {
+    match &k.kind {
+        NodeKind::Scalar { text, .. } => Some(text),
+        _ => None,
+    }
+}
+
+/// A mapping under construction with a duplicate-key index.
+#[derive(Default)]
+struct MapBuilder {
+    entries: Vec<(Node, Node)>,
+    index: HashMap<String, usize>,
+}
+
+impl MapBuilder {
+    fn find(&self, key: &Node) -> Option<usize> {
+        match key_id(key) {
+            Some(t) => self.index.get(t).copied(),
+            None => self.entries.iter().position(|(k, _)| k.kind == key.kind),
+        }
+    }
+    fn push(&mut self, key: Node, value: Node) {
+        if let Some(t) = key_id(&key) {
+            self.index.insert(t.to_string(), self.entries.len());
+        }
+        self.entries.push((key, value));
+    }
 }
 
 impl<'a> Builder<'a> {
@@ -176,6 +239,27 @@ impl<'a> Builder<'a> {
 
     fn node(&mut self, ev: Event<'a>, sp: YSpan) -> Result<Node, Diagnostic> {
         let span = self.span(&sp);
+        self.written += 1;
+        let nested = matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..));
+        if nested {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(Diagnostic::at(
+                    self.source,
+                    span,
+                    format!("lists and mappings nest more than {MAX_DEPTH} deep here"),
+                )
+                .help("a pipeline file needs a few levels; flatten this value"));
+            }
+        }
+        let built = self.node_inner(ev, span);
+        if nested {
+            self.depth -= 1;
+        }
+        built
+    }
+
+    fn node_inner(&mut self, ev: Event<'a>, span: Span) -> Result<Node, Diagnostic> {
         let (node, anchor) = match ev {
             Event::Scalar(text, style, anchor, _tag) => {
                 let quoted = !matches!(style, ScalarStyle::Plain);
@@ -208,7 +292,7 @@ impl<'a> Builder<'a> {
                 )
             }
             Event::MappingStart(anchor, _) => {
-                let mut entries: Vec<(Node, Node)> = Vec::new();
+                let mut map = MapBuilder::default();
                 loop {
                     let (ev, sp) = self.next()?;
                     if matches!(ev, Event::MappingEnd) {
@@ -221,14 +305,14 @@ impl<'a> Builder<'a> {
                         // Merge key: copy the aliased mapping's entries that are not set here.
                         if let NodeKind::Map(m) = value.kind {
                             for (k, v) in m {
-                                if !entries.iter().any(|(ek, _)| ek.kind == k.kind) {
-                                    entries.push((k, v));
+                                if map.find(&k).is_none() {
+                                    map.push(k, v);
                                 }
                             }
                             continue;
                         }
                     }
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.kind == key.kind) {
+                    if let Some(first) = map.find(&key).map(|i| &map.entries[i].0) {
                         let name = key.as_scalar().unwrap_or("?").to_string();
                         return Err(Diagnostic::at(
                             self.source,
@@ -239,24 +323,40 @@ impl<'a> Builder<'a> {
                         .note(format!("first written at line {}", first.span.line))
                         .help("remove one of the two"));
                     }
-                    entries.push((key, value));
+                    map.push(key, value);
                 }
                 (
                     Node {
                         span,
-                        kind: NodeKind::Map(entries),
+                        kind: NodeKind::Map(map.entries),
                     },
                     anchor,
                 )
             }
             Event::Alias(id) => match self.anchors.get(&id) {
-                Some(n) => (
-                    Node {
-                        span,
-                        kind: n.kind.clone(),
-                    },
-                    0,
-                ),
+                Some((n, size)) => {
+                    let allowed = ALIAS_MIN.max(ALIAS_FACTOR * self.written);
+                    if self.copied + size > allowed {
+                        return Err(Diagnostic::at(
+                            self.source,
+                            span,
+                            format!(
+                                "aliases expand to more than {allowed} nodes, {ALIAS_FACTOR} times what the file holds"
+                            ),
+                        )
+                        .label("this alias goes over the limit")
+                        .note("each `*name` copies everything its anchor holds, and anchors that hold aliases multiply")
+                        .help("write the repeated values out, or nest aliases less deeply"));
+                    }
+                    self.copied += size;
+                    (
+                        Node {
+                            span,
+                            kind: n.kind.clone(),
+                        },
+                        0,
+                    )
+                }
                 None => {
                     return Err(Diagnostic::at(
                         self.source,
@@ -275,7 +375,8 @@ impl<'a> Builder<'a> {
             }
         };
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let size = count_nodes(&node);
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         Ok(node)
     }
@@ -333,6 +434,59 @@ mod tests {
         assert_eq!(plain_scalar_type("true"), ScalarType::Bool);
         assert_eq!(plain_scalar_type("inputs.x"), ScalarType::Str);
         assert_eq!(plain_scalar_type("2s"), ScalarType::Str);
+    }
+
+    #[test]
+    fn alias_bombs_stop_early() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let e = parse(&src(&text)).unwrap_err();
+        assert!(
+            e.message.contains("aliases expand to more than"),
+            "{}",
+            e.message
+        );
+        // a1 and a2 copy 1,220 nodes; a3's eighth alias of 1,111 nodes crosses 10,000.
+        assert_eq!((e.span.line, e.span.col), (4, 10 + 7 * 5));
+    }
+
+    #[test]
+    fn many_small_aliases_are_fine() {
+        // A large generated file that merges defaults into every step.
+        let mut text = String::from("d: &d {a: 1, b: 2, c: 3}\nsteps:\n");
+        for i in 0..5000 {
+            text.push_str(&format!("  s{i}: {{<<: *d, x: {i}}}\n"));
+        }
+        parse(&src(&text)).unwrap();
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        // Block lists nest without limit in the parser: `- - - ... x`.
+        let text = format!("{}x\n", "- ".repeat(100_000));
+        let e = parse(&src(&text)).unwrap_err();
+        assert!(e.message.contains("nest more than"), "{}", e.message);
+        assert_eq!((e.span.line, e.span.col), (1, 1 + 2 * MAX_DEPTH as u32));
+        // Flow collections stop in the parser (255 levels); an error either way.
+        let text = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&src(&text)).is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_found_in_large_mappings() {
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!("k{i}: {i}\n"));
+        }
+        text.push_str("'k7': again\n");
+        let e = parse(&src(&text)).unwrap_err();
+        assert_eq!(e.span.line, 20_001);
+        assert!(e.message.contains("`k7` is written twice"));
     }
 
     #[test]
