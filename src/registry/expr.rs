@@ -2,19 +2,22 @@
 //!
 //! `auto_approve_if: "accuracy >= 0.97 and logloss < 0.3"` is parsed once, when
 //! the pipeline is validated, so a typo is reported with a caret before anything
-//! runs; it is evaluated when the version is registered. The language is
-//! deliberately tiny: metric names, numbers, the six comparisons, `and`, `or`,
-//! `not` (also `&&`, `||`, `!`) and parentheses. A comparison with a NaN metric
+//! runs; it is evaluated when the version is registered. The language is the
+//! pipeline's one expression language ([`crate::spec::expr`]) in its metric
+//! dialect: metric names, numbers, the six comparisons, `and`, `or`, `not`
+//! (also `&&`, `||`, `!`) and parentheses. A comparison with a NaN metric
 //! is false, as in IEEE arithmetic, so a NaN never approves a model.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::spec::expr::{self as lang, Expr, Value};
+
 /// A parsed approval condition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     source: String,
-    root: Node,
+    root: Expr,
 }
 
 /// An error in a condition, pointing at the offending character.
@@ -30,6 +33,20 @@ pub struct ExprError {
     pub hint: Option<String>,
 }
 
+impl ExprError {
+    /// The offset in characters (columns), for carets.
+    pub fn column(&self) -> usize {
+        self.source[..self.offset.min(self.source.len())]
+            .chars()
+            .count()
+    }
+}
+
+/// The byte offset of character `chars` in `s`.
+fn byte_offset(s: &str, chars: usize) -> usize {
+    s.char_indices().nth(chars).map_or(s.len(), |(b, _)| b)
+}
+
 /// The outcome of evaluating a condition, with the values that decided it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
@@ -39,110 +56,15 @@ pub struct Evaluation {
     pub explanation: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Node {
-    And(Box<Node>, Box<Node>),
-    Or(Box<Node>, Box<Node>),
-    Not(Box<Node>),
-    Compare {
-        left: Operand,
-        op: CmpOp,
-        right: Operand,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Operand {
-    Number(f64),
-    Metric { name: String, offset: usize },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum CmpOp {
-    Ge,
-    Gt,
-    Le,
-    Lt,
-    Eq,
-    Ne,
-}
-
-impl CmpOp {
-    fn symbol(self) -> &'static str {
-        match self {
-            CmpOp::Ge => ">=",
-            CmpOp::Gt => ">",
-            CmpOp::Le => "<=",
-            CmpOp::Lt => "<",
-            CmpOp::Eq => "==",
-            CmpOp::Ne => "!=",
-        }
-    }
-    fn apply(self, a: f64, b: f64) -> bool {
-        match self {
-            CmpOp::Ge => a >= b,
-            CmpOp::Gt => a > b,
-            CmpOp::Le => a <= b,
-            CmpOp::Lt => a < b,
-            CmpOp::Eq => a == b,
-            CmpOp::Ne => a != b,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Ident(String),
-    Number(f64),
-    Op(CmpOp),
-    And,
-    Or,
-    Not,
-    LParen,
-    RParen,
-}
-
-impl Tok {
-    fn describe(&self) -> String {
-        match self {
-            Tok::Ident(s) => format!("`{s}`"),
-            Tok::Number(n) => format!("`{n}`"),
-            Tok::Op(op) => format!("`{}`", op.symbol()),
-            Tok::And => "`and`".into(),
-            Tok::Or => "`or`".into(),
-            Tok::Not => "`not`".into(),
-            Tok::LParen => "`(`".into(),
-            Tok::RParen => "`)`".into(),
-        }
-    }
-}
-
 impl Condition {
     /// Parses a condition such as `auc >= 0.9` or `accuracy >= 0.97 and logloss < 0.3`.
     pub fn parse(source: &str) -> Result<Condition, ExprError> {
-        let tokens = lex(source)?;
-        let mut p = Parser {
-            source,
-            tokens: &tokens,
-            pos: 0,
-        };
-        if tokens.is_empty() {
-            return Err(p.error(0, "the condition is empty", Some(EXAMPLE)));
-        }
-        let root = p.or()?;
-        if let Some((tok, offset)) = p.tokens.get(p.pos) {
-            let hint = match tok {
-                Tok::Ident(_) | Tok::Number(_) | Tok::LParen => {
-                    Some("join comparisons with `and` or `or`")
-                }
-                _ => None,
-            };
-            return Err(p.error(
-                *offset,
-                format!("unexpected {} after a complete condition", tok.describe()),
-                hint,
-            ));
-        }
+        let root = lang::parse_metrics(source).map_err(|e| ExprError {
+            source: source.to_string(),
+            offset: byte_offset(source, e.offset),
+            message: e.message,
+            hint: e.hint,
+        })?;
         Ok(Condition {
             source: source.to_string(),
             root,
@@ -157,8 +79,7 @@ impl Condition {
     /// The metric names the condition reads, sorted and without duplicates, so
     /// the caller can check them against the metrics an evaluate step produces.
     pub fn metric_names(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        collect_metrics(&self.root, &mut names);
+        let mut names: Vec<String> = self.root.paths().iter().map(|p| p.join(".")).collect();
         names.sort();
         names.dedup();
         names
@@ -177,25 +98,25 @@ impl Condition {
 
     fn eval_node(
         &self,
-        node: &Node,
+        node: &Expr,
         metrics: &BTreeMap<String, f64>,
         parts: &mut Vec<String>,
     ) -> Result<bool, ExprError> {
         // Both sides are always evaluated so the explanation shows every value
         // and a missing metric is reported even behind a short-circuit.
         Ok(match node {
-            Node::And(a, b) => {
+            Expr::And(a, b) => {
                 let x = self.eval_node(a, metrics, parts)?;
                 let y = self.eval_node(b, metrics, parts)?;
                 x && y
             }
-            Node::Or(a, b) => {
+            Expr::Or(a, b) => {
                 let x = self.eval_node(a, metrics, parts)?;
                 let y = self.eval_node(b, metrics, parts)?;
                 x || y
             }
-            Node::Not(a) => !self.eval_node(a, metrics, parts)?,
-            Node::Compare { left, op, right } => {
+            Expr::Not(a) => !self.eval_node(a, metrics, parts)?,
+            Expr::Cmp(left, op, right) => {
                 let a = self.value(left, metrics)?;
                 let b = self.value(right, metrics)?;
                 let r = op.apply(a, b);
@@ -207,29 +128,47 @@ impl Condition {
                 ));
                 r
             }
+            // The metric dialect makes every leaf a comparison.
+            Expr::Lit(_) | Expr::Path(..) => {
+                return Err(ExprError {
+                    source: self.source.clone(),
+                    offset: 0,
+                    message: "the condition is not a comparison".into(),
+                    hint: Some(lang::METRICS_EXAMPLE.into()),
+                });
+            }
         })
     }
 
-    fn value(&self, operand: &Operand, metrics: &BTreeMap<String, f64>) -> Result<f64, ExprError> {
+    fn value(&self, operand: &Expr, metrics: &BTreeMap<String, f64>) -> Result<f64, ExprError> {
         match operand {
-            Operand::Number(n) => Ok(*n),
-            Operand::Metric { name, offset } => metrics.get(name).copied().ok_or_else(|| {
-                let hint = if metrics.is_empty() {
-                    "the version has no metrics; pass `metrics: evaluate.metrics` to the register step"
-                        .to_string()
-                } else {
-                    let known: Vec<&str> = metrics.keys().map(String::as_str).collect();
-                    match closest(name, &known) {
-                        Some(s) => format!("did you mean `{s}`? the version has: {}", known.join(", ")),
-                        None => format!("the version has: {}", known.join(", ")),
+            Expr::Lit(Value::Num(n)) => Ok(*n),
+            Expr::Path(parts, offset) => {
+                let name = parts.join(".");
+                metrics.get(&name).copied().ok_or_else(|| {
+                    let hint = if metrics.is_empty() {
+                        "the version has no metrics; pass `metrics: evaluate.metrics` to the register step"
+                            .to_string()
+                    } else {
+                        let known: Vec<&str> = metrics.keys().map(String::as_str).collect();
+                        match closest(&name, &known) {
+                            Some(s) => format!("did you mean `{s}`? the version has: {}", known.join(", ")),
+                            None => format!("the version has: {}", known.join(", ")),
+                        }
+                    };
+                    ExprError {
+                        source: self.source.clone(),
+                        offset: byte_offset(&self.source, *offset),
+                        message: format!("unknown metric `{name}`"),
+                        hint: Some(hint),
                     }
-                };
-                ExprError {
-                    source: self.source.clone(),
-                    offset: *offset,
-                    message: format!("unknown metric `{name}`"),
-                    hint: Some(hint),
-                }
+                })
+            }
+            _ => Err(ExprError {
+                source: self.source.clone(),
+                offset: 0,
+                message: "a comparison side is neither a metric nor a number".into(),
+                hint: Some(lang::METRICS_EXAMPLE.into()),
             }),
         }
     }
@@ -241,27 +180,10 @@ impl fmt::Display for Condition {
     }
 }
 
-fn show_operand(operand: &Operand, value: f64) -> String {
+fn show_operand(operand: &Expr, value: f64) -> String {
     match operand {
-        Operand::Number(n) => n.to_string(),
-        Operand::Metric { name, .. } => format!("{name} = {value}"),
-    }
-}
-
-fn collect_metrics(node: &Node, out: &mut Vec<String>) {
-    match node {
-        Node::And(a, b) | Node::Or(a, b) => {
-            collect_metrics(a, out);
-            collect_metrics(b, out);
-        }
-        Node::Not(a) => collect_metrics(a, out),
-        Node::Compare { left, right, .. } => {
-            for o in [left, right] {
-                if let Operand::Metric { name, .. } = o {
-                    out.push(name.clone());
-                }
-            }
-        }
+        Expr::Path(parts, _) => format!("{} = {value}", parts.join(".")),
+        _ => value.to_string(),
     }
 }
 
@@ -274,256 +196,13 @@ fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
-const EXAMPLE: &str = "write a comparison over metrics, e.g. `accuracy >= 0.97 and logloss < 0.3`";
-
-fn lex(source: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
-    let err = |offset: usize, message: String, hint: Option<&str>| ExprError {
-        source: source.to_string(),
-        offset,
-        message,
-        hint: hint.map(str::to_string),
-    };
-    let bytes = source.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        let start = i;
-        match c {
-            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
-            b'(' => {
-                out.push((Tok::LParen, start));
-                i += 1;
-            }
-            b')' => {
-                out.push((Tok::RParen, start));
-                i += 1;
-            }
-            b'>' | b'<' | b'=' | b'!' => {
-                let next = bytes.get(i + 1).copied();
-                let (tok, len) = match (c, next) {
-                    (b'>', Some(b'=')) => (Tok::Op(CmpOp::Ge), 2),
-                    (b'<', Some(b'=')) => (Tok::Op(CmpOp::Le), 2),
-                    (b'=', Some(b'=')) => (Tok::Op(CmpOp::Eq), 2),
-                    (b'!', Some(b'=')) => (Tok::Op(CmpOp::Ne), 2),
-                    (b'>', _) => (Tok::Op(CmpOp::Gt), 1),
-                    (b'<', _) => (Tok::Op(CmpOp::Lt), 1),
-                    (b'!', _) => (Tok::Not, 1),
-                    _ => {
-                        return Err(err(
-                            start,
-                            "`=` is not a comparison".into(),
-                            Some("write `==` to test equality"),
-                        ));
-                    }
-                };
-                out.push((tok, start));
-                i += len;
-            }
-            b'&' | b'|' => {
-                if bytes.get(i + 1) != Some(&c) {
-                    let (word, twice) = if c == b'&' {
-                        ("and", "&&")
-                    } else {
-                        ("or", "||")
-                    };
-                    return Err(err(
-                        start,
-                        format!("unexpected `{}`", c as char),
-                        Some(&format!("write `{word}` or `{twice}`")),
-                    ));
-                }
-                out.push((if c == b'&' { Tok::And } else { Tok::Or }, start));
-                i += 2;
-            }
-            b'0'..=b'9' | b'.' | b'-' | b'+' => {
-                i += 1;
-                while i < bytes.len() {
-                    let d = bytes[i];
-                    let exponent_sign =
-                        (d == b'-' || d == b'+') && matches!(bytes[i - 1], b'e' | b'E');
-                    if d.is_ascii_alphanumeric() || d == b'.' || d == b'_' || exponent_sign {
-                        i += 1;
-                    } else {
-                        break;
-                    }
-                }
-                let text = &source[start..i];
-                let value: f64 = text.parse().map_err(|_| {
-                    err(
-                        start,
-                        format!("`{text}` is not a number"),
-                        Some("write numbers like `0.9`, `-1.5` or `1e-3`"),
-                    )
-                })?;
-                if !value.is_finite() {
-                    return Err(err(start, format!("`{text}` is not a finite number"), None));
-                }
-                out.push((Tok::Number(value), start));
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' => {
-                while i < bytes.len()
-                    && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'.')
-                {
-                    i += 1;
-                }
-                let word = &source[start..i];
-                let tok = match word {
-                    "and" | "AND" => Tok::And,
-                    "or" | "OR" => Tok::Or,
-                    "not" | "NOT" => Tok::Not,
-                    _ => Tok::Ident(word.to_string()),
-                };
-                out.push((tok, start));
-            }
-            _ => {
-                let ch = source[start..].chars().next().unwrap_or('?');
-                return Err(err(
-                    start,
-                    format!("unexpected character `{ch}`"),
-                    Some(EXAMPLE),
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-struct Parser<'a> {
-    source: &'a str,
-    tokens: &'a [(Tok, usize)],
-    pos: usize,
-}
-
-impl Parser<'_> {
-    fn error(&self, offset: usize, message: impl Into<String>, hint: Option<&str>) -> ExprError {
-        ExprError {
-            source: self.source.to_string(),
-            offset,
-            message: message.into(),
-            hint: hint.map(str::to_string),
-        }
-    }
-
-    fn peek(&self) -> Option<&Tok> {
-        self.tokens.get(self.pos).map(|(t, _)| t)
-    }
-
-    fn offset(&self) -> usize {
-        self.tokens
-            .get(self.pos)
-            .map(|(_, o)| *o)
-            .unwrap_or(self.source.len())
-    }
-
-    fn or(&mut self) -> Result<Node, ExprError> {
-        let mut left = self.and()?;
-        while self.peek() == Some(&Tok::Or) {
-            self.pos += 1;
-            let right = self.and()?;
-            left = Node::Or(Box::new(left), Box::new(right));
-        }
-        Ok(left)
-    }
-
-    fn and(&mut self) -> Result<Node, ExprError> {
-        let mut left = self.not()?;
-        while self.peek() == Some(&Tok::And) {
-            self.pos += 1;
-            let right = self.not()?;
-            left = Node::And(Box::new(left), Box::new(right));
-        }
-        Ok(left)
-    }
-
-    fn not(&mut self) -> Result<Node, ExprError> {
-        if self.peek() == Some(&Tok::Not) {
-            self.pos += 1;
-            return Ok(Node::Not(Box::new(self.not()?)));
-        }
-        self.primary()
-    }
-
-    fn primary(&mut self) -> Result<Node, ExprError> {
-        if self.peek() == Some(&Tok::LParen) {
-            let open = self.offset();
-            self.pos += 1;
-            let inner = self.or()?;
-            if self.peek() != Some(&Tok::RParen) {
-                return Err(self.error(
-                    self.offset(),
-                    "expected `)`",
-                    Some(&format!("close the `(` at column {}", open + 1)),
-                ));
-            }
-            self.pos += 1;
-            return Ok(inner);
-        }
-        let left = self.operand()?;
-        let op = match self.peek() {
-            Some(Tok::Op(op)) => *op,
-            _ => {
-                let found = match self.tokens.get(self.pos) {
-                    Some((t, _)) => format!("found {}", t.describe()),
-                    None => "found the end of the condition".to_string(),
-                };
-                return Err(self.error(
-                    self.offset(),
-                    format!("expected a comparison (`>=`, `>`, `<=`, `<`, `==`, `!=`), {found}"),
-                    Some(EXAMPLE),
-                ));
-            }
-        };
-        self.pos += 1;
-        let right = self.operand()?;
-        if matches!((&left, &right), (Operand::Number(_), Operand::Number(_))) {
-            return Err(self.error(
-                self.tokens[self.pos - 3].1,
-                "the comparison has no metric on either side",
-                Some("compare a metric with a number, e.g. `auc >= 0.9`"),
-            ));
-        }
-        Ok(Node::Compare { left, op, right })
-    }
-
-    fn operand(&mut self) -> Result<Operand, ExprError> {
-        let offset = self.offset();
-        match self.tokens.get(self.pos) {
-            Some((Tok::Number(n), _)) => {
-                self.pos += 1;
-                Ok(Operand::Number(*n))
-            }
-            Some((Tok::Ident(name), _)) => {
-                self.pos += 1;
-                Ok(Operand::Metric {
-                    name: name.clone(),
-                    offset,
-                })
-            }
-            Some((t, _)) => Err(self.error(
-                offset,
-                format!("expected a metric name or a number, found {}", t.describe()),
-                Some(EXAMPLE),
-            )),
-            None => Err(self.error(
-                offset,
-                "expected a metric name or a number, found the end of the condition",
-                Some(EXAMPLE),
-            )),
-        }
-    }
-}
-
 impl fmt::Display for ExprError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "invalid condition: {}", self.message)?;
         // Columns count characters, not bytes, so the caret lines up under
         // non-ASCII metric names too.
-        let column = self.source[..self.offset.min(self.source.len())]
-            .chars()
-            .count();
         writeln!(f, "  | {}", self.source)?;
-        write!(f, "  | {}^", " ".repeat(column))?;
+        write!(f, "  | {}^", " ".repeat(self.column()))?;
         if let Some(h) = &self.hint {
             write!(f, "\n  help: {h}")?;
         }
