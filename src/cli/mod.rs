@@ -67,7 +67,7 @@ pub enum Command {
         file: PathBuf,
         #[command(flatten)]
         params: ParamArgs,
-        /// Run every step on this executor (local, docker, batch).
+        /// Run steps on this executor (local, docker, batch) unless a step names its own `executor:`.
         #[arg(long)]
         executor: Option<String>,
         /// Steps to run at once (default: the number of cores).

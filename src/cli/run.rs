@@ -29,7 +29,7 @@ fn backend_for(plan: &Plan) -> Result<Arc<dyn Backend>> {
                     "step `{}` asks for the `batch` executor (AWS Batch), which this build cannot run",
                     s.name()
                 ))
-                .help("run it with `--executor docker` or `--executor local`"),
+                .help("write `executor: local` or `executor: docker` where it says `batch` (`--executor` replaces only the default, not a step's own choice)"),
             ));
         }
     }
@@ -63,7 +63,11 @@ pub fn run(
     ws.create_dirs()?;
     let db = RunsDb::open(&ws.db_path())?;
     let run_id = new_run_id();
-    let overrides = crate::spec::params::parse_overrides(&params.params).map_err(Error::invalid)?;
+    let mut overrides =
+        crate::spec::params::parse_overrides(&params.params).map_err(Error::invalid)?;
+    // A secret given with --param is not recorded: resume reads it again
+    // from the secret's environment variable or file (or a new --param).
+    overrides.retain(|(k, _)| !loaded.pipeline.secrets.contains(k));
     db.insert_run(&RunRecord {
         id: run_id.clone(),
         pipeline: loaded.pipeline.name.clone(),

@@ -179,7 +179,10 @@ async fn run_node(
     tag: Option<String>,
     mut cancel: watch::Receiver<bool>,
 ) -> Outcome {
-    let open = || LineWriter::open(&job.log_path, &job.step, tag.clone(), job.live_log.clone());
+    let open = || {
+        LineWriter::open(&job.log_path, &job.step, tag.clone(), job.live_log.clone())
+            .map(|w| w.masking(&job.secrets))
+    };
     let (mut out_w, mut err_w) = match (open(), open()) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {

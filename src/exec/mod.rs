@@ -50,6 +50,8 @@ pub struct StepJob {
     pub workers: Vec<NodeJob>,
     /// Where the step's output lines go as they come, besides the log file.
     pub live_log: Option<LogSink>,
+    /// Secret values the step's environment holds: masked in what it prints.
+    pub secrets: Vec<String>,
 }
 
 impl StepJob {
@@ -97,6 +99,8 @@ pub struct LineWriter {
     step: String,
     node: Option<String>,
     sink: Option<LogSink>,
+    /// Secret values to mask in every line.
+    mask: Vec<String>,
 }
 
 impl LineWriter {
@@ -116,7 +120,14 @@ impl LineWriter {
             step: step.to_string(),
             node,
             sink,
+            mask: Vec::new(),
         })
+    }
+
+    /// Masks these secret values in every line written.
+    pub fn masking(mut self, secrets: &[String]) -> Self {
+        self.mask = secrets.to_vec();
+        self
     }
 
     pub fn write(&mut self, bytes: &[u8]) {
@@ -139,6 +150,13 @@ impl LineWriter {
         use std::io::Write;
         let text = String::from_utf8_lossy(line);
         let text = text.strip_suffix('\r').unwrap_or(&text);
+        let masked;
+        let text = if self.mask.is_empty() {
+            text
+        } else {
+            masked = mask_secrets(text, self.mask.iter().map(String::as_str));
+            masked.as_str()
+        };
         let _ = match &self.node {
             Some(n) => writeln!(self.file, "[{n}] {text}"),
             None => writeln!(self.file, "{text}"),
@@ -151,6 +169,20 @@ impl LineWriter {
             });
         }
     }
+}
+
+/// Replaces every occurrence of a secret value in `text` with `***` (the
+/// longest values first, so one that contains another is masked whole).
+pub fn mask_secrets<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
+    let mut values: Vec<&str> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+    values.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_string();
+    for v in values {
+        if out.contains(v) {
+            out = out.replace(v, "***");
+        }
+    }
+    out
 }
 
 /// How an attempt ended.
@@ -257,5 +289,30 @@ impl Backend for Dispatch {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::*;
+
+    #[test]
+    fn masks_every_occurrence_longest_first() {
+        let m = mask_secrets("pw=hunter2 again hunter2; hunt", ["hunt", "hunter2", ""]);
+        assert_eq!(m, "pw=*** again ***; ***");
+    }
+
+    #[test]
+    fn line_writer_masks_the_log_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let mut w = LineWriter::open(&log, "s", None, None)
+            .unwrap()
+            .masking(&["s3cr3t".to_string()]);
+        w.write(b"connecting with s3cr3t\nno secret here\npartial s3c");
+        w.write(b"r3t\n");
+        w.finish();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text, "connecting with ***\nno secret here\npartial ***\n");
     }
 }

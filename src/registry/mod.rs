@@ -123,6 +123,11 @@ impl Registry {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        crate::store::owner_only(path).map_err(|source| RegistryError::Io {
+            path: path.to_path_buf(),
+            action: "restrict access to the registry database",
+            source,
+        })?;
         let mut conn = Connection::open_with_flags(path, flags)
             .map_err(|e| error::db_error(path, "open the database", e))?;
         conn.busy_timeout(BUSY_TIMEOUT)

@@ -1,5 +1,5 @@
 //! The human-readable evaluation report: one self-contained HTML page
-//! (tera template, inline SVG plots, no scripts or external files), written
+//! (minijinja template, inline SVG plots, no scripts or external files), written
 //! beside an evaluate step's metrics and linked from `pipeline runs show`.
 
 use serde::Serialize;
@@ -70,8 +70,14 @@ impl Report {
     }
 
     pub fn render(&self) -> Result<String, String> {
-        let ctx = tera::Context::from_serialize(self).map_err(|e| e.to_string())?;
-        tera::Tera::one_off(TEMPLATE, &ctx, true).map_err(|e| format!("render the report: {e}"))
+        // The `.html` name turns on HTML escaping of every value but the SVGs (`| safe`).
+        let env = minijinja::Environment::new();
+        env.render_named_str(
+            "report.html",
+            TEMPLATE,
+            minijinja::Value::from(minijinja::value::Serde(self)),
+        )
+        .map_err(|e| format!("render the report: {e}"))
     }
 }
 

@@ -219,6 +219,7 @@ fn from_json<T: for<'de> Deserialize<'de> + Default>(s: Option<String>) -> T {
 impl RunsDb {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<RunsDb> {
+        crate::store::owner_only(path).map_err(|e| Error::io("restrict access to", path, e))?;
         let conn = Connection::open(path)
             .map_err(|e| Error::failed(format!("open the run database {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(10))?;

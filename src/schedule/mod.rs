@@ -299,6 +299,10 @@ impl Run {
                             }
                         }
                         Outcome::Failed(fail) => {
+                            let fail = crate::exec::Failure {
+                                reason: crate::exec::mask_secrets(&fail.reason, p.secrets.values()),
+                                ..fail
+                            };
                             let step = &p.steps[i];
                             // A built-in that rejected its input (exit code 2) fails the same way again.
                             let bad_input = is_builtin(step) && fail.exit_code == Some(crate::error::EXIT_INVALID);
@@ -584,10 +588,18 @@ impl Run {
         let outputs = step.outputs();
         let (hps, argv, image, extra_env) = match &step.kind {
             StepKind::Command(c) => (
-                BTreeMap::new(),
+                c.hyperparameters.clone(),
                 c.run.clone(),
                 c.image.clone(),
-                c.env.clone().into_iter().collect::<Vec<_>>(),
+                // Secrets enter the step here, in its environment, and nowhere else.
+                c.env
+                    .iter()
+                    .map(|(k, v)| {
+                        template::fill_secrets(v, &|n| p.secrets.get(n).map(str::to_string))
+                            .map(|v| (k.clone(), v))
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(Error::failed)?,
             ),
             StepKind::Train(t) if t.algorithm.is_none() => (
                 t.hyperparameters.clone(),
@@ -720,6 +732,7 @@ impl Run {
             network: step.network,
             workers: node_jobs,
             live_log: self.log_tx.clone(),
+            secrets: p.secrets.values().map(str::to_string).collect(),
         })
     }
 

@@ -25,7 +25,8 @@ use crate::error::{Error, Result};
 pub struct LoadOptions {
     /// `--param K=V`, in order.
     pub params: Vec<(String, String)>,
-    /// `--executor E`: overrides every step's executor.
+    /// `--executor E`: replaces the default executor (`defaults: executor:`);
+    /// a step that names its own `executor:` keeps it.
     pub executor: Option<Executor>,
 }
 
@@ -99,21 +100,24 @@ pub fn load_source(source: Arc<Source>, base_dir: &Path, opts: &LoadOptions) -> 
         Some(p) => params::decode(&ctx, p).map_err(Error::invalid)?,
         None => vec![],
     };
-    let values = params::resolve(&ctx, &decls, &opts.params).map_err(Error::Invalid)?;
+    let params::Resolved { values, secrets } =
+        params::resolve(&ctx, &decls, &opts.params, base_dir).map_err(Error::Invalid)?;
 
     // Templates are rendered everywhere but in `params` itself.
     if let NodeKind::Map(entries) = &mut root.kind {
         for (k, v) in entries.iter_mut() {
-            if k.as_scalar() != Some("params") {
-                template::render_tree(&ctx, v, &values, &decls).map_err(Error::invalid)?;
+            let section = k.as_scalar().unwrap_or("");
+            if section != "params" {
+                template::render_tree(&ctx, section, v, &values, &decls).map_err(Error::invalid)?;
             }
         }
     }
     let fields = ctx
         .fields(&root, "the pipeline", TOP_KEYS)
         .map_err(Error::invalid)?;
-    let pipeline =
+    let mut pipeline =
         decode_pipeline(&ctx, &fields, values, base_dir, opts).map_err(Error::invalid)?;
+    pipeline.secrets = secrets;
     let errors = validate::check(&ctx, &pipeline, &decls);
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
@@ -150,7 +154,7 @@ fn decode_pipeline(
         .map(|n| ctx.string(n, "description"))
         .transpose()?
         .map(|s| s.value);
-    let defaults = match f.get("defaults") {
+    let mut defaults = match f.get("defaults") {
         Some(n) => decode_common(
             ctx,
             n,
@@ -160,6 +164,9 @@ fn decode_pipeline(
         )?,
         None => StepCommon::builtin_defaults(),
     };
+    if let Some(e) = opts.executor {
+        defaults.executor = e;
+    }
     let schedule = f
         .get("schedule")
         .map(|n| decode_schedule(ctx, n))
@@ -178,7 +185,7 @@ fn decode_pipeline(
     let mut steps = Vec::new();
     for (sname, node) in ctx.entries(steps_node, "steps")? {
         check_name(ctx, &sname, "step")?;
-        steps.push(decode_step(ctx, sname, node, &defaults, opts)?);
+        steps.push(decode_step(ctx, sname, node, &defaults)?);
     }
     if steps.is_empty() {
         return Err(ctx
@@ -202,6 +209,8 @@ fn decode_pipeline(
         schedule,
         on_approved,
         base_dir: base_dir.to_path_buf(),
+        step_names: Default::default(),
+        secrets: Default::default(),
     })
 }
 
@@ -337,9 +346,10 @@ fn decode_input(
                 "use `label_size: 1` for a headerless file with the label first, or `header: true`",
             ));
     }
-    let resolved = if path.starts_with("s3://") {
-        PathBuf::from(&path.value)
-    } else {
+    if let Some(d) = unsupported_remote(ctx, &path) {
+        return Err(d);
+    }
+    let resolved = {
         let p = Path::new(&path.value);
         let abs = if p.is_absolute() {
             p.to_path_buf()
@@ -365,6 +375,25 @@ fn decode_input(
         target,
         label_size: label_size.map(|l| l.value as u32),
         span: name.span,
+    })
+}
+
+/// Remote paths are not read yet: say so at validation rather than fail at run time.
+/// (Remove the `s3://` arm when S3 inputs are supported.)
+fn unsupported_remote(ctx: &Ctx, path: &Spanned<String>) -> Option<Diagnostic> {
+    let scheme = path.value.split_once("://")?.0;
+    let d = Diagnostic::at(
+        &ctx.source,
+        path.span,
+        format!("`{}` is a remote path", path.value),
+    );
+    Some(match scheme {
+        "s3" => d.label("S3 inputs are not supported yet").help(
+            "copy the data to this machine (e.g. `aws s3 cp --recursive`) and give its local path",
+        ),
+        other => d
+            .label(format!("`{other}://` paths are not supported"))
+            .help("give a local file or directory, relative to the pipeline file"),
     })
 }
 
@@ -596,7 +625,6 @@ fn decode_step(
     name: Spanned<String>,
     node: &Node,
     defaults: &StepCommon,
-    opts: &LoadOptions,
 ) -> DResult<Step> {
     let what = format!("step `{}`", name.value);
     let kind_node = match &node.kind {
@@ -646,7 +674,14 @@ fn decode_step(
         ],
         "register" => &["model", "group", "metrics", "approval", "tags"],
         "transform" => &["model", "data"],
-        "command" => &["run", "inputs", "outputs", "image", "env"],
+        "command" => &[
+            "run",
+            "inputs",
+            "outputs",
+            "image",
+            "env",
+            "hyperparameters",
+        ],
         other => {
             return Err(ctx
                 .err(kind_node, format!("unknown step kind `{other}`"))
@@ -657,10 +692,7 @@ fn decode_step(
     };
     let known: Vec<&str> = COMMON_STEP_KEYS.iter().chain(kind_keys).copied().collect();
     let f = ctx.fields(node, &what, &known)?;
-    let mut common = common_from_fields(ctx, &f, defaults)?;
-    if let Some(e) = opts.executor {
-        common.executor = e;
-    }
+    let common = common_from_fields(ctx, &f, defaults)?;
     let kind = match kind_name.as_str() {
         "split" => StepKind::Split(decode_split(ctx, &f)?),
         "train" => StepKind::Train(decode_train(ctx, &f)?),
@@ -692,7 +724,10 @@ fn decode_step(
                     format!("cannot read the condition `{}`", s.value),
                 )
                 .label(e.message)
-                .help("write e.g. `evaluate.metrics.accuracy >= 0.9`; combine with and, or, not")
+                .help(e.hint.unwrap_or_else(|| {
+                    "write e.g. `evaluate.metrics.accuracy >= 0.9`; combine with and, or, not"
+                        .into()
+                }))
             })?;
             (Some(s), Some(e))
         }
@@ -1192,11 +1227,28 @@ fn decode_evaluate(ctx: &Ctx, f: &Fields) -> DResult<EvaluateStep> {
         .transpose()?;
     let data = req_ref(ctx, f, "data")?;
     let metrics = match f.get("metrics") {
-        Some(n) => ctx
-            .string_list(n, "metrics")?
-            .into_iter()
-            .map(|s| s.value)
-            .collect(),
+        Some(n) => {
+            let names = ctx.string_list(n, "metrics")?;
+            for m in &names {
+                if builtins::metrics::info(m).is_none() {
+                    return Err(Diagnostic::at(
+                        &ctx.source,
+                        m.span,
+                        format!("`{}` is not a metric", m.value),
+                    )
+                    .suggest(&m.value, builtins::metrics::METRICS.iter().map(|i| i.name))
+                    .note(format!(
+                        "the metrics are: {}",
+                        builtins::metrics::METRICS
+                            .iter()
+                            .map(|i| i.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+            names.into_iter().map(|s| s.value).collect()
+        }
         None => vec![],
     };
     let mut variants = Vec::new();
@@ -1306,6 +1358,11 @@ fn decode_register(ctx: &Ctx, f: &Fields) -> DResult<RegisterStep> {
             )
             .help("use letters, digits, `_` and `-`"));
     }
+    let mut approval_span = Span::default();
+    let text_start = |n: &Node| {
+        let quoted = matches!(n.kind, NodeKind::Scalar { quoted: true, .. });
+        Span::new(n.span.line, n.span.col + u32::from(quoted), n.span.len)
+    };
     let approval = match f.get("approval") {
         None => Approval::Manual,
         Some(n) => {
@@ -1321,22 +1378,48 @@ fn decode_register(ctx: &Ctx, f: &Fields) -> DResult<RegisterStep> {
                         ));
                     }
                     (Some(a), None) => {
+                        approval_span = text_start(a);
                         let s = ctx.string(a, "auto_approve_if")?;
                         crate::registry::Condition::parse(&s).map_err(|e| {
-                            ctx.err(a, format!("cannot read the condition `{}`", s.value))
-                                .label(e.message)
+                            let at = if s.value.contains('\n') {
+                                a.span
+                            } else {
+                                Span::new(
+                                    approval_span.line,
+                                    approval_span.col + e.column() as u32,
+                                    1,
+                                )
+                            };
+                            let d = Diagnostic::at(
+                                &ctx.source,
+                                at,
+                                format!("cannot read the condition `{}`", s.value),
+                            )
+                            .label(e.message);
+                            match e.hint {
+                                Some(h) => d.help(h),
+                                None => d,
+                            }
                         })?;
                         Approval::AutoApproveIf(s.value)
                     }
                     (None, Some(b)) => {
-                        let bf = ctx.fields(b, "beat_champion", &["metric", "by"])?;
+                        let bf =
+                            ctx.fields(b, "beat_champion", &["metric", "by", "higher_is_better"])?;
+                        let metric_node = bf.req(ctx, "metric")?;
+                        approval_span = text_start(metric_node);
                         Approval::BeatChampion {
-                            metric: ctx.string(bf.req(ctx, "metric")?, "metric")?.value,
+                            metric: ctx.string(metric_node, "metric")?.value,
                             by: bf
                                 .get("by")
                                 .map(|n| ctx.float(n, "by"))
                                 .transpose()?
                                 .map_or(0.0, |v| v.value),
+                            higher_is_better: bf
+                                .get("higher_is_better")
+                                .map(|n| ctx.bool(n, "higher_is_better"))
+                                .transpose()?
+                                .map(|v| v.value),
                         }
                     }
                     (None, None) => Approval::Manual,
@@ -1364,7 +1447,36 @@ fn decode_register(ctx: &Ctx, f: &Fields) -> DResult<RegisterStep> {
             .transpose()?
             .map(|s| s.value),
         tags,
+        approval_span,
     })
+}
+
+/// Variables the container contract sets, which a step's `env:` may not replace.
+const RESERVED_ENV_PREFIXES: &[&str] = &["SM_", "SAGEMAKER_", "PIPELINE_", "AWS_BATCH_JOB_"];
+
+/// An `env:` key must be a variable name the step can read, and not one the contract sets.
+fn check_env_key(ctx: &Ctx, k: &Spanned<String>) -> DResult<()> {
+    if !params::is_env_name(&k.value) {
+        return Err(Diagnostic::at(
+            &ctx.source,
+            k.span,
+            format!("`{}` is not an environment variable name", k.value),
+        )
+        .help("use letters, digits and `_`, not starting with a digit, e.g. DB_HOST"));
+    }
+    if let Some(p) = RESERVED_ENV_PREFIXES
+        .iter()
+        .find(|p| k.value.to_ascii_uppercase().starts_with(**p))
+    {
+        return Err(Diagnostic::at(
+            &ctx.source,
+            k.span,
+            format!("`{}` is set by the engine (every `{p}*` variable is)", k.value),
+        )
+        .label("reserved by the container contract")
+        .help("pick another name; hyperparameters go under `hyperparameters:` and reach the step as SM_HP_*"));
+    }
+    Ok(())
 }
 
 fn decode_command(ctx: &Ctx, f: &Fields) -> DResult<CommandStep> {
@@ -1390,6 +1502,7 @@ fn decode_command(ctx: &Ctx, f: &Fields) -> DResult<CommandStep> {
     let mut env = BTreeMap::new();
     if let Some(n) = f.get("env") {
         for (k, v) in ctx.entries(n, "env")? {
+            check_env_key(ctx, &k)?;
             env.insert(k.value, ctx.scalar_string(v, "env")?.value);
         }
     }
@@ -1420,7 +1533,9 @@ fn decode_command(ctx: &Ctx, f: &Fields) -> DResult<CommandStep> {
             }
         }
     }
+    let hyperparameters = decode_hyperparameters(ctx, f)?;
     Ok(CommandStep {
+        hyperparameters,
         run,
         inputs,
         outputs,

@@ -32,14 +32,30 @@ pub struct Pipeline {
     pub on_approved: Vec<String>,
     /// The directory relative paths in the file are resolved against.
     pub base_dir: PathBuf,
+    /// Step name to index, built on first look-up (validation and planning
+    /// look steps up by name once a reference: a scan each would make them
+    /// quadratic in the number of steps). `steps` is not changed after loading.
+    /// Secret param values: never serialized, handed to steps only in their
+    /// environment (see `template::fill_secrets`).
+    #[serde(skip)]
+    pub secrets: super::params::Secrets,
+    #[serde(skip)]
+    pub step_names: std::sync::OnceLock<std::collections::HashMap<String, usize>>,
 }
 
 impl Pipeline {
     pub fn step(&self, name: &str) -> Option<&Step> {
-        self.steps.iter().find(|s| s.name.value == name)
+        self.step_index(name).map(|i| &self.steps[i])
     }
     pub fn step_index(&self, name: &str) -> Option<usize> {
-        self.steps.iter().position(|s| s.name.value == name)
+        let names = self.step_names.get_or_init(|| {
+            let mut m = std::collections::HashMap::with_capacity(self.steps.len());
+            for (i, s) in self.steps.iter().enumerate() {
+                m.entry(s.name.value.clone()).or_insert(i);
+            }
+            m
+        });
+        names.get(name).copied()
     }
 }
 
@@ -388,6 +404,9 @@ pub struct RegisterStep {
     pub description: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Where the approval's condition or metric text starts (inside any quote), for messages.
+    #[serde(skip)]
+    pub approval_span: Span,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -395,7 +414,13 @@ pub struct RegisterStep {
 pub enum Approval {
     Manual,
     AutoApproveIf(String),
-    BeatChampion { metric: String, by: f64 },
+    BeatChampion {
+        metric: String,
+        by: f64,
+        /// When not given: the metric's own direction (`logloss` lower, `auc` higher).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        higher_is_better: Option<bool>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -412,8 +437,12 @@ pub struct CommandStep {
     pub outputs: Vec<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Secret params appear here as placeholders, filled in only when the step starts.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Written to `hyperparameters.json` and `SM_HPS`/`SM_HP_*`, as for a train step.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hyperparameters: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::decode::{Ctx, DResult};
-use super::source::{Diagnostic, Span, closest};
+use super::source::{Diagnostic, Span, Spanned, closest};
 use super::yaml::{Node, NodeKind, ScalarType, plain_scalar_type};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,16 +15,19 @@ pub enum ParamType {
     Float,
     Str,
     Bool,
+    /// A string from the environment or a file, never recorded (see [`SecretSource`]).
+    Secret,
 }
 
 impl ParamType {
-    pub const NAMES: &'static [&'static str] = &["int", "float", "string", "bool"];
+    pub const NAMES: &'static [&'static str] = &["int", "float", "string", "bool", "secret"];
     fn parse(s: &str) -> Option<Self> {
         match s {
             "int" | "integer" => Some(ParamType::Int),
             "float" | "number" => Some(ParamType::Float),
             "string" | "str" => Some(ParamType::Str),
             "bool" | "boolean" => Some(ParamType::Bool),
+            "secret" => Some(ParamType::Secret),
             _ => None,
         }
     }
@@ -39,7 +42,7 @@ impl ParamType {
                 .ok()
                 .filter(|f| f.is_finite())
                 .map(Value::from),
-            ParamType::Str => Some(Value::from(text)),
+            ParamType::Str | ParamType::Secret => Some(Value::from(text)),
             ParamType::Bool => match t {
                 "true" | "True" | "TRUE" | "yes" | "1" => Some(Value::Bool(true)),
                 "false" | "False" | "FALSE" | "no" | "0" => Some(Value::Bool(false)),
@@ -52,7 +55,7 @@ impl ParamType {
         match self {
             ParamType::Int => "a whole number",
             ParamType::Float => "a number",
-            ParamType::Str => "a string",
+            ParamType::Str | ParamType::Secret => "a string",
             ParamType::Bool => "true or false",
         }
     }
@@ -65,6 +68,7 @@ impl fmt::Display for ParamType {
             ParamType::Float => "float",
             ParamType::Str => "string",
             ParamType::Bool => "bool",
+            ParamType::Secret => "secret",
         })
     }
 }
@@ -77,9 +81,59 @@ pub struct ParamDecl {
     pub default: Option<Value>,
     pub choices: Vec<Value>,
     pub span: Span,
+    /// Where a `type: secret` param's value comes from.
+    pub secret: Option<SecretSource>,
 }
 
-const PARAM_KEYS: &[&str] = &["type", "default", "description", "choices"];
+impl ParamDecl {
+    pub fn is_secret(&self) -> bool {
+        self.secret.is_some()
+    }
+}
+
+/// Where a secret's value is read when the pipeline is loaded.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    /// `env: NAME`: an environment variable of the engine.
+    Env(Spanned<String>),
+    /// `file: PATH`: a file's content (one trailing newline dropped), relative to the pipeline file.
+    File(Spanned<String>),
+}
+
+/// Secret values by param name. Its `Debug` shows the names only, so a value
+/// cannot reach a message or a log by way of a debug print.
+#[derive(Clone, Default)]
+pub struct Secrets(BTreeMap<String, String>);
+
+impl Secrets {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The values, for masking in output.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.0.values().map(String::as_str)
+    }
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// Resolved params: the values templates and conditions see, and the secrets apart.
+pub struct Resolved {
+    pub values: BTreeMap<String, Value>,
+    pub secrets: Secrets,
+}
+
+const PARAM_KEYS: &[&str] = &["type", "default", "description", "choices", "env", "file"];
 
 /// Reads the `params:` section.
 pub fn decode(ctx: &Ctx, node: &Node) -> DResult<Vec<ParamDecl>> {
@@ -141,12 +195,14 @@ pub fn decode(ctx: &Ctx, node: &Node) -> DResult<Vec<ParamDecl>> {
                         "the default is not one of the choices",
                     ));
                 }
+                let secret = decode_secret(ctx, &f, &name, ty)?;
                 ParamDecl {
                     name: name.value.clone(),
                     ty,
                     default,
                     choices,
                     span: name.span,
+                    secret,
                 }
             }
             NodeKind::Scalar { text, quoted } => {
@@ -167,6 +223,7 @@ pub fn decode(ctx: &Ctx, node: &Node) -> DResult<Vec<ParamDecl>> {
                     default: ty.convert(text),
                     choices: vec![],
                     span: name.span,
+                    secret: None,
                 }
             }
             _ => {
@@ -184,13 +241,141 @@ pub fn decode(ctx: &Ctx, node: &Node) -> DResult<Vec<ParamDecl>> {
     Ok(out)
 }
 
-/// Applies `--param K=V` overrides to the declared defaults.
+/// A secret's `env:` or `file:`, which only secrets have (and must have one of).
+fn decode_secret(
+    ctx: &Ctx,
+    f: &super::decode::Fields,
+    name: &Spanned<String>,
+    ty: ParamType,
+) -> DResult<Option<SecretSource>> {
+    let (env, file) = (f.get("env"), f.get("file"));
+    if ty != ParamType::Secret {
+        if let Some(n) = env.or(file) {
+            return Err(ctx
+                .err(
+                    n,
+                    format!(
+                        "only a secret param reads `env` or `file`; `{}` is `type: {ty}`",
+                        name.value
+                    ),
+                )
+                .help(
+                    "write `type: secret` to keep the value out of the records, or remove this key",
+                ));
+        }
+        return Ok(None);
+    }
+    for key in ["default", "choices"] {
+        if let Some(n) = f.key(key) {
+            return Err(ctx
+                .err(n, format!("a secret param cannot have `{key}`: its value would be written in the pipeline file"))
+                .help("read the value with `env: VARIABLE` or `file: PATH`"));
+        }
+    }
+    match (env, file) {
+        (Some(e), None) => {
+            let v = ctx.string(e, "env")?;
+            if !is_env_name(&v) {
+                return Err(ctx
+                    .err(
+                        e,
+                        format!("`{}` is not an environment variable name", v.value),
+                    )
+                    .help(
+                        "use letters, digits and `_`, not starting with a digit, e.g. DB_PASSWORD",
+                    ));
+            }
+            Ok(Some(SecretSource::Env(v)))
+        }
+        (None, Some(p)) => Ok(Some(SecretSource::File(ctx.string(p, "file")?))),
+        (Some(_), Some(p)) => Err(ctx
+            .err(p, "a secret reads `env` or `file`, not both")
+            .help("remove one of the two")),
+        (None, None) => Err(ctx
+            .err(
+                f.node,
+                format!(
+                    "the secret param `{}` needs `env: VARIABLE` or `file: PATH`",
+                    name.value
+                ),
+            )
+            .help(format!(
+                "e.g. `{}: {{type: secret, env: {}}}`",
+                name.value,
+                name.value.to_ascii_uppercase()
+            ))),
+    }
+}
+
+/// Whether `s` is a portable environment variable name.
+pub fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Reads a secret's value where its declaration says; `None` with the error when it cannot.
+fn read_secret(
+    ctx: &Ctx,
+    decl: &ParamDecl,
+    src: &SecretSource,
+    base_dir: &std::path::Path,
+) -> Result<String, Diagnostic> {
+    match src {
+        SecretSource::Env(var) => std::env::var(&var.value).map_err(|e| {
+            let what = match e {
+                std::env::VarError::NotPresent => "which is not set",
+                std::env::VarError::NotUnicode(_) => "which is not valid UTF-8",
+            };
+            Diagnostic::at(
+                &ctx.source,
+                var.span,
+                format!(
+                    "the secret param `{}` reads the environment variable {}, {what}",
+                    decl.name, var.value
+                ),
+            )
+            .help(format!(
+                "set it before running (export {}=...), or pass --param {}=VALUE",
+                var.value, decl.name
+            ))
+        }),
+        SecretSource::File(path) => {
+            let p = std::path::Path::new(&path.value);
+            let abs = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base_dir.join(p)
+            };
+            let text = std::fs::read_to_string(&abs).map_err(|e| {
+                Diagnostic::at(
+                    &ctx.source,
+                    path.span,
+                    format!(
+                        "cannot read the secret param `{}` from {}: {e}",
+                        decl.name,
+                        abs.display()
+                    ),
+                )
+                .help("paths are relative to the pipeline file's directory; the file holds the value alone")
+            })?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            Ok(text.strip_suffix('\r').unwrap_or(text).to_string())
+        }
+    }
+}
+
+/// Applies `--param K=V` overrides to the declared defaults, and reads secrets.
 pub fn resolve(
     ctx: &Ctx,
     decls: &[ParamDecl],
     overrides: &[(String, String)],
-) -> Result<BTreeMap<String, Value>, Vec<Diagnostic>> {
+    base_dir: &std::path::Path,
+) -> Result<Resolved, Vec<Diagnostic>> {
     let mut values: BTreeMap<String, Value> = BTreeMap::new();
+    let mut secrets = BTreeMap::new();
     let mut errors = Vec::new();
     for (k, v) in overrides {
         let Some(decl) = decls.iter().find(|d| &d.name == k) else {
@@ -215,6 +400,10 @@ pub fn resolve(
             errors.push(d);
             continue;
         };
+        if decl.is_secret() {
+            secrets.insert(k.clone(), v.clone());
+            continue;
+        }
         match decl.ty.convert(v) {
             Some(val) if decl.choices.is_empty() || decl.choices.contains(&val) => {
                 values.insert(k.clone(), val);
@@ -245,7 +434,16 @@ pub fn resolve(
         }
     }
     for decl in decls {
-        if values.contains_key(&decl.name) {
+        if values.contains_key(&decl.name) || secrets.contains_key(&decl.name) {
+            continue;
+        }
+        if let Some(src) = &decl.secret {
+            match read_secret(ctx, decl, src, base_dir) {
+                Ok(v) => {
+                    secrets.insert(decl.name.clone(), v);
+                }
+                Err(d) => errors.push(d),
+            }
             continue;
         }
         match &decl.default {
@@ -266,7 +464,10 @@ pub fn resolve(
         }
     }
     if errors.is_empty() {
-        Ok(values)
+        Ok(Resolved {
+            values,
+            secrets: Secrets(secrets),
+        })
     } else {
         Err(errors)
     }

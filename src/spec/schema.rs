@@ -125,7 +125,7 @@ pub fn pipeline_schema() -> Value {
                 "model": reference(), "group": {"type": "string"}, "metrics": reference(),
                 "approval": {"oneOf": [{"const": "manual"}, object(json!({
                     "auto_approve_if": {"type": "string"},
-                    "beat_champion": object(json!({"metric": {"type": "string"}, "by": {"type": "number"}}), &["metric"])}), &[])]},
+                    "beat_champion": object(json!({"metric": {"type": "string"}, "by": {"type": "number"}, "higher_is_better": {"type": "boolean"}}), &["metric"])}), &[])]},
                 "tags": {"type": "object", "additionalProperties": scalar()}
             }),
             &["model", "group"]
@@ -141,7 +141,8 @@ pub fn pipeline_schema() -> Value {
                 "run": run, "inputs": refs,
                 "outputs": {"type": "array", "items": {"type": "string"}},
                 "image": {"type": "string"},
-                "env": {"type": "object", "additionalProperties": scalar()}
+                "env": {"type": "object", "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}, "additionalProperties": scalar()},
+                "hyperparameters": hps
             }),
             &["run"]
         ),
@@ -161,8 +162,9 @@ pub fn pipeline_schema() -> Value {
             "name": {"type": "string", "pattern": "^[a-z0-9-]+$"},
             "description": {"type": "string"},
             "params": {"type": "object", "additionalProperties": {"oneOf": [scalar(), object(json!({
-                "type": {"enum": ["int", "float", "string", "bool"]},
+                "type": {"enum": ["int", "float", "string", "bool", "secret"]},
                 "default": scalar(), "description": {"type": "string"},
+                "env": {"type": "string"}, "file": {"type": "string"},
                 "choices": {"type": "array", "items": scalar()}}), &["type"])]}},
             "defaults": {"type": "object", "additionalProperties": false, "properties": defaults},
             "schedule": object(json!({"cron": {"type": "string"}, "timezone": {"type": "string"}, "only_if_inputs_changed": {"type": "boolean"}}), &["cron"]),

@@ -1,120 +1,207 @@
-//! `{{ params.NAME }}` templates, rendered with tera before validation.
+//! `{{ params.NAME }}` templates, rendered with minijinja before validation.
 //!
 //! Templates are rendered scalar by scalar on the YAML tree, not on the file
 //! text, so every value keeps its original position for later messages.
+//! A template sees `params`, `outputs` and `inputs` and nothing else (no
+//! environment, no files). Its work is bounded by minijinja's fuel (which
+//! also counts the bytes it makes) and its output by [`MAX_OUTPUT`], so a
+//! file cannot make `validate` loop or fill memory.
 //! `{{ outputs.NAME }}` and `{{ inputs.NAME }}` name directories that exist
 //! only when the step runs: they render to placeholders that the executor
-//! fills in (see [`fill_run_placeholders`]).
+//! fills in (see [`fill_run_placeholders`]). Secret params render to
+//! placeholders too ([`SECRET_MARK`]): their values never enter the spec,
+//! and only a step's `env:` values may hold them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use minijinja::value::{Object, Serde};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use serde_json::Value;
 
 use super::decode::Ctx;
 use super::params::{ParamDecl, closest_param};
-use super::source::Diagnostic;
+use super::source::{Diagnostic, Span};
 use super::yaml::{Node, NodeKind};
 
 const OUT_MARK: &str = "\u{1}pipeline-output:";
 const IN_MARK: &str = "\u{1}pipeline-input:";
+/// Starts the placeholder a secret param renders to: `MARK NAME END`.
+pub const SECRET_MARK: &str = "\u{1}pipeline-secret:";
 const END_MARK: &str = "\u{1}";
 
-/// Renders every templated scalar under `node`.
+/// The work one template may do, in minijinja fuel (an instruction costs one;
+/// 64 bytes of data made cost one).
+pub const FUEL: u64 = 20_000;
+/// The most text one template may render to.
+pub const MAX_OUTPUT: usize = 64 * 1024;
+
+/// `outputs` / `inputs` in a template: any valid name renders to its placeholder.
+#[derive(Debug)]
+struct Placeholders(&'static str);
+
+impl Object for Placeholders {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        let name = key.as_str()?;
+        super::model::is_name(name).then(|| format!("{}{name}{END_MARK}", self.0).into())
+    }
+}
+
+/// The placeholder a secret param renders to.
+pub fn secret_placeholder(name: &str) -> String {
+    format!("{SECRET_MARK}{name}{END_MARK}")
+}
+
+/// Renders every templated scalar under `node`, the value of the top-level key `section`.
 pub fn render_tree(
     ctx: &Ctx,
+    section: &str,
     node: &mut Node,
     params: &BTreeMap<String, Value>,
     decls: &[ParamDecl],
 ) -> Result<(), Diagnostic> {
-    let mut tctx = tera::Context::new();
-    tctx.insert("params", params);
-    walk(ctx, node, &tctx, decls)
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    env.set_recursion_limit(32);
+    // Secret params are seen as placeholders, never as their values.
+    let mut seen: BTreeMap<String, Value> = params.clone();
+    for d in decls.iter().filter(|d| d.is_secret()) {
+        seen.insert(d.name.clone(), Value::from(secret_placeholder(&d.name)));
+    }
+    let vars = minijinja::context! {
+        params => Serde(&seen),
+        outputs => minijinja::Value::from_object(Placeholders(OUT_MARK)),
+        inputs => minijinja::Value::from_object(Placeholders(IN_MARK)),
+    };
+    let mut path = vec![section.to_string()];
+    let r = Renderer {
+        ctx,
+        env: &env,
+        vars: &vars,
+        decls,
+    };
+    r.walk(node, &mut path)
 }
 
-/// Rewrites `outputs.NAME` / `inputs.NAME` inside `{{ }}` into literal
-/// placeholders, so tera never has to resolve them.
-fn prepare(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let Some(end) = rest[start..].find("}}") else {
-            break;
-        };
-        let inner = rest[start + 2..start + end].trim();
-        out.push_str(&rest[..start]);
-        let mark = inner
-            .strip_prefix("outputs.")
-            .map(|n| (OUT_MARK, n))
-            .or_else(|| inner.strip_prefix("inputs.").map(|n| (IN_MARK, n)));
-        match mark {
-            Some((m, name)) if super::model::is_name(name) => {
-                out.push_str(m);
-                out.push_str(name);
-                out.push_str(END_MARK);
-            }
-            _ => out.push_str(&rest[start..start + end + 2]),
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
+struct Renderer<'a> {
+    ctx: &'a Ctx,
+    env: &'a Environment<'a>,
+    vars: &'a minijinja::Value,
+    decls: &'a [ParamDecl],
 }
 
-fn walk(
-    ctx: &Ctx,
-    node: &mut Node,
-    tctx: &tera::Context,
-    decls: &[ParamDecl],
-) -> Result<(), Diagnostic> {
-    match &mut node.kind {
-        NodeKind::Scalar { text, .. } if text.contains("{{") || text.contains("{%") => {
-            let span = node.span;
-            let prepared = prepare(text);
-            if prepared.contains("{{") || prepared.contains("{%") {
-                *text = tera::Tera::one_off(&prepared, tctx, false)
-                    .map_err(|e| template_error(ctx, span, text, &e, decls))?;
-            } else {
-                *text = prepared;
+impl Renderer<'_> {
+    fn walk(&self, node: &mut Node, path: &mut Vec<String>) -> Result<(), Diagnostic> {
+        match &mut node.kind {
+            NodeKind::Scalar { text, quoted } => {
+                if text.contains("{{") || text.contains("{%") || text.contains("{#") {
+                    let rendered = self.env.render_str(text, self.vars).map_err(|e| {
+                        template_error(self.ctx, node.span, *quoted, text, &e, self.decls)
+                    })?;
+                    if rendered.len() > MAX_OUTPUT {
+                        return Err(Diagnostic::at(
+                            &self.ctx.source,
+                            node.span,
+                            format!(
+                                "the template renders to {} bytes, more than the {MAX_OUTPUT} a value may hold",
+                                rendered.len()
+                            ),
+                        )
+                        .help("templates fill in values; put large content in a file the step reads"));
+                    }
+                    *text = rendered;
+                }
+                if text.contains(SECRET_MARK) && !secret_allowed(path) {
+                    return Err(Diagnostic::at(
+                        &self.ctx.source,
+                        node.span,
+                        "a secret param may be used only in a step's `env:` values",
+                    )
+                    .label("this value would hold the secret")
+                    .note("secret values are kept out of the run records, step files and cache keys; the step gets them in its environment")
+                    .help("set an environment variable in the step's `env:` from the secret, e.g. `env: {DB_PASSWORD: \"{{ params.db_password }}\"}`, and read it there"));
+                }
+                Ok(())
             }
-            Ok(())
+            NodeKind::Seq(items) => {
+                for n in items {
+                    path.push(String::new());
+                    let r = self.walk(n, path);
+                    path.pop();
+                    r?;
+                }
+                Ok(())
+            }
+            NodeKind::Map(entries) => {
+                for (k, v) in entries {
+                    path.push(k.as_scalar().unwrap_or("").to_string());
+                    let r = self.walk(v, path);
+                    path.pop();
+                    r?;
+                }
+                Ok(())
+            }
+            NodeKind::Null => Ok(()),
         }
-        NodeKind::Seq(items) => items.iter_mut().try_for_each(|n| walk(ctx, n, tctx, decls)),
-        NodeKind::Map(entries) => entries
-            .iter_mut()
-            .try_for_each(|(_, v)| walk(ctx, v, tctx, decls)),
-        _ => Ok(()),
     }
+}
+
+/// Where a secret placeholder may stand: `steps.STEP.env.NAME`.
+fn secret_allowed(path: &[String]) -> bool {
+    matches!(path, [s, _, e, _] if s == "steps" && e == "env")
+}
+
+/// How far into `text` (in characters) the template error is, when minijinja knows.
+fn error_column(e: &minijinja::Error, text: &str) -> Option<u32> {
+    let r = e.range()?;
+    let before = text.get(..r.start)?;
+    // Only single-line values map characters to columns one to one.
+    (!text.contains('\n')).then(|| before.chars().count() as u32)
 }
 
 fn template_error(
     ctx: &Ctx,
-    span: super::source::Span,
+    span: Span,
+    quoted: bool,
     text: &str,
-    e: &tera::Error,
+    e: &minijinja::Error,
     decls: &[ParamDecl],
 ) -> Diagnostic {
-    let mut chain = Vec::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !m.starts_with("Failed to render") && !m.contains("__tera_one_off") {
-            chain.push(m);
-        }
-        cur = c.source();
-    }
-    let detail = chain.join(": ");
+    let at = match error_column(e, text) {
+        Some(c) => Span::new(span.line, span.col + u32::from(quoted) + c, 1),
+        None => span,
+    };
     let mut d = Diagnostic::at(
         &ctx.source,
-        span,
+        at,
         format!("cannot fill in the template `{text}`"),
     );
+    if e.kind() == ErrorKind::OutOfFuel {
+        return d
+            .label(format!(
+                "the template does more work than the {FUEL} steps a value may take"
+            ))
+            .help("templates fill in values; move loops and computation into the step's code");
+    }
     // Point at an unknown `params.X` with a suggestion.
-    for word in
-        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'))
-    {
-        if let Some(name) = word.strip_prefix("params.")
-            && !decls.iter().any(|p| p.name == name)
-        {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-';
+    for (at_byte, _) in text.match_indices("params.") {
+        if text[..at_byte].chars().next_back().is_some_and(is_word) {
+            continue;
+        }
+        let rest = &text[at_byte + "params.".len()..];
+        let name = &rest[..rest.find(|c: char| !is_word(c)).unwrap_or(rest.len())];
+        let word_len = "params.".len() + name.len();
+        if !decls.iter().any(|p| p.name == name) {
+            if !text.contains('\n') {
+                let col = text[..at_byte].chars().count() as u32;
+                d.span = Span::new(
+                    span.line,
+                    span.col + u32::from(quoted) + col,
+                    word_len as u32,
+                );
+            }
             d = d.label(format!("no param named `{name}`"));
             return match closest_param(decls, name) {
                 Some(c) => d.help(format!("did you mean `params.{c}`?")),
@@ -122,10 +209,42 @@ fn template_error(
             };
         }
     }
-    if !detail.is_empty() {
+    let detail = match e.detail() {
+        Some(x) => format!("{}: {x}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    if e.kind() == ErrorKind::UndefinedError {
         d = d.label(detail);
+        return d.help("templates may use `params.NAME`, `outputs.NAME` and `inputs.NAME`");
     }
-    d.help("templates may use `params.NAME`, `outputs.NAME` and `inputs.NAME`")
+    d.label(detail)
+        .help("templates may use `params.NAME`, `outputs.NAME` and `inputs.NAME`")
+}
+
+/// Fills a step's `env:` value's secret placeholders with the secrets' values.
+pub fn fill_secrets(
+    value: &str,
+    secrets: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find(SECRET_MARK) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + SECRET_MARK.len()..];
+        let end = after.find(END_MARK).unwrap_or(after.len());
+        let name = &after[..end];
+        match secrets(name) {
+            Some(v) => out.push_str(&v),
+            None => {
+                return Err(format!(
+                    "the secret param `{name}` has no value in this run"
+                ));
+            }
+        }
+        rest = &after[(end + END_MARK.len()).min(after.len())..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Fills the run-time placeholders of a command step's argument.
@@ -195,6 +314,83 @@ pub fn display_arg(arg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn prepare(t: &str) -> String {
+        render_one(t, &[]).unwrap()
+    }
+
+    fn render_one(t: &str, decls: &[ParamDecl]) -> Result<String, Diagnostic> {
+        let ctx = Ctx {
+            source: Arc::new(super::super::source::Source {
+                name: "t.yaml".into(),
+                text: format!("v: {t}\n"),
+            }),
+        };
+        let mut node = Node {
+            span: Span::new(1, 4, 1),
+            kind: NodeKind::Scalar {
+                text: t.to_string(),
+                quoted: false,
+            },
+        };
+        let params = decls
+            .iter()
+            .filter_map(|d| Some((d.name.clone(), d.default.clone()?)))
+            .collect();
+        render_tree(&ctx, "v", &mut node, &params, decls)?;
+        Ok(node.as_scalar().unwrap().to_string())
+    }
+
+    fn int_param(name: &str, v: i64) -> ParamDecl {
+        ParamDecl {
+            name: name.into(),
+            ty: super::super::params::ParamType::Int,
+            default: Some(Value::from(v)),
+            choices: vec![],
+            span: Span::new(1, 1, 1),
+            secret: None,
+        }
+    }
+
+    #[test]
+    fn params_render_and_typos_are_suggested() {
+        let d = [int_param("max_depth", 6)];
+        assert_eq!(render_one("{{ params.max_depth }}", &d).unwrap(), "6");
+        assert_eq!(render_one("{{ params.max_depth * 2 }}", &d).unwrap(), "12");
+        let e = render_one("{{ params.max_dept }}", &d).unwrap_err();
+        assert!(
+            e.to_string().contains("did you mean `params.max_depth`?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn templates_cannot_read_the_environment() {
+        let e = render_one("{{ get_env(name='HOME') }}", &[]).unwrap_err();
+        assert!(e.message.contains("cannot fill in the template"), "{e}");
+        let e = render_one("{{ env.HOME }}", &[]).unwrap_err();
+        assert!(e.message.contains("cannot fill in the template"), "{e}");
+    }
+
+    #[test]
+    fn work_and_output_are_bounded() {
+        let looping =
+            "{% for a in range(10000) %}{% for b in range(10000) %}x{% endfor %}{% endfor %}";
+        let t = std::time::Instant::now();
+        let e = render_one(looping, &[]).unwrap_err();
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+        assert!(e.to_string().contains("more work than"), "{e}");
+        // Doubling a string through nested loops: fuel counts the bytes made.
+        let mut doubling = String::from("{% for s0 in ['xxxxxxxxxxxxxxxx'] %}");
+        for i in 1..40 {
+            doubling.push_str(&format!("{{% for s{i} in [s{p} ~ s{p}] %}}", p = i - 1));
+        }
+        doubling.push_str("{{ s39 }}");
+        doubling.push_str(&"{% endfor %}".repeat(40));
+        assert!(render_one(&doubling, &[]).is_err());
+        let e = render_one("{{ 'x' * 70000 }}", &[]).unwrap_err();
+        assert!(e.to_string().contains("bytes"), "{e}");
+    }
 
     #[test]
     fn output_placeholders_round_trip() {

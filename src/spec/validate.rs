@@ -3,7 +3,7 @@
 //! Errors are collected (up to a screenful) rather than stopping at the first.
 
 use super::decode::Ctx;
-use super::model::{Pipeline, RefTarget, Step};
+use super::model::{Approval, EvalMethod, EvaluateStep, Pipeline, RefTarget, Step, StepKind};
 use super::params::ParamDecl;
 use super::source::{Diagnostic, Span, closest};
 
@@ -11,6 +11,7 @@ const MAX_ERRORS: usize = 5;
 
 pub fn check(ctx: &Ctx, p: &Pipeline, decls: &[ParamDecl]) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
+    let lines = LineStarts::new(&ctx.source.text);
     // Every valid reference, for suggestions.
     let mut all_refs: Vec<String> = p.inputs.keys().map(|k| format!("inputs.{k}")).collect();
     for s in &p.steps {
@@ -101,7 +102,8 @@ pub fn check(ctx: &Ctx, p: &Pipeline, decls: &[ParamDecl]) -> Vec<Diagnostic> {
                 );
             }
         }
-        check_when(ctx, p, step, decls, &mut errors);
+        check_when(ctx, &lines, p, step, decls, &mut errors);
+        check_approval(ctx, p, step, &mut errors);
         if errors.len() >= MAX_ERRORS {
             break;
         }
@@ -119,6 +121,7 @@ fn suggest_ref(d: Diagnostic, text: &str, all: &[String]) -> Diagnostic {
 
 fn check_when(
     ctx: &Ctx,
+    lines: &LineStarts,
     p: &Pipeline,
     step: &Step,
     decls: &[ParamDecl],
@@ -127,23 +130,35 @@ fn check_when(
     let (Some(when), Some(expr)) = (&step.when, &step.when_expr) else {
         return;
     };
-    let at = |path: &str| -> Span {
-        // Point at the path inside the condition when it can be found.
-        match when.value.find(path) {
-            Some(off) => Span::new(
-                when.span.line,
-                when.span.col + off as u32 + u32::from(ctx_quoted(ctx, when.span)),
-                path.chars().count() as u32,
-            ),
-            None => when.span,
-        }
-    };
-    for path in expr.paths() {
+    let quoted = u32::from(lines.quoted(&ctx.source.text, when.span));
+    let multiline = when.value.contains('\n');
+    for (path, offset) in expr.paths_at() {
         let joined = path.join(".");
+        // Point at the path inside the condition (a one-line value maps offsets to columns).
+        let at = |_: &str| -> Span {
+            if multiline {
+                when.span
+            } else {
+                Span::new(
+                    when.span.line,
+                    when.span.col + quoted + offset as u32,
+                    joined.chars().count() as u32,
+                )
+            }
+        };
         match path.first().map(String::as_str) {
             Some("params") => {
                 let name = path.get(1).map(String::as_str).unwrap_or("");
-                if path.len() != 2 || !decls.iter().any(|d| d.name == name) {
+                if decls.iter().any(|d| d.name == name && d.is_secret()) {
+                    errors.push(
+                        Diagnostic::at(
+                            &ctx.source,
+                            at(&joined),
+                            format!("the condition reads the secret param `{name}`"),
+                        )
+                        .help("a secret reaches steps only in their `env:`; conditions may read the other params"),
+                    );
+                } else if path.len() != 2 || !decls.iter().any(|d| d.name == name) {
                     errors.push(
                         Diagnostic::at(
                             &ctx.source,
@@ -180,6 +195,11 @@ fn check_when(
                             Diagnostic::at(&ctx.source, at(&joined), format!("the condition reads `{joined}`, which is not a metric"))
                                 .help(format!("write `{s}.metrics.NAME`, where `{s}` is an evaluate step (or lists a `metrics` output)")),
                         );
+                    } else if let StepKind::Evaluate(e) = &t.kind {
+                        let known = evaluate_metric_names(e);
+                        if !known.iter().any(|k| *k == path[2]) {
+                            errors.push(unknown_metric(ctx, at(&joined), &path[2], s, &known));
+                        }
                     }
                 }
             },
@@ -188,12 +208,142 @@ fn check_when(
     }
 }
 
-/// Whether the scalar at `span` was written in quotes (its text then starts one column later).
-fn ctx_quoted(ctx: &Ctx, span: Span) -> bool {
-    ctx.source
-        .text
-        .lines()
-        .nth(span.line.saturating_sub(1) as usize)
-        .and_then(|l| l.chars().nth(span.col.saturating_sub(1) as usize))
-        .is_some_and(|c| c == '"' || c == '\'')
+/// The metric names an evaluate step reports, as far as they are known before
+/// it runs: those it lists (or, listing none, any metric, since the default
+/// depends on the model's task), shaped by the method.
+pub fn evaluate_metric_names(e: &EvaluateStep) -> Vec<String> {
+    let base: Vec<String> = if e.metrics.is_empty() {
+        builtins::metrics::METRICS
+            .iter()
+            .map(|m| m.name.to_string())
+            .collect()
+    } else {
+        e.metrics.clone()
+    };
+    match e.method {
+        EvalMethod::Holdout => base.into_iter().chain(["rows".to_string()]).collect(),
+        EvalMethod::Kfold => base
+            .iter()
+            .flat_map(|n| [n.clone(), format!("{n}_std")])
+            .collect(),
+        EvalMethod::Ab => {
+            let mut out = vec!["winner".to_string(), "confidence".to_string()];
+            let primary: Vec<&String> = if e.metrics.is_empty() {
+                base.iter().collect()
+            } else {
+                base.iter().take(1).collect()
+            };
+            for v in &e.variants {
+                out.extend(base.iter().map(|n| format!("{}_{n}", v.name)));
+            }
+            if let Some(first) = e.variants.first() {
+                for v in e.variants.iter().skip(1) {
+                    out.extend(
+                        primary
+                            .iter()
+                            .map(|p| format!("{}_minus_{}_{p}", v.name, first.name)),
+                    );
+                }
+            }
+            out
+        }
+    }
+}
+
+fn unknown_metric(ctx: &Ctx, at: Span, name: &str, step: &str, known: &[String]) -> Diagnostic {
+    let d = Diagnostic::at(
+        &ctx.source,
+        at,
+        format!("step `{step}` reports no metric `{name}`"),
+    )
+    .label("not a metric of that step");
+    let d = d.suggest(name, known.iter().map(String::as_str));
+    if known.len() <= 12 {
+        d.note(format!("`{step}` reports: {}", known.join(", ")))
+    } else {
+        d.help(format!("list the metrics under `{step}`'s `metrics:`"))
+    }
+}
+
+/// A register step's approval reads metric names: they must be ones its
+/// `metrics:` step reports (when that is an evaluate step).
+fn check_approval(ctx: &Ctx, p: &Pipeline, step: &Step, errors: &mut Vec<Diagnostic>) {
+    let StepKind::Register(r) = &step.kind else {
+        return;
+    };
+    let (names, text): (Vec<String>, &str) = match &r.approval {
+        Approval::Manual => return,
+        Approval::AutoApproveIf(c) => match crate::registry::Condition::parse(c) {
+            Ok(cond) => (cond.metric_names(), c.as_str()),
+            Err(_) => return,
+        },
+        Approval::BeatChampion { metric, .. } => (vec![metric.clone()], metric.as_str()),
+    };
+    let at = |name: &str| -> Span {
+        let off = find_word(text, name).unwrap_or(0);
+        Span::new(
+            r.approval_span.line,
+            r.approval_span.col + text[..off].chars().count() as u32,
+            name.chars().count() as u32,
+        )
+    };
+    let Some(m) = &r.metrics else {
+        if let Some(n) = names.first() {
+            errors.push(
+                Diagnostic::at(
+                    &ctx.source,
+                    at(n),
+                    format!("the approval policy reads the metric `{n}`, but the register step is given no metrics"),
+                )
+                .help("add `metrics: evaluate.metrics` (an evaluate step's metrics) to the register step"),
+            );
+        }
+        return;
+    };
+    let RefTarget::Output { step: src, .. } = &m.target else {
+        return;
+    };
+    let Some(StepKind::Evaluate(e)) = p.step(src).map(|s| &s.kind) else {
+        return;
+    };
+    let known = evaluate_metric_names(e);
+    for n in names {
+        if !known.contains(&n) {
+            errors.push(unknown_metric(ctx, at(&n), &n, src, &known));
+        }
+    }
+}
+
+/// The byte offset of `word` in `text` as a whole word (not inside a longer name).
+fn find_word(text: &str, word: &str) -> Option<usize> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+    text.match_indices(word).map(|(i, _)| i).find(|&i| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(is_name) && !after.is_some_and(is_name)
+    })
+}
+
+/// Where each line of a file starts, so a position is found without
+/// rescanning the file (once a condition, that made validation quadratic).
+struct LineStarts(Vec<usize>);
+
+impl LineStarts {
+    fn new(text: &str) -> Self {
+        let mut v = vec![0];
+        v.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineStarts(v)
+    }
+
+    /// Whether the scalar at `span` was written in quotes (its text then starts one column later).
+    fn quoted(&self, text: &str, span: Span) -> bool {
+        let Some(&start) = self.0.get(span.line.saturating_sub(1) as usize) else {
+            return false;
+        };
+        text[start..]
+            .lines()
+            .next()
+            .and_then(|l| l.chars().nth(span.col.saturating_sub(1) as usize))
+            .is_some_and(|c| c == '"' || c == '\'')
+    }
 }

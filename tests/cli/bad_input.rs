@@ -248,7 +248,7 @@ steps:
 
 #[test]
 fn template_names_an_unknown_param() {
-    let err = run_invalid(TEMPLATE_UNKNOWN_PARAM, &[], "p.yaml:7:10");
+    let err = run_invalid(TEMPLATE_UNKNOWN_PARAM, &[], "p.yaml:7:18");
     assert!(err.contains("did you mean `params.max_depth`?"), "{err}");
     insta::assert_snapshot!(err);
 }

@@ -81,10 +81,16 @@ pub fn run(layout: &Layout, r: &RegisterStep, cfg: &StepConfig) -> Result<(), St
     let policy = match &r.approval {
         Approval::Manual => ApprovalPolicy::Manual,
         Approval::AutoApproveIf(c) => ApprovalPolicy::auto_approve_if(c).map_err(reg_err)?,
-        Approval::BeatChampion { metric, by } => {
-            ApprovalPolicy::beat_champion(metric.clone(), *by, !lower_is_better(metric))
-                .map_err(reg_err)?
-        }
+        Approval::BeatChampion {
+            metric,
+            by,
+            higher_is_better,
+        } => ApprovalPolicy::beat_champion(
+            metric.clone(),
+            *by,
+            higher_is_better.unwrap_or_else(|| !lower_is_better(metric)),
+        )
+        .map_err(reg_err)?,
     };
     let mut reg = Registry::open(&registry_path).map_err(reg_err)?;
     let done = reg.register(&new, &policy).map_err(reg_err)?;

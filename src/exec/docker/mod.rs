@@ -170,7 +170,9 @@ async fn run_docker(inner: Arc<Inner>, job: StepJob, cancel: watch::Receiver<boo
         Err(e) => return failed(FailureKind::Spawn, e, None),
     };
     let mut engine_log =
-        match LineWriter::open(&job.log_path, &job.step, None, job.live_log.clone()) {
+        match LineWriter::open(&job.log_path, &job.step, None, job.live_log.clone())
+            .map(|w| w.masking(&job.secrets))
+        {
             Ok(w) => w,
             Err(e) => {
                 return failed(
@@ -485,7 +487,9 @@ async fn supervise(
         created.containers.push(name.clone());
         let node_tag = multi.then(|| node.host.clone());
         let writer =
-            match LineWriter::open(&job.log_path, &job.step, node_tag, job.live_log.clone()) {
+            match LineWriter::open(&job.log_path, &job.step, node_tag, job.live_log.clone())
+                .map(|w| w.masking(&job.secrets))
+            {
                 Ok(w) => w,
                 Err(e) => {
                     return failed(
