@@ -26,8 +26,11 @@ use super::yaml::{Node, NodeKind};
 
 const OUT_MARK: &str = "\u{1}pipeline-output:";
 const IN_MARK: &str = "\u{1}pipeline-input:";
-/// Starts the placeholder a secret param renders to: `MARK NAME END`.
-pub const SECRET_MARK: &str = "\u{1}pipeline-secret:";
+/// Starts the placeholder a secret param renders to, `{{ secret.NAME }}`:
+/// readable where the spec is shown (plans, cache-key changes), and never
+/// rendered again, since templates are rendered once.
+pub const SECRET_MARK: &str = "{{ secret.";
+const SECRET_END: &str = " }}";
 const END_MARK: &str = "\u{1}";
 
 /// The work one template may do, in minijinja fuel (an instruction costs one;
@@ -49,7 +52,7 @@ impl Object for Placeholders {
 
 /// The placeholder a secret param renders to.
 pub fn secret_placeholder(name: &str) -> String {
-    format!("{SECRET_MARK}{name}{END_MARK}")
+    format!("{SECRET_MARK}{name}{SECRET_END}")
 }
 
 /// Renders every templated scalar under `node`, the value of the top-level key `section`.
@@ -231,7 +234,7 @@ pub fn fill_secrets(
     while let Some(i) = rest.find(SECRET_MARK) {
         out.push_str(&rest[..i]);
         let after = &rest[i + SECRET_MARK.len()..];
-        let end = after.find(END_MARK).unwrap_or(after.len());
+        let end = after.find(SECRET_END).unwrap_or(after.len());
         let name = &after[..end];
         match secrets(name) {
             Some(v) => out.push_str(&v),
@@ -241,7 +244,7 @@ pub fn fill_secrets(
                 ));
             }
         }
-        rest = &after[(end + END_MARK.len()).min(after.len())..];
+        rest = &after[(end + SECRET_END.len()).min(after.len())..];
     }
     out.push_str(rest);
     Ok(out)
@@ -390,6 +393,62 @@ mod tests {
         assert!(render_one(&doubling, &[]).is_err());
         let e = render_one("{{ 'x' * 70000 }}", &[]).unwrap_err();
         assert!(e.to_string().contains("bytes"), "{e}");
+    }
+
+    #[test]
+    fn secrets_render_to_placeholders_filled_only_on_request() {
+        let mut d = int_param("pw", 0);
+        d.ty = super::super::params::ParamType::Secret;
+        d.default = None;
+        d.secret = Some(super::super::params::SecretSource::Env(
+            super::super::source::Spanned::new("PW".into(), Span::new(1, 1, 1)),
+        ));
+        let ctx = Ctx {
+            source: Arc::new(super::super::source::Source {
+                name: "t.yaml".into(),
+                text: "x\n".into(),
+            }),
+        };
+        let node = |kind| Node {
+            span: Span::new(1, 1, 1),
+            kind,
+        };
+        let scalar = |t: &str| {
+            node(NodeKind::Scalar {
+                text: t.into(),
+                quoted: false,
+            })
+        };
+        let env = node(NodeKind::Map(vec![(
+            scalar("a"),
+            node(NodeKind::Map(vec![(
+                scalar("env"),
+                node(NodeKind::Map(vec![(
+                    scalar("PW"),
+                    scalar("u:{{ params.pw }}"),
+                )])),
+            )])),
+        )]));
+        let mut steps = env.clone();
+        let decls = std::slice::from_ref(&d);
+        render_tree(&ctx, "steps", &mut steps, &BTreeMap::new(), decls).unwrap();
+        let NodeKind::Map(m) = &steps.kind else {
+            panic!()
+        };
+        let NodeKind::Map(m) = &m[0].1.kind else {
+            panic!()
+        };
+        let NodeKind::Map(m) = &m[0].1.kind else {
+            panic!()
+        };
+        let v = m[0].1.as_scalar().unwrap();
+        assert_eq!(v, "u:{{ secret.pw }}");
+        let filled = fill_secrets(v, &|n| (n == "pw").then(|| "s3cr3t".to_string())).unwrap();
+        assert_eq!(filled, "u:s3cr3t");
+        // Anywhere but a step's env: is refused.
+        let mut elsewhere = env;
+        let e = render_tree(&ctx, "inputs", &mut elsewhere, &BTreeMap::new(), decls).unwrap_err();
+        assert!(e.message.contains("only in a step's `env:`"), "{e}");
     }
 
     #[test]
