@@ -436,6 +436,26 @@ fn an_approval_condition_reading_an_unknown_metric_is_caught_at_validate() {
 }
 
 #[test]
+fn an_approval_condition_syntax_error_points_inside_the_condition() {
+    let (_, out) = eval_test(
+        "\"accuracy >= 0.97\"",
+        "\"accuracy >= 0.97 & f1_macro > 0\"",
+    );
+    let out = out
+        .invalid_at("p.yaml:25:51")
+        .stderr_contains("unexpected `&`")
+        .stderr_contains("write `and` or `&&`");
+    insta::assert_snapshot!(out.stderr);
+    // The same language and message in a when: condition.
+    let (_, out) = eval_test(
+        "\"evaluate.metrics.accuracy >= 0.9\"",
+        "\"evaluate.metrics.accuracy >= 0.9 & true\"",
+    );
+    out.invalid_at("p.yaml:24:45")
+        .stderr_contains("write `and` or `&&`");
+}
+
+#[test]
 fn beat_champion_takes_higher_is_better_as_documented() {
     let (_, out) = eval_test(
         "{auto_approve_if: \"accuracy >= 0.97\"}",
