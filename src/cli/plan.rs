@@ -71,6 +71,8 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
     let p = &plan.pipeline;
     // Outputs known ahead of the run: those of steps that will be cached.
     let mut known: Vec<Option<BTreeMap<String, OutputRecord>>> = vec![None; p.steps.len()];
+    // Whether each step planned so far only maybe runs (it depends on a condition).
+    let mut maybe = vec![false; p.steps.len()];
     let mut out = Vec::new();
     for &i in &plan.order {
         let step = &p.steps[i];
@@ -117,10 +119,8 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
         }
         let conditional = step.when.is_some()
             || plan.deps(i).iter().any(|(j, k)| {
-                *k != EdgeKind::Order
-                    && out
-                        .iter()
-                        .any(|o: &PlannedStep| o.step == p.steps[*j].name() && o.action == "maybe")
+                // Looked up by index: a scan of the lines so far made plans quadratic.
+                *k != EdgeKind::Order && maybe[*j]
             });
         if let Some(u) = unknown {
             line.reason = u;
@@ -175,6 +175,7 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
         }
         if conditional && line.action == "run" {
             line.action = "maybe".into();
+            maybe[i] = true;
             if let Some(w) = &step.when {
                 line.reason = format!("runs if `{}`; {}", w.value, line.reason);
             }
