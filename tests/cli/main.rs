@@ -9,6 +9,7 @@ mod harness;
 mod bad_input;
 mod builtins;
 mod docker;
+mod isolation;
 mod kill_resume;
 mod planner;
 mod render;
