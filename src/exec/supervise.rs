@@ -136,15 +136,24 @@ fn supervise(main_pid: libc::pid_t, set: &libc::sigset_t) -> libc::c_int {
 }
 
 /// Kills every descendant until none is left, reaping each.
+///
+/// A subreaper with no child has no descendant at all (an orphan is
+/// re-parented to it), so the usual case, a step that left nothing, costs
+/// one `waitpid` and no scan of `/proc`.
 fn kill_and_reap_all() {
     loop {
-        signal_descendants(libc::SIGKILL, false);
         let mut st = 0;
-        // SAFETY: waitpid on our own children; blocks until one ends.
-        let r = unsafe { libc::waitpid(-1, &mut st, 0) };
+        // SAFETY: waitpid on our own children, without blocking.
+        let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+        if r > 0 {
+            continue;
+        }
         if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
             return;
         }
+        signal_descendants(libc::SIGKILL, false);
+        // SAFETY: as above; blocks until one of the killed children ends.
+        unsafe { libc::waitpid(-1, &mut st, 0) };
     }
 }
 

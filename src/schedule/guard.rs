@@ -74,6 +74,9 @@ pub fn verify(guards: &[InputGuard], store: &Store) -> Option<String> {
                     "; the changed artifact was taken out of the store (kept at {}), so the step that made it runs again next time",
                     to.display()
                 )),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => reason.push_str(
+                    "; the changed artifact is no longer in the store (another run took it out)",
+                ),
                 Err(e) => reason.push_str(&format!(
                     "; taking the changed artifact out of the store failed ({e}): remove {} by hand",
                     g.source.display()

@@ -432,3 +432,43 @@ fn eight_identical_runs_at_once_never_fail_and_agree() {
         assert_eq!(digests.len(), 1, "round {round}: {digests:?}");
     }
 }
+
+#[test]
+fn a_retry_starts_in_a_fresh_directory() {
+    // The first attempt leaves a partial file in its output and fails.
+    let yaml = r#"
+name: retried
+steps:
+  make:
+    kind: command
+    run: |
+      echo try >> count.log
+      if [ "$(wc -l < count.log)" -lt 2 ]; then echo partial > $PIPELINE_OUTPUT_OUT/partial; exit 3; fi
+      echo done > $PIPELINE_OUTPUT_OUT/result
+    outputs: [out]
+    retry: {attempts: 2, backoff: 0s, on: [exit-code]}
+"#;
+    let t = Test::new().file("p.yaml", yaml);
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    assert_eq!(t.count_lines("count.log"), 2);
+    assert_eq!(
+        tree(&output_path(&s, "make", "out")),
+        vec![("result".into(), Some("done\n".into()))]
+    );
+}
+
+#[test]
+fn a_program_that_cannot_start_is_named() {
+    let yaml = "name: missing\nsteps:\n  a:\n    kind: command\n    run: [no-such-program-here, x]\n    retry: {attempts: 3, backoff: 0s, on: [exit-code]}\n";
+    let t = Test::new().file("p.yaml", yaml);
+    let s = t.exec(["run", "p.yaml", "--json"]).code(1).summary();
+    assert_eq!(
+        s["steps"]["a"]["failure"],
+        "cannot start `no-such-program-here`: no such program (is it installed and on PATH?)"
+    );
+    // Not retried: a program that is not there will not be there next time.
+    let shown = t
+        .exec(["runs", "show", s["run_id"].as_str().unwrap()])
+        .success();
+    assert!(!shown.stdout.contains("attempts"), "{shown}");
+}
