@@ -63,11 +63,14 @@ pub fn main(spawn_error: Option<PathBuf>, command: Vec<OsString>) -> i32 {
     };
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
-    // SAFETY: prctl is async-signal-safe and touches only the child's own state.
-    // (The child's signal mask is reset by `spawn`.)
+    // SAFETY: prctl and sigprocmask are async-signal-safe and touch only the
+    // child's own state. The child must not inherit the signals blocked here.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
             Ok(())
         });
     }

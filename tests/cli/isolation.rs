@@ -472,3 +472,63 @@ fn a_program_that_cannot_start_is_named() {
         .success();
     assert!(!shown.stdout.contains("attempts"), "{shown}");
 }
+
+#[test]
+fn the_supervisor_subcommand_leaves_nothing_and_exits_like_its_command() {
+    let t = Test::new();
+    let out = t
+        .exec([
+            "supervise",
+            "--",
+            "sh",
+            "-c",
+            "setsid sleep 30 & echo $! > bg.pid; exit 7",
+        ])
+        .code(7);
+    let bg: i32 = t.read("bg.pid").trim().parse().unwrap();
+    let gone = !alive(bg);
+    if !gone {
+        // SAFETY: the stray sleep this test made.
+        unsafe { libc::kill(bg, libc::SIGKILL) };
+    }
+    assert!(
+        gone,
+        "the background sleep {bg} outlived its supervisor\n{out}"
+    );
+    // A command killed by a signal: the supervisor ends by the same signal.
+    let status = t
+        .command(["supervise", "--", "sh", "-c", "kill -TERM $$"])
+        .status()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+}
+
+#[test]
+fn a_cancelled_step_leaves_no_setsid_process() {
+    let yaml = r#"
+name: cancelled
+steps:
+  long:
+    kind: command
+    run: setsid sleep 30 & echo $! > bg.pid; sleep 30
+"#;
+    let t = Test::new().file("p.yaml", yaml);
+    let mut engine = start(&t, &["run", "p.yaml", "--json"]);
+    assert!(wait_for(Duration::from_secs(20), || {
+        !t.read("bg.pid").trim().is_empty()
+    }));
+    let bg: i32 = t.read("bg.pid").trim().parse().unwrap();
+    // SAFETY: signalling the engine this test started.
+    unsafe { libc::kill(engine.id() as i32, libc::SIGINT) };
+    assert_eq!(engine.wait().unwrap().code(), Some(130));
+    let gone = wait_for(Duration::from_secs(2), || !alive(bg));
+    if !gone {
+        // SAFETY: the stray sleep this test made.
+        unsafe { libc::kill(bg, libc::SIGKILL) };
+    }
+    assert!(
+        gone,
+        "the step's setsid'd sleep {bg} outlived the cancelled run"
+    );
+}
