@@ -374,18 +374,30 @@ pub struct TreeStat(BTreeMap<PathBuf, FileId>);
 impl TreeStat {
     pub fn of(path: &Path) -> io::Result<TreeStat> {
         let mut m = BTreeMap::new();
-        fn walk(p: &Path, rel: PathBuf, m: &mut BTreeMap<PathBuf, FileId>) -> io::Result<()> {
+        fn walk(
+            p: &Path,
+            rel: PathBuf,
+            depth: usize,
+            m: &mut BTreeMap<PathBuf, FileId>,
+        ) -> io::Result<()> {
+            // A symlink loop in a pipeline's own input directory ends here.
+            if depth > 256 {
+                return Err(io::Error::other(format!(
+                    "{} is nested too deeply (a symlink loop?)",
+                    p.display()
+                )));
+            }
             let meta = fs::metadata(p)?;
             m.insert(rel.clone(), FileId::of(&meta));
             if meta.is_dir() {
                 for e in fs::read_dir(p)? {
                     let e = e?;
-                    walk(&e.path(), rel.join(e.file_name()), m)?;
+                    walk(&e.path(), rel.join(e.file_name()), depth + 1, m)?;
                 }
             }
             Ok(())
         }
-        walk(path, PathBuf::new(), &mut m)?;
+        walk(path, PathBuf::new(), 0, &mut m)?;
         Ok(TreeStat(m))
     }
 
