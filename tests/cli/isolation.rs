@@ -370,16 +370,29 @@ steps:
             .count_lines("count.log")
             >= 2));
         std::thread::sleep(Duration::from_millis(300));
-        let third = t.exec(["resume", &run_id]);
+        // A third, while the winner runs: refused at once (not left waiting).
+        let mut third = t
+            .command(["resume", &run_id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let refused = wait_for(Duration::from_secs(10), || {
+            third.try_wait().unwrap().is_some()
+        });
         t.write("release", "");
+        let third = third.wait_with_output().unwrap();
         let codes: Vec<Option<i32>> = [a, b]
             .into_iter()
             .map(|c| c.wait_with_output().unwrap().status.code())
             .collect();
+        assert!(refused, "a third resume ran along");
         let mut sorted = codes.clone();
         sorted.sort();
         assert_eq!(sorted, vec![Some(0), Some(1)], "{codes:?}");
-        third.code(1).stderr_contains("still running");
+        assert_eq!(third.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&third.stderr);
+        assert!(err.contains("still running"), "{err}");
         // The step ran once in the first run and once in the resume that won.
         assert_eq!(t.count_lines("count.log"), 2);
     }
