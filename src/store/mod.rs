@@ -235,31 +235,37 @@ pub fn remove_tree(dir: &Path) -> io::Result<()> {
 /// an error naming it.
 pub fn make_self_contained(dir: &Path) -> Result<()> {
     let root = fs::canonicalize(dir).map_err(|e| Error::io("read the output", dir, e))?;
-    // Links are replaced one at a time, then the walk starts again: a copied
-    // directory may hold links of its own.
-    for _ in 0..10_000 {
-        match first_foreign(&root).map_err(|e| Error::io("read the output", dir, e))? {
-            None => return Ok(()),
-            Some(Foreign::Link(link)) => materialise(&root, &link)?,
-            Some(Foreign::HardLinked(file)) => {
-                let tmp = file.with_file_name(format!(
-                    ".{}.copy",
-                    file.file_name().unwrap_or_default().to_string_lossy()
-                ));
-                fs::copy(&file, &tmp)
-                    .and_then(|_| fs::rename(&tmp, &file))
-                    .map_err(|e| Error::io("copy the hard-linked file", &file, e))?;
-            }
-            Some(Foreign::Special(p)) => {
-                return Err(Error::failed(format!(
-                    "the output has `{}`, which is not a regular file or directory (a fifo, socket or device); outputs may only hold files and directories",
-                    p.display()
-                )));
+    // Every link found in one walk is replaced; a copied directory may hold
+    // links of its own, which the next walk finds.
+    for _ in 0..1000 {
+        let mut found = Vec::new();
+        foreign_entries(&root, &mut found).map_err(|e| Error::io("read the output", dir, e))?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        for f in found {
+            match f {
+                Foreign::Link(link) => materialise(&root, &link)?,
+                Foreign::HardLinked(file) => {
+                    let tmp = file.with_file_name(format!(
+                        ".{}.copy",
+                        file.file_name().unwrap_or_default().to_string_lossy()
+                    ));
+                    fs::copy(&file, &tmp)
+                        .and_then(|_| fs::rename(&tmp, &file))
+                        .map_err(|e| Error::io("copy the hard-linked file", &file, e))?;
+                }
+                Foreign::Special(p) => {
+                    return Err(Error::failed(format!(
+                        "the output has `{}`, which is not a regular file or directory (a fifo, socket or device); outputs may only hold files and directories",
+                        p.strip_prefix(&root).unwrap_or(&p).display()
+                    )));
+                }
             }
         }
     }
     Err(Error::failed(format!(
-        "the output {} has too many symlinks to resolve",
+        "the output {} has symlinks nested too deeply to resolve",
         dir.display()
     )))
 }
@@ -270,7 +276,8 @@ enum Foreign {
     Special(PathBuf),
 }
 
-fn first_foreign(dir: &Path) -> io::Result<Option<Foreign>> {
+/// Every entry under `dir` that is not a plain file or directory of its own, in name order.
+fn foreign_entries(dir: &Path, out: &mut Vec<Foreign>) -> io::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -278,18 +285,16 @@ fn first_foreign(dir: &Path) -> io::Result<Option<Foreign>> {
         let meta = fs::symlink_metadata(&p)?;
         let t = meta.file_type();
         if t.is_symlink() {
-            return Ok(Some(Foreign::Link(p)));
+            out.push(Foreign::Link(p));
         } else if t.is_dir() {
-            if let Some(f) = first_foreign(&p)? {
-                return Ok(Some(f));
-            }
+            foreign_entries(&p, out)?;
         } else if !t.is_file() {
-            return Ok(Some(Foreign::Special(p)));
+            out.push(Foreign::Special(p));
         } else if meta.nlink() > 1 {
-            return Ok(Some(Foreign::HardLinked(p)));
+            out.push(Foreign::HardLinked(p));
         }
     }
-    Ok(None)
+    Ok(())
 }
 
 /// Replaces the symlink `link` (inside the output `root`) by a copy of what
@@ -323,7 +328,8 @@ fn materialise(root: &Path, link: &Path) -> Result<()> {
     }
 }
 
-/// Copies a directory, keeping symlinks as symlinks (they are resolved afterwards).
+/// Copies a directory, keeping symlinks as symlinks to where they led from
+/// their old place (they are resolved, or refused, by the next walk).
 fn copy_tree_raw(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir_all(to)?;
     for e in fs::read_dir(from)? {
@@ -331,7 +337,9 @@ fn copy_tree_raw(from: &Path, to: &Path) -> io::Result<()> {
         let target = to.join(e.file_name());
         let t = e.file_type()?;
         if t.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(e.path())?, target)?;
+            let led_to = fs::canonicalize(e.path())
+                .unwrap_or_else(|_| fs::read_link(e.path()).unwrap_or_default());
+            std::os::unix::fs::symlink(led_to, target)?;
         } else if t.is_dir() {
             copy_tree_raw(&e.path(), &target)?;
         } else {
@@ -517,6 +525,31 @@ mod tests {
         assert_eq!(pa, pb);
         assert!(!t.path().join("b").exists());
         assert_eq!(fs::read_to_string(pa.join("sub/y.txt")).unwrap(), "world");
+    }
+
+    #[test]
+    fn links_in_an_output_become_copies_of_what_they_lead_to() {
+        use std::os::unix::fs::symlink;
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("out");
+        fs::create_dir_all(d.join("d/sub")).unwrap();
+        fs::write(d.join("real.txt"), "real").unwrap();
+        // A link two levels down, relative to where it is.
+        symlink("../../real.txt", d.join("d/sub/x")).unwrap();
+        symlink("d/sub", d.join("top")).unwrap();
+        symlink("top", d.join("chain")).unwrap();
+        make_self_contained(&d).unwrap();
+        for p in ["d/sub/x", "top/x", "chain/x"] {
+            let meta = fs::symlink_metadata(d.join(p)).unwrap();
+            assert!(meta.is_file(), "{p}");
+            assert_eq!(fs::read_to_string(d.join(p)).unwrap(), "real", "{p}");
+        }
+        symlink(t.path(), d.join("out-of-it")).unwrap();
+        let e = make_self_contained(&d).unwrap_err().to_string();
+        assert!(
+            e.contains("symlink `out-of-it`") && e.contains("outside the output"),
+            "{e}"
+        );
     }
 
     #[test]
