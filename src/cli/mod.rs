@@ -148,6 +148,15 @@ pub enum Command {
     /// Run the built-in step laid out at $SAGEMAKER_BASE_DIR (used inside steps).
     #[command(hide = true)]
     Builtin,
+    /// Run a step's command and leave none of its processes behind (used by the local executor).
+    #[command(hide = true)]
+    Supervise {
+        /// Where to write why the command could not start.
+        #[arg(long)]
+        spawn_error: Option<PathBuf>,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -230,6 +239,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Builtin => Ok(crate::exec::builtin::main()),
+        Command::Supervise {
+            spawn_error,
+            command,
+        } => Ok(crate::exec::supervise::main(spawn_error, command)),
         Command::Image {
             command: ImageCommand::Build { tag },
         } => image_build(tag.as_deref()),

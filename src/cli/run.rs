@@ -14,7 +14,9 @@ use crate::exec::Backend;
 use crate::exec::Dispatch;
 use crate::exec::docker::DockerBackend;
 use crate::exec::local::LocalBackend;
-use crate::runs::{RunOptionsRecord, RunRecord, RunStatus, RunsDb, new_run_id, now_rfc3339};
+use crate::runs::{
+    LockState, RunLock, RunOptionsRecord, RunRecord, RunStatus, RunsDb, new_run_id, now_rfc3339,
+};
 use crate::schedule::Run;
 use crate::spec::model::Executor;
 use crate::spec::source::{Diagnostic, Source};
@@ -68,6 +70,9 @@ pub fn run(
     // A secret given with --param is not recorded: resume reads it again
     // from the secret's environment variable or file (or a new --param).
     overrides.retain(|(k, _)| !loaded.pipeline.secrets.contains(k));
+    // Held until this engine ends: the run is ours, and shows as running.
+    let _lock = RunLock::acquire(&ws.run_dir(&run_id))?
+        .map_err(|_| Error::failed(format!("run {run_id} was started twice at once")))?;
     db.insert_run(&RunRecord {
         id: run_id.clone(),
         pipeline: loaded.pipeline.name.clone(),
@@ -166,11 +171,6 @@ pub fn find_run(db: &RunsDb, id: &str) -> Result<RunRecord> {
     }
 }
 
-fn process_alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    pid != std::process::id() && unsafe { libc::kill(pid as i32, 0) } == 0
-}
-
 pub fn resume(id: &str, jobs: Option<usize>, json: bool) -> Result<i32> {
     let ws = Workspace::locate();
     if !ws.db_path().exists() {
@@ -185,11 +185,38 @@ pub fn resume(id: &str, jobs: Option<usize>, json: bool) -> Result<i32> {
         eprintln!("run {} already succeeded: nothing to resume", rec.id);
         return Ok(EXIT_OK);
     }
-    if rec.status == RunStatus::Running && process_alive(rec.pid) {
-        return Err(Error::failed(format!(
+    // One engine a run: the lock is held until this engine ends.
+    let still_running = |pid: Option<u32>| {
+        Error::failed(format!(
             "run {} is still running (engine process {}); wait for it or stop it first",
-            rec.id, rec.pid
-        )));
+            rec.id,
+            pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+        ))
+    };
+    let had_lock = RunLock::path(&ws.run_dir(&rec.id)).exists();
+    let _lock = match RunLock::acquire(&ws.run_dir(&rec.id))? {
+        Ok(lock) => lock,
+        Err(LockState::Held { pid }) => return Err(still_running(pid)),
+        Err(_) => return Err(still_running(None)),
+    };
+    // A run recorded before runs were locked: its engine may still be there.
+    if !had_lock
+        && rec.status == RunStatus::Running
+        && rec.pid != std::process::id()
+        // SAFETY: signal 0 only checks that the process exists.
+        && unsafe { libc::kill(rec.pid as i32, 0) } == 0
+        && std::fs::read_to_string(format!("/proc/{}/cmdline", rec.pid))
+            .is_ok_and(|c| c.contains("pipeline"))
+    {
+        return Err(still_running(Some(rec.pid)));
+    }
+    // What a killed engine left running would go on writing: stop it first.
+    let stopped = crate::exec::supervise::stop_leftovers(&rec.id);
+    if !stopped.is_empty() {
+        eprintln!(
+            "stopped processes the interrupted engine left running ({})",
+            stopped.join(", ")
+        );
     }
     // Resume what was started: the file's text and params as they were then.
     let source = Arc::new(Source {

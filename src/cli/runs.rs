@@ -2,7 +2,7 @@
 
 use super::run::find_run;
 use crate::error::{Error, Result};
-use crate::runs::RunsDb;
+use crate::runs::{RunRecord, RunStatus, RunsDb, live_status};
 use crate::schedule::RunSummary;
 use crate::spec::source::Diagnostic;
 use crate::store::Workspace;
@@ -22,9 +22,19 @@ fn open() -> Result<(Workspace, RunsDb)> {
     Ok((ws, db))
 }
 
+/// The run as it is now: one recorded as running whose engine is gone is interrupted.
+fn live(ws: &Workspace, mut r: RunRecord) -> RunRecord {
+    r.status = live_status(&r, &ws.run_dir(&r.id));
+    r
+}
+
 pub fn list(limit: usize, json: bool) -> Result<i32> {
-    let (_, db) = open()?;
-    let runs = db.list_runs(limit)?;
+    let (ws, db) = open()?;
+    let runs: Vec<RunRecord> = db
+        .list_runs(limit)?
+        .into_iter()
+        .map(|r| live(&ws, r))
+        .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&runs).expect("json"));
         return Ok(0);
@@ -54,7 +64,7 @@ pub fn list(limit: usize, json: bool) -> Result<i32> {
 
 pub fn show(id: &str, json: bool) -> Result<i32> {
     let (ws, db) = open()?;
-    let r = find_run(&db, id)?;
+    let r = live(&ws, find_run(&db, id)?);
     let mut steps = db.steps_of(&r.id)?;
     if json {
         let summary = RunSummary::from_records(&r.id, r.status, &steps);
@@ -97,6 +107,12 @@ pub fn show(id: &str, json: bool) -> Result<i32> {
         r.pipeline,
         r.status.as_str()
     );
+    if r.status == RunStatus::Interrupted {
+        println!(
+            "  its engine (process {}) ended without finishing it; `pipeline resume {}` continues it",
+            r.pid, r.id
+        );
+    }
     println!(
         "  file {}  started {}{}",
         r.file,

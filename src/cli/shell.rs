@@ -186,6 +186,7 @@ impl Shell {
             RunStatus::Failed => "FAILED",
             RunStatus::Cancelled => "cancelled",
             RunStatus::Running => "running",
+            RunStatus::Interrupted => "interrupted",
         };
         eprintln!(
             "run {} {verdict} in {:.2}s ({})",

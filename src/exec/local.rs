@@ -1,10 +1,15 @@
 //! The local backend: each attempt is a child process on this machine (one a
 //! node for multi-node steps, talking over loopback).
 //!
-//! The child gets its own process group, so stopping a step stops everything
-//! it started (SIGTERM to the group, SIGKILL after a grace period), and dies
-//! with the engine if the engine is killed, so no step outlives a run that a
-//! later `resume` will redo.
+//! The child is a supervisor ([`super::supervise`]) running the step's
+//! command: a child subreaper that kills whatever the step left running
+//! (even processes that called `setsid` or double-forked) before it reports
+//! the exit, so no process of a step outlives it. It has its own process
+//! group (stopping a step sends SIGTERM to the group; the supervisor passes
+//! it on and kills what is left after a grace period) and dies with the
+//! engine. Every process of an attempt carries `PIPELINE_ATTEMPT_ID` in its
+//! environment, by which `resume` finds and stops what an engine killed
+//! outright left behind.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -19,8 +24,9 @@ use super::{
     wait_cancelled,
 };
 
-/// How long a stopped step may take to exit after SIGTERM.
-const GRACE: Duration = Duration::from_secs(5);
+/// How long a stopped step may take to exit after SIGTERM: the supervisor's
+/// own grace, then a little for it to kill and reap what is left.
+const GRACE: Duration = Duration::from_secs(super::supervise::GRACE.as_secs() + 2);
 
 pub struct LocalBackend;
 
@@ -193,13 +199,33 @@ async fn run_node(
             );
         }
     };
-    let Some((program, args)) = job.argv.split_first() else {
+    if job.argv.is_empty() {
         return failed(FailureKind::Spawn, "the step has no command".into(), None);
+    }
+    let (program, subcommand) = match supervisor() {
+        Ok(p) => p,
+        Err(e) => {
+            return failed(
+                FailureKind::Spawn,
+                format!("find the pipeline program to supervise the step: {e}"),
+                None,
+            );
+        }
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
+    let spawn_error = node.root.join(SPAWN_ERROR);
+    let _ = std::fs::remove_file(&spawn_error);
+    let mut cmd = Command::new(&program);
+    cmd.args(subcommand)
+        .arg("--spawn-error")
+        .arg(&spawn_error)
+        .arg("--")
+        .args(&job.argv)
         .current_dir(&job.cwd)
         .envs(node.env.iter().map(|(k, v)| (k, v)))
+        .env(
+            super::supervise::ATTEMPT_VAR,
+            super::supervise::attempt_id(&job.run_id, &job.step, job.attempt, &node.host),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -215,12 +241,14 @@ async fn run_node(
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let reason = if e.kind() == std::io::ErrorKind::NotFound {
-                format!("cannot start `{program}`: no such program (is it installed and on PATH?)")
-            } else {
-                format!("cannot start `{program}`: {e}")
-            };
-            return failed(FailureKind::Spawn, reason, None);
+            return failed(
+                FailureKind::Spawn,
+                format!(
+                    "cannot start the step supervisor `{}`: {e}",
+                    program.display()
+                ),
+                None,
+            );
         }
     };
     let pid = child.id().map(|p| p as i32);
@@ -249,7 +277,11 @@ async fn run_node(
     let stop_kind = tokio::select! {
         (status, ()) = async { tokio::join!(child.wait(), &mut pump) } => {
             return match status {
-                Ok(s) => exit_outcome(&node.root, s),
+                Ok(s) => match std::fs::read_to_string(&spawn_error) {
+                    // The supervisor could not start the step's command.
+                    Ok(reason) if s.code() == Some(127) => failed(FailureKind::Spawn, reason, None),
+                    _ => exit_outcome(&node.root, s),
+                },
                 Err(e) => failed(FailureKind::ExitCode, format!("waiting for the step failed: {e}"), None),
             };
         }
@@ -277,6 +309,21 @@ async fn run_node(
     };
     failed(stop_kind, reason, None)
 }
+
+/// The supervisor to start a step under: `pipeline-supervise` beside this
+/// program (it starts several times faster), else `pipeline supervise`.
+fn supervisor() -> std::io::Result<(std::path::PathBuf, Option<&'static str>)> {
+    let exe = std::env::current_exe()?;
+    let small = exe.with_file_name("pipeline-supervise");
+    Ok(if small.is_file() {
+        (small, None)
+    } else {
+        (exe, Some("supervise"))
+    })
+}
+
+/// Where the supervisor says why the step's command could not start (in the node's root).
+const SPAWN_ERROR: &str = ".spawn-error";
 
 /// Copies a child's output into the log until it closes.
 async fn pump_into(r: &mut (impl tokio::io::AsyncRead + Unpin), w: &mut LineWriter) {

@@ -16,6 +16,7 @@ pub mod contract;
 pub mod docker;
 pub mod hooks;
 pub mod local;
+pub mod supervise;
 
 use std::future::Future;
 use std::path::PathBuf;

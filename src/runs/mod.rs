@@ -74,6 +74,9 @@ pub enum RunStatus {
     Succeeded,
     Failed,
     Cancelled,
+    /// Recorded as running, but its engine is gone (killed outright): never
+    /// stored, worked out when shown ([`live_status`]).
+    Interrupted,
 }
 
 impl RunStatus {
@@ -83,10 +86,12 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
         }
     }
     fn parse(s: &str) -> RunStatus {
         match s {
+            "interrupted" => RunStatus::Interrupted,
             "succeeded" => RunStatus::Succeeded,
             "failed" => RunStatus::Failed,
             "cancelled" => RunStatus::Cancelled,
@@ -497,6 +502,96 @@ impl RunsDbTx<'_> {
             params![s.run_id, s.name, s.status.as_str(), s.cached, s.attempts, s.started_at, s.finished_at, s.duration_s, s.exit_code, s.failure, s.cache_key, json(&s.outputs), json(&s.metrics), json(&s.inputs)],
         )?;
         Ok(())
+    }
+}
+
+/// The lock an engine holds on a run for as long as it runs it (`flock` on
+/// `runs/RUN/engine.lock`, released by the kernel however the engine ends):
+/// a second engine cannot run the same run, and a run recorded as running
+/// whose lock is free was interrupted.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// Whether another engine holds a run's lock, and which process that is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    Free,
+    Held {
+        pid: Option<u32>,
+    },
+    /// No lock file: the run was recorded by an engine that did not lock runs.
+    Missing,
+}
+
+impl RunLock {
+    pub fn path(run_dir: &Path) -> std::path::PathBuf {
+        run_dir.join("engine.lock")
+    }
+
+    /// Takes the lock of the run whose directory is `run_dir`, or says who holds it.
+    pub fn acquire(run_dir: &Path) -> Result<std::result::Result<RunLock, LockState>> {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        std::fs::create_dir_all(run_dir).map_err(|e| Error::io("create", run_dir, e))?;
+        let path = Self::path(run_dir);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("open the run lock", &path, e))?;
+        // SAFETY: flock on a file we own; the lock goes with the descriptor.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Ok(Err(LockState::Held {
+                pid: read_pid(&path),
+            }));
+        }
+        file.set_len(0)
+            .and_then(|()| write!(file, "{}", std::process::id()))
+            .map_err(|e| Error::io("write the run lock", &path, e))?;
+        Ok(Ok(RunLock { _file: file }))
+    }
+
+    /// Whether an engine holds the lock of the run whose directory is `run_dir`.
+    pub fn state(run_dir: &Path) -> LockState {
+        use std::os::fd::AsRawFd;
+        let path = Self::path(run_dir);
+        let Ok(file) = std::fs::File::open(&path) else {
+            return LockState::Missing;
+        };
+        // SAFETY: as above; a shared lock taken only to test, dropped with the file.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+            LockState::Free
+        } else {
+            LockState::Held {
+                pid: read_pid(&path),
+            }
+        }
+    }
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// A run's status as it is now: a run recorded as running whose engine is
+/// gone is [`RunStatus::Interrupted`].
+pub fn live_status(run: &RunRecord, run_dir: &Path) -> RunStatus {
+    if run.status != RunStatus::Running {
+        return run.status;
+    }
+    let alive = match RunLock::state(run_dir) {
+        LockState::Held { .. } => true,
+        LockState::Free => false,
+        // SAFETY: signal 0 only checks that the process exists.
+        LockState::Missing => (unsafe { libc::kill(run.pid as i32, 0) }) == 0,
+    };
+    if alive {
+        RunStatus::Running
+    } else {
+        RunStatus::Interrupted
     }
 }
 

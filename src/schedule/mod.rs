@@ -10,6 +10,7 @@
 //! the run cancelled. Every change is recorded as it happens.
 
 pub mod cron;
+pub mod guard;
 pub mod inputs;
 
 use std::collections::BTreeMap;
@@ -182,6 +183,8 @@ struct Finished {
     attempt: u32,
     outcome: Outcome,
     elapsed: Duration,
+    /// The attempt changed one of its inputs: why (the step fails, whatever its outcome).
+    input_changed: Option<String>,
 }
 
 /// What to do with a ready step.
@@ -196,6 +199,11 @@ struct StepState {
     job: Option<StepJob>,
     started: Option<Instant>,
     parts: Option<KeyParts>,
+    /// The channels and facts the job was made of: each attempt is laid out
+    /// afresh from them, in a directory of its own.
+    prepared: Option<(Vec<Channel>, serde_json::Value)>,
+    /// The step's inputs, re-checked when each attempt ends.
+    guards: Vec<guard::InputGuard>,
 }
 
 impl Run {
@@ -211,6 +219,8 @@ impl Run {
                 job: None,
                 started: None,
                 parts: None,
+                prepared: None,
+                guards: Vec::new(),
             })
             .collect();
         // Carry over what the resumed run finished.
@@ -286,6 +296,13 @@ impl Run {
                     let Some(joined) = joined else { break };
                     let f = joined.map_err(|e| Error::failed(format!("a step task failed: {e}")))?;
                     let i = f.step;
+                    if let Some(reason) = f.input_changed {
+                        in_flight -= 1;
+                        self.end_unsuccessful(i, StepStatus::Failed, f.attempt, reason, None, &mut states, events)?;
+                        stopping.get_or_insert(RunStatus::Failed);
+                        let _ = cancel_tx.send(true);
+                        continue;
+                    }
                     match f.outcome {
                         Outcome::Succeeded => {
                             in_flight -= 1;
@@ -313,7 +330,16 @@ impl Run {
                             if can_retry {
                                 let backoff = step.retry.backoff.saturating_mul(1u32 << (f.attempt - 1).min(16));
                                 events(Event::StepRetrying { step: step.name().to_string(), attempt: f.attempt + 1, reason: fail.reason.clone(), backoff_s: backoff.as_secs_f64() });
-                                self.start_attempt(i, f.attempt + 1, backoff, &mut states, &mut running, &cancel_rx, events)?;
+                                // A retry never sees what the failed attempt left: a fresh directory.
+                                match self.relayout(i, &mut states) {
+                                    Ok(()) => self.start_attempt(i, f.attempt + 1, backoff, &mut states, &mut running, &cancel_rx, events)?,
+                                    Err(e) => {
+                                        in_flight -= 1;
+                                        self.end_unsuccessful(i, StepStatus::Failed, f.attempt, e.to_string().trim_start_matches("error: ").to_string(), None, &mut states, events)?;
+                                        stopping.get_or_insert(RunStatus::Failed);
+                                        let _ = cancel_tx.send(true);
+                                    }
+                                }
                             } else {
                                 in_flight -= 1;
                                 if fail.kind == FailureKind::Cancelled {
@@ -449,11 +475,25 @@ impl Run {
             }
         }
         let extra = self.step_facts(step, &states[i].record)?;
-        Ok(Decision::Launch(Box::new(self.job(
-            step,
-            channels.into_iter().map(|(c, _)| c).collect(),
-            extra,
-        )?)))
+        states[i].guards = channels
+            .iter()
+            .map(|(c, d)| guard::InputGuard::new(c.name.clone(), c.source.clone(), d.clone()))
+            .collect();
+        let channels: Vec<Channel> = channels.into_iter().map(|(c, _)| c).collect();
+        let job = self.job(step, channels.clone(), extra.clone())?;
+        states[i].prepared = Some((channels, extra));
+        Ok(Decision::Launch(Box::new(job)))
+    }
+
+    /// Lays out step `i` again, in a new attempt directory, for a retry.
+    fn relayout(&self, i: usize, states: &mut [StepState]) -> Result<()> {
+        let step = &self.plan.pipeline.steps[i];
+        let (channels, extra) = states[i]
+            .prepared
+            .clone()
+            .expect("launched steps were prepared");
+        states[i].job = Some(self.job(step, channels, extra)?);
+        Ok(())
     }
 
     /// Resolves a step's channels to data on this machine, with their digests.
@@ -569,6 +609,11 @@ impl Run {
             .map_err(|e| Error::failed(format!("resolve `{text}`: {e}")))
     }
 
+    /// Where a train step of this run keeps its checkpoints, across attempts and resumes.
+    fn checkpoint_dir(&self, step: &str) -> PathBuf {
+        self.ws.run_dir(&self.run_id).join("checkpoints").join(step)
+    }
+
     /// Lays out the step's root and builds its job.
     fn job(
         &self,
@@ -577,14 +622,15 @@ impl Run {
         extra: serde_json::Value,
     ) -> Result<StepJob> {
         let p = &self.plan.pipeline;
-        let root = self
+        // Every attempt (a retry, or a step run again by `resume`) gets a
+        // directory never used before: whatever an earlier attempt left there
+        // cannot end up in this one's outputs.
+        let step_dir = self
             .ws
             .run_dir(&self.run_id)
             .join("steps")
             .join(step.name());
-        if root.exists() {
-            std::fs::remove_dir_all(&root).map_err(|e| Error::io("clear", &root, e))?;
-        }
+        let root = new_attempt_dir(&step_dir)?;
         let outputs = step.outputs();
         let (hps, argv, image, extra_env) = match &step.kind {
             StepKind::Command(c) => (
@@ -641,8 +687,7 @@ impl Run {
             let node_root = if i == 0 {
                 root.clone()
             } else {
-                root.with_file_name(format!("{}.nodes", step.name()))
-                    .join(host)
+                root.with_extension("nodes").join(host)
             };
             if i > 0 && node_root.exists() {
                 std::fs::remove_dir_all(&node_root)
@@ -659,12 +704,11 @@ impl Run {
                 num_cpus,
                 extra: extra.clone(),
             };
-            // Checkpoints outlive attempts, kills and resumes: they live beside the
-            // store, keyed by the step's cache key (the main node's, for train steps).
-            if let (0, StepKind::Train(_), Some(key)) =
-                (i, &step.kind, layout.extra["cache_key"].as_str())
-            {
-                let ckpt = self.ws.root.join("checkpoints").join(key);
+            // Checkpoints outlive attempts, kills and resumes of this run (the
+            // main node's, for train steps); they belong to the run, so runs
+            // going on at once never share them.
+            if let (0, StepKind::Train(_)) = (i, &step.kind) {
+                let ckpt = self.checkpoint_dir(step.name());
                 std::fs::create_dir_all(&ckpt).map_err(|e| Error::io("create", &ckpt, e))?;
                 std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
                 std::os::unix::fs::symlink(&ckpt, root.join("checkpoints"))
@@ -760,6 +804,8 @@ impl Run {
         let backend = self.backend.clone();
         let cancel = cancel.clone();
         let name = st.record.name.clone();
+        let mut guards = st.guards.clone();
+        let store = self.ws.store();
         if delay.is_zero() {
             events(Event::StepStarted {
                 step: name.clone(),
@@ -780,12 +826,23 @@ impl Run {
                 let _ = writeln!(f, "--- attempt {attempt} of step {name} ---");
             }
             let t = Instant::now();
+            let guards = tokio::task::spawn_blocking(move || {
+                guard::snapshot(&mut guards);
+                guards
+            })
+            .await
+            .unwrap_or_default();
             let outcome = backend.run(job, cancel).await;
+            let elapsed = t.elapsed();
+            let input_changed = tokio::task::spawn_blocking(move || guard::verify(&guards, &store))
+                .await
+                .unwrap_or_else(|e| Some(format!("re-checking the step's inputs failed: {e}")));
             Finished {
                 step: i,
                 attempt,
                 outcome,
-                elapsed: t.elapsed(),
+                elapsed,
+                input_changed,
             }
         });
         Ok(())
@@ -815,7 +872,10 @@ impl Run {
             if o == "metrics" {
                 metrics = read_metrics(&dir.join("metrics.json"))?;
             }
-            let (digest, path) = store.ingest_dir(&dir)?;
+            let (digest, path) = store.ingest_dir(&dir).map_err(|e| match e {
+                Error::Failed(m) => Error::failed(format!("store its output `{o}`: {m}")),
+                e => e,
+            })?;
             outputs.insert(
                 o,
                 OutputRecord {
@@ -853,10 +913,8 @@ impl Run {
         // The outputs now live in the store. The work directory stays (a few
         // small files, useful to look at); removing it costs more than the step
         // itself on a busy disk. Checkpoints are no longer needed.
-        if matches!(step.kind, StepKind::Train(_))
-            && let Some(key) = &st.record.cache_key
-        {
-            let _ = std::fs::remove_dir_all(self.ws.root.join("checkpoints").join(key));
+        if matches!(step.kind, StepKind::Train(_)) {
+            let _ = std::fs::remove_dir_all(self.checkpoint_dir(step.name()));
         }
         events(Event::StepFinished {
             step: step.name().to_string(),
@@ -898,6 +956,38 @@ impl Run {
         });
         Ok(())
     }
+}
+
+/// A new attempt directory under `step_dir`: `1`, `2`... the first number
+/// never used (a worker node's root is `N.nodes/HOST` beside it).
+fn new_attempt_dir(step_dir: &std::path::Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(step_dir).map_err(|e| Error::io("create", step_dir, e))?;
+    let used = std::fs::read_dir(step_dir)
+        .map_err(|e| Error::io("list", step_dir, e))?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let name = name.to_str()?;
+            name.strip_suffix(".nodes")
+                .unwrap_or(name)
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    for n in used.saturating_add(1)..=u32::MAX {
+        let dir = step_dir.join(n.to_string());
+        // `create_dir` fails if it exists: the directory is this attempt's alone.
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("create", &dir, e)),
+        }
+    }
+    Err(Error::failed(format!(
+        "{} has no attempt number left; remove it",
+        step_dir.display()
+    )))
 }
 
 /// Ctrl-C or SIGTERM.

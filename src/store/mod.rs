@@ -5,9 +5,19 @@
 //! contents) and renamed into `store/<2 hex>/<digest>/`: one atomic rename on
 //! the same file system, so an artifact is either wholly there or not at all.
 //! Stored artifacts are never modified; the same content is stored once.
+//!
+//! Before it is hashed an output is made self-contained: a symlink to a file
+//! or directory inside the same output becomes a copy of it, a file with
+//! other hard links becomes a copy of its own, and a link that points outside
+//! the output or nowhere, or a special file, is refused (naming the link and
+//! its target). Stored files are read-only (0444, directories 0555), so a
+//! step that is given them as input cannot write to them by mistake; the
+//! scheduler also re-checks its inputs when it ends ([`TreeStat`]).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -99,33 +109,315 @@ impl Store {
         self.path_of(digest).is_dir()
     }
 
-    /// Moves `dir` into the store; returns its digest and stored path.
-    /// If the same content is already stored, `dir` is removed instead.
+    /// Moves `dir` into the store, read-only; returns its digest and stored
+    /// path. If the same content is already stored, `dir` is removed instead.
+    /// Symlinks and hard links in `dir` are resolved first ([`make_self_contained`]).
     pub fn ingest_dir(&self, dir: &Path) -> Result<(String, PathBuf)> {
+        make_self_contained(dir)?;
         let digest = digest_dir(dir).map_err(|e| Error::io("hash", dir, e))?;
         let dest = self.path_of(&digest);
         if dest.is_dir() {
-            let _ = fs::remove_dir_all(dir);
+            let _ = remove_tree(dir);
             return Ok((digest, dest));
         }
         let parent = dest.parent().expect("store paths have a parent");
         fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        // Everything below the top is made read-only before the rename; the
+        // top after it (renaming a directory needs it writable, for `..`).
+        make_read_only(dir, false).map_err(|e| Error::io("make read-only", dir, e))?;
+        let seal = |d: &Path| {
+            fs::set_permissions(d, fs::Permissions::from_mode(DIR_MODE))
+                .map_err(|e| Error::io("make read-only", d, e))
+        };
         match fs::rename(dir, &dest) {
-            Ok(()) => Ok((digest, dest)),
+            Ok(()) => {
+                seal(&dest)?;
+                Ok((digest, dest))
+            }
             // Another process stored the same content first.
             Err(_) if dest.is_dir() => {
-                let _ = fs::remove_dir_all(dir);
+                let _ = remove_tree(dir);
                 Ok((digest, dest))
             }
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                 let tmp = parent.join(format!(".tmp-{digest}-{}", std::process::id()));
                 copy_dir(dir, &tmp).map_err(|e| Error::io("copy into the store", dir, e))?;
-                fs::rename(&tmp, &dest).map_err(|e| Error::io("store", &dest, e))?;
-                let _ = fs::remove_dir_all(dir);
+                make_read_only(&tmp, false).map_err(|e| Error::io("make read-only", &tmp, e))?;
+                match fs::rename(&tmp, &dest) {
+                    Ok(()) => seal(&dest)?,
+                    Err(_) if dest.is_dir() => {
+                        let _ = remove_tree(&tmp);
+                    }
+                    Err(e) => return Err(Error::io("store", &dest, e)),
+                }
+                let _ = remove_tree(dir);
                 Ok((digest, dest))
             }
             Err(e) => Err(Error::io("store", &dest, e)),
         }
+    }
+
+    /// Whether `path` is inside this store.
+    pub fn holds(&self, path: &Path) -> bool {
+        let root = fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        path.starts_with(&root) || path.starts_with(&self.root)
+    }
+
+    /// Takes a stored artifact out of the store (it no longer has the content
+    /// its digest says), into `quarantine/` beside the store; returns where it went.
+    pub fn quarantine(&self, digest: &str) -> io::Result<PathBuf> {
+        let from = self.path_of(digest);
+        let dir = self.root.parent().unwrap_or(&self.root).join("quarantine");
+        fs::create_dir_all(&dir)?;
+        let to = dir.join(format!(
+            "{digest}-{}",
+            jiff::Timestamp::now().as_millisecond()
+        ));
+        // Renaming a directory to another parent needs it writable.
+        fs::set_permissions(&from, fs::Permissions::from_mode(0o755))?;
+        fs::rename(&from, &to)?;
+        Ok(to)
+    }
+
+    /// Makes a stored artifact read-only again (after a step changed only its modes).
+    pub fn reseal(&self, digest: &str) -> io::Result<()> {
+        make_read_only(&self.path_of(digest), true)
+    }
+}
+
+/// Stored files' mode: read-only for everyone.
+const FILE_MODE: u32 = 0o444;
+/// Stored directories' mode.
+const DIR_MODE: u32 = 0o555;
+
+/// Makes every file under `dir` 0444 and every directory 0555 (`dir` itself too when `top`).
+fn make_read_only(dir: &Path, top: bool) -> io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let meta = e.metadata()?;
+        if meta.is_dir() {
+            make_read_only(&e.path(), true)?;
+        } else if meta.permissions().mode() & 0o7777 != FILE_MODE {
+            fs::set_permissions(e.path(), fs::Permissions::from_mode(FILE_MODE))?;
+        }
+    }
+    if top {
+        fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))?;
+    }
+    Ok(())
+}
+
+/// Removes a directory tree, read-only parts included (a stored artifact, a
+/// work directory holding one).
+pub fn remove_tree(dir: &Path) -> io::Result<()> {
+    fn writable(d: &Path) -> io::Result<()> {
+        let meta = fs::symlink_metadata(d)?;
+        if !meta.is_dir() {
+            return Ok(());
+        }
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755))?;
+        for e in fs::read_dir(d)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                writable(&e.path())?;
+            }
+        }
+        Ok(())
+    }
+    let _ = writable(dir);
+    fs::remove_dir_all(dir)
+}
+
+/// Makes an output directory hold only its own regular files and
+/// directories: a symlink to something inside it is replaced by a copy of
+/// that, a file with other hard links by a copy of its own; a symlink that
+/// points outside it or nowhere, or a special file (fifo, socket, device), is
+/// an error naming it.
+pub fn make_self_contained(dir: &Path) -> Result<()> {
+    let root = fs::canonicalize(dir).map_err(|e| Error::io("read the output", dir, e))?;
+    // Every link found in one walk is replaced; a copied directory may hold
+    // links of its own, which the next walk finds.
+    for _ in 0..1000 {
+        let mut found = Vec::new();
+        foreign_entries(&root, &mut found).map_err(|e| Error::io("read the output", dir, e))?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        for f in found {
+            match f {
+                Foreign::Link(link) => materialise(&root, &link)?,
+                Foreign::HardLinked(file) => {
+                    let tmp = file.with_file_name(format!(
+                        ".{}.copy",
+                        file.file_name().unwrap_or_default().to_string_lossy()
+                    ));
+                    fs::copy(&file, &tmp)
+                        .and_then(|_| fs::rename(&tmp, &file))
+                        .map_err(|e| Error::io("copy the hard-linked file", &file, e))?;
+                }
+                Foreign::Special(p) => {
+                    return Err(Error::failed(format!(
+                        "the output has `{}`, which is not a regular file or directory (a fifo, socket or device); outputs may only hold files and directories",
+                        p.strip_prefix(&root).unwrap_or(&p).display()
+                    )));
+                }
+            }
+        }
+    }
+    Err(Error::failed(format!(
+        "the output {} has symlinks nested too deeply to resolve",
+        dir.display()
+    )))
+}
+
+enum Foreign {
+    Link(PathBuf),
+    HardLinked(PathBuf),
+    Special(PathBuf),
+}
+
+/// Every entry under `dir` that is not a plain file or directory of its own, in name order.
+fn foreign_entries(dir: &Path, out: &mut Vec<Foreign>) -> io::Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let meta = fs::symlink_metadata(&p)?;
+        let t = meta.file_type();
+        if t.is_symlink() {
+            out.push(Foreign::Link(p));
+        } else if t.is_dir() {
+            foreign_entries(&p, out)?;
+        } else if !t.is_file() {
+            out.push(Foreign::Special(p));
+        } else if meta.nlink() > 1 {
+            out.push(Foreign::HardLinked(p));
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the symlink `link` (inside the output `root`) by a copy of what
+/// it points to, which must be inside `root` too.
+fn materialise(root: &Path, link: &Path) -> Result<()> {
+    let rel = link.strip_prefix(root).unwrap_or(link);
+    let target = fs::read_link(link).map_err(|e| Error::io("read the link", link, e))?;
+    let refuse = |why: &str| {
+        Error::failed(format!(
+            "the output's symlink `{}` points to `{}`, {why}; outputs are stored as plain files, so a link may only point to a file or directory inside the same output (write a copy there instead)",
+            rel.display(),
+            target.display()
+        ))
+    };
+    let resolved = match fs::canonicalize(link) {
+        Ok(p) => p,
+        Err(_) => return Err(refuse("which does not exist")),
+    };
+    if !resolved.starts_with(root) {
+        return Err(refuse("outside the output"));
+    }
+    let io = |e| Error::io("copy the link's target into the output", link, e);
+    fs::remove_file(link).map_err(io)?;
+    if resolved.is_dir() {
+        if link.starts_with(&resolved) {
+            return Err(refuse("a directory that holds the link itself"));
+        }
+        copy_tree_raw(&resolved, link).map_err(io)
+    } else {
+        fs::copy(&resolved, link).map(|_| ()).map_err(io)
+    }
+}
+
+/// Copies a directory, keeping symlinks as symlinks to where they led from
+/// their old place (they are resolved, or refused, by the next walk).
+fn copy_tree_raw(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    for e in fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        let t = e.file_type()?;
+        if t.is_symlink() {
+            let led_to = fs::canonicalize(e.path())
+                .unwrap_or_else(|_| fs::read_link(e.path()).unwrap_or_default());
+            std::os::unix::fs::symlink(led_to, target)?;
+        } else if t.is_dir() {
+            copy_tree_raw(&e.path(), &target)?;
+        } else {
+            fs::copy(e.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The identity of a file as the file system sees it: when any of it changes,
+/// its content may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// Changes on every write, chmod, rename and link, and cannot be set back.
+    pub ctime_ns: i64,
+    pub inode: u64,
+    pub mode: u32,
+}
+
+impl FileId {
+    fn of(meta: &fs::Metadata) -> FileId {
+        FileId {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            inode: meta.ino(),
+            mode: meta.mode(),
+        }
+    }
+}
+
+/// A stat snapshot of a file or of every entry under a directory (symlinks
+/// followed, as a step reading it would): comparing two is cheap, and equal
+/// snapshots mean the content was not changed, without hashing it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeStat(BTreeMap<PathBuf, FileId>);
+
+impl TreeStat {
+    pub fn of(path: &Path) -> io::Result<TreeStat> {
+        let mut m = BTreeMap::new();
+        fn walk(
+            p: &Path,
+            rel: PathBuf,
+            depth: usize,
+            m: &mut BTreeMap<PathBuf, FileId>,
+        ) -> io::Result<()> {
+            // A symlink loop in a pipeline's own input directory ends here.
+            if depth > 256 {
+                return Err(io::Error::other(format!(
+                    "{} is nested too deeply (a symlink loop?)",
+                    p.display()
+                )));
+            }
+            let meta = fs::metadata(p)?;
+            m.insert(rel.clone(), FileId::of(&meta));
+            if meta.is_dir() {
+                for e in fs::read_dir(p)? {
+                    let e = e?;
+                    walk(&e.path(), rel.join(e.file_name()), depth + 1, m)?;
+                }
+            }
+            Ok(())
+        }
+        walk(path, PathBuf::new(), 0, &mut m)?;
+        Ok(TreeStat(m))
+    }
+
+    /// The first entry (relative path; empty for the top) that differs
+    /// between the two snapshots: changed, added or removed.
+    pub fn first_difference(&self, later: &TreeStat) -> Option<PathBuf> {
+        for (p, id) in &self.0 {
+            if later.0.get(p) != Some(id) {
+                return Some(p.clone());
+            }
+        }
+        later.0.keys().find(|p| !self.0.contains_key(*p)).cloned()
     }
 }
 
@@ -280,6 +572,31 @@ mod tests {
         assert_eq!(pa, pb);
         assert!(!t.path().join("b").exists());
         assert_eq!(fs::read_to_string(pa.join("sub/y.txt")).unwrap(), "world");
+    }
+
+    #[test]
+    fn links_in_an_output_become_copies_of_what_they_lead_to() {
+        use std::os::unix::fs::symlink;
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("out");
+        fs::create_dir_all(d.join("d/sub")).unwrap();
+        fs::write(d.join("real.txt"), "real").unwrap();
+        // A link two levels down, relative to where it is.
+        symlink("../../real.txt", d.join("d/sub/x")).unwrap();
+        symlink("d/sub", d.join("top")).unwrap();
+        symlink("top", d.join("chain")).unwrap();
+        make_self_contained(&d).unwrap();
+        for p in ["d/sub/x", "top/x", "chain/x"] {
+            let meta = fs::symlink_metadata(d.join(p)).unwrap();
+            assert!(meta.is_file(), "{p}");
+            assert_eq!(fs::read_to_string(d.join(p)).unwrap(), "real", "{p}");
+        }
+        symlink(t.path(), d.join("out-of-it")).unwrap();
+        let e = make_self_contained(&d).unwrap_err().to_string();
+        assert!(
+            e.contains("symlink `out-of-it`") && e.contains("outside the output"),
+            "{e}"
+        );
     }
 
     #[test]

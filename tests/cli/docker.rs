@@ -401,7 +401,7 @@ fn three_nodes_get_the_batch_variables_hosts_and_their_shards() {
         .workspace()
         .join("runs")
         .join(run_id(&s))
-        .join("steps/train.nodes");
+        .join("steps/train/1.nodes");
     for (i, (file, lines)) in [("part-1.csv", "3"), ("part-2.csv", "4")]
         .iter()
         .enumerate()

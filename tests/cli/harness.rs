@@ -138,6 +138,23 @@ impl Test {
     }
 }
 
+impl Drop for Test {
+    /// Stored artifacts are read-only: make their directories writable
+    /// again, so the sandbox can be removed without root.
+    fn drop(&mut self) {
+        fn writable(d: &Path) {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755));
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    writable(&e.path());
+                }
+            }
+        }
+        writable(&self.workspace());
+    }
+}
+
 fn fingerprint(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (u64, Option<SystemTime>)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;

@@ -60,7 +60,7 @@ fn resume_after_sigkill_runs_only_what_did_not_finish() {
     // The record says what happened up to the kill.
     let shown = t.exec(["runs", "show", &run_id, "--json"]).success();
     let v: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
-    assert_eq!(v["summary"]["status"], "running", "{shown}");
+    assert_eq!(v["summary"]["status"], "interrupted", "{shown}");
     assert_eq!(v["summary"]["steps"]["a"]["status"], "succeeded");
     assert_eq!(v["summary"]["steps"]["b"]["status"], "succeeded");
     assert_ne!(v["summary"]["steps"]["c"]["status"], "succeeded");

@@ -10,6 +10,7 @@ mod bad_input;
 mod builtins;
 mod docker;
 mod frontend;
+mod isolation;
 mod kill_resume;
 mod planner;
 mod render;

@@ -630,7 +630,7 @@ fn a_step_on_three_local_nodes_gets_the_batch_variables_and_names_a_failing_node
         .workspace()
         .join("runs")
         .join(&run)
-        .join("steps/train.nodes");
+        .join("steps/train/1.nodes");
     for (i, host) in [(1, "algo-2"), (2, "algo-3")] {
         let txt = std::fs::read_to_string(nodes.join(host).join("model/node.txt")).unwrap();
         assert!(
