@@ -1,0 +1,45 @@
+//! The data readers on arbitrary bytes: CSV with a header and a target,
+//! headerless SageMaker CSV, and libsvm. A bad file must be a located
+//! `DataError`, never a panic, a hang or unbounded memory.
+#![no_main]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use builtins::data::{ReadOptions, read};
+use libfuzzer_sys::fuzz_target;
+
+fn scratch() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = std::env::var_os("FUZZ_SCRATCH")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!("pipeline-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("make the scratch directory");
+        dir
+    })
+}
+
+fn write(name: &str, data: &[u8]) -> PathBuf {
+    let path = scratch().join(name);
+    let mut f = std::fs::File::create(&path).expect("write the scratch file");
+    f.write_all(data).expect("write the scratch file");
+    path
+}
+
+fuzz_target!(|data: &[u8]| {
+    let csv = write("data.csv", data);
+    let _ = read(&csv, &ReadOptions::csv_with_header(None));
+    // The header's first name as the target, when there is one.
+    let first = data
+        .split(|&b| b == b',' || b == b'\n')
+        .next()
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .unwrap_or("");
+    let _ = read(&csv, &ReadOptions::csv_with_header(Some(first)));
+    let _ = read(&csv, &ReadOptions::sagemaker_csv(1));
+    let svm = write("data.libsvm", data);
+    let _ = read(&svm, &ReadOptions::libsvm());
+});
