@@ -16,6 +16,7 @@ use super::csv_chunks;
 use super::csv_fields::{Unterminated, blank_line_end, scan_record};
 use super::csv_levels::{self, LocalLevels};
 use super::csv_numbers::{NumberPiece, PieceFailure, Problem, parse_piece};
+use super::missing::Missing;
 use super::table::Table;
 use crate::dataset::Column;
 use crate::error::DataError;
@@ -67,20 +68,7 @@ fn read_table_in(
     })?;
     let n_cols = first.fields.len();
     let (names, body_start, body_line) = if opts.header {
-        let names = first
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(j, f)| {
-                let name = String::from_utf8_lossy(f.trim_ascii()).into_owned();
-                if name.is_empty() {
-                    format!("column{}", j + 1)
-                } else {
-                    name
-                }
-            })
-            .collect();
-        (names, first.next, line + first.lines)
+        (header_names(&first.fields), first.next, line + first.lines)
     } else {
         if opts.label_size > n_cols {
             return Err(DataError::new(
@@ -98,26 +86,43 @@ fn read_table_in(
     let pieces_wanted = (rayon::current_num_threads() * 4).min(body.len() / min_piece + 1);
     let ranges = csv_chunks::split(body, pieces_wanted, delim);
     let all_numeric = !opts.header;
+    let missing = &opts.missing;
     let results: Vec<Result<NumberPiece, PieceFailure>> = ranges
         .par_iter()
-        .map(|r| parse_piece(&body[r.clone()], delim, n_cols, all_numeric))
+        .map(|r| parse_piece(&body[r.clone()], delim, n_cols, all_numeric, missing))
         .collect();
     let mut pieces = Vec::with_capacity(results.len());
+    let mut piece_lines = Vec::with_capacity(results.len());
     let mut offset = body_line;
     for r in results {
         match r {
             Ok(p) => {
+                piece_lines.push(offset);
                 offset += p.lines;
                 pieces.push(p);
             }
             Err(f) => return Err(piece_error(path, &names, opts, offset + f.line + 1, f)),
         }
     }
+    let declared = |j: usize| opts.categorical.contains(&names[j]);
+    check_mixed(path, &names, &pieces, &piece_lines, opts, &declared)?;
     let text: Vec<bool> = (0..n_cols)
-        .map(|j| pieces.iter().any(|p| p.text[j]) || force_text.contains(&names[j]))
+        .map(|j| pieces.iter().any(|p| p.text[j]) || force_text.contains(&names[j]) || declared(j))
         .collect();
+    let numeric_missing = missing.numbers();
+    if !numeric_missing.is_empty() {
+        for p in &mut pieces {
+            for (j, col) in p.columns.iter_mut().enumerate() {
+                if !text[j] {
+                    col.iter_mut()
+                        .filter(|v| numeric_missing.contains(v))
+                        .for_each(|v| *v = f32::NAN);
+                }
+            }
+        }
+    }
     let mut levels = if text.iter().any(|&t| t) {
-        categorical_columns(path, body, &ranges, delim, &text)?
+        categorical_columns(path, body, &ranges, delim, &text, missing)?
     } else {
         (0..n_cols).map(|_| None).collect()
     };
@@ -152,6 +157,22 @@ fn read_table_in(
     }))
 }
 
+/// Column names from a header record's fields (`columnN` for an empty one).
+pub fn header_names(fields: &[std::borrow::Cow<'_, [u8]>]) -> Vec<String> {
+    fields
+        .iter()
+        .enumerate()
+        .map(|(j, f)| {
+            let name = String::from_utf8_lossy(f.trim_ascii()).into_owned();
+            if name.is_empty() {
+                format!("column{}", j + 1)
+            } else {
+                name
+            }
+        })
+        .collect()
+}
+
 fn join(mut bufs: Vec<Vec<f32>>) -> Vec<f32> {
     if bufs.len() == 1 {
         return bufs.pop().unwrap_or_default();
@@ -172,10 +193,11 @@ fn categorical_columns(
     ranges: &[std::ops::Range<usize>],
     delim: u8,
     text: &[bool],
+    missing: &Missing,
 ) -> Result<Vec<Levels>, DataError> {
     let locals: Vec<Vec<Option<LocalLevels<'_>>>> = ranges
         .par_iter()
-        .map(|r| csv_levels::collect_piece(&body[r.clone()], delim, text))
+        .map(|r| csv_levels::collect_piece(&body[r.clone()], delim, text, missing))
         .collect();
     let mut per_column: Vec<Vec<LocalLevels<'_>>> = text.iter().map(|_| Vec::new()).collect();
     for piece in locals {
@@ -205,6 +227,70 @@ fn categorical_columns(
             })
         })
         .collect()
+}
+
+/// Fails on a column that holds both numbers and text, unless it is declared
+/// categorical: one stray cell (`n/a?`) would otherwise turn a numeric column
+/// into a category of every distinct number. Names the first text cell.
+fn check_mixed(
+    path: &Path,
+    names: &[String],
+    pieces: &[NumberPiece],
+    piece_lines: &[u64],
+    opts: &ReadOptions,
+    declared: &dyn Fn(usize) -> bool,
+) -> Result<(), DataError> {
+    for j in 0..names.len() {
+        if declared(j) {
+            continue;
+        }
+        let Some((k, (line, text))) = pieces
+            .iter()
+            .enumerate()
+            .find_map(|(k, p)| p.first_text[j].as_ref().map(|t| (k, t)))
+        else {
+            continue;
+        };
+        let mut row = 0usize;
+        let first_number = pieces.iter().find_map(|p| {
+            let found = p.columns[j].iter().position(|v| !v.is_nan());
+            match found {
+                Some(i) => Some(row + i + 1),
+                None => {
+                    row += p.columns[j].len();
+                    None
+                }
+            }
+        });
+        let Some(number_row) = first_number else {
+            continue;
+        };
+        let shown: String = text.chars().take(40).collect();
+        let listed = match &opts.missing {
+            super::missing::Missing::Usual => format!("missing_values: [\"{shown}\", \"\"]"),
+            super::missing::Missing::Listed(l) => {
+                let mut all: Vec<String> = l
+                    .iter()
+                    .map(|m| format!("{:?}", String::from_utf8_lossy(m)))
+                    .collect();
+                all.push(format!("{shown:?}"));
+                format!("missing_values: [{}]", all.join(", "))
+            }
+        };
+        return Err(DataError::new(
+            path,
+            format!(
+                "column `{}`: `{shown}` is not a number, but the column holds numbers (the first in data row {number_row})",
+                names[j]
+            ),
+        )
+        .at(piece_lines[k] + line + 1, Some(j as u64 + 1))
+        .hint(format!(
+            "if `{shown}` means a missing value, declare it on the input ({listed}); if the column is a category, declare it (categorical: [{}])",
+            names[j]
+        )));
+    }
+    Ok(())
 }
 
 fn piece_error(
@@ -244,6 +330,17 @@ fn piece_error(
                     "headerless (SageMaker-style) CSV must hold only numbers, with missing values \
                      left empty; if the first line names the columns, set `header: true`",
                 )
+        }
+        Problem::NotFinite(text) => {
+            let shown: String = text.chars().take(40).collect();
+            DataError::new(
+                path,
+                named(format!(
+                    "`{shown}` is infinite or beyond the range of 32-bit floats (about 3.4e38)"
+                )),
+            )
+            .at(line, column)
+            .hint("write a finite number, or leave the cell empty to mark it missing")
         }
         Problem::UnterminatedQuote => {
             DataError::new(path, named("a quoted field is never closed".to_string()))

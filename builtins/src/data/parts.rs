@@ -97,7 +97,7 @@ pub fn read_dir(dir: &Path, opts: &ReadOptions) -> Result<Dataset, DataError> {
 }
 
 /// The regular, non-hidden files of `dir`, in name order.
-fn part_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+pub(super) fn part_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let io = |e: std::io::Error| DataError::new(dir, format!("cannot list the directory: {e}"));
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
