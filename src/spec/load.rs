@@ -547,7 +547,7 @@ fn check_column_names(
             format!("{what} `{name}` is not a column of `{}`", def.path),
         )
         .suggest(name, names.iter().map(String::as_str))
-        .help(format!("the columns are: {}", names.join(", ")))
+        .note(format!("the columns are: {}", names.join(", ")))
     };
     if let (Some(n), Some(t)) = (target, &def.target)
         && !names.contains(t)
