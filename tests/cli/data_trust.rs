@@ -18,10 +18,7 @@ fn events_csv() -> String {
         let b = (i * 53 % 89) as f32 / 10.0;
         let noise = (i * 7919 % 13) as f32;
         let y = u8::from(a + b > 9.5);
-        s.push_str(&format!(
-            "u{i:04},{a},{b},{noise},r{},{y}\n",
-            i % 10
-        ));
+        s.push_str(&format!("u{i:04},{a},{b},{noise},r{},{y}\n", i % 10));
     }
     s
 }
@@ -106,10 +103,8 @@ fn unsupported_tree_methods_and_ignored_solver_settings_are_refused() {
             .code(2)
             .stderr_contains(needle);
     }
-    let yaml = pipeline("{path: events.csv, target: y}", GBDT).replace(
-        "algorithm: gbdt",
-        "algorithm: linear-learner",
-    );
+    let yaml = pipeline("{path: events.csv, target: y}", GBDT)
+        .replace("algorithm: gbdt", "algorithm: linear-learner");
     let yaml = yaml.replace(
         GBDT,
         "{predictor_type: binary_classifier, epochs: 30, num_models: 4}",
@@ -128,7 +123,9 @@ fn unsupported_tree_methods_and_ignored_solver_settings_are_refused() {
         .args(["validate", "p.yaml"])
         .run()
         .code(2)
-        .stderr_contains("`epochs` = `30`: has no effect here: it applies to optimizer sgd or adam");
+        .stderr_contains(
+            "`epochs` = `30`: has no effect here: it applies to optimizer sgd or adam",
+        );
 }
 
 #[test]
@@ -202,9 +199,9 @@ fn infinite_and_out_of_range_numbers_are_reported() {
         let t = Test::new()
             .file("events.csv", &csv)
             .file("p.yaml", &pipeline("{path: events.csv, target: y}", GBDT));
-        t.exec(["run", "p.yaml"])
-            .code(2)
-            .stderr_contains(&format!(":5:2: column `a`: `{cell}` is infinite or beyond the range"));
+        t.exec(["run", "p.yaml"]).code(2).stderr_contains(&format!(
+            ":5:2: column `a`: `{cell}` is infinite or beyond the range"
+        ));
     }
 }
 
@@ -255,7 +252,10 @@ steps:
         .exec(["run", "p.yaml", "--json", "--no-cache"])
         .success()
         .summary();
-    assert_eq!(feature_names(&output_path(&s, "train", "model")), ["a", "region"]);
+    assert_eq!(
+        feature_names(&output_path(&s, "train", "model")),
+        ["a", "region"]
+    );
 }
 
 #[test]
@@ -296,7 +296,10 @@ steps:
     let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
     assert_eq!(step_status(&s, "train"), "succeeded", "{s}");
     // Without the declaration the channel has no target, and says how to give one.
-    t.write("p.yaml", &yaml.replace("{data: prep.data, target: y}", "prep.data"));
+    t.write(
+        "p.yaml",
+        &yaml.replace("{data: prep.data, target: y}", "prep.data"),
+    );
     t.exec(["run", "p.yaml"])
         .code(2)
         .stderr_contains("declare it on a train channel");

@@ -382,6 +382,72 @@ mod tests {
     }
 
     #[test]
+    fn a_text_cell_in_a_numeric_column_is_refused_unless_declared() {
+        let text = "id,x,y\n1,0.5,a\n2,,b\n\n3,n/a?,a\n4,2.5,b\n";
+        let e = table(text, &ReadOptions::csv_with_header(None))
+            .err()
+            .unwrap();
+        assert_eq!((e.line, e.column), (Some(5), Some(2)), "{e}");
+        assert!(
+            e.message.contains("column `x`: `n/a?` is not a number, but the column holds numbers (the first in data row 1)"),
+            "{e}"
+        );
+        assert!(e.hint.unwrap().contains("missing_values: [\"n/a?\", \"\"]"));
+        // Declared missing: a gap in a numeric column.
+        let mut opts = ReadOptions::csv_with_header(None);
+        opts.missing = Missing::listed(&["n/a?", ""]);
+        let t = table(text, &opts).unwrap().unwrap();
+        assert!(!t.columns[1].is_categorical());
+        assert!(t.columns[1].values[2].is_nan());
+        // Declared categorical: every text is a level, numbers included.
+        let mut opts = ReadOptions::csv_with_header(None);
+        opts.categorical = vec!["x".to_string()];
+        let t = table(text, &opts).unwrap().unwrap();
+        assert_eq!(t.columns[1].levels().unwrap(), ["0.5", "n/a?", "2.5"]);
+        // The same in a column of text with one number: the text cell is named.
+        let e = table("a,b\nx,1\n7,2\n", &ReadOptions::csv_with_header(None))
+            .err()
+            .unwrap();
+        assert_eq!((e.line, e.column), (Some(2), Some(1)), "{e}");
+        // A whole column of text is a category, as before.
+        let t = table("a,b\nx,1\ny,2\n", &ReadOptions::csv_with_header(None))
+            .unwrap()
+            .unwrap();
+        assert!(t.columns[0].is_categorical());
+    }
+
+    #[test]
+    fn listed_numbers_and_the_usual_spellings_under_a_declared_list() {
+        let mut opts = ReadOptions::csv_with_header(None);
+        opts.missing = Missing::listed(&["-999", ""]);
+        let t = table("a,b\n-999,1\n2,\n", &opts).unwrap().unwrap();
+        assert!(t.columns[0].values[0].is_nan());
+        assert_eq!(t.columns[0].values[1], 2.0);
+        assert!(t.columns[1].values[1].is_nan());
+        // `NA` is not in the declared list, so it is text among numbers.
+        let e = table("a\n1\nNA\n", &opts).err().unwrap();
+        assert!(e.message.contains("`NA` is not a number"), "{e}");
+    }
+
+    #[test]
+    fn infinite_and_out_of_range_numbers_are_errors() {
+        for cell in ["inf", "-Infinity", "1e39", "-4e38"] {
+            let e = table(
+                &format!("a,b\n1,2\n3,{cell}\n"),
+                &ReadOptions::csv_with_header(None),
+            )
+            .err()
+            .unwrap();
+            assert_eq!((e.line, e.column), (Some(3), Some(2)), "{cell}: {e}");
+            assert!(e.message.contains("is infinite or beyond the range"), "{e}");
+        }
+        let e = table("1,inf\n", &ReadOptions::sagemaker_csv(1))
+            .err()
+            .unwrap();
+        assert!(e.message.contains("infinite"), "{e}");
+    }
+
+    #[test]
     fn forced_text_turns_numbers_into_levels() {
         let t = read_table(
             Path::new("t.csv"),

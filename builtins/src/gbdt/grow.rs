@@ -754,6 +754,52 @@ mod tests {
         assert_eq!(g.tree.n_nodes(), 1);
     }
 
+    #[test]
+    fn lossguide_splits_the_best_node_first_up_to_max_leaves() {
+        // One feature; the gradient jumps at row 48, a little at 8 and 16.
+        let x: Vec<f32> = (0..64).map(|i| i as f32).collect();
+        let grads: Vec<GradPair> = (0..64)
+            .map(|i| GradPair {
+                g: if i >= 48 {
+                    5.0
+                } else if i < 8 {
+                    -1.0
+                } else if i < 16 {
+                    -0.5
+                } else {
+                    0.0
+                },
+                h: 1.0,
+            })
+            .collect();
+        let m = BinnedMatrix::build(&[&x], 64, 256);
+        let mut p = params();
+        p.max_depth = 10;
+        p.max_leaves = 3;
+        p.lossguide = true;
+        let mut rows: Vec<u32> = (0..64).collect();
+        let g = grow_tree(&m, &grads, &mut rows, &[true], &p, &crate::cluster::Solo).unwrap();
+        assert_eq!(g.leaves.len(), 3);
+        // Best first: the big step at 48, then the best split of the left part;
+        // the right part (all 5.0) has nothing to gain, so the tree is lopsided.
+        let t = &g.tree;
+        assert!((t.threshold[0] - 47.5).abs() < 1.0, "{:?}", t.threshold);
+        let left = t.left[0] as usize;
+        assert!(t.left[left] >= 0, "the second split goes to the left child");
+        // Every row ends in exactly one leaf.
+        let covered: usize = g.leaves.iter().map(|(_, s, e)| e - s).sum();
+        assert_eq!(covered, 64);
+        p.max_leaves = 0;
+        p.max_depth = 2;
+        let mut rows: Vec<u32> = (0..64).collect();
+        let lg = grow_tree(&m, &grads, &mut rows, &[true], &p, &crate::cluster::Solo).unwrap();
+        p.lossguide = false;
+        let mut rows: Vec<u32> = (0..64).collect();
+        let dw = grow_tree(&m, &grads, &mut rows, &[true], &p, &crate::cluster::Solo).unwrap();
+        // Without a leaf budget both policies grow every gainful split to the depth limit.
+        assert_eq!(lg.leaves.len(), dw.leaves.len());
+    }
+
     /// Data big enough for several histogram and partition chunks a node.
     fn big() -> (BinnedMatrix, Vec<GradPair>) {
         let n = 3 * super::super::histogram::HIST_CHUNK + 123;
