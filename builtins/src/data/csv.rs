@@ -83,6 +83,7 @@ fn read_table_in(
         (super::headerless_names(n_cols, opts.label_size), pos, line)
     };
     let body = &bytes[body_start..];
+    check_utf8(path, bytes, body_start)?;
     let pieces_wanted = (rayon::current_num_threads() * 4).min(body.len() / min_piece + 1);
     let ranges = csv_chunks::split(body, pieces_wanted, delim);
     let all_numeric = !opts.header;
@@ -155,6 +156,65 @@ fn read_table_in(
         columns,
         has_header: opts.header,
     }))
+}
+
+/// Fails on bytes that are not UTF-8, naming the byte offset and line: text
+/// cells would otherwise become levels with replacement characters.
+fn check_utf8(path: &Path, bytes: &[u8], body_start: usize) -> Result<(), DataError> {
+    if let Err(e) = std::str::from_utf8(&bytes[..body_start]) {
+        return Err(utf8_error(path, bytes, e.valid_up_to()));
+    }
+    let body = &bytes[body_start..];
+    // In parallel over fixed blocks; a block boundary inside a character is
+    // retried from the block's start with the next block joined on.
+    const BLOCK: usize = 1 << 22;
+    let bad = (0..body.len().div_ceil(BLOCK))
+        .into_par_iter()
+        .find_map_first(|b| {
+            let mut start = b * BLOCK;
+            // The tail of a character begun in the block before (checked there).
+            if b > 0 {
+                let lead = body[start..]
+                    .iter()
+                    .take(3)
+                    .take_while(|&&c| c & 0xC0 == 0x80);
+                start += lead.count();
+            }
+            let end = (start + BLOCK).min(body.len());
+            match std::str::from_utf8(&body[start..end]) {
+                Ok(_) => None,
+                Err(e) if e.error_len().is_none() && end < body.len() => {
+                    // A character cut by the block's end: check it whole.
+                    let to = (end + 4).min(body.len());
+                    std::str::from_utf8(&body[start + e.valid_up_to()..to])
+                        .err()
+                        .filter(|e2| e2.valid_up_to() < end - start - e.valid_up_to())
+                        .map(|e2| start + e.valid_up_to() + e2.valid_up_to())
+                }
+                Err(e) => Some(start + e.valid_up_to()),
+            }
+        });
+    match bad {
+        Some(offset) => Err(utf8_error(path, bytes, body_start + offset)),
+        None => Ok(()),
+    }
+}
+
+fn utf8_error(path: &Path, bytes: &[u8], offset: usize) -> DataError {
+    let line = memchr::memchr_iter(b'\n', &bytes[..offset]).count() as u64 + 1;
+    let shown: Vec<String> = bytes[offset..(offset + 4).min(bytes.len())]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    DataError::new(
+        path,
+        format!(
+            "the bytes at byte offset {offset} (from the start of the file) are not UTF-8 (starting {})",
+            shown.join(" ")
+        ),
+    )
+    .at(line, None)
+    .hint("save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
 }
 
 /// Column names from a header record's fields (`columnN` for an empty one).
@@ -427,6 +487,39 @@ mod tests {
         // `NA` is not in the declared list, so it is text among numbers.
         let e = table("a\n1\nNA\n", &opts).err().unwrap();
         assert!(e.message.contains("`NA` is not a number"), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_with_its_byte_offset() {
+        table(
+            "a,b\n1,caf\u{e9}\n2,x\n",
+            &ReadOptions::csv_with_header(None),
+        )
+        .unwrap();
+        let bytes = b"a,b\n1,ok\n2,caf\xe9\n";
+        let e = read_table(
+            Path::new("t.csv"),
+            bytes,
+            &ReadOptions::csv_with_header(None),
+            &[],
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("byte offset 14"), "{e}");
+        // Across a block boundary of the parallel check.
+        let mut big = b"a,b\n".to_vec();
+        while big.len() < (1 << 22) - 1 {
+            big.extend_from_slice(b"1,x\n");
+        }
+        big.truncate((1 << 22) + 4 - 1);
+        big.extend_from_slice("\u{e9}\n".as_bytes());
+        let body_start = 4;
+        assert!(check_utf8(Path::new("t.csv"), &big, body_start).is_ok());
+        let n = big.len();
+        big[n - 2] = 0xff;
+        let e = check_utf8(Path::new("t.csv"), &big, body_start).unwrap_err();
+        assert!(e.message.contains(&format!("byte offset {}", n - 3)), "{e}");
     }
 
     #[test]
