@@ -300,7 +300,7 @@ fn check_mixed(
     opts: &ReadOptions,
     declared: &dyn Fn(usize) -> bool,
 ) -> Result<(), DataError> {
-    for j in 0..names.len() {
+    for (j, name) in names.iter().enumerate() {
         if declared(j) {
             continue;
         }
@@ -341,13 +341,13 @@ fn check_mixed(
             path,
             format!(
                 "column `{}`: `{shown}` is not a number, but the column holds numbers (the first in data row {number_row})",
-                names[j]
+                name
             ),
         )
         .at(piece_lines[k] + line + 1, Some(j as u64 + 1))
         .hint(format!(
             "if `{shown}` means a missing value, declare it on the input ({listed}); if the column is a category, declare it (categorical: [{}])",
-            names[j]
+            name
         )));
     }
     Ok(())

@@ -326,33 +326,33 @@ impl Params {
     pub fn from_hyperparameters(hp: &Hyperparams) -> Result<Params, BuiltinError> {
         let d = Params::default();
         hp.reject_unsupported(UNSUPPORTED)?;
-        if let Some(b) = hp.get_str("booster") {
-            if !BOOSTERS.contains(&b) {
-                let hint = match b {
-                    "gblinear" => {
-                        "use `algorithm: linear-learner` for a linear model, or `booster: gbtree`"
-                    }
-                    _ => "use `booster: gbtree` (the only booster offered) or leave it out",
-                };
-                return Err(BuiltinError::hyperparameter(
-                    "booster",
-                    Some(b),
-                    "is not supported: only `gbtree` (trees) is implemented",
-                )
-                .with_hint(hint));
-            }
+        if let Some(b) = hp.get_str("booster")
+            && !BOOSTERS.contains(&b)
+        {
+            let hint = match b {
+                "gblinear" => {
+                    "use `algorithm: linear-learner` for a linear model, or `booster: gbtree`"
+                }
+                _ => "use `booster: gbtree` (the only booster offered) or leave it out",
+            };
+            return Err(BuiltinError::hyperparameter(
+                "booster",
+                Some(b),
+                "is not supported: only `gbtree` (trees) is implemented",
+            )
+            .with_hint(hint));
         }
-        if let Some(t) = hp.get_str("tree_method") {
-            if !TREE_METHODS.contains(&t) {
-                return Err(BuiltinError::hyperparameter(
-                    "tree_method",
-                    Some(t),
-                    "is not supported: trees are always grown from feature histograms",
-                )
-                .with_hint(
-                    "use `tree_method: hist` (or `auto`, which means it here), or leave it out",
-                ));
-            }
+        if let Some(t) = hp.get_str("tree_method")
+            && !TREE_METHODS.contains(&t)
+        {
+            return Err(BuiltinError::hyperparameter(
+                "tree_method",
+                Some(t),
+                "is not supported: trees are always grown from feature histograms",
+            )
+            .with_hint(
+                "use `tree_method: hist` (or `auto`, which means it here), or leave it out",
+            ));
         }
         let grow_policy = match hp
             .choice("grow_policy", "depthwise", &["depthwise", "lossguide"])?
