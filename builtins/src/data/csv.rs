@@ -142,15 +142,28 @@ fn read_table_in(
         .enumerate()
         .map(|(j, bufs)| (!text[j]).then(|| join(bufs)))
         .collect();
+    let declared_cols: Vec<bool> = (0..n_cols).map(declared).collect();
     let columns = names
         .into_iter()
         .zip(numeric)
         .zip(levels.iter_mut())
-        .map(|((name, values), cat)| match (values, cat.take()) {
-            (Some(v), _) => Column::numeric(name, v),
-            (None, Some((levels, codes))) => Column::categorical(name, levels, codes),
-            (None, None) => Column::numeric(name, Vec::new()),
-        })
+        .zip(declared_cols)
+        .map(
+            |(((name, values), cat), declared)| match (values, cat.take()) {
+                (Some(v), _) => Column::numeric(name, v),
+                (None, Some((levels, codes))) => match timestamp_seconds(&levels, declared) {
+                    Some(seconds) => Column::numeric(
+                        name,
+                        codes
+                            .iter()
+                            .map(|&c| if c.is_nan() { c } else { seconds[c as usize] })
+                            .collect(),
+                    ),
+                    None => Column::categorical(name, levels, codes),
+                },
+                (None, None) => Column::numeric(name, Vec::new()),
+            },
+        )
         .collect();
     Ok(Some(Table {
         columns,
@@ -229,6 +242,33 @@ pub fn header_names(fields: &[std::borrow::Cow<'_, [u8]>]) -> Vec<String> {
             } else {
                 name
             }
+        })
+        .collect()
+}
+
+/// A text column whose every value is an ISO 8601 date or date-time is a
+/// time, not a category of every distinct instant: its values become seconds
+/// since 1970-01-01 UTC (as `f32`, so to about two minutes for present-day
+/// dates). A column declared categorical stays text.
+fn timestamp_seconds(levels: &[String], declared: bool) -> Option<Vec<f32>> {
+    if declared || levels.is_empty() {
+        return None;
+    }
+    // A quick look at the first level rules out most text columns at once.
+    let looks_like_a_date = |l: &str| {
+        let b = l.as_bytes();
+        b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[7] == b'-'
+    };
+    if !looks_like_a_date(&levels[0]) {
+        return None;
+    }
+    levels
+        .iter()
+        .map(|l| {
+            if !looks_like_a_date(l) {
+                return None;
+            }
+            crate::split::timestamp::parse(l).map(|ns| (ns as f64 / 1e9) as f32)
         })
         .collect()
 }
@@ -520,6 +560,37 @@ mod tests {
         big[n - 2] = 0xff;
         let e = check_utf8(Path::new("t.csv"), &big, body_start).unwrap_err();
         assert!(e.message.contains(&format!("byte offset {}", n - 3)), "{e}");
+    }
+
+    #[test]
+    fn iso_timestamps_become_seconds_not_levels() {
+        let t = table(
+            "when,x\n2024-03-01,1\n2024-03-01T12:00:00Z,2\n,3\n2024-03-02 00:00:00+01:00,4\n",
+            &ReadOptions::csv_with_header(None),
+        )
+        .unwrap()
+        .unwrap();
+        let c = &t.columns[0];
+        assert!(!c.is_categorical());
+        assert_eq!(c.values[0], 1_709_251_200.0);
+        assert_eq!(c.values[1], (1_709_251_200.0f64 + 43_200.0) as f32);
+        assert!(c.values[2].is_nan());
+        assert_eq!(
+            c.values[3],
+            (1_709_251_200.0f64 + 86_400.0 - 3_600.0) as f32
+        );
+        // One value that is not a date keeps the column text; declared, it stays text.
+        let t = table(
+            "when\n2024-03-01\nsoon\n",
+            &ReadOptions::csv_with_header(None),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(t.columns[0].is_categorical());
+        let mut opts = ReadOptions::csv_with_header(None);
+        opts.categorical = vec!["when".to_string()];
+        let t = table("when\n2024-03-01\n", &opts).unwrap().unwrap();
+        assert!(t.columns[0].is_categorical());
     }
 
     #[test]
