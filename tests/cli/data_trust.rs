@@ -311,3 +311,38 @@ steps:
         .code(2)
         .stderr_contains("not both");
 }
+
+#[test]
+fn a_split_reads_quoted_line_breaks_and_lone_cr_endings_as_inspect_does() {
+    // Every line ends in a lone CR, and one quoted note spans two lines.
+    let mut csv = String::from("note,a,b,y\r");
+    for i in 0..120u32 {
+        let note = if i == 3 {
+            "\"two\nlines\"".to_string()
+        } else {
+            format!("n{}", i % 3)
+        };
+        let a = (i * 37 % 101) as f32 / 10.0;
+        csv.push_str(&format!("{note},{a},{},{}\r", i % 7, u8::from(a > 5.0)));
+    }
+    let t = Test::new()
+        .file("events.csv", &csv)
+        .file("p.yaml", &pipeline("{path: events.csv, target: y}", GBDT));
+    t.exec(["inspect", "events.csv", "--target", "y"])
+        .success()
+        .stdout_contains("120");
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    assert_eq!(step_status(&s, "train"), "succeeded", "{s}");
+}
+
+#[test]
+fn invalid_utf8_is_reported_with_its_byte_offset() {
+    let t = Test::new().file("p.yaml", &pipeline("{path: events.csv, target: y}", GBDT));
+    let mut bytes = events_csv().into_bytes();
+    // Byte 40 is inside the second data row.
+    bytes[40] = 0xff;
+    std::fs::write(t.path().join("events.csv"), &bytes).unwrap();
+    t.exec(["run", "p.yaml"])
+        .code(2)
+        .stderr_contains("byte offset 40");
+}
