@@ -398,6 +398,18 @@ fn kfold(
         println!("warning: {w}");
     }
     let splits = folds(e, &data)?;
+    // Folded by them, the group and time columns are not features (they would
+    // let the model learn the folds), unless the input's `features.include` asks.
+    let include = match super::data::channel_def(cfg, "data").and_then(|d| d.features) {
+        Some(crate::spec::model::FeatureSelection::Include(v)) => v,
+        _ => Vec::new(),
+    };
+    let data = if keep.iter().any(|c| !include.contains(c)) {
+        data.partition_columns(|c| !keep.contains(&c.name) || include.contains(&c.name))
+            .0
+    } else {
+        data
+    };
     let k = splits.len();
     // Folds run side by side, sharing the cores.
     let threads = (layout.threads() / k).max(1);
