@@ -346,3 +346,59 @@ fn invalid_utf8_is_reported_with_its_byte_offset() {
         .code(2)
         .stderr_contains("byte offset 40");
 }
+
+#[test]
+fn a_transform_records_the_registry_version_its_model_resolved_to() {
+    let yaml = r#"name: trust
+inputs:
+  events: {path: events.csv, target: y, id_columns: [user_id]}
+steps:
+  split:
+    kind: split
+    input: inputs.events
+    strategy: {type: shuffle}
+    fractions: {train: 0.8, test: 0.2}
+  train:
+    kind: train
+    algorithm: gbdt
+    channels: {train: split.train}
+    hyperparameters: {objective: "binary:logistic", num_round: 3}
+  register:
+    kind: register
+    model: train.model
+    group: trust-model
+"#;
+    let t = Test::new()
+        .file("events.csv", &events_csv())
+        .file("p.yaml", yaml);
+    t.exec(["run", "p.yaml"]).success();
+    let scoring = r#"name: scoring
+inputs:
+  events: {path: events.csv, target: y, id_columns: [user_id]}
+steps:
+  score:
+    kind: transform
+    model: "registry://trust-model@latest"
+    data: inputs.events
+"#;
+    t.write("score.yaml", scoring);
+    let s = t.exec(["run", "score.yaml", "--json"]).success().summary();
+    let dir = output_path(&s, "score", "predictions");
+    let meta: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&dir).join("metadata.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        meta["model"]["ref"], "registry://trust-model@latest",
+        "{meta}"
+    );
+    assert_eq!(meta["model"]["registry"]["version"], 1, "{meta}");
+    assert_eq!(meta["model"]["registry"]["group"], "trust-model", "{meta}");
+    assert!(
+        meta["model"]["registry"]["artifact_digest"].is_string(),
+        "{meta}"
+    );
+    let text = std::fs::read_to_string(Path::new(&dir).join("predictions.csv")).unwrap();
+    assert_eq!(text.lines().count(), 201);
+    assert!(text.lines().nth(1).unwrap().starts_with("u0000,"), "{text}");
+}
