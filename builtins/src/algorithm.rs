@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::dataset::Dataset;
 use crate::error::BuiltinError;
-use crate::hyperparams::{Hyperparams, closest};
+use crate::hyperparams::{Hyperparams, Irrelevant, Unsupported, closest};
 use crate::model::{Model, TrainContext, saved_algorithm};
 use crate::{gbdt, kmeans, linear, pca};
 
@@ -25,15 +25,55 @@ fn unknown(name: &str) -> BuiltinError {
     }
 }
 
-/// Checks hyperparameters without data (names, types, ranges).
-pub fn check(name: &str, hp: &Hyperparams) -> Result<(), BuiltinError> {
+/// Checks hyperparameters without data (names, types, ranges); returns a
+/// warning for each given name that cannot change the model here.
+pub fn check(name: &str, hp: &Hyperparams) -> Result<Vec<String>, BuiltinError> {
     match name {
         "gbdt" => gbdt::Params::from_hyperparameters(hp).map(drop),
         "linear-learner" => linear::Params::from_hyperparameters(hp).map(drop),
         "kmeans" => kmeans::Params::from_hyperparameters(hp).map(drop),
         "pca" => pca::Params::from_hyperparameters(hp).map(drop),
         other => Err(unknown(other)),
-    }
+    }?;
+    Ok(hp.warnings())
+}
+
+/// Every hyperparameter name an algorithm accepts, by what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct HyperparameterTable {
+    /// Names that change the trained model (or are checked against the data).
+    pub implemented: &'static [&'static str],
+    /// Names accepted with a warning, because nothing here depends on them.
+    pub irrelevant: &'static [Irrelevant],
+    /// SageMaker names rejected as not supported.
+    pub unsupported: &'static [Unsupported],
+}
+
+/// The hyperparameter table of `name` (`None` for an unknown algorithm).
+pub fn hyperparameters(name: &str) -> Option<HyperparameterTable> {
+    Some(match name {
+        "gbdt" => HyperparameterTable {
+            implemented: gbdt::params::IMPLEMENTED,
+            irrelevant: gbdt::params::IRRELEVANT,
+            unsupported: gbdt::params::UNSUPPORTED,
+        },
+        "linear-learner" => HyperparameterTable {
+            implemented: linear::params::IMPLEMENTED,
+            irrelevant: linear::params::IRRELEVANT,
+            unsupported: linear::params::UNSUPPORTED,
+        },
+        "kmeans" => HyperparameterTable {
+            implemented: kmeans::params::IMPLEMENTED,
+            irrelevant: kmeans::params::IRRELEVANT,
+            unsupported: kmeans::params::UNSUPPORTED,
+        },
+        "pca" => HyperparameterTable {
+            implemented: pca::params::IMPLEMENTED,
+            irrelevant: pca::params::IRRELEVANT,
+            unsupported: pca::params::UNSUPPORTED,
+        },
+        _ => return None,
+    })
 }
 
 /// Trains `name` on `train` (early stopping and scores on `validation`).
@@ -144,5 +184,527 @@ mod tests {
                 .to_string()
                 .contains("did you mean `gbdt`")
         );
+    }
+}
+
+/// Every accepted hyperparameter name must do something: walks each
+/// algorithm's table.
+#[cfg(test)]
+mod hyperparameter_walk {
+    use super::*;
+
+    enum Expect {
+        /// The trained model (its files, predictions or metrics) differs.
+        Changes,
+        /// Checking or training fails with this value.
+        Rejected,
+    }
+    use Expect::*;
+
+    #[derive(Clone, Copy)]
+    enum Data {
+        Binary,
+        Multi,
+    }
+
+    /// `(algorithm, base hyperparameters, data, name, value, expectation)`.
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        Data,
+        &'static str,
+        &'static str,
+        Expect,
+    );
+
+    const GB: &[(&str, &str)] = &[("objective", "binary:logistic"), ("num_round", "5")];
+    const GB_LEAVES: &[(&str, &str)] = &[
+        ("objective", "binary:logistic"),
+        ("num_round", "5"),
+        ("max_leaves", "5"),
+    ];
+    const GB_SAMPLED: &[(&str, &str)] = &[
+        ("objective", "binary:logistic"),
+        ("num_round", "5"),
+        ("subsample", "0.5"),
+    ];
+    const GB_LONG: &[(&str, &str)] = &[
+        ("objective", "binary:logistic"),
+        ("num_round", "60"),
+        ("eta", "1"),
+    ];
+    const GB_MULTI: &[(&str, &str)] = &[("objective", "multi:softprob"), ("num_round", "3")];
+    const LL: &[(&str, &str)] = &[("predictor_type", "binary_classifier")];
+    const LL_MULTI: &[(&str, &str)] = &[
+        ("predictor_type", "multiclass_classifier"),
+        ("num_classes", "3"),
+    ];
+    const LL_REG: &[(&str, &str)] = &[("predictor_type", "regressor")];
+    const LL_SGD: &[(&str, &str)] = &[
+        ("predictor_type", "binary_classifier"),
+        ("optimizer", "sgd"),
+        ("mini_batch_size", "20"),
+    ];
+    const LL_ADAM: &[(&str, &str)] = &[
+        ("predictor_type", "binary_classifier"),
+        ("optimizer", "adam"),
+        ("mini_batch_size", "20"),
+    ];
+    const LL_SGD_60: &[(&str, &str)] = &[
+        ("predictor_type", "binary_classifier"),
+        ("optimizer", "sgd"),
+        ("mini_batch_size", "20"),
+        ("learning_rate", "0.5"),
+        ("epochs", "60"),
+    ];
+    const LL_SGD_LONG: &[(&str, &str)] = &[
+        ("predictor_type", "binary_classifier"),
+        ("optimizer", "sgd"),
+        ("mini_batch_size", "20"),
+        ("epochs", "60"),
+        ("early_stopping_patience", "2"),
+    ];
+    const KM: &[(&str, &str)] = &[("k", "3")];
+    const PC: &[(&str, &str)] = &[("num_components", "2")];
+    const PC_RAND: &[(&str, &str)] = &[("num_components", "2"), ("algorithm_mode", "randomized")];
+
+    const CASES: &[Case] = &[
+        ("gbdt", GB, Data::Binary, "num_round", "8", Changes),
+        ("gbdt", GB, Data::Binary, "eta", "0.1", Changes),
+        ("gbdt", GB, Data::Binary, "max_depth", "2", Changes),
+        ("gbdt", GB, Data::Binary, "max_leaves", "3", Changes),
+        (
+            "gbdt",
+            GB_LEAVES,
+            Data::Binary,
+            "grow_policy",
+            "lossguide",
+            Changes,
+        ),
+        (
+            "gbdt",
+            GB,
+            Data::Binary,
+            "grow_policy",
+            "leafwise",
+            Rejected,
+        ),
+        ("gbdt", GB, Data::Binary, "min_child_weight", "15", Changes),
+        ("gbdt", GB, Data::Binary, "lambda", "20", Changes),
+        ("gbdt", GB, Data::Binary, "alpha", "5", Changes),
+        ("gbdt", GB, Data::Binary, "gamma", "1", Changes),
+        ("gbdt", GB, Data::Binary, "subsample", "0.5", Changes),
+        ("gbdt", GB, Data::Binary, "colsample_bytree", "0.5", Changes),
+        ("gbdt", GB, Data::Binary, "max_bin", "4", Changes),
+        ("gbdt", GB, Data::Binary, "scale_pos_weight", "4", Changes),
+        ("gbdt", GB_SAMPLED, Data::Binary, "seed", "7", Changes),
+        (
+            "gbdt",
+            GB,
+            Data::Binary,
+            "objective",
+            "reg:logistic",
+            Changes,
+        ),
+        ("gbdt", GB, Data::Binary, "eval_metric", "auc", Changes),
+        (
+            "gbdt",
+            GB_LONG,
+            Data::Binary,
+            "early_stopping_rounds",
+            "1",
+            Changes,
+        ),
+        ("gbdt", GB_MULTI, Data::Multi, "num_class", "4", Changes),
+        ("gbdt", GB, Data::Binary, "base_score", "0.2", Changes),
+        (
+            "gbdt",
+            GB,
+            Data::Binary,
+            "checkpoint_frequency",
+            "0",
+            Rejected,
+        ),
+        ("gbdt", GB, Data::Binary, "booster", "gblinear", Rejected),
+        ("gbdt", GB, Data::Binary, "booster", "dart", Rejected),
+        ("gbdt", GB, Data::Binary, "tree_method", "exact", Rejected),
+        ("gbdt", GB, Data::Binary, "tree_method", "approx", Rejected),
+        (
+            "gbdt",
+            GB,
+            Data::Binary,
+            "tree_method",
+            "gpu_hist",
+            Rejected,
+        ),
+        (
+            "gbdt",
+            &[("objective", "reg:squarederror")],
+            Data::Binary,
+            "scale_pos_weight",
+            "2",
+            Rejected,
+        ),
+        (
+            "linear-learner",
+            LL,
+            Data::Binary,
+            "predictor_type",
+            "regressor",
+            Changes,
+        ),
+        (
+            "linear-learner",
+            LL_MULTI,
+            Data::Multi,
+            "num_classes",
+            "4",
+            Changes,
+        ),
+        (
+            "linear-learner",
+            LL,
+            Data::Binary,
+            "loss",
+            "hinge_loss",
+            Rejected,
+        ),
+        ("linear-learner", LL, Data::Binary, "l1", "0.05", Changes),
+        ("linear-learner", LL, Data::Binary, "wd", "0.1", Changes),
+        (
+            "linear-learner",
+            LL,
+            Data::Binary,
+            "optimizer",
+            "sgd",
+            Changes,
+        ),
+        (
+            "linear-learner",
+            LL_SGD,
+            Data::Binary,
+            "epochs",
+            "3",
+            Changes,
+        ),
+        ("linear-learner", LL, Data::Binary, "epochs", "3", Rejected),
+        (
+            "linear-learner",
+            LL_SGD,
+            Data::Binary,
+            "mini_batch_size",
+            "7",
+            Changes,
+        ),
+        (
+            "linear-learner",
+            LL,
+            Data::Binary,
+            "mini_batch_size",
+            "7",
+            Rejected,
+        ),
+        (
+            "linear-learner",
+            LL_SGD,
+            Data::Binary,
+            "learning_rate",
+            "0.1",
+            Changes,
+        ),
+        (
+            "linear-learner",
+            LL,
+            Data::Binary,
+            "learning_rate",
+            "0.1",
+            Rejected,
+        ),
+        (
+            "linear-learner",
+            LL_SGD,
+            Data::Binary,
+            "momentum",
+            "0.9",
+            Changes,
+        ),
+        (
+            "linear-learner",
+            LL_ADAM,
+            Data::Binary,
+            "momentum",
+            "0.9",
+            Rejected,
+        ),
+        (
+            "linear-learner",
+            LL_ADAM,
+            Data::Binary,
+            "beta_1",
+            "0.5",
+            Changes,
+        ),
+        (
+            "linear-learner",
+            LL_SGD,
+            Data::Binary,
+            "beta_1",
+            "0.5",
+            Rejected,
+        ),
+        (
+            "linear-learner",
+            LL_ADAM,
+            Data::Binary,
+            "beta_2",
+            "0.9",
+            Changes,
+        ),
+        (
+            "linear-learner",
+            LL,
+            Data::Binary,
+            "normalize_data",
+            "false",
+            Changes,
+        ),
+        (
+            "linear-learner",
+            LL_REG,
+            Data::Binary,
+            "normalize_label",
+            "false",
+            Changes,
+        ),
+        (
+            "linear-learner",
+            LL,
+            Data::Binary,
+            "use_bias",
+            "false",
+            Changes,
+        ),
+        ("linear-learner", LL_SGD, Data::Binary, "seed", "5", Changes),
+        (
+            "linear-learner",
+            LL_SGD_60,
+            Data::Binary,
+            "early_stopping_patience",
+            "1",
+            Changes,
+        ),
+        (
+            "linear-learner",
+            LL,
+            Data::Binary,
+            "early_stopping_patience",
+            "1",
+            Rejected,
+        ),
+        (
+            "linear-learner",
+            LL_SGD_LONG,
+            Data::Binary,
+            "early_stopping_tolerance",
+            "0.5",
+            Changes,
+        ),
+        (
+            "linear-learner",
+            LL_SGD,
+            Data::Binary,
+            "early_stopping_tolerance",
+            "0.5",
+            Rejected,
+        ),
+        (
+            "linear-learner",
+            LL,
+            Data::Binary,
+            "feature_dim",
+            "9",
+            Rejected,
+        ),
+        ("kmeans", KM, Data::Binary, "k", "4", Changes),
+        ("kmeans", KM, Data::Binary, "init_method", "random", Changes),
+        ("kmeans", KM, Data::Binary, "max_iterations", "1", Changes),
+        ("kmeans", KM, Data::Binary, "tol", "0.9", Changes),
+        ("kmeans", KM, Data::Binary, "seed", "5", Changes),
+        ("kmeans", KM, Data::Binary, "feature_dim", "9", Rejected),
+        ("pca", PC, Data::Binary, "num_components", "3", Changes),
+        (
+            "pca",
+            PC,
+            Data::Binary,
+            "algorithm_mode",
+            "randomized",
+            Changes,
+        ),
+        ("pca", PC, Data::Binary, "subtract_mean", "false", Changes),
+        (
+            "pca",
+            PC_RAND,
+            Data::Binary,
+            "extra_components",
+            "1",
+            Changes,
+        ),
+        ("pca", PC, Data::Binary, "extra_components", "1", Rejected),
+        ("pca", PC_RAND, Data::Binary, "seed", "5", Changes),
+        ("pca", PC, Data::Binary, "feature_dim", "9", Rejected),
+    ];
+
+    fn data(kind: Data, seed: u32) -> Dataset {
+        // Deterministic pseudo-random rows: 4 features, labels from a noisy rule.
+        let mut state = 0x9e37_79b9u32 ^ seed;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state % 10_000) as f32 / 10_000.0
+        };
+        let rows: Vec<Vec<f32>> = (0..300)
+            .map(|_| (0..4).map(|_| next() * 10.0).collect())
+            .collect();
+        let label: Vec<f32> = rows
+            .iter()
+            .map(|r| {
+                let s = r[0] + 0.5 * r[1] - 0.3 * r[2] + next() * 4.0;
+                match kind {
+                    Data::Binary => f32::from(s > 6.0),
+                    Data::Multi => ((s / 4.0) as usize).min(2) as f32,
+                }
+            })
+            .collect();
+        Dataset::from_rows(&rows, Some(&label))
+    }
+
+    /// Everything a trained model shows: its files, predictions and metrics.
+    fn fingerprint(m: &dyn Model, ds: &Dataset, tag: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("builtins-walk-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        m.save(&dir).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        let mut out = String::new();
+        for n in names {
+            out.push_str(&String::from_utf8_lossy(&std::fs::read(&n).unwrap()));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        out.push_str(&format!("{:?}", m.predict(ds).unwrap().values));
+        out.push_str(&format!("{:?}", m.training_metrics()));
+        out
+    }
+
+    fn outcome(
+        alg: &str,
+        pairs: &[(&str, &str)],
+        kind: Data,
+        tag: &str,
+    ) -> Result<(String, Vec<String>), String> {
+        let hp = Hyperparams::from_pairs(pairs);
+        let warnings = check(alg, &hp).map_err(|e| e.to_string())?;
+        let (train_ds, valid) = (data(kind, 1), data(kind, 2));
+        let m = train(
+            alg,
+            &hp,
+            &train_ds,
+            Some(&valid),
+            None,
+            &TrainContext::quiet(1),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((fingerprint(m.as_ref(), &valid, tag), warnings))
+    }
+
+    #[test]
+    fn every_accepted_name_takes_effect_or_is_refused() {
+        for alg in NAMES {
+            let table = hyperparameters(alg).unwrap();
+            for name in table.implemented {
+                assert!(
+                    CASES.iter().any(|c| c.0 == *alg && c.3 == *name),
+                    "{alg}: `{name}` is implemented but no case shows its effect"
+                );
+            }
+        }
+        for (i, (alg, base, kind, name, value, expect)) in CASES.iter().enumerate() {
+            let table = hyperparameters(alg).unwrap();
+            assert!(
+                table.implemented.contains(name),
+                "{alg}: `{name}` is not in the table"
+            );
+            let tag = format!("{alg}-{i}");
+            let before =
+                outcome(alg, base, *kind, &tag).unwrap_or_else(|e| panic!("{alg} {base:?}: {e}"));
+            let mut with: Vec<(&str, &str)> =
+                base.iter().filter(|p| p.0 != *name).copied().collect();
+            with.push((name, value));
+            match (expect, outcome(alg, &with, *kind, &tag)) {
+                (Changes, Ok((after, _))) => assert_ne!(
+                    before.0, after,
+                    "{alg}: `{name}: {value}` did not change the model"
+                ),
+                (Rejected, Err(_)) => {}
+                (Changes, Err(e)) => panic!("{alg}: `{name}: {value}` failed: {e}"),
+                (Rejected, Ok(_)) => panic!("{alg}: `{name}: {value}` was accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn irrelevant_names_warn_and_change_nothing() {
+        let bases: &[(&str, &[(&str, &str)])] = &[
+            ("gbdt", GB),
+            ("linear-learner", LL),
+            ("kmeans", KM),
+            ("pca", PC),
+        ];
+        for (alg, base) in bases {
+            let table = hyperparameters(alg).unwrap();
+            let (before, none) = outcome(alg, base, Data::Binary, alg).unwrap();
+            assert!(none.is_empty(), "{alg}: {none:?}");
+            for (name, _) in table.irrelevant {
+                let mut with = base.to_vec();
+                with.push((name, "4"));
+                let (after, warnings) = outcome(alg, &with, Data::Binary, alg).unwrap();
+                assert_eq!(before, after, "{alg}: `{name}` changed the model");
+                assert_eq!(warnings.len(), 1, "{alg}: {warnings:?}");
+                assert!(warnings[0].contains(name), "{warnings:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn unsupported_and_unknown_names_are_refused() {
+        let bases: &[(&str, &[(&str, &str)])] = &[
+            ("gbdt", GB),
+            ("linear-learner", LL),
+            ("kmeans", KM),
+            ("pca", PC),
+        ];
+        for (alg, base) in bases {
+            let table = hyperparameters(alg).unwrap();
+            for (name, _, _) in table.unsupported {
+                let mut with = base.to_vec();
+                with.push((name, "1"));
+                let e = check(alg, &Hyperparams::from_pairs(&with)).unwrap_err();
+                assert!(e.to_string().contains("is not supported"), "{alg}: {e}");
+            }
+            // A name in no table is refused, whatever it is.
+            for name in ["no_such_name", "booster_type", "learning_rates"] {
+                let mut with = base.to_vec();
+                with.push((name, "1"));
+                let e = check(alg, &Hyperparams::from_pairs(&with)).unwrap_err();
+                assert!(
+                    e.to_string()
+                        .contains("is not a hyperparameter of this algorithm"),
+                    "{alg}: {e}"
+                );
+            }
+        }
     }
 }

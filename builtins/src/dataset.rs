@@ -143,6 +143,18 @@ impl Dataset {
         out
     }
 
+    /// Splits off the columns `keep` says no to (the target always stays):
+    /// returns the data set of the kept columns and the columns taken out, in
+    /// file order.
+    pub fn partition_columns(self, keep: impl Fn(&Column) -> bool) -> (Dataset, Vec<Column>) {
+        let target = self.target.map(|i| self.columns[i].name.clone());
+        let (kept, out): (Vec<Column>, Vec<Column>) = self
+            .columns
+            .into_iter()
+            .partition(|c| Some(&c.name) == target.as_ref() || keep(c));
+        (Dataset::new(kept, target.as_deref()), out)
+    }
+
     /// The rows at `indices`, in that order (used by splits and folds).
     pub fn take_rows(&self, indices: &[usize]) -> Dataset {
         let columns = self
@@ -174,5 +186,10 @@ mod tests {
         assert_eq!(ds.target().unwrap().values, [0.0, 1.0]);
         assert_eq!(ds.feature_matrix_row_major(), [1.0, 2.0, 3.0, 4.0]);
         assert_eq!(ds.take_rows(&[1]).feature_matrix_row_major(), [3.0, 4.0]);
+        let (kept, out) = ds.partition_columns(|c| c.name != "f0");
+        assert_eq!(kept.feature_names(), ["f1"]);
+        assert_eq!(kept.target().unwrap().values, [0.0, 1.0]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].name, "f0");
     }
 }

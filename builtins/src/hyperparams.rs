@@ -15,13 +15,21 @@ use crate::error::BuiltinError;
 pub struct Hyperparams {
     values: BTreeMap<String, String>,
     read: RefCell<BTreeSet<String>>,
+    warnings: RefCell<Vec<String>>,
 }
+
+/// A SageMaker name that is accepted but has no counterpart here, with why.
+pub type Irrelevant = (&'static str, &'static str);
+
+/// A SageMaker name this implementation does not offer: `(name, why, how to fix)`.
+pub type Unsupported = (&'static str, &'static str, &'static str);
 
 impl Hyperparams {
     pub fn new(values: BTreeMap<String, String>) -> Self {
         Hyperparams {
             values,
             read: RefCell::default(),
+            warnings: RefCell::default(),
         }
     }
 
@@ -109,12 +117,62 @@ impl Hyperparams {
         })
     }
 
+    /// Fails with "not supported" when `name` is given (the names of
+    /// `unsupported` that the algorithm does not offer at all).
+    pub fn reject_unsupported(&self, unsupported: &[Unsupported]) -> Result<(), BuiltinError> {
+        for (name, why, hint) in unsupported {
+            if let Some(v) = self.get_str(name) {
+                return Err(BuiltinError::hyperparameter(
+                    name,
+                    Some(v),
+                    format!("is not supported: {why}"),
+                )
+                .with_hint(*hint));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails when `name` is given although `why` says it has no effect with the
+    /// other settings (e.g. `epochs` with a solver that has no epochs).
+    pub fn only_with(&self, name: &str, applies: bool, why: &str) -> Result<(), BuiltinError> {
+        match self.get_str(name) {
+            Some(v) if !applies => Err(BuiltinError::hyperparameter(
+                name,
+                Some(v),
+                format!("has no effect here: {why}"),
+            )
+            .with_hint(format!(
+                "remove `{name}`, or change the setting it depends on"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a warning when `name` is given although it cannot change the
+    /// model with the other settings (`why`).
+    pub fn warn_unless(&self, name: &str, applies: bool, why: &str) {
+        if !applies && self.get_str(name).is_some() {
+            self.warnings.borrow_mut().push(format!(
+                "hyperparameter `{name}` has no effect here ({why})"
+            ));
+        }
+    }
+
     /// Fails on any given name that was never read, suggesting the closest read one.
-    /// `ignored` lists names that are accepted but have no effect here.
-    pub fn finish(&self, ignored: &[&str]) -> Result<(), BuiltinError> {
+    /// `irrelevant` lists names that are accepted but have no effect here; each
+    /// one given is recorded as a warning (see [`warnings`](Self::warnings)).
+    pub fn finish(&self, irrelevant: &[Irrelevant]) -> Result<(), BuiltinError> {
         let read = self.read.borrow();
+        let mut warnings = Vec::new();
         for name in self.values.keys() {
-            if read.contains(name) || ignored.contains(&name.as_str()) {
+            if read.contains(name) {
+                continue;
+            }
+            if let Some((_, why)) = irrelevant.iter().find(|(n, _)| n == name) {
+                warnings.push(format!(
+                    "hyperparameter `{name}` has no effect here ({why}); it is accepted for SageMaker compatibility"
+                ));
                 continue;
             }
             let err = BuiltinError::hyperparameter(
@@ -122,12 +180,49 @@ impl Hyperparams {
                 None,
                 "is not a hyperparameter of this algorithm",
             );
-            return Err(match closest(name, read.iter().map(String::as_str)) {
+            let known = read
+                .iter()
+                .map(String::as_str)
+                .chain(irrelevant.iter().map(|(n, _)| *n));
+            return Err(match closest(name, known) {
                 Some(c) => err.with_hint(format!("did you mean `{c}`?")),
                 None => err,
             });
         }
+        self.warnings.borrow_mut().extend(warnings);
         Ok(())
+    }
+
+    /// The warnings recorded while reading (see [`finish`](Self::finish) and
+    /// [`warn_unless`](Self::warn_unless)): one line for each given name that
+    /// changes nothing here.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for w in self.warnings.borrow().iter() {
+            if !out.contains(w) {
+                out.push(w.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Checks `feature_dim` (SageMaker's declared number of features), when
+/// given, against the data's.
+pub fn check_feature_dim(
+    feature_dim: Option<usize>,
+    n_features: usize,
+) -> Result<(), BuiltinError> {
+    match feature_dim {
+        Some(d) if d != n_features => Err(BuiltinError::hyperparameter(
+            "feature_dim",
+            Some(&d.to_string()),
+            format!("says {d} features, but the training data has {n_features}"),
+        )
+        .with_hint(format!(
+            "set feature_dim to {n_features}, or leave it out (it is read from the data)"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -200,5 +295,35 @@ mod tests {
         hp.get::<u32>("max_depth", 6).unwrap();
         let e = hp.finish(&[]).unwrap_err();
         assert!(e.to_string().contains("did you mean `max_depth`?"), "{e}");
+    }
+
+    #[test]
+    fn irrelevant_names_warn_and_unsupported_ones_fail() {
+        let hp = Hyperparams::from_pairs(&[("nthread", "4"), ("eta", "0.1")]);
+        hp.get::<f64>("eta", 0.3).unwrap();
+        hp.reject_unsupported(&[("booster_x", "why", "hint")])
+            .unwrap();
+        hp.finish(&[("nthread", "threads come from the step's cpus")])
+            .unwrap();
+        assert_eq!(
+            hp.warnings(),
+            [
+                "hyperparameter `nthread` has no effect here (threads come from the step's cpus); it is accepted for SageMaker compatibility"
+            ]
+        );
+        let hp = Hyperparams::from_pairs(&[("num_models", "8")]);
+        let e = hp
+            .reject_unsupported(&[("num_models", "one model is trained", "remove it")])
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "hyperparameter `num_models` = `8`: is not supported: one model is trained\n  help: remove it"
+        );
+        let hp = Hyperparams::from_pairs(&[("epochs", "3")]);
+        assert!(hp.only_with("epochs", true, "x").is_ok());
+        let e = hp
+            .only_with("epochs", false, "the exact solver has no epochs")
+            .unwrap_err();
+        assert!(e.to_string().contains("has no effect here"), "{e}");
     }
 }

@@ -42,7 +42,18 @@ fn categories_merge_across_parts_even_when_one_part_is_all_numbers() {
             ("b.csv", "k,y\nx,1\n10,0\n"),
         ],
     );
-    let ds = read(&dir, &ReadOptions::csv_with_header(Some("y"))).unwrap();
+    // Numbers and text in one column are refused unless it is declared categorical.
+    let e = read(&dir, &ReadOptions::csv_with_header(Some("y"))).unwrap_err();
+    assert!(e.file.ends_with("b.csv"), "{e}");
+    assert!(e.message.contains("`x` is not a number"), "{e}");
+    std::fs::write(dir.join("b.csv"), "k,y\nx,1\ny,0\n").unwrap();
+    let e = read(&dir, &ReadOptions::csv_with_header(Some("y"))).unwrap_err();
+    assert!(e.file.ends_with("a.csv"), "{e}");
+    assert!(e.message.contains("holds numbers here but text in"), "{e}");
+    std::fs::write(dir.join("b.csv"), "k,y\nx,1\n10,0\n").unwrap();
+    let mut opts = ReadOptions::csv_with_header(Some("y"));
+    opts.categorical = vec!["k".to_string()];
+    let ds = read(&dir, &opts).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     let k = ds.column("k").unwrap();
     assert_eq!(k.levels().unwrap(), ["10", "20", "x"]);

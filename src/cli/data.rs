@@ -109,7 +109,8 @@ pub fn predict(
             Error::failed(e.to_string())
         }
     })?;
-    crate::exec::builtin::write_predictions(out, &preds).map_err(|e| Error::failed(e.message))?;
+    crate::exec::builtin::write_predictions(out, &preds, &[])
+        .map_err(|e| Error::failed(e.message))?;
     eprintln!(
         "wrote {} predictions ({}) to {}",
         preds.n_rows,

@@ -38,6 +38,9 @@ pub fn load_and_plan(
 
 pub fn validate(file: &Path, params: &ParamArgs) -> Result<i32> {
     let (loaded, plan) = load_and_plan(file, params, None)?;
+    for (step, warning) in hyperparameter_warnings(&loaded.pipeline) {
+        eprintln!("warning: step `{step}`: {warning}");
+    }
     println!(
         "{}: ok: pipeline `{}`, {} steps, {} inputs",
         file.display(),
@@ -46,6 +49,26 @@ pub fn validate(file: &Path, params: &ParamArgs) -> Result<i32> {
         loaded.pipeline.inputs.len()
     );
     Ok(0)
+}
+
+/// For each built-in algorithm's step, the hyperparameters it was given that
+/// cannot change its model (accepted for SageMaker compatibility).
+pub fn hyperparameter_warnings(p: &crate::spec::model::Pipeline) -> Vec<(String, String)> {
+    use crate::spec::model::StepKind;
+    let mut out = Vec::new();
+    for s in &p.steps {
+        let (algorithm, hps) = match &s.kind {
+            StepKind::Train(t) => (t.algorithm.as_deref(), &t.hyperparameters),
+            StepKind::Evaluate(e) => (e.algorithm.as_deref(), &e.hyperparameters),
+            _ => continue,
+        };
+        let Some(a) = algorithm else { continue };
+        // Errors were reported by validation; only warnings are left to show.
+        if let Ok(ws) = crate::exec::builtin::check_hyperparameters(a, hps) {
+            out.extend(ws.into_iter().map(|w| (s.name.value.clone(), w)));
+        }
+    }
+    out
 }
 
 pub fn graph(file: &Path, params: &ParamArgs, format: GraphFormat) -> Result<i32> {

@@ -60,6 +60,9 @@ pub fn run(
     json: bool,
 ) -> Result<i32> {
     let (loaded, plan) = load_and_plan(file, params, executor)?;
+    for (step, warning) in super::plan::hyperparameter_warnings(&loaded.pipeline) {
+        eprintln!("warning: step `{step}`: {warning}");
+    }
     let backend = backend_for(&plan)?;
     let ws = Workspace::locate();
     ws.create_dirs()?;

@@ -557,6 +557,19 @@ impl Run {
             "input_digests": record.inputs,
             "channel_refs": step.inputs().into_iter().map(|(c, r)| (c, r.text.clone())).collect::<BTreeMap<_, _>>(),
         });
+        // Which version each `registry://` channel resolved to (the artifact is the channel's digest).
+        let mut resolved = serde_json::Map::new();
+        for (c, r) in step.inputs() {
+            if let RefTarget::Registry(reg_ref) = &r.target {
+                let v = self.resolve_registry(reg_ref, &r.text)?;
+                let used = record.inputs.get(&c).unwrap_or(&v.artifact_digest).clone();
+                resolved.insert(
+                    c,
+                    serde_json::json!({"ref": r.text, "group": v.group, "version": v.version, "artifact_digest": used}),
+                );
+            }
+        }
+        facts["registry_versions"] = serde_json::Value::Object(resolved);
         if let StepKind::Register(r) = &step.kind {
             // What trained the model, for the version's lineage.
             let (algorithm, hyperparameters) = match &r.model.target {
@@ -1027,11 +1040,13 @@ fn upstream_input(
                 .input
                 .as_ref()
                 .or_else(|| s.sources.first().map(|x| &x.input))?;
-            match &r.target {
+            let mut def = match &r.target {
                 RefTarget::Input(n) => p.inputs.get(n).cloned(),
                 RefTarget::Output { step: up, .. } => p.step(up).and_then(|u| upstream_input(p, u)),
                 RefTarget::Registry(_) => None,
-            }
+            }?;
+            def.split_columns.extend(s.strategy.split_column());
+            Some(def)
         }
         _ => None,
     }

@@ -296,6 +296,10 @@ fn decode_input(
                     "target",
                     "label_size",
                     "description",
+                    "missing_values",
+                    "categorical",
+                    "features",
+                    "id_columns",
                 ],
             )?;
             (ctx.string(f.req(ctx, "path")?, "path")?, Some(f))
@@ -367,14 +371,160 @@ fn decode_input(
         }
         abs
     };
-    Ok(InputDef {
+    let columns = match &f {
+        Some(f) => decode_column_settings(ctx, f, target.as_deref())?,
+        None => ColumnSettings::default(),
+    };
+    if format == DataFormat::Libsvm
+        && let Some(f) = &f
+        && let Some(k) = ["categorical", "features", "id_columns"]
+            .iter()
+            .find_map(|k| f.key(k))
+    {
+        return Err(ctx
+            .err(k, "libsvm data has no column names to refer to")
+            .help("remove it, or store the data as CSV or Parquet"));
+    }
+    let def = InputDef {
         path: path.value,
         resolved,
         format,
         header,
         target,
         label_size: label_size.map(|l| l.value as u32),
+        missing_values: columns
+            .missing_values
+            .as_ref()
+            .map(|v| v.iter().map(|s| s.value.clone()).collect()),
+        categorical: columns
+            .categorical
+            .iter()
+            .map(|s| s.value.clone())
+            .collect(),
+        features: columns.features.as_ref().map(|(include, names)| {
+            let names = names.iter().map(|s| s.value.clone()).collect();
+            if *include {
+                FeatureSelection::Include(names)
+            } else {
+                FeatureSelection::Exclude(names)
+            }
+        }),
+        id_columns: columns.id_columns.iter().map(|s| s.value.clone()).collect(),
+        split_columns: Vec::new(),
         span: name.span,
+    };
+    check_column_names(
+        ctx,
+        &def,
+        &columns,
+        f.as_ref().and_then(|f| f.get("target")),
+    )?;
+    Ok(def)
+}
+
+/// An input's column settings as written, with their positions.
+#[derive(Default)]
+struct ColumnSettings {
+    missing_values: Option<Vec<Spanned<String>>>,
+    categorical: Vec<Spanned<String>>,
+    /// `(true, names)` for `include`, `(false, names)` for `exclude`.
+    features: Option<(bool, Vec<Spanned<String>>)>,
+    id_columns: Vec<Spanned<String>>,
+}
+
+fn decode_column_settings(ctx: &Ctx, f: &Fields, target: Option<&str>) -> DResult<ColumnSettings> {
+    let list = |key: &str| -> DResult<Vec<Spanned<String>>> {
+        let Some(n) = f.get(key) else {
+            return Ok(Vec::new());
+        };
+        let items = ctx.string_list(n, key)?;
+        for (i, a) in items.iter().enumerate() {
+            if items[..i].iter().any(|b| b.value == a.value) {
+                return Err(Diagnostic::at(
+                    &ctx.source,
+                    a.span,
+                    format!("`{}` is listed twice in `{key}`", a.value),
+                )
+                .help("list each column once"));
+            }
+        }
+        Ok(items)
+    };
+    let missing_values = f
+        .get("missing_values")
+        .map(|n| ctx.string_list(n, "missing_values"))
+        .transpose()?;
+    let categorical = list("categorical")?;
+    let id_columns = list("id_columns")?;
+    let features = match f.get("features") {
+        None => None,
+        Some(n) => {
+            let ff = ctx.fields(n, "features", &["include", "exclude"])?;
+            match (ff.get("include"), ff.get("exclude")) {
+                (Some(_), Some(_)) => {
+                    return Err(ctx
+                        .err(n, "`features` takes `include` or `exclude`, not both")
+                        .help("list the feature columns under `include`, or the others under `exclude`"));
+                }
+                (None, None) => {
+                    return Err(ctx
+                        .err(
+                            n,
+                            "`features` needs `include: [COLUMN...]` or `exclude: [COLUMN...]`",
+                        )
+                        .help("e.g. `features: {exclude: [user_id, timestamp]}`"));
+                }
+                (Some(i), None) => {
+                    let names = ctx.string_list(i, "include")?;
+                    if names.is_empty() {
+                        return Err(ctx
+                            .err(i, "`features.include` lists no column")
+                            .help("name at least one feature column"));
+                    }
+                    Some((true, names))
+                }
+                (None, Some(e)) => Some((false, ctx.string_list(e, "exclude")?)),
+            }
+        }
+    };
+    if let Some((true, names)) = &features {
+        for n in names {
+            if target == Some(n.value.as_str()) {
+                return Err(Diagnostic::at(
+                    &ctx.source,
+                    n.span,
+                    format!("`{}` is the target; the target is never a feature", n.value),
+                )
+                .help("remove it from `features.include`"));
+            }
+            if id_columns.iter().any(|i| i.value == n.value) {
+                return Err(Diagnostic::at(
+                    &ctx.source,
+                    n.span,
+                    format!(
+                        "`{}` is an ID column; ID columns are never features",
+                        n.value
+                    ),
+                )
+                .help("remove it from `features.include` or from `id_columns`"));
+            }
+        }
+    }
+    if let Some(t) = target
+        && let Some(i) = id_columns.iter().find(|i| i.value == t)
+    {
+        return Err(Diagnostic::at(
+            &ctx.source,
+            i.span,
+            format!("`{t}` is the target, so it cannot be an ID column"),
+        )
+        .help("remove it from `id_columns`"));
+    }
+    Ok(ColumnSettings {
+        missing_values,
+        categorical,
+        features,
+        id_columns,
     })
 }
 
@@ -395,6 +545,50 @@ fn unsupported_remote(ctx: &Ctx, path: &Spanned<String>) -> Option<Diagnostic> {
             .label(format!("`{other}://` paths are not supported"))
             .help("give a local file or directory, relative to the pipeline file"),
     })
+}
+
+/// Checks that every column an input names exists, when its column names can
+/// be read cheaply (a local CSV file's header, a Parquet file's schema).
+fn check_column_names(
+    ctx: &Ctx,
+    def: &InputDef,
+    columns: &ColumnSettings,
+    target: Option<&Node>,
+) -> DResult<()> {
+    let named: Vec<&Spanned<String>> = columns
+        .categorical
+        .iter()
+        .chain(&columns.id_columns)
+        .chain(columns.features.iter().flat_map(|(_, n)| n))
+        .collect();
+    if (named.is_empty() && target.is_none()) || def.path.starts_with("s3://") {
+        return Ok(());
+    }
+    let opts = crate::exec::builtin::read_options_of(def);
+    // A header that cannot be read here is reported when a step reads the data.
+    let Ok(Some(names)) = builtins::data::column_names(&def.resolved, &opts) else {
+        return Ok(());
+    };
+    let unknown = |span: Span, what: &str, name: &str| {
+        Diagnostic::at(
+            &ctx.source,
+            span,
+            format!("{what} `{name}` is not a column of `{}`", def.path),
+        )
+        .suggest(name, names.iter().map(String::as_str))
+        .note(format!("the columns are: {}", names.join(", ")))
+    };
+    if let (Some(n), Some(t)) = (target, &def.target)
+        && !names.contains(t)
+    {
+        return Err(unknown(n.span, "the target", t));
+    }
+    for n in named {
+        if !names.contains(&n.value) {
+            return Err(unknown(n.span, "column", &n.value));
+        }
+    }
+    Ok(())
 }
 
 fn guess_format(path: &str) -> DataFormat {
@@ -1103,9 +1297,9 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
             crate::exec::builtin::ALGORITHMS.join(", ")
         )));
     }
-    let (channels, distribution) = match f.get("channels") {
+    let (channels, distribution, channel_formats) = match f.get("channels") {
         Some(n) => decode_train_channels(ctx, n)?,
-        None => (BTreeMap::new(), BTreeMap::new()),
+        None => (BTreeMap::new(), BTreeMap::new(), BTreeMap::new()),
     };
     let program = f
         .get("program")
@@ -1138,21 +1332,39 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
         run,
         channels,
         distribution,
+        channel_formats,
         program: program.map(|p| p.value),
         hyperparameters,
     })
 }
 
-/// A train step's channels: `NAME: REF`, or `NAME: {data: REF, distribution: D}`.
-type TrainChannels = (BTreeMap<String, Ref>, BTreeMap<String, Distribution>);
+/// A train step's channels: `NAME: REF`, or `NAME: {data: REF, distribution: D,
+/// target: COL, header: B, label_size: N, format: F}`.
+type TrainChannels = (
+    BTreeMap<String, Ref>,
+    BTreeMap<String, Distribution>,
+    BTreeMap<String, ChannelFormat>,
+);
 
 fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
     let mut refs = BTreeMap::new();
     let mut dist = BTreeMap::new();
+    let mut formats = BTreeMap::new();
     for (k, v) in ctx.entries(node, "channels")? {
         check_name(ctx, &k, "channel")?;
         if let NodeKind::Map(_) = &v.kind {
-            let cf = ctx.fields(v, "channel", &["data", "distribution"])?;
+            let cf = ctx.fields(
+                v,
+                "channel",
+                &[
+                    "data",
+                    "distribution",
+                    "target",
+                    "header",
+                    "label_size",
+                    "format",
+                ],
+            )?;
             refs.insert(
                 k.value.clone(),
                 decode_ref(ctx, cf.req(ctx, "data")?, "data")?,
@@ -1164,13 +1376,85 @@ fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
                         .suggest(&s, Distribution::NAMES.iter().copied())
                         .help("use `fully_replicated` (every node sees every file) or `sharded_by_key` (each node its share)")
                 })?;
-                dist.insert(k.value, parsed);
+                dist.insert(k.value.clone(), parsed);
+            }
+            let format = decode_channel_format(ctx, &cf)?;
+            if format != ChannelFormat::default() {
+                formats.insert(k.value, format);
             }
         } else {
             refs.insert(k.value, decode_ref(ctx, v, "channels")?);
         }
     }
-    Ok((refs, dist))
+    Ok((refs, dist, formats))
+}
+
+/// How a channel says its data is read (`target`, `header`, `label_size`, `format`).
+fn decode_channel_format(ctx: &Ctx, cf: &Fields) -> DResult<ChannelFormat> {
+    let format = match cf.get("format") {
+        Some(n) => {
+            let s = ctx.string(n, "format")?;
+            Some(DataFormat::parse(&s).ok_or_else(|| {
+                ctx.err(n, format!("unknown data format `{}`", s.value))
+                    .suggest(&s, DataFormat::NAMES.iter().copied())
+                    .help(format!("use one of: {}", DataFormat::NAMES.join(", ")))
+            })?)
+        }
+        None => None,
+    };
+    let header = cf
+        .get("header")
+        .map(|n| ctx.bool(n, "header"))
+        .transpose()?
+        .map(|b| b.value);
+    let target = cf
+        .get("target")
+        .map(|n| ctx.string(n, "target"))
+        .transpose()?;
+    let label_size = cf
+        .get("label_size")
+        .map(|n| ctx.uint(n, "label_size"))
+        .transpose()?;
+    if let Some(ls) = &label_size
+        && ls.value > 1
+    {
+        return Err(
+            Diagnostic::at(&ctx.source, ls.span, "`label_size` must be 0 or 1")
+                .help("SageMaker's built-ins read one label column"),
+        );
+    }
+    if let (Some(t), Some(_)) = (&target, &label_size) {
+        return Err(Diagnostic::at(
+            &ctx.source,
+            t.span,
+            "give the channel `target` (a named column) or `label_size` (the first column), not both",
+        )
+        .help("`target: COLUMN` for data with a header, `label_size: 1` for headerless CSV"));
+    }
+    if let (Some(t), Some(false)) = (&target, header) {
+        return Err(Diagnostic::at(
+            &ctx.source,
+            t.span,
+            "`target` names a column, but `header: false` means the columns have no names",
+        )
+        .help(
+            "use `label_size: 1` for a headerless file with the label first, or `header: true`",
+        ));
+    }
+    if let (Some(t), Some(DataFormat::Libsvm)) = (&target, format) {
+        return Err(Diagnostic::at(
+            &ctx.source,
+            t.span,
+            "libsvm data has its label first on every line; it has no named target",
+        )
+        .help("remove `target`"));
+    }
+    Ok(ChannelFormat {
+        format,
+        header,
+        target: target.map(|t| t.value),
+        label_size: label_size.map(|l| l.value as u32),
+    })
 }
 
 /// Points a built-in's hyperparameter complaint at the offending key or value.

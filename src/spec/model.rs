@@ -73,12 +73,57 @@ pub struct InputDef {
     pub target: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_size: Option<u32>,
+    /// Cell texts that mean "no value" (`missing_values`); `None`: the usual
+    /// spellings (empty, `NA`, `NaN`, `null`, `?`...). Given, the list replaces them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_values: Option<Vec<String>>,
+    /// Columns read as categories even where their cells are numbers (`categorical`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categorical: Vec<String>,
+    /// Which columns are features (`features: {include: [...]}` or `{exclude: [...]}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<FeatureSelection>,
+    /// Columns that identify a row (`id_columns`): never features, carried
+    /// through to predictions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_columns: Vec<String>,
+    /// Set by the engine, never written: the columns a split step grouped or
+    /// ordered the rows by, which are not features unless `features.include`
+    /// names them (a group id or a timestamp would leak the split).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split_columns: Vec<String>,
     #[serde(skip)]
     pub span: Span,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// Which columns of a data set are features.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureSelection {
+    /// Only these columns (in the file's order).
+    Include(Vec<String>),
+    /// Every column but these.
+    Exclude(Vec<String>),
+}
+
+/// How to read a train channel, declared on the channel itself
+/// (`channels: {train: {data: REF, target: COL}}`): for data that does not
+/// come straight from a pipeline input, such as a command step's output, or
+/// to override what the input says.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelFormat {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<DataFormat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_size: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +328,18 @@ pub enum SplitStrategy {
     },
 }
 
+impl SplitStrategy {
+    /// The column a group or time split arranges rows by (not a feature downstream).
+    pub fn split_column(&self) -> Option<String> {
+        match self {
+            SplitStrategy::Time { column, .. } | SplitStrategy::Group { column } => {
+                Some(column.clone())
+            }
+            SplitStrategy::Shuffle { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainStep {
     /// A built-in algorithm...
@@ -298,6 +355,9 @@ pub struct TrainStep {
     /// How a channel is spread over the nodes (absent: fully replicated).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub distribution: BTreeMap<String, Distribution>,
+    /// How to read a channel, where the channel says (`target:`, `header:`...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channel_formats: BTreeMap<String, ChannelFormat>,
     /// `SAGEMAKER_PROGRAM` for the user's image: the script its `train` runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<String>,

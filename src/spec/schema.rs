@@ -98,7 +98,11 @@ pub fn pipeline_schema() -> Value {
                     {"type": "string"},
                     object(json!({
                         "data": {"type": "string"},
-                        "distribution": {"enum": Distribution::NAMES}
+                        "distribution": {"enum": Distribution::NAMES},
+                        "target": {"type": "string"},
+                        "header": {"type": "boolean"},
+                        "label_size": {"type": "integer", "minimum": 0, "maximum": 1},
+                        "format": {"enum": DataFormat::NAMES}
                     }), &["data"])
                 ]}},
                 "hyperparameters": hps
@@ -171,6 +175,13 @@ pub fn pipeline_schema() -> Value {
             "inputs": {"type": "object", "additionalProperties": {"oneOf": [{"type": "string"}, object(json!({
                 "path": {"type": "string"}, "format": {"enum": DataFormat::NAMES}, "header": {"type": "boolean"},
                 "target": {"type": "string"}, "label_size": {"type": "integer", "minimum": 0, "maximum": 1},
+                "missing_values": {"type": "array", "items": {"type": "string"}},
+                "categorical": {"type": "array", "items": {"type": "string"}},
+                "id_columns": {"type": "array", "items": {"type": "string"}},
+                "features": {"oneOf": [
+                    object(json!({"include": {"type": "array", "items": {"type": "string"}, "minItems": 1}}), &["include"]),
+                    object(json!({"exclude": {"type": "array", "items": {"type": "string"}}}), &["exclude"])
+                ]},
                 "description": {"type": "string"}}), &["path"])]}},
             "steps": {"type": "object", "minProperties": 1, "additionalProperties": {"oneOf": steps}},
             "on_approved": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}

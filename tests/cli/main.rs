@@ -8,6 +8,7 @@ mod harness;
 
 mod bad_input;
 mod builtins;
+mod data_trust;
 mod docker;
 mod frontend;
 mod isolation;

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use foldhash::HashMap;
 
 use super::csv_fields::{blank_line_end, scan_record};
-use super::missing::is_missing;
+use super::missing::Missing;
 
 /// Distinct values of one column in one piece, and the piece's codes into them.
 pub struct LocalLevels<'a> {
@@ -27,6 +27,7 @@ pub fn collect_piece<'a>(
     buf: &'a [u8],
     delim: u8,
     wanted: &[bool],
+    missing: &Missing,
 ) -> Vec<Option<LocalLevels<'a>>> {
     let mut maps: Vec<Option<Collector<'a>>> = wanted
         .iter()
@@ -56,7 +57,7 @@ pub fn collect_piece<'a>(
         for (slot, field) in maps.iter_mut().zip(record.fields) {
             let Some((map, local)) = slot else { continue };
             let field = trim_cow(field);
-            if is_missing(&field) {
+            if missing.is_missing(&field) {
                 local.codes.push(f32::NAN);
                 continue;
             }
@@ -133,16 +134,25 @@ mod tests {
     fn levels_follow_first_appearance_across_pieces() {
         let a = b"b,1\na,2\n";
         let b = b"NA,3\nc,4\na,5\n";
-        let pa = collect_piece(a, b',', &[true, false]).remove(0).unwrap();
-        let pb = collect_piece(b, b',', &[true, false]).remove(0).unwrap();
+        let pa = collect_piece(a, b',', &[true, false], &Missing::Usual)
+            .remove(0)
+            .unwrap();
+        let pb = collect_piece(b, b',', &[true, false], &Missing::Usual)
+            .remove(0)
+            .unwrap();
         let (levels, codes) = merge(vec![pa, pb]).unwrap();
         assert_eq!(levels, ["b", "a", "c"]);
         assert_eq!(codes[..2], [0.0, 1.0]);
         assert!(codes[2].is_nan());
         assert_eq!(codes[3..], [2.0, 1.0]);
-        let whole = collect_piece(b"b,1\na,2\nNA,3\nc,4\na,5\n", b',', &[true, false])
-            .remove(0)
-            .unwrap();
+        let whole = collect_piece(
+            b"b,1\na,2\nNA,3\nc,4\na,5\n",
+            b',',
+            &[true, false],
+            &Missing::Usual,
+        )
+        .remove(0)
+        .unwrap();
         let (levels2, codes2) = merge(vec![whole]).unwrap();
         assert_eq!(levels2, levels);
         assert_eq!(format!("{codes2:?}"), format!("{codes:?}"));

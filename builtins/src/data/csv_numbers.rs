@@ -8,7 +8,7 @@
 
 use super::csv_fields::{Unterminated, blank_line_end, is_field_end, line_end, scan_field};
 use super::float;
-use super::missing::{FieldValue, classify};
+use super::missing::{FieldValue, Missing, classify};
 
 /// The columns of one piece.
 pub struct NumberPiece {
@@ -16,6 +16,9 @@ pub struct NumberPiece {
     pub columns: Vec<Vec<f32>>,
     /// Columns in which some field is text.
     pub text: Vec<bool>,
+    /// For each column, its first text field in the piece: the 0-based line
+    /// in the piece and the text.
+    pub first_text: Vec<Option<(u64, String)>>,
     /// Line breaks in the piece, to number the lines of later pieces.
     pub lines: u64,
 }
@@ -30,8 +33,13 @@ pub struct PieceFailure {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Problem {
-    FieldCount { expected: usize, found: usize },
+    FieldCount {
+        expected: usize,
+        found: usize,
+    },
     NotANumber(String),
+    /// `inf`, or beyond the range of 32-bit floats.
+    NotFinite(String),
     UnterminatedQuote,
 }
 
@@ -43,10 +51,12 @@ pub fn parse_piece(
     delim: u8,
     n_cols: usize,
     all_numeric: bool,
+    missing: &Missing,
 ) -> Result<NumberPiece, PieceFailure> {
     let capacity = memchr::memchr_iter(b'\n', buf).count() + 1;
     let mut columns: Vec<Vec<f32>> = (0..n_cols).map(|_| Vec::with_capacity(capacity)).collect();
     let mut text = vec![false; n_cols];
+    let mut first_text: Vec<Option<(u64, String)>> = vec![None; n_cols];
     let mut pos = 0;
     let mut line = 0u64;
     let n = buf.len();
@@ -72,16 +82,27 @@ pub fn parse_piece(
                     let f = scan_field(buf, pos, delim)
                         .map_err(|Unterminated| fail(Problem::UnterminatedQuote))?;
                     line += f.newlines;
-                    let v = match classify(&f.text) {
+                    let v = match classify(&f.text, missing) {
                         FieldValue::Number(v) => v,
                         FieldValue::Missing => f32::NAN,
+                        FieldValue::Infinite => {
+                            return Err(fail(Problem::NotFinite(
+                                String::from_utf8_lossy(f.text.trim_ascii()).into_owned(),
+                            )));
+                        }
                         FieldValue::Text if all_numeric => {
                             return Err(fail(Problem::NotANumber(
                                 String::from_utf8_lossy(&f.text).into_owned(),
                             )));
                         }
                         FieldValue::Text => {
-                            text[j] = true;
+                            if !text[j] {
+                                text[j] = true;
+                                first_text[j] = Some((
+                                    record_line,
+                                    String::from_utf8_lossy(f.text.trim_ascii()).into_owned(),
+                                ));
+                            }
                             f32::NAN
                         }
                     };
@@ -123,6 +144,7 @@ pub fn parse_piece(
     Ok(NumberPiece {
         columns,
         text,
+        first_text,
         lines: line,
     })
 }
@@ -138,7 +160,14 @@ mod tests {
 
     #[test]
     fn numbers_missing_and_text() {
-        let p = parse_piece(b"1,NA,x\n\n2.5,,\"y\"\r\n  \n-3e2,4,5", b',', 3, false).unwrap();
+        let p = parse_piece(
+            b"1,NA,x\n\n2.5,,\"y\"\r\n  \n-3e2,4,5",
+            b',',
+            3,
+            false,
+            &Missing::Usual,
+        )
+        .unwrap();
         assert_eq!(p.columns[0], [1.0, 2.5, -300.0]);
         assert!(p.columns[1][0].is_nan() && p.columns[1][1].is_nan());
         assert_eq!(p.columns[1][2], 4.0);
@@ -148,7 +177,9 @@ mod tests {
 
     #[test]
     fn wrong_field_counts_name_the_line() {
-        let e = parse_piece(b"1,2\n3\n", b',', 2, false).err().unwrap();
+        let e = parse_piece(b"1,2\n3\n", b',', 2, false, &Missing::Usual)
+            .err()
+            .unwrap();
         assert_eq!(e.line, 1);
         assert_eq!(
             e.problem,
@@ -157,7 +188,7 @@ mod tests {
                 found: 1
             }
         );
-        let e = parse_piece(b"1,2\n\"a\nb\",2\n3,4,5\n", b',', 2, false)
+        let e = parse_piece(b"1,2\n\"a\nb\",2\n3,4,5\n", b',', 2, false, &Missing::Usual)
             .err()
             .unwrap();
         assert_eq!(e.line, 3);
@@ -172,7 +203,9 @@ mod tests {
 
     #[test]
     fn text_in_an_all_numeric_file_is_an_error() {
-        let e = parse_piece(b"1,2\n3,abc\n", b',', 2, true).err().unwrap();
+        let e = parse_piece(b"1,2\n3,abc\n", b',', 2, true, &Missing::Usual)
+            .err()
+            .unwrap();
         assert_eq!((e.line, e.field), (1, Some(1)));
         assert_eq!(e.problem, Problem::NotANumber("abc".into()));
     }

@@ -61,7 +61,7 @@ pub fn read_table(path: &Path, bytes: &[u8]) -> Result<Option<Table>, DataError>
                     )
                     .hint("feature indices are 0 or more, e.g. `3:0.5`")
                 })?;
-            let value = match super::missing::classify(val) {
+            let value = match super::missing::classify(val, &super::missing::Missing::Usual) {
                 super::missing::FieldValue::Number(v) => v,
                 super::missing::FieldValue::Missing if !val.is_empty() => f32::NAN,
                 _ => {

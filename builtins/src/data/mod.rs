@@ -23,6 +23,8 @@ mod parquet;
 mod parts;
 mod table;
 
+pub use missing::Missing;
+
 use std::path::Path;
 
 use crate::dataset::Dataset;
@@ -73,6 +75,10 @@ pub struct ReadOptions {
     pub label_size: usize,
     /// CSV: the byte between fields (`b','`; `b'\t'` for TSV).
     pub delimiter: u8,
+    /// CSV: which cell texts mean "no value".
+    pub missing: Missing,
+    /// CSV: columns read as categories even where their cells are numbers.
+    pub categorical: Vec<String>,
 }
 
 impl ReadOptions {
@@ -84,6 +90,8 @@ impl ReadOptions {
             target: None,
             label_size,
             delimiter: b',',
+            missing: Missing::Usual,
+            categorical: Vec::new(),
         }
     }
     /// CSV with a header and, optionally, a named target column.
@@ -94,6 +102,8 @@ impl ReadOptions {
             target: target.map(str::to_string),
             label_size: 0,
             delimiter: b',',
+            missing: Missing::Usual,
+            categorical: Vec::new(),
         }
     }
     /// Parquet, optionally with a named target column.
@@ -104,6 +114,8 @@ impl ReadOptions {
             target: target.map(str::to_string),
             label_size: 0,
             delimiter: b',',
+            missing: Missing::Usual,
+            categorical: Vec::new(),
         }
     }
     /// libsvm (`label index:value ...`); the target is always `label`.
@@ -114,6 +126,8 @@ impl ReadOptions {
             target: None,
             label_size: 1,
             delimiter: b' ',
+            missing: Missing::Usual,
+            categorical: Vec::new(),
         }
     }
     /// The same options with another CSV field delimiter.
@@ -135,6 +149,58 @@ pub fn read(path: &Path, opts: &ReadOptions) -> Result<Dataset, DataError> {
         None => {
             Err(DataError::new(path, "the file is empty")
                 .hint("point the channel at a file with data"))
+        }
+    }
+}
+
+/// The column names of the data at `path` (a file, or the first part file of
+/// a directory) as [`read`] would name them, reading only the first line of a
+/// CSV file or a Parquet file's schema. `None` for libsvm (its columns are
+/// numbered by the rows) and for an empty file.
+pub fn column_names(path: &Path, opts: &ReadOptions) -> Result<Option<Vec<String>>, DataError> {
+    let meta = std::fs::metadata(path).map_err(|e| not_readable(path, &e))?;
+    let file = if meta.is_dir() {
+        match parts::part_files(path)?.into_iter().next() {
+            Some(f) => f,
+            None => return Ok(None),
+        }
+    } else {
+        path.to_path_buf()
+    };
+    match opts.format {
+        Format::Libsvm => Ok(None),
+        Format::Parquet => parquet::column_names(&file).map(Some),
+        Format::Csv => {
+            use std::io::Read;
+            let mut f = std::fs::File::open(&file).map_err(|e| not_readable(&file, &e))?;
+            // A header longer than this is read with the data, not here.
+            let mut buf = Vec::new();
+            (&mut f)
+                .take(1 << 20)
+                .read_to_end(&mut buf)
+                .map_err(|e| not_readable(&file, &e))?;
+            let bytes = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf);
+            let mut pos = 0;
+            while let Some(next) = csv_fields::blank_line_end(bytes, pos) {
+                if next >= bytes.len() {
+                    return Ok(None);
+                }
+                pos = next;
+            }
+            if pos >= bytes.len() {
+                return Ok(None);
+            }
+            let Ok(first) = csv_fields::scan_record(bytes, pos, opts.delimiter) else {
+                return Ok(None);
+            };
+            if first.next >= bytes.len() && bytes.len() == 1 << 20 {
+                return Ok(None);
+            }
+            Ok(Some(if opts.header {
+                csv::header_names(&first.fields)
+            } else {
+                headerless_names(first.fields.len(), opts.label_size)
+            }))
         }
     }
 }

@@ -25,6 +25,21 @@ use crate::dataset::Column;
 use crate::error::DataError;
 
 /// Reads the Parquet file at `path`; `None` when it has no columns.
+/// The column names in a Parquet file's schema.
+pub fn column_names(path: &Path) -> Result<Vec<String>, DataError> {
+    let file = File::open(path).map_err(|e| super::not_readable(path, &e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
+        DataError::new(path, format!("cannot read as Parquet: {e}"))
+            .hint("check that the file is Parquet, or set the channel's `format`")
+    })?;
+    Ok(builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect())
+}
+
 pub fn read_table(path: &Path) -> Result<Option<Table>, DataError> {
     let file = File::open(path).map_err(|e| super::not_readable(path, &e))?;
     let not_parquet = |e: parquet::errors::ParquetError| {

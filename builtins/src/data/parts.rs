@@ -4,9 +4,11 @@
 //! in one directory. Every regular file is read, in file name order, except
 //! hidden ones: names starting with `.` or `_` (`_SUCCESS`, `.crc` files).
 //! All parts must have the same columns in the same order; rows are appended
-//! in file order. A CSV column that is text in one part but only numbers in
-//! another is categorical, so the all-number parts are read again for their
-//! levels; levels keep their order of first appearance across the parts.
+//! in file order. A column that holds numbers in one part and text in another
+//! is an error, as it is within one file (unless declared categorical, which
+//! makes it text in every part); a CSV column with no values at all in one
+//! part and text in another is read again as text. Levels keep their order of
+//! first appearance across the parts.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -57,21 +59,36 @@ pub fn read_dir(dir: &Path, opts: &ReadOptions) -> Result<Dataset, DataError> {
         .filter(|(j, _)| parts.iter().any(|(_, t)| t.columns[*j].is_categorical()))
         .map(|(_, n)| n.clone())
         .collect();
+    let parts_paths: Vec<PathBuf> = parts.iter().map(|(p, _)| p.clone()).collect();
+    let text_in: Vec<Vec<String>> = parts
+        .iter()
+        .map(|(_, t)| {
+            t.columns
+                .iter()
+                .filter(|c| c.is_categorical())
+                .map(|c| c.name.clone())
+                .collect()
+        })
+        .collect();
     for (p, t) in &mut parts {
         let mixed = t
             .columns
             .iter()
             .find(|c| !c.is_categorical() && text.contains(&c.name));
         if let Some(c) = mixed {
-            if opts.format != Format::Csv {
+            // Numbers here and text elsewhere: the same mix the CSV reader
+            // refuses within one file (a column with no values here is fine).
+            if opts.format != Format::Csv || c.values.iter().any(|v| !v.is_nan()) {
+                let other = parts_text_file(&parts_paths, &text_in, &c.name);
                 return Err(DataError::new(
                     p.as_path(),
                     format!(
-                        "column `{}` holds numbers here but text in another part",
-                        c.name
+                        "column `{}` holds numbers here but text in {}",
+                        c.name,
+                        other
                     ),
                 )
-                .hint("every part file must give a column the same type"));
+                .hint("every part file must give a column the same type; declare the text that means missing (missing_values) or the column categorical (categorical)"));
             }
             if let Some(again) = super::read_table(p, opts, &text)? {
                 *t = again;
@@ -96,8 +113,20 @@ pub fn read_dir(dir: &Path, opts: &ReadOptions) -> Result<Dataset, DataError> {
     )
 }
 
+/// The first part file in which column `name` is text, for an error.
+fn parts_text_file(paths: &[PathBuf], text_in: &[Vec<String>], name: &str) -> String {
+    paths
+        .iter()
+        .zip(text_in)
+        .find(|(_, t)| t.iter().any(|n| n == name))
+        .map_or_else(
+            || "another part".to_string(),
+            |(p, _)| p.display().to_string(),
+        )
+}
+
 /// The regular, non-hidden files of `dir`, in name order.
-fn part_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+pub(super) fn part_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let io = |e: std::io::Error| DataError::new(dir, format!("cannot list the directory: {e}"));
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {

@@ -1,9 +1,14 @@
-//! Growing one tree, level by level, from gradient histograms.
+//! Growing one tree, level by level (or best first), from gradient histograms.
 //!
 //! Each level: find the best split of every open node from its histogram,
 //! partition the node's rows (a stable in-place partition of one index array,
 //! so every node owns a contiguous range), then build the histogram of the
 //! smaller child only and get its sibling by subtracting it from the parent's.
+//!
+//! With `grow_policy: lossguide` ([`TreeParams::lossguide`]) the open node
+//! whose best split lowers the loss most is split next, one at a time (ties
+//! to the lower node index), until `max_leaves` leaves, the depth limit or no
+//! gainful split is left; the histograms and the subtraction trick are the same.
 //!
 //! Histograms are built in [`histogram`](super::histogram) and rows split in
 //! [`partition`](super::partition). Determinism: parallel tasks cover fixed
@@ -61,6 +66,8 @@ pub struct TreeParams {
     pub max_depth: usize,
     /// 0 means no limit.
     pub max_leaves: usize,
+    /// Best-first growth (`grow_policy: lossguide`) instead of level by level.
+    pub lossguide: bool,
 }
 
 impl TreeParams {
@@ -130,47 +137,14 @@ pub fn grow_tree(
     p: &TreeParams,
     cluster: &dyn Cluster,
 ) -> Result<Grown, BuiltinError> {
+    if p.lossguide {
+        return grow_lossguide(m, grads, rows, use_feature, p, cluster);
+    }
     let multi = cluster.size() > 1;
-    // Rows travel with their gradients, so histogram loops read gradients in order.
-    let mut entries: Vec<Entry> = rows
-        .par_iter()
-        .map(|&r| {
-            let gp = grads[r as usize];
-            Entry {
-                row: r,
-                g: gp.g,
-                h: gp.h,
-            }
-        })
-        .collect();
-    let root_sum = entries
-        .par_chunks(1 << 16)
-        .map(|c| {
-            c.iter().fold(Sum::default(), |s, e| {
-                s.plus(Sum {
-                    g: e.g as f64,
-                    h: e.h as f64,
-                })
-            })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .fold(Sum::default(), Sum::plus);
-    let root_sum = if multi {
-        let mut v = [root_sum.g, root_sum.h];
-        cluster.allreduce_sum_f64(&mut v)?;
-        Sum { g: v[0], h: v[1] }
-    } else {
-        root_sum
-    };
+    let (mut entries, root_sum, root_hist) = grow_root(m, grads, rows, use_feature, cluster)?;
     let mut tree = Tree::default();
     tree.push_leaf(p.leaf_value(root_sum) as f32, root_sum.h as f32);
     let mut split_bin = vec![0u8];
-    let mut root_hist = build_histograms(m, &entries, &[(0, entries.len())], use_feature);
-    if multi {
-        reduce_histograms(&mut root_hist, m, use_feature, cluster)?;
-    }
-    let root_hist = root_hist.pop().expect("one histogram a node");
     let mut open = vec![Open {
         node: 0,
         start: 0,
@@ -295,6 +269,192 @@ pub fn grow_tree(
         open = new_open;
     }
     leaves.extend(open.into_iter().map(|o| (o.node, o.start, o.end)));
+    rows.par_iter_mut()
+        .zip(entries.par_iter())
+        .for_each(|(r, e)| *r = e.row);
+    Ok(Grown {
+        tree,
+        split_bin,
+        leaves,
+    })
+}
+
+/// The rows as histogram entries, the root's gradient sums and its histogram
+/// (added over the nodes).
+fn grow_root(
+    m: &BinnedMatrix,
+    grads: &[GradPair],
+    rows: &[u32],
+    use_feature: &[bool],
+    cluster: &dyn Cluster,
+) -> Result<(Vec<Entry>, Sum, Hist), BuiltinError> {
+    let multi = cluster.size() > 1;
+    // Rows travel with their gradients, so histogram loops read gradients in order.
+    let entries: Vec<Entry> = rows
+        .par_iter()
+        .map(|&r| {
+            let gp = grads[r as usize];
+            Entry {
+                row: r,
+                g: gp.g,
+                h: gp.h,
+            }
+        })
+        .collect();
+    let root_sum = entries
+        .par_chunks(1 << 16)
+        .map(|c| {
+            c.iter().fold(Sum::default(), |s, e| {
+                s.plus(Sum {
+                    g: e.g as f64,
+                    h: e.h as f64,
+                })
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(Sum::default(), Sum::plus);
+    let root_sum = if multi {
+        let mut v = [root_sum.g, root_sum.h];
+        cluster.allreduce_sum_f64(&mut v)?;
+        Sum { g: v[0], h: v[1] }
+    } else {
+        root_sum
+    };
+    let mut root_hist = build_histograms(m, &entries, &[(0, entries.len())], use_feature);
+    if multi {
+        reduce_histograms(&mut root_hist, m, use_feature, cluster)?;
+    }
+    let root_hist = root_hist.pop().expect("one histogram a node");
+    Ok((entries, root_sum, root_hist))
+}
+
+/// A node open for splitting under `lossguide`, with its depth and best split.
+struct Candidate {
+    open: Open,
+    depth: usize,
+    split: Option<Split>,
+}
+
+/// Best-first growth: always split the open node with the largest gain.
+fn grow_lossguide(
+    m: &BinnedMatrix,
+    grads: &[GradPair],
+    rows: &mut [u32],
+    use_feature: &[bool],
+    p: &TreeParams,
+    cluster: &dyn Cluster,
+) -> Result<Grown, BuiltinError> {
+    let multi = cluster.size() > 1;
+    let (mut entries, root_sum, root_hist) = grow_root(m, grads, rows, use_feature, cluster)?;
+    let mut tree = Tree::default();
+    tree.push_leaf(p.leaf_value(root_sum) as f32, root_sum.h as f32);
+    let mut split_bin = vec![0u8];
+    let splittable = |depth: usize| depth < p.max_depth;
+    let root_split = if splittable(0) {
+        best_split(m, &root_hist, root_sum, use_feature, p)
+    } else {
+        None
+    };
+    let mut open = vec![Candidate {
+        open: Open {
+            node: 0,
+            start: 0,
+            end: rows.len(),
+            sum: root_sum,
+            hist: root_hist,
+        },
+        depth: 0,
+        split: root_split,
+    }];
+    let mut leaves = Vec::new();
+    let mut n_leaves = 1usize;
+    while p.max_leaves == 0 || n_leaves < p.max_leaves {
+        // The largest gain; among equal gains the lowest node, so growth is deterministic.
+        let best = open
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.split.map(|s| (i, s.gain, c.open.node)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)));
+        let Some((i, _, _)) = best else { break };
+        let Candidate {
+            open: o,
+            depth,
+            split,
+        } = open.swap_remove(i);
+        let s = split.expect("chosen for its split");
+        let n_left = partition_level(&mut entries, m, &[(o.start, o.end, Some(s))])[0];
+        let (gl, gn) = if multi {
+            let mut v = [n_left as u64, (o.end - o.start) as u64];
+            cluster.allreduce_sum_u64(&mut v)?;
+            (v[0], v[1])
+        } else {
+            (n_left as u64, (o.end - o.start) as u64)
+        };
+        let mid = o.start + n_left;
+        let (l, r) = tree.split(
+            o.node,
+            s.feature as u32,
+            m.cuts[s.feature].cuts[s.bin as usize],
+            s.default_left,
+            s.gain as f32,
+            (p.leaf_value(s.left) as f32, s.left.h as f32),
+            (p.leaf_value(s.right) as f32, s.right.h as f32),
+        );
+        split_bin[o.node] = s.bin;
+        split_bin.extend([0, 0]);
+        n_leaves += 1;
+        let full = p.max_leaves > 0 && n_leaves >= p.max_leaves;
+        if !splittable(depth + 1) || full {
+            leaves.push((l, o.start, mid));
+            leaves.push((r, mid, o.end));
+            continue;
+        }
+        let left_smaller = gl <= gn - gl;
+        let small_range = if left_smaller {
+            (o.start, mid - o.start)
+        } else {
+            (mid, o.end - mid)
+        };
+        let mut built = build_histograms(m, &entries, &[small_range], use_feature);
+        if multi {
+            reduce_histograms(&mut built, m, use_feature, cluster)?;
+        }
+        let small = built.pop().expect("one histogram a node");
+        let big: Hist = o
+            .hist
+            .iter()
+            .zip(&small)
+            .map(|(a, b)| std::array::from_fn(|i| a[i].minus(b[i])))
+            .collect();
+        let (lh, rh) = if left_smaller {
+            (small, big)
+        } else {
+            (big, small)
+        };
+        let kids = [(l, o.start, mid, s.left, lh), (r, mid, o.end, s.right, rh)];
+        let found: Vec<Option<Split>> = kids
+            .par_iter()
+            .map(|(_, _, _, sum, hist)| best_split(m, hist, *sum, use_feature, p))
+            .collect();
+        for ((node, start, end, sum, hist), split) in kids.into_iter().zip(found) {
+            open.push(Candidate {
+                open: Open {
+                    node,
+                    start,
+                    end,
+                    sum,
+                    hist,
+                },
+                depth: depth + 1,
+                split,
+            });
+        }
+    }
+    leaves.extend(
+        open.into_iter()
+            .map(|c| (c.open.node, c.open.start, c.open.end)),
+    );
     rows.par_iter_mut()
         .zip(entries.par_iter())
         .for_each(|(r, e)| *r = e.row);
@@ -487,6 +647,7 @@ mod tests {
             min_child_weight: 0.0,
             max_depth: 3,
             max_leaves: 0,
+            lossguide: false,
         }
     }
 
@@ -591,6 +752,52 @@ mod tests {
         let mut rows: Vec<u32> = (0..64).collect();
         let g = grow_tree(&m, &grads, &mut rows, &[true], &p, &crate::cluster::Solo).unwrap();
         assert_eq!(g.tree.n_nodes(), 1);
+    }
+
+    #[test]
+    fn lossguide_splits_the_best_node_first_up_to_max_leaves() {
+        // One feature; the gradient jumps at row 48, a little at 8 and 16.
+        let x: Vec<f32> = (0..64).map(|i| i as f32).collect();
+        let grads: Vec<GradPair> = (0..64)
+            .map(|i| GradPair {
+                g: if i >= 48 {
+                    5.0
+                } else if i < 8 {
+                    -1.0
+                } else if i < 16 {
+                    -0.5
+                } else {
+                    0.0
+                },
+                h: 1.0,
+            })
+            .collect();
+        let m = BinnedMatrix::build(&[&x], 64, 256);
+        let mut p = params();
+        p.max_depth = 10;
+        p.max_leaves = 3;
+        p.lossguide = true;
+        let mut rows: Vec<u32> = (0..64).collect();
+        let g = grow_tree(&m, &grads, &mut rows, &[true], &p, &crate::cluster::Solo).unwrap();
+        assert_eq!(g.leaves.len(), 3);
+        // Best first: the big step at 48, then the best split of the left part;
+        // the right part (all 5.0) has nothing to gain, so the tree is lopsided.
+        let t = &g.tree;
+        assert!((t.threshold[0] - 47.5).abs() < 1.0, "{:?}", t.threshold);
+        let left = t.left[0] as usize;
+        assert!(t.left[left] >= 0, "the second split goes to the left child");
+        // Every row ends in exactly one leaf.
+        let covered: usize = g.leaves.iter().map(|(_, s, e)| e - s).sum();
+        assert_eq!(covered, 64);
+        p.max_leaves = 0;
+        p.max_depth = 2;
+        let mut rows: Vec<u32> = (0..64).collect();
+        let lg = grow_tree(&m, &grads, &mut rows, &[true], &p, &crate::cluster::Solo).unwrap();
+        p.lossguide = false;
+        let mut rows: Vec<u32> = (0..64).collect();
+        let dw = grow_tree(&m, &grads, &mut rows, &[true], &p, &crate::cluster::Solo).unwrap();
+        // Without a leaf budget both policies grow every gainful split to the depth limit.
+        assert_eq!(lg.leaves.len(), dw.leaves.len());
     }
 
     /// Data big enough for several histogram and partition chunks a node.

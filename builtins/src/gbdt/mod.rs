@@ -25,6 +25,6 @@ pub mod tree;
 pub mod xgboost;
 
 pub use model::{GbdtModel, Importance};
-pub use params::{EvalMetric, Objective, Params};
+pub use params::{EvalMetric, GrowPolicy, Objective, Params};
 pub use train::{train, train_from};
 pub use tree::Tree;

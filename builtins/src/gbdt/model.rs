@@ -263,21 +263,23 @@ impl GbdtModel {
 }
 
 /// A column's values with categorical codes mapped to the codes of `train_levels`;
-/// levels training never saw become missing.
-fn remap_codes<'a>(
+/// levels training never saw become missing. Linear in the number of levels
+/// and rows (one hash map of training's levels).
+pub(crate) fn remap_codes<'a>(
     col: &'a Column,
     train_levels: Option<&[String]>,
 ) -> std::borrow::Cow<'a, [f32]> {
     match (col.levels(), train_levels) {
         (Some(levels), Some(train)) if levels != train => {
+            let index: std::collections::HashMap<&str, usize> = train
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.as_str(), i))
+                .rev()
+                .collect();
             let map: Vec<f32> = levels
                 .iter()
-                .map(|l| {
-                    train
-                        .iter()
-                        .position(|t| t == l)
-                        .map_or(f32::NAN, |p| p as f32)
-                })
+                .map(|l| index.get(l.as_str()).map_or(f32::NAN, |&p| p as f32))
                 .collect();
             std::borrow::Cow::Owned(
                 col.values
@@ -328,5 +330,39 @@ impl Model for GbdtModel {
 
     fn training_metrics(&self) -> BTreeMap<String, f64> {
         self.metrics.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remap_codes_is_linear_in_the_levels() {
+        // 300,000 levels seen in the opposite order to training's: matching each
+        // by a scan of training's levels would compare 4.5e10 pairs (minutes);
+        // the hash map takes a fraction of a second even unoptimised.
+        let n = 300_000;
+        let train: Vec<String> = (0..n).map(|i| format!("user-{i}")).collect();
+        let seen: Vec<String> = (0..n).rev().map(|i| format!("user-{i}")).collect();
+        let codes: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let mut col = Column::categorical("user".to_string(), seen, codes);
+        // One level training never saw, and one missing value.
+        if let crate::dataset::ColumnKind::Categorical { levels } = &mut col.kind {
+            levels[0] = "stranger".to_string();
+        }
+        col.values[1] = f32::NAN;
+        let started = std::time::Instant::now();
+        let out = remap_codes(&col, Some(&train));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "remap took {:?}",
+            started.elapsed()
+        );
+        assert!(out[0].is_nan(), "an unseen level becomes missing");
+        assert!(out[1].is_nan(), "a missing value stays missing");
+        for i in 2..n {
+            assert_eq!(out[i], (n - 1 - i) as f32);
+        }
     }
 }

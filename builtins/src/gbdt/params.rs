@@ -5,7 +5,7 @@
 //! range-checked here, so a typo fails at validation time, not mid-training.
 
 use crate::error::BuiltinError;
-use crate::hyperparams::Hyperparams;
+use crate::hyperparams::{Hyperparams, Irrelevant, Unsupported};
 
 use super::model::GbdtModel;
 
@@ -146,6 +146,16 @@ const ALL_METRICS: [EvalMetric; 8] = [
     EvalMetric::PoissonNloglik,
 ];
 
+/// How a tree grows (`grow_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrowPolicy {
+    /// Level by level: every node of a level is split before the next level.
+    Depthwise,
+    /// Best first: the open node whose split lowers the loss most is split
+    /// next, until `max_leaves` leaves (or no split gains).
+    Lossguide,
+}
+
 /// Checked hyperparameters of a boosting run.
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -154,6 +164,7 @@ pub struct Params {
     pub max_depth: usize,
     /// 0 means no limit.
     pub max_leaves: usize,
+    pub grow_policy: GrowPolicy,
     pub min_child_weight: f64,
     pub lambda: f64,
     pub alpha: f64,
@@ -184,6 +195,7 @@ impl Default for Params {
             eta: 0.3,
             max_depth: 6,
             max_leaves: 0,
+            grow_policy: GrowPolicy::Depthwise,
             min_child_weight: 1.0,
             lambda: 1.0,
             alpha: 0.0,
@@ -204,21 +216,151 @@ impl Default for Params {
     }
 }
 
-/// Names SageMaker's container accepts that change nothing here: the tree method is always
-/// histogram-based and thread counts come from the run, not the model.
-const IGNORED: [&str; 6] = [
-    "tree_method",
-    "nthread",
-    "verbosity",
-    "silent",
+/// Every hyperparameter name that takes effect (see docs/models/gbdt.md).
+pub const IMPLEMENTED: &[&str] = &[
+    "num_round",
+    "eta",
+    "max_depth",
+    "max_leaves",
     "grow_policy",
+    "min_child_weight",
+    "lambda",
+    "alpha",
+    "gamma",
+    "subsample",
+    "colsample_bytree",
+    "max_bin",
+    "scale_pos_weight",
+    "seed",
+    "objective",
+    "eval_metric",
+    "early_stopping_rounds",
+    "num_class",
+    "base_score",
+    "checkpoint_frequency",
     "booster",
+    "tree_method",
 ];
+
+/// Names SageMaker's container accepts that cannot change a model here:
+/// accepted with a warning.
+pub const IRRELEVANT: &[Irrelevant] = &[
+    (
+        "nthread",
+        "the step's threads come from its `resources.cpus`, and trees do not depend on them",
+    ),
+    ("verbosity", "progress always goes to the step's log"),
+    ("silent", "progress always goes to the step's log"),
+];
+
+/// SageMaker XGBoost names with no implementation here: rejected, so a
+/// setting never silently does nothing.
+pub const UNSUPPORTED: &[Unsupported] = &[
+    (
+        "colsample_bylevel",
+        "columns are sampled once a tree only",
+        "use `colsample_bytree`",
+    ),
+    (
+        "colsample_bynode",
+        "columns are sampled once a tree only",
+        "use `colsample_bytree`",
+    ),
+    (
+        "max_delta_step",
+        "leaf outputs are not capped",
+        "remove it; lower `eta` or raise `min_child_weight` to damp large steps",
+    ),
+    (
+        "sampling_method",
+        "rows are sampled uniformly only",
+        "remove it; `subsample` samples rows uniformly",
+    ),
+    (
+        "num_parallel_tree",
+        "one tree is grown per round and output",
+        "remove it (random forests are not offered)",
+    ),
+    (
+        "monotone_constraints",
+        "splits are not constrained",
+        "remove it",
+    ),
+    (
+        "interaction_constraints",
+        "splits are not constrained",
+        "remove it",
+    ),
+    (
+        "tweedie_variance_power",
+        "reg:tweedie is not an offered objective",
+        "remove it",
+    ),
+    ("csv_weights", "rows cannot carry weights", "remove it"),
+    (
+        "process_type",
+        "only new trees are grown",
+        "remove it; continue training with a `model` channel instead",
+    ),
+    (
+        "updater",
+        "the updater is fixed (histogram growing)",
+        "remove it",
+    ),
+    (
+        "predictor",
+        "prediction always runs on the CPU",
+        "remove it",
+    ),
+    ("sketch_eps", "bins come from `max_bin`", "use `max_bin`"),
+];
+
+/// `booster` values: only trees.
+const BOOSTERS: &[&str] = &["gbtree"];
+/// `tree_method` values: the histogram method is the only one here, and
+/// `auto` means it.
+const TREE_METHODS: &[&str] = &["hist", "auto"];
 
 impl Params {
     /// Parses and checks SageMaker XGBoost hyperparameters; fails on unknown names.
     pub fn from_hyperparameters(hp: &Hyperparams) -> Result<Params, BuiltinError> {
         let d = Params::default();
+        hp.reject_unsupported(UNSUPPORTED)?;
+        if let Some(b) = hp.get_str("booster")
+            && !BOOSTERS.contains(&b)
+        {
+            let hint = match b {
+                "gblinear" => {
+                    "use `algorithm: linear-learner` for a linear model, or `booster: gbtree`"
+                }
+                _ => "use `booster: gbtree` (the only booster offered) or leave it out",
+            };
+            return Err(BuiltinError::hyperparameter(
+                "booster",
+                Some(b),
+                "is not supported: only `gbtree` (trees) is implemented",
+            )
+            .with_hint(hint));
+        }
+        if let Some(t) = hp.get_str("tree_method")
+            && !TREE_METHODS.contains(&t)
+        {
+            return Err(BuiltinError::hyperparameter(
+                "tree_method",
+                Some(t),
+                "is not supported: trees are always grown from feature histograms",
+            )
+            .with_hint(
+                "use `tree_method: hist` (or `auto`, which means it here), or leave it out",
+            ));
+        }
+        let grow_policy = match hp
+            .choice("grow_policy", "depthwise", &["depthwise", "lossguide"])?
+            .as_str()
+        {
+            "lossguide" => GrowPolicy::Lossguide,
+            _ => GrowPolicy::Depthwise,
+        };
         let objective_name = hp.choice("objective", "reg:squarederror", &Objective::NAMES)?;
         let objective =
             Objective::from_name(&objective_name).expect("choice only returns known names");
@@ -292,6 +434,7 @@ impl Params {
             eta: hp.get_in("eta", d.eta, 0.0, 1.0)?,
             max_depth: hp.get_in("max_depth", d.max_depth, 0, 63)?,
             max_leaves: hp.get("max_leaves", d.max_leaves)?,
+            grow_policy,
             min_child_weight: hp.get_in("min_child_weight", d.min_child_weight, 0.0, f64::MAX)?,
             lambda: hp.get_in("lambda", d.lambda, 0.0, f64::MAX)?,
             alpha: hp.get_in("alpha", d.alpha, 0.0, f64::MAX)?,
@@ -322,7 +465,15 @@ impl Params {
             )
             .with_hint("set max_depth (e.g. 6) or max_leaves (e.g. 31)"));
         }
-        hp.finish(&IGNORED)?;
+        hp.only_with(
+            "scale_pos_weight",
+            matches!(
+                objective,
+                Objective::BinaryLogistic | Objective::RegLogistic
+            ),
+            "it weighs the positive rows of a logistic objective",
+        )?;
+        hp.finish(IRRELEVANT)?;
         Ok(p)
     }
 
@@ -345,7 +496,7 @@ impl Params {
     /// written under other settings.
     pub(crate) fn fingerprint(&self) -> String {
         format!(
-            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}",
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}{}",
             self.num_round,
             self.eta,
             self.max_depth,
@@ -363,6 +514,11 @@ impl Params {
             self.num_class,
             self.base_score,
             self.early_stopping_rounds,
+            // Absent for depthwise, so checkpoints written before the policy existed still match.
+            match self.grow_policy {
+                GrowPolicy::Depthwise => "",
+                GrowPolicy::Lossguide => "|lossguide",
+            },
         )
     }
 }

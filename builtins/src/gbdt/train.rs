@@ -446,6 +446,7 @@ fn run(
         min_child_weight: params.min_child_weight,
         max_depth: params.depth_limit(),
         max_leaves: params.max_leaves,
+        lossguide: params.grow_policy == super::GrowPolicy::Lossguide,
     };
     let mut grads = vec![GradPair::default(); n * k];
     let mut stopped_early = false;

@@ -15,7 +15,7 @@ mod distance;
 mod init;
 mod lloyd;
 mod model;
-mod params;
+pub mod params;
 
 pub use model::KMeansModel;
 pub use params::{InitMethod, Params};
@@ -43,6 +43,7 @@ pub fn train(
     if d == 0 {
         return Err(empty_data("train data", "no feature columns"));
     }
+    crate::hyperparams::check_feature_dim(params.feature_dim, d)?;
     reject_infinite(train, "train data")?;
     if params.k > n {
         return Err(BuiltinError::Data(

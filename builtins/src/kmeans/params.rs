@@ -1,7 +1,7 @@
 //! k-means hyperparameters, checked without touching data.
 
 use crate::error::BuiltinError;
-use crate::hyperparams::Hyperparams;
+use crate::hyperparams::{Hyperparams, Irrelevant, Unsupported};
 
 /// How the first centres are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,22 +27,76 @@ pub struct Params {
     pub tol: f64,
     /// Seed of the initialisation (`seed`, default 0).
     pub seed: u64,
+    /// The number of features the data must have (`feature_dim`), when given.
+    pub feature_dim: Option<usize>,
 }
 
-/// Names SageMaker's k-means takes that have no effect here: this
-/// implementation always runs full-batch Lloyd iterations over all rows, and
-/// reads the feature count from the data.
-const IGNORED: &[&str] = &[
+/// Every hyperparameter name that takes effect (see docs/models/kmeans.md).
+pub const IMPLEMENTED: &[&str] = &[
+    "k",
+    "init_method",
+    "max_iterations",
+    "tol",
+    "seed",
     "feature_dim",
-    "mini_batch_size",
-    "epochs",
-    "extra_center_factor",
-    "half_life_time_size",
-    "eval_metrics",
+];
+
+/// No SageMaker k-means name is accepted without an effect here.
+pub const IRRELEVANT: &[Irrelevant] = &[];
+
+/// SageMaker k-means names with no implementation here: its trainer is a
+/// streaming mini-batch one, this one is full-batch Lloyd over every row.
+pub const UNSUPPORTED: &[Unsupported] = &[
+    (
+        "mini_batch_size",
+        "training is full-batch Lloyd over every row, not mini-batch",
+        "remove it; `max_iterations` and `tol` bound the iterations",
+    ),
+    (
+        "epochs",
+        "training is full-batch Lloyd, iterated until `tol` or `max_iterations`",
+        "use `max_iterations`",
+    ),
+    (
+        "extra_center_factor",
+        "exactly `k` centres are kept, with no extra centres to reduce",
+        "remove it",
+    ),
+    (
+        "half_life_time_size",
+        "every row weighs the same (no decay of older mini-batches)",
+        "remove it",
+    ),
+    (
+        "eval_metrics",
+        "the train step reports no cluster metrics",
+        "remove it; score clusters with an evaluate step (`metrics: [msd, ssd]`)",
+    ),
+    (
+        "local_lloyd_max_iter",
+        "there is no reduction of extra centres",
+        "use `max_iterations`",
+    ),
+    (
+        "local_lloyd_tol",
+        "there is no reduction of extra centres",
+        "use `tol`",
+    ),
+    (
+        "local_lloyd_init_method",
+        "there is no reduction of extra centres",
+        "use `init_method`",
+    ),
+    (
+        "local_lloyd_num_trials",
+        "there is no reduction of extra centres",
+        "remove it",
+    ),
 ];
 
 impl Params {
     pub fn from_hyperparameters(hp: &Hyperparams) -> Result<Params, BuiltinError> {
+        hp.reject_unsupported(UNSUPPORTED)?;
         let k: usize = hp.opt("k")?.ok_or_else(|| {
             BuiltinError::hyperparameter("k", None, "is required")
                 .with_hint("set `k` to the number of clusters, e.g. k: \"8\"")
@@ -72,15 +126,15 @@ impl Params {
         }
         let seed = hp.get("seed", 0u64)?;
         // Accepted for compatibility with SageMaker pipelines; validated as numbers.
-        hp.opt::<usize>("mini_batch_size")?;
-        hp.opt::<usize>("epochs")?;
-        hp.finish(IGNORED)?;
+        let feature_dim = hp.opt("feature_dim")?;
+        hp.finish(IRRELEVANT)?;
         Ok(Params {
             k,
             init_method,
             max_iterations,
             tol,
             seed,
+            feature_dim,
         })
     }
 }

@@ -37,15 +37,15 @@ fn hyperparameters_are_checked() {
     ]))
     .unwrap_err();
     assert!(e.to_string().contains("did you mean `kmeans++`?"), "{e}");
-    let p = params(&[
-        ("k", "4"),
-        ("init_method", "random"),
-        ("mini_batch_size", "500"),
-        ("epochs", "2"),
-        ("feature_dim", "2"),
-    ]);
+    let p = params(&[("k", "4"), ("init_method", "random"), ("feature_dim", "2")]);
     assert_eq!(p.k, 4);
     assert_eq!(p.init_method, InitMethod::Random);
+    // Mini-batch settings of SageMaker's streaming trainer are refused, not ignored.
+    for name in ["mini_batch_size", "epochs"] {
+        let e = Params::from_hyperparameters(&Hyperparams::from_pairs(&[("k", "4"), (name, "2")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("is not supported"), "{e}");
+    }
 }
 
 #[test]

@@ -23,7 +23,7 @@
 mod labels;
 mod model;
 mod objective;
-mod params;
+pub mod params;
 mod solvers;
 
 pub use model::LinearModel;
@@ -67,6 +67,7 @@ pub fn train(
     if train.n_features() == 0 {
         return Err(empty_data("train data", "no feature columns"));
     }
+    crate::hyperparams::check_feature_dim(params.feature_dim, train.n_features())?;
     reject_infinite(train, "train data")?;
     let lab = labels::labels(
         train,
@@ -143,6 +144,9 @@ pub fn train(
                     beta_2: params.beta_2,
                     l1: params.l1,
                     seed: params.seed,
+                    early_stopping: params
+                        .early_stopping_patience
+                        .map(|p| (p, params.early_stopping_tolerance)),
                 },
                 ctx.log,
             ),

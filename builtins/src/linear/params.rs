@@ -1,7 +1,7 @@
 //! linear-learner hyperparameters, checked without touching data.
 
 use crate::error::BuiltinError;
-use crate::hyperparams::Hyperparams;
+use crate::hyperparams::{Hyperparams, Irrelevant, Unsupported};
 
 /// What the model predicts (`predictor_type`, required).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,43 +73,141 @@ pub struct Params {
     pub use_bias: bool,
     /// Seed of the mini-batch order (`seed`, default 0).
     pub seed: u64,
+    /// `sgd`/`adam`: stop after this many epochs without a relative
+    /// improvement of `early_stopping_tolerance` in the objective (off when `None`).
+    pub early_stopping_patience: Option<usize>,
+    pub early_stopping_tolerance: f64,
+    /// The number of features the data must have (`feature_dim`), when given.
+    pub feature_dim: Option<usize>,
 }
 
 /// Upper bound on `num_classes`: the model holds a weight a feature and
 /// class, and a larger count is almost surely a mistake rather than a task.
 const MAX_CLASSES: usize = 10_000;
 
-/// SageMaker linear-learner names accepted for compatibility that have no
-/// effect here: model-selection and scheduling machinery of its distributed
-/// SGD trainer, and parameters of losses this implementation does not offer.
-const IGNORED: &[&str] = &[
-    "feature_dim",
-    "num_models",
-    "num_calibration_samples",
-    "init_method",
-    "init_scale",
-    "init_sigma",
-    "init_bias",
-    "use_lr_scheduler",
-    "lr_scheduler_step",
-    "lr_scheduler_factor",
-    "lr_scheduler_minimum_lr",
+/// Every hyperparameter name that takes effect (see docs/models/linear-learner.md).
+pub const IMPLEMENTED: &[&str] = &[
+    "predictor_type",
+    "num_classes",
+    "loss",
+    "l1",
+    "wd",
+    "optimizer",
+    "epochs",
+    "mini_batch_size",
+    "learning_rate",
+    "momentum",
+    "beta_1",
+    "beta_2",
+    "normalize_data",
+    "normalize_label",
+    "use_bias",
+    "seed",
     "early_stopping_patience",
     "early_stopping_tolerance",
-    "unbias_data",
-    "unbias_label",
-    "num_point_for_scaler",
-    "binary_classifier_model_selection_criteria",
-    "target_recall",
-    "target_precision",
-    "accuracy_top_k",
-    "f_beta",
-    "bias_lr_mult",
-    "bias_wd_mult",
+    "feature_dim",
+];
+
+/// No SageMaker linear-learner name is accepted without an effect here.
+pub const IRRELEVANT: &[Irrelevant] = &[];
+
+/// SageMaker linear-learner names with no implementation here: rejected, so a
+/// setting never silently does nothing.
+pub const UNSUPPORTED: &[Unsupported] = &[
+    (
+        "num_models",
+        "one model is trained, not several in parallel",
+        "remove it; compare settings with a `tune` step or several train steps",
+    ),
+    (
+        "num_calibration_samples",
+        "no model is selected among parallel models",
+        "remove it",
+    ),
+    ("init_method", "the weights always start at 0", "remove it"),
+    ("init_scale", "the weights always start at 0", "remove it"),
+    ("init_sigma", "the weights always start at 0", "remove it"),
+    ("init_bias", "the bias always starts at 0", "remove it"),
+    (
+        "use_lr_scheduler",
+        "the learning rate is constant",
+        "remove it; lower `learning_rate` or use `optimizer: adam`",
+    ),
+    (
+        "lr_scheduler_step",
+        "the learning rate is constant",
+        "remove it",
+    ),
+    (
+        "lr_scheduler_factor",
+        "the learning rate is constant",
+        "remove it",
+    ),
+    (
+        "lr_scheduler_minimum_lr",
+        "the learning rate is constant",
+        "remove it",
+    ),
+    (
+        "unbias_data",
+        "only `normalize_data` (which also centres) is offered",
+        "use `normalize_data`",
+    ),
+    (
+        "unbias_label",
+        "only `normalize_label` (which also centres) is offered",
+        "use `normalize_label`",
+    ),
+    (
+        "num_point_for_scaler",
+        "the scaling statistics always use every training row",
+        "remove it",
+    ),
+    (
+        "binary_classifier_model_selection_criteria",
+        "no decision threshold is tuned; a binary classifier predicts the probability of the positive class",
+        "remove it; pick a threshold from the evaluate step's curves",
+    ),
+    (
+        "target_recall",
+        "no decision threshold is tuned",
+        "remove it",
+    ),
+    (
+        "target_precision",
+        "no decision threshold is tuned",
+        "remove it",
+    ),
+    (
+        "accuracy_top_k",
+        "no model is selected by accuracy",
+        "remove it",
+    ),
+    ("f_beta", "no model is selected by F-beta", "remove it"),
+    (
+        "bias_lr_mult",
+        "the bias learns at the weights' rate",
+        "remove it",
+    ),
+    ("bias_wd_mult", "the bias is never penalised", "remove it"),
+    (
+        "positive_example_weight_mult",
+        "rows cannot be weighted",
+        "remove it",
+    ),
+    ("huber_delta", "huber_loss is not offered", "remove it"),
+    ("quantile", "quantile_loss is not offered", "remove it"),
+    (
+        "loss_insensitivity",
+        "the eps-insensitive losses are not offered",
+        "remove it",
+    ),
+    ("margin", "hinge_loss is not offered", "remove it"),
 ];
 
 impl Params {
     pub fn from_hyperparameters(hp: &Hyperparams) -> Result<Params, BuiltinError> {
+        hp.reject_unsupported(UNSUPPORTED)?;
         if hp.get_str("predictor_type").is_none() {
             return Err(
                 BuiltinError::hyperparameter("predictor_type", None, "is required").with_hint(
@@ -245,6 +343,66 @@ impl Params {
                 _ => Optimizer::Exact,
             },
         };
+        let minibatch = matches!(optimizer, Optimizer::Sgd | Optimizer::Adam);
+        let solver = match optimizer {
+            Optimizer::Exact => "the exact solver",
+            Optimizer::Lbfgs => "L-BFGS",
+            Optimizer::Proximal => "the proximal solver (chosen for l1 > 0)",
+            Optimizer::Sgd => "sgd",
+            Optimizer::Adam => "adam",
+        };
+        for name in [
+            "epochs",
+            "mini_batch_size",
+            "early_stopping_patience",
+            "early_stopping_tolerance",
+        ] {
+            hp.only_with(
+                name,
+                minibatch,
+                &format!("it applies to optimizer sgd or adam, and this step uses {solver}"),
+            )?;
+        }
+        if hp.get_str("learning_rate") != Some("auto") {
+            hp.only_with(
+                "learning_rate",
+                minibatch,
+                &format!("it applies to optimizer sgd or adam, and this step uses {solver}"),
+            )?;
+        }
+        hp.warn_unless(
+            "seed",
+            minibatch,
+            &format!("{solver} is deterministic; the seed orders sgd's and adam's mini-batches"),
+        );
+        hp.only_with(
+            "momentum",
+            optimizer == Optimizer::Sgd,
+            &format!("it applies to optimizer sgd, and this step uses {solver}"),
+        )?;
+        for name in ["beta_1", "beta_2"] {
+            hp.only_with(
+                name,
+                optimizer == Optimizer::Adam,
+                &format!("it applies to optimizer adam, and this step uses {solver}"),
+            )?;
+        }
+        hp.only_with(
+            "early_stopping_tolerance",
+            hp.get_str("early_stopping_patience").is_some(),
+            "it applies with early_stopping_patience, which is not set",
+        )?;
+        let early_stopping_patience: Option<usize> = hp.opt("early_stopping_patience")?;
+        if early_stopping_patience == Some(0) {
+            return Err(BuiltinError::hyperparameter(
+                "early_stopping_patience",
+                Some("0"),
+                "must be at least 1",
+            )
+            .with_hint("leave it out to run every epoch"));
+        }
+        let early_stopping_tolerance = hp.get_in("early_stopping_tolerance", 0.001f64, 0.0, 1.0)?;
+        let feature_dim: Option<usize> = hp.opt("feature_dim")?;
         let epochs = hp.get_in("epochs", 15usize, 1, 1_000_000)?;
         let mini_batch_size = hp.get_in("mini_batch_size", 1000usize, 1, usize::MAX)?;
         let learning_rate = match hp.get_str("learning_rate") {
@@ -285,7 +443,7 @@ impl Params {
         }
         let use_bias = hp.get("use_bias", true)?;
         let seed = hp.get("seed", 0u64)?;
-        hp.finish(IGNORED)?;
+        hp.finish(IRRELEVANT)?;
         Ok(Params {
             predictor_type,
             num_classes,
@@ -303,6 +461,9 @@ impl Params {
             normalize_label,
             use_bias,
             seed,
+            early_stopping_patience,
+            early_stopping_tolerance,
+            feature_dim,
         })
     }
 }

@@ -280,6 +280,9 @@ pub struct MiniBatch {
     pub beta_2: f64,
     pub l1: f64,
     pub seed: u64,
+    /// `(patience, tolerance)`: stop after `patience` epochs in which the
+    /// objective fell by less than `tolerance` (relative) below its best.
+    pub early_stopping: Option<(usize, f64)>,
 }
 
 /// Mini-batch SGD (with momentum) or Adam over seeded shuffles of the rows;
@@ -294,7 +297,10 @@ pub fn minibatch(p: &Problem, s: &MiniBatch, log: Log) -> Solution {
     let mut order: Vec<usize> = (0..p.n).collect();
     let mut rng = Rng::new(s.seed);
     let mut step = 0i32;
+    let mut epochs_run = 0;
+    let (mut best, mut stale) = (f64::INFINITY, 0usize);
     for epoch in 0..s.epochs {
+        epochs_run = epoch + 1;
         rng.shuffle(&mut order);
         let mut loss = 0.0;
         let mut batches = 0;
@@ -326,11 +332,27 @@ pub fn minibatch(p: &Problem, s: &MiniBatch, log: Log) -> Solution {
             epoch + 1,
             loss / batches.max(1) as f64
         ));
+        if let Some((patience, tol)) = s.early_stopping {
+            let l1 = s.l1 * theta[..nw].iter().map(|v| v.abs()).sum::<f64>();
+            let objective = p.value_grad(&theta).0 + l1;
+            if objective < best - tol * best.abs() || !best.is_finite() {
+                (best, stale) = (objective, 0);
+            } else {
+                stale += 1;
+            }
+            if stale >= patience {
+                log(&format!(
+                    "linear-learner: stopped early after epoch {}: the objective {objective:.6e} has not improved on {best:.6e} by a relative {tol} for {patience} epochs",
+                    epoch + 1
+                ));
+                break;
+            }
+        }
     }
     let l1 = s.l1 * theta[..nw].iter().map(|v| v.abs()).sum::<f64>();
     Solution {
         objective: p.value_grad(&theta).0 + l1,
         theta,
-        iterations: s.epochs,
+        iterations: epochs_run,
     }
 }

@@ -18,7 +18,7 @@
 
 mod fit;
 mod model;
-mod params;
+pub mod params;
 
 pub use model::PcaModel;
 pub use params::{Mode, Params};
@@ -47,6 +47,7 @@ pub fn train(
     if d == 0 {
         return Err(empty_data("train data", "no feature columns"));
     }
+    crate::hyperparams::check_feature_dim(params.feature_dim, d)?;
     reject_infinite(train, "train data")?;
     if params.num_components > d {
         return Err(BuiltinError::Data(

@@ -1,7 +1,7 @@
 //! PCA hyperparameters, checked without touching data.
 
 use crate::error::BuiltinError;
-use crate::hyperparams::Hyperparams;
+use crate::hyperparams::{Hyperparams, Irrelevant, Unsupported};
 
 /// How the components are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,11 +26,28 @@ pub struct Params {
     pub extra_components: i64,
     /// Seed of the random directions in randomized mode (`seed`, default 0).
     pub seed: u64,
+    /// The number of features the data must have (`feature_dim`), when given.
+    pub feature_dim: Option<usize>,
 }
 
-/// Accepted for SageMaker compatibility with no effect here: the feature count
-/// comes from the data and all rows are processed in one pass.
-const IGNORED: &[&str] = &["feature_dim", "mini_batch_size"];
+/// Every hyperparameter name that takes effect (see docs/models/pca.md).
+pub const IMPLEMENTED: &[&str] = &[
+    "num_components",
+    "algorithm_mode",
+    "subtract_mean",
+    "extra_components",
+    "seed",
+    "feature_dim",
+];
+
+/// SageMaker PCA names accepted with a warning: they cannot change the result here.
+pub const IRRELEVANT: &[Irrelevant] = &[(
+    "mini_batch_size",
+    "the covariance is computed over every row at once, so the batch size cannot change the components",
+)];
+
+/// No SageMaker PCA name is rejected as unsupported.
+pub const UNSUPPORTED: &[Unsupported] = &[];
 
 impl Params {
     pub fn from_hyperparameters(hp: &Hyperparams) -> Result<Params, BuiltinError> {
@@ -62,14 +79,35 @@ impl Params {
             ));
         }
         let seed = hp.get("seed", 0u64)?;
-        hp.opt::<usize>("mini_batch_size")?;
-        hp.finish(IGNORED)?;
+        let feature_dim = hp.opt("feature_dim")?;
+        if let Some(b) = hp.raw().get("mini_batch_size") {
+            // Still a whole number, as SageMaker requires, though it changes nothing.
+            if !b.trim().parse::<usize>().is_ok_and(|v| v > 0) {
+                return Err(BuiltinError::hyperparameter(
+                    "mini_batch_size",
+                    Some(b.trim()),
+                    "must be a whole number of at least 1",
+                ));
+            }
+        }
+        hp.only_with(
+            "extra_components",
+            mode == Mode::Randomized,
+            "it sizes the randomized range finder, and algorithm_mode is regular",
+        )?;
+        hp.warn_unless(
+            "seed",
+            mode == Mode::Randomized,
+            "regular mode is deterministic; the seed drives algorithm_mode randomized",
+        );
+        hp.finish(IRRELEVANT)?;
         Ok(Params {
             num_components,
             mode,
             subtract_mean,
             extra_components,
             seed,
+            feature_dim,
         })
     }
 

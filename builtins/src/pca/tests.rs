@@ -48,9 +48,21 @@ fn hyperparameters_are_checked() {
     assert_eq!(p.oversampling(), 10);
     assert_eq!(params(&[("num_components", "30")]).oversampling(), 30);
     assert_eq!(
-        params(&[("num_components", "3"), ("extra_components", "2")]).oversampling(),
+        params(&[
+            ("num_components", "3"),
+            ("algorithm_mode", "randomized"),
+            ("extra_components", "2")
+        ])
+        .oversampling(),
         2
     );
+    // Regular mode has no range finder to size.
+    let e = Params::from_hyperparameters(&Hyperparams::from_pairs(&[
+        ("num_components", "3"),
+        ("extra_components", "2"),
+    ]))
+    .unwrap_err();
+    assert!(e.to_string().contains("has no effect here"), "{e}");
 }
 
 #[test]

@@ -4,8 +4,9 @@
 //! An input is a file or a directory of files (read in name order, hidden
 //! files skipped) that all start with the same header. Blank lines are
 //! skipped, as the data reader skips them; line endings become `\n` on
-//! output. Fields are found by a quote-aware scan, so a quoted field may hold
-//! commas (not line breaks).
+//! output. Records and fields are found by a quote-aware scan, so a quoted
+//! field may hold commas and line breaks, and `\n`, `\r\n` and a lone `\r`
+//! all end a line: the same records the data reader (and `inspect`) sees.
 
 use std::path::{Path, PathBuf};
 
@@ -53,11 +54,8 @@ impl Table {
                 .map_err(|e| DataError::new(&file, format!("cannot read: {e}")))?;
             let index = t.files.len() as u32;
             let mut header_seen = false;
-            let mut pos = 0;
-            for (n, raw) in text.split_inclusive('\n').enumerate() {
-                let start = pos;
-                pos += raw.len();
-                let line = raw.trim_end_matches(['\n', '\r']);
+            for (n, start, end) in records(&text) {
+                let line = &text[start..end];
                 if line.trim().is_empty() {
                     continue;
                 }
@@ -78,7 +76,7 @@ impl Table {
                                 t.files[0].display()
                             ),
                         )
-                        .at(n as u64 + 1, None)
+                        .at(n, None)
                         .hint("every file of an input must start with the same header line")
                         .into());
                     }
@@ -86,9 +84,9 @@ impl Table {
                 }
                 t.rows.push(Row {
                     file: index,
-                    line: n as u64 + 1,
+                    line: n,
                     start,
-                    end: start + line.len(),
+                    end,
                 });
             }
             let first_new = t
@@ -281,6 +279,42 @@ fn unquote(field: &str) -> &str {
     }
 }
 
+/// The records of a CSV text as `(first line, start, end)`, the end before
+/// the line ending: a record ends at a line break outside quotes, so a quoted
+/// field may hold line breaks, and `\n`, `\r\n` and a lone `\r` all end a
+/// line, as the data reader reads them.
+fn records(text: &str) -> Vec<(u64, usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let (mut pos, mut line) = (0usize, 1u64);
+    while pos < b.len() {
+        let (start, first_line) = (pos, line);
+        let mut quoted = false;
+        let mut i = pos;
+        let end = loop {
+            let Some(k) = memchr::memchr3(b'"', b'\n', b'\r', &b[i..]) else {
+                pos = b.len();
+                break b.len();
+            };
+            let at = i + k;
+            let crlf = b[at] == b'\r' && b.get(at + 1) == Some(&b'\n');
+            let next = at + if crlf { 2 } else { 1 };
+            match b[at] {
+                b'"' => quoted = !quoted,
+                _ if quoted => line += 1,
+                _ => {
+                    line += 1;
+                    pos = next;
+                    break at;
+                }
+            }
+            i = next;
+        };
+        out.push((first_line, start, end));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +343,14 @@ mod tests {
         std::fs::write(&p, "id,name\n1,2,3\n").unwrap();
         let e = Table::read(&p).unwrap_err().to_string();
         assert!(e.contains("a.csv:2: expected 2 fields, found 3"), "{e}");
+        // Quoted line breaks and lone-CR line endings: records as the data reader sees them.
+        std::fs::write(&p, "id,note\r1,\"two\nlines\"\r2,b\r").unwrap();
+        let t = Table::read(&p).unwrap();
+        assert_eq!(t.rows.len(), 2);
+        assert_eq!(t.field(&t.rows[0], 1), "two\nlines");
+        assert_eq!((t.rows[0].line, t.rows[1].line), (2, 4));
+        let ds = crate::data::read(&p, &crate::data::ReadOptions::csv_with_header(None)).unwrap();
+        assert_eq!(ds.n_rows(), t.rows.len());
         let pq = dir.join("b.parquet");
         std::fs::write(&pq, "x").unwrap();
         assert!(

@@ -1,34 +1,158 @@
 //! Reading a built-in step's channels into data sets.
 
-use builtins::Dataset;
-use builtins::data::{Format, ReadOptions, read};
+use builtins::data::{Format, Missing, ReadOptions, read};
+use builtins::{Column, Dataset};
 
 use super::{Layout, StepConfig, StepError};
-use crate::spec::model::DataFormat;
+use crate::spec::model::{DataFormat, FeatureSelection, InputDef, StepKind};
 
-/// How to read channel `name`: as its pipeline input says, else CSV with a header.
-pub fn read_options(cfg: &StepConfig, name: &str) -> ReadOptions {
-    match cfg.channels.get(name).and_then(|c| c.as_ref()) {
-        Some(def) => ReadOptions {
-            format: match def.format {
-                DataFormat::Csv => Format::Csv,
-                DataFormat::Parquet => Format::Parquet,
-                DataFormat::Libsvm => Format::Libsvm,
-            },
-            header: def.header,
-            target: def.target.clone(),
-            label_size: def.label_size.unwrap_or(0) as usize,
-            ..ReadOptions::csv_with_header(None)
+/// How to read data described by an input definition.
+pub fn read_options_of(def: &InputDef) -> ReadOptions {
+    ReadOptions {
+        format: format_of(def.format),
+        header: def.header,
+        target: def.target.clone(),
+        label_size: def.label_size.unwrap_or(0) as usize,
+        missing: match &def.missing_values {
+            Some(v) => Missing::listed(v),
+            None => Missing::Usual,
         },
-        None => ReadOptions::csv_with_header(None),
+        // ID columns are read as text, so they pass through exactly (a
+        // number as f32 would lose digits beyond 2^24).
+        categorical: def
+            .categorical
+            .iter()
+            .chain(&def.id_columns)
+            .cloned()
+            .collect(),
+        ..ReadOptions::csv_with_header(None)
     }
 }
 
-/// Reads channel `name` (all its files, as parts of one data set).
+fn format_of(f: DataFormat) -> Format {
+    match f {
+        DataFormat::Csv => Format::Csv,
+        DataFormat::Parquet => Format::Parquet,
+        DataFormat::Libsvm => Format::Libsvm,
+    }
+}
+
+/// How channel `name` is to be read: as its pipeline input says (else CSV with
+/// a header), with what the train step's channel declares on top.
+pub fn channel_def(cfg: &StepConfig, name: &str) -> Option<InputDef> {
+    let upstream = cfg.channels.get(name).and_then(|c| c.clone());
+    let declared = match &cfg.step.kind {
+        StepKind::Train(t) => t.channel_formats.get(name),
+        _ => None,
+    };
+    let Some(d) = declared else {
+        return upstream;
+    };
+    let mut def = upstream.unwrap_or_else(|| InputDef {
+        path: String::new(),
+        resolved: Default::default(),
+        format: DataFormat::Csv,
+        header: true,
+        target: None,
+        label_size: None,
+        missing_values: None,
+        categorical: Vec::new(),
+        features: None,
+        id_columns: Vec::new(),
+        split_columns: Vec::new(),
+        span: Default::default(),
+    });
+    if let Some(f) = d.format {
+        def.format = f;
+    }
+    if let Some(h) = d.header {
+        def.header = h;
+    }
+    if d.target.is_some() {
+        def.target = d.target.clone();
+        def.label_size = None;
+    }
+    if d.label_size.is_some() {
+        def.label_size = d.label_size;
+        def.target = None;
+    }
+    Some(def)
+}
+
+/// Reads channel `name` (all its files, as parts of one data set), keeping
+/// as features only the columns its input chooses.
 pub fn read_channel(layout: &Layout, cfg: &StepConfig, name: &str) -> Result<Dataset, StepError> {
+    read_channel_with_ids(layout, cfg, name, &[]).map(|(ds, _)| ds)
+}
+
+/// Like [`read_channel`], and also returns the input's ID columns (which are
+/// never features), in file order. Columns in `keep` stay even when a split
+/// arranged rows by them (k-fold evaluation folds by them again).
+pub fn read_channel_with_ids(
+    layout: &Layout,
+    cfg: &StepConfig,
+    name: &str,
+    keep: &[String],
+) -> Result<(Dataset, Vec<Column>), StepError> {
     let dir = layout.channel(name);
-    let opts = read_options(cfg, name);
-    read(&dir, &opts).map_err(StepError::from)
+    let def = channel_def(cfg, name);
+    let opts = match &def {
+        Some(d) => read_options_of(d),
+        None => ReadOptions::csv_with_header(None),
+    };
+    let ds = read(&dir, &opts).map_err(StepError::from)?;
+    match def {
+        Some(mut d) => {
+            d.split_columns.retain(|c| !keep.contains(c));
+            select_features(ds, &d, name)
+        }
+        None => Ok((ds, Vec::new())),
+    }
+}
+
+/// Drops the columns that are not features by `def` (`features`, `id_columns`,
+/// a split's group or time column); returns the data and its ID columns.
+fn select_features(
+    ds: Dataset,
+    def: &InputDef,
+    channel: &str,
+) -> Result<(Dataset, Vec<Column>), StepError> {
+    let present: Vec<String> = ds.columns().iter().map(|c| c.name.clone()).collect();
+    let (include, exclude): (Option<&[String]>, &[String]) = match &def.features {
+        Some(FeatureSelection::Include(v)) => (Some(v), &[]),
+        Some(FeatureSelection::Exclude(v)) => (None, v),
+        None => (None, &[]),
+    };
+    let named = [
+        ("features.include", include.unwrap_or(&[])),
+        ("features.exclude", exclude),
+        ("id_columns", &def.id_columns),
+        ("categorical", &def.categorical),
+    ];
+    for (field, names) in named {
+        if let Some(missing) = names.iter().find(|n| !present.contains(n)) {
+            return Err(StepError::invalid(format!(
+                "channel `{channel}`: column `{missing}` named in the input's `{field}` is not in the data\n  help: the columns are: {}",
+                present.join(", ")
+            )));
+        }
+    }
+    let keep = |c: &Column| {
+        let n = &c.name;
+        if def.id_columns.contains(n) {
+            return false;
+        }
+        match include {
+            Some(inc) => inc.contains(n),
+            None => !exclude.contains(n) && !def.split_columns.contains(n),
+        }
+    };
+    let (ds, out) = ds.partition_columns(keep);
+    let ids = out
+        .into_iter()
+        .filter(|c| def.id_columns.contains(&c.name))
+        .collect();
+    Ok((ds, ids))
 }
 
 /// Like [`read_channel`], and the data must have a target column.
@@ -37,11 +161,12 @@ pub fn read_labelled(
     cfg: &StepConfig,
     name: &str,
     why: &str,
+    keep: &[String],
 ) -> Result<Dataset, StepError> {
-    let ds = read_channel(layout, cfg, name)?;
+    let (ds, _) = read_channel_with_ids(layout, cfg, name, keep)?;
     if ds.target().is_none() {
         return Err(StepError::invalid(format!(
-            "channel `{name}` has no target column, which {why} needs: give its input `target: COLUMN` (with a header) or `label_size: 1` (SageMaker-style CSV, label first)"
+            "channel `{name}` has no target column, which {why} needs: give its input `target: COLUMN` (with a header) or `label_size: 1` (SageMaker-style CSV, label first), or declare it on a train channel (`{{data: REF, target: COLUMN}}`)"
         )));
     }
     Ok(ds)

@@ -382,14 +382,34 @@ fn kfold(
         .as_deref()
         .ok_or_else(|| StepError::invalid("k-fold evaluation needs `algorithm`"))?;
     let supervised = matches!(algorithm, "gbdt" | "linear-learner");
+    // The fold columns stay, even when an upstream split arranged rows by them.
+    let keep: Vec<String> = [&e.group_column, &e.time_column]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
     let data = if supervised {
-        read_labelled(layout, cfg, "data", "k-fold evaluation")?
+        read_labelled(layout, cfg, "data", "k-fold evaluation", &keep)?
     } else {
-        read_channel(layout, cfg, "data")?
+        super::data::read_channel_with_ids(layout, cfg, "data", &keep)?.0
     };
     let hp = Hyperparams::new(e.hyperparameters.clone());
-    builtins::algorithm::check(algorithm, &hp)?;
+    for w in builtins::algorithm::check(algorithm, &hp)? {
+        println!("warning: {w}");
+    }
     let splits = folds(e, &data)?;
+    // Folded by them, the group and time columns are not features (they would
+    // let the model learn the folds), unless the input's `features.include` asks.
+    let include = match super::data::channel_def(cfg, "data").and_then(|d| d.features) {
+        Some(crate::spec::model::FeatureSelection::Include(v)) => v,
+        _ => Vec::new(),
+    };
+    let data = if keep.iter().any(|c| !include.contains(c)) {
+        data.partition_columns(|c| !keep.contains(&c.name) || include.contains(&c.name))
+            .0
+    } else {
+        data
+    };
     let k = splits.len();
     // Folds run side by side, sharing the cores.
     let threads = (layout.threads() / k).max(1);

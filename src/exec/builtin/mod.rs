@@ -16,6 +16,7 @@ mod split;
 mod train;
 mod transform;
 
+pub use data::read_options_of;
 pub use transform::write_predictions;
 
 use std::collections::BTreeMap;
@@ -28,11 +29,12 @@ use crate::spec::model::{InputDef, Step, StepKind};
 /// The built-in training algorithms.
 pub const ALGORITHMS: &[&str] = builtins::algorithm::NAMES;
 
-/// Checks a built-in's hyperparameters without data, for validation.
+/// Checks a built-in's hyperparameters without data, for validation; returns
+/// a warning for each given name that cannot change the model.
 pub fn check_hyperparameters(
     algorithm: &str,
     hps: &BTreeMap<String, String>,
-) -> Result<(), builtins::BuiltinError> {
+) -> Result<Vec<String>, builtins::BuiltinError> {
     builtins::algorithm::check(algorithm, &builtins::Hyperparams::new(hps.clone()))
 }
 

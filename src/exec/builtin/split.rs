@@ -24,6 +24,21 @@ pub fn run(layout: &Layout, s: &SplitStep, cfg: &StepConfig) -> Result<(), StepE
             })
             .collect()
     };
+    // Interpret the data as the steps after the split will, so a cell the
+    // reader refuses (a stray text cell in a numeric column, `inf`...) is
+    // reported here, at the input's own line, not at a line of a split file.
+    let channel_names: Vec<String> = if s.sources.is_empty() {
+        vec!["input".to_string()]
+    } else {
+        (0..s.sources.len()).map(|i| format!("source{i}")).collect()
+    };
+    for (name, input) in channel_names.iter().zip(&inputs) {
+        if let Some(Some(def)) = cfg.channels.get(name)
+            && def.format == crate::spec::model::DataFormat::Csv
+        {
+            builtins::data::read(&input.path, &super::data::read_options_of(def))?;
+        }
+    }
     let strategy = match &s.strategy {
         SplitStrategy::Shuffle { stratify } => Strategy::Shuffle {
             stratify: stratify.clone(),

@@ -51,9 +51,12 @@ fn train(
     nodes: Option<&Nodes>,
 ) -> Result<(), StepError> {
     let hp = Hyperparams::new(t.hyperparameters.clone());
+    for w in builtins::algorithm::check(algorithm, &hp)? {
+        println!("warning: {w}");
+    }
     let read = |name: &str| {
         if supervised(algorithm) {
-            read_labelled(layout, cfg, name, &format!("training {algorithm}"))
+            read_labelled(layout, cfg, name, &format!("training {algorithm}"), &[])
         } else {
             read_channel(layout, cfg, name)
         }
