@@ -654,6 +654,23 @@ mod tests {
     }
 
     #[test]
+    fn a_run_lock_is_held_by_one_engine_at_a_time() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("run");
+        assert_eq!(RunLock::state(&dir), LockState::Missing);
+        let lock = RunLock::acquire(&dir).unwrap().ok().expect("free");
+        let me = Some(std::process::id());
+        assert_eq!(RunLock::state(&dir), LockState::Held { pid: me });
+        assert_eq!(
+            RunLock::acquire(&dir).unwrap().err(),
+            Some(LockState::Held { pid: me })
+        );
+        drop(lock);
+        assert_eq!(RunLock::state(&dir), LockState::Free);
+        assert!(RunLock::acquire(&dir).unwrap().is_ok());
+    }
+
+    #[test]
     fn a_newer_schema_is_refused() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("runs.db");
