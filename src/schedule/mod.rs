@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::dag::cache::KeyParts;
+use crate::dag::cache::{ChannelIdentity, KeyParts};
 use crate::dag::{EdgeKind, Plan, ReadyQueue};
 use crate::error::{Error, Result};
 use crate::exec::contract::{self, Channel, Layout};
@@ -62,6 +62,10 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         node: Option<String>,
         line: String,
+        /// A progress segment (ended by a lone `\r`): it replaces the step's
+        /// previous one and is not kept in the log.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        progress: bool,
     },
     StepFinished {
         step: String,
@@ -141,6 +145,9 @@ pub struct Run {
     pub registry_path: PathBuf,
     /// Steps' output lines, as they come (set while the run executes).
     pub log_tx: Option<crate::exec::LogSink>,
+    /// The Docker Engine's image ID for each user image a docker step names
+    /// (looked up when the run starts; `None`: not on the engine).
+    pub image_ids: BTreeMap<String, Option<String>>,
 }
 
 /// Where a step's root is in a container.
@@ -229,6 +236,7 @@ impl Run {
             steps: p.steps.len(),
         });
 
+        self.image_ids = inputs::image_ids(p).await;
         let mut queue = ReadyQueue::new(&plan);
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let mut running: JoinSet<Finished> = JoinSet::new();
@@ -413,7 +421,21 @@ impl Run {
             .iter()
             .map(|(c, d)| (c.name.clone(), d.clone()))
             .collect();
-        let parts = KeyParts::new(step, digests.clone());
+        let identities = channels
+            .iter()
+            .map(|(c, d)| {
+                (
+                    c.name.clone(),
+                    ChannelIdentity {
+                        digest: d,
+                        reading: c.input.as_ref(),
+                    },
+                )
+            })
+            .collect();
+        let code = inputs::program_digests(Some(&self.db), step, &plan.pipeline.base_dir)?;
+        let image = inputs::image_of(step, &self.image_ids);
+        let parts = KeyParts::new(step, &identities, code, image);
         let key = parts.key();
         states[i].record.cache_key = Some(key.clone());
         states[i].record.inputs = digests;
@@ -914,7 +936,7 @@ fn builtin_argv() -> Result<Vec<String>> {
 }
 
 /// If `step` passes an input's rows through (a split), how to read its outputs.
-fn upstream_input(
+pub fn upstream_input(
     p: &crate::spec::model::Pipeline,
     step: &Step,
 ) -> Option<crate::spec::model::InputDef> {
