@@ -244,7 +244,7 @@ impl Run {
         let mut stopping: Option<RunStatus> = None;
         let mut interrupt = Box::pin(interrupted());
         let mut invalid_input = false;
-        let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (log_tx, mut log_rx) = crate::exec::LogSink::channel();
         self.log_tx = Some(log_tx);
 
         loop {
@@ -286,11 +286,14 @@ impl Run {
                 break;
             }
             tokio::select! {
-                biased;
                 Some(l) = log_rx.recv() => {
-                    events(Event::StepLog { step: l.step, node: l.node, line: l.line });
+                    events(Event::StepLog { step: l.step, node: l.node, line: l.line, progress: l.progress });
                 }
                 joined = running.join_next() => {
+                    // A step's lines come before its end (there are at most LIVE_LINES waiting).
+                    while let Ok(l) = log_rx.try_recv() {
+                        events(Event::StepLog { step: l.step, node: l.node, line: l.line, progress: l.progress });
+                    }
                     let Some(joined) = joined else { break };
                     let f = joined.map_err(|e| Error::failed(format!("a step task failed: {e}")))?;
                     let i = f.step;
