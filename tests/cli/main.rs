@@ -15,3 +15,4 @@ mod render;
 mod run;
 mod runs;
 mod signals;
+mod trust_engine;
