@@ -254,9 +254,40 @@ pub fn user_image(step: &Step) -> Option<&str> {
     }
 }
 
+/// The words of a shell command that could name a file the command reads:
+/// split at blanks and shell punctuation (so `python train.py` and
+/// `--script=train.py` give `train.py`), leaving out the target of an output
+/// redirection (`echo ran >> ran.log` writes `ran.log`, it does not run it).
+fn shell_words(text: &str) -> Vec<&str> {
+    let is_sep = |c: char| c.is_whitespace() || ";|&()<>'\"`=,".contains(c);
+    let mut words = Vec::new();
+    let mut redirected = false;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let sep_len = rest.find(|c: char| !is_sep(c)).unwrap_or(rest.len());
+        if rest[..sep_len].contains('>') {
+            redirected = true;
+        }
+        rest = &rest[sep_len..];
+        let word_len = rest.find(is_sep).unwrap_or(rest.len());
+        if word_len > 0 {
+            let word = &rest[..word_len];
+            // `2>err.log`: the `2` is part of the redirection, not a word.
+            let fd_digit = word.len() == 1
+                && word.chars().all(|c| c.is_ascii_digit())
+                && rest[word_len..].starts_with('>');
+            if !redirected && !fd_digit {
+                words.push(word);
+            }
+            redirected = false;
+        }
+        rest = &rest[word_len..];
+    }
+    words
+}
+
 /// The files and directories inside `base_dir` that a user step's `run:`
-/// names: each argv element, and each word of it (split at blanks and shell
-/// punctuation, so `sh -c "python train.py"` and `--script=train.py` count),
+/// names: each argv element, and each word of it ([`shell_words`]),
 /// that is the path of an existing file or directory under `base_dir`,
 /// relative to it or absolute. The pipeline's directory itself and the
 /// workspace (`.pipeline/`) are never taken. Returns `(relative name, path)`,
@@ -270,9 +301,8 @@ pub fn program_paths(step: &Step, base_dir: &Path) -> Vec<(String, PathBuf)> {
         return vec![];
     };
     let mut out: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let is_punct = |c: char| c.is_whitespace() || ";|&()<>'\"`=,".contains(c);
     for arg in argv {
-        let words = std::iter::once(arg.as_str()).chain(arg.split(is_punct));
+        let words = std::iter::once(arg.as_str()).chain(shell_words(arg));
         for w in words {
             if w.is_empty() || w.contains("{{") || w.contains('$') || w.len() > 4096 {
                 continue;
@@ -871,6 +901,16 @@ params:
     }
 
     #[test]
+    fn shell_words_leave_out_what_is_written() {
+        assert_eq!(
+            shell_words("echo ran >> ran.log && python3 t.py --c=c.yaml 2>err.log <in.csv|tee x"),
+            [
+                "echo", "ran", "python3", "t.py", "--c", "c.yaml", "in.csv", "tee", "x"
+            ]
+        );
+    }
+
+    #[test]
     fn program_paths_are_files_beside_the_pipeline() {
         let (t, p) = sample();
         std::fs::write(t.path().join("prep.py"), "print(1)").unwrap();
@@ -888,7 +928,8 @@ params:
             c.run = vec![
                 "sh".into(),
                 "-c".into(),
-                "python3 prep.py --lib=lib . .pipeline /etc/passwd ../x $HOME".into(),
+                "python3 prep.py --lib=lib . .pipeline /etc/passwd ../x $HOME >> prep.py 2>lib"
+                    .into(),
             ];
         }
         assert_eq!(names(&step), ["lib", "prep.py"]);
