@@ -84,6 +84,8 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
     };
     // Outputs known ahead of the run: those of steps that will be cached.
     let mut known: Vec<Option<BTreeMap<String, OutputRecord>>> = vec![None; p.steps.len()];
+    // Whether each step planned so far may or may not run (depends on a condition).
+    let mut maybe = vec![false; p.steps.len()];
     // How the outputs of steps that pass an input's rows on are read.
     let upstream: Vec<Option<InputDef>> = p
         .steps
@@ -115,7 +117,7 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
                     digests.insert(ch, (d, Some(&p.inputs[n])));
                 }
                 RefTarget::Output { step: s, output } => {
-                    let j = p.step_index(s).expect("validated");
+                    let j = plan.step_index(s).expect("validated");
                     match known[j].as_ref().and_then(|o| o.get(output)) {
                         Some(o) => {
                             let reading = upstream[j].as_ref();
@@ -136,12 +138,10 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
             }
         }
         let conditional = step.when.is_some()
-            || plan.deps(i).iter().any(|(j, k)| {
-                *k != EdgeKind::Order
-                    && out
-                        .iter()
-                        .any(|o: &PlannedStep| o.step == p.steps[*j].name() && o.action == "maybe")
-            });
+            || plan
+                .deps(i)
+                .iter()
+                .any(|(j, k)| *k != EdgeKind::Order && maybe[*j]);
         if let Some(u) = unknown {
             line.reason = u;
         } else {
@@ -213,6 +213,7 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
                 line.reason = format!("runs if `{}`; {}", w.value, line.reason);
             }
         }
+        maybe[i] = line.action == "maybe";
         out.push(line);
     }
     Ok(out)

@@ -158,7 +158,22 @@ impl LineWriter {
             .create(true)
             .append(true)
             .open(path)?;
-        Ok(LineWriter {
+        Ok(Self::on(file, step, node, sink))
+    }
+
+    /// A second writer into the same log (a process's stderr beside its
+    /// stdout): the file is shared, not opened again.
+    pub fn another(&self) -> std::io::Result<Self> {
+        Ok(Self::on(
+            self.file.try_clone()?,
+            &self.step,
+            self.node.clone(),
+            self.sink.clone(),
+        ))
+    }
+
+    fn on(file: std::fs::File, step: &str, node: Option<String>, sink: Option<LogSink>) -> Self {
+        LineWriter {
             file,
             pending: Vec::new(),
             dropped: 0,
@@ -168,7 +183,7 @@ impl LineWriter {
             node,
             sink,
             unshown: 0,
-        })
+        }
     }
 
     pub fn write(&mut self, mut bytes: &[u8]) {

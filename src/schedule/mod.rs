@@ -237,6 +237,9 @@ impl Run {
         });
 
         self.image_ids = inputs::image_ids(p).await;
+        // Once, not a step: on a busy disk every directory costs.
+        let logs = self.ws.run_dir(&self.run_id).join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| Error::io("create", &logs, e))?;
         let mut queue = ReadyQueue::new(&plan);
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let mut running: JoinSet<Finished> = JoinSet::new();
@@ -489,7 +492,7 @@ impl Run {
                     (def.resolved.clone(), digest, Some(def.clone()))
                 }
                 RefTarget::Output { step: s, output } => {
-                    let j = p.step_index(s).expect("validated reference");
+                    let j = self.plan.step_index(s).expect("validated reference");
                     let rec = states[j].record.outputs.get(output).ok_or_else(|| {
                         Error::failed(format!("step `{s}` finished without its output `{output}`"))
                     })?;
@@ -724,10 +727,8 @@ impl Run {
             .map(|a| template::fill_run_placeholders(a, &out_path, &in_path))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(Error::failed)?;
+        // Its directory was made when the run started.
         let log_path = self.ws.log_path(&self.run_id, step.name());
-        if let Some(d) = log_path.parent() {
-            std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
-        }
         let main = node_jobs.remove(0);
         Ok(StepJob {
             run_id: self.run_id.clone(),
@@ -846,10 +847,8 @@ impl Run {
         st.record.failure = None;
         st.record.duration_s = Some(duration);
         st.record.finished_at = Some(now_rfc3339());
-        if step.cache != CachePolicy::Off
-            && let (Some(key), Some(parts)) = (&st.record.cache_key, &st.parts)
-        {
-            self.db.cache_put(&CacheEntry {
+        let entry = match (&st.record.cache_key, &st.parts) {
+            (Some(key), Some(parts)) if step.cache != CachePolicy::Off => Some(CacheEntry {
                 key: key.clone(),
                 pipeline: self.plan.pipeline.name.clone(),
                 step: step.name().to_string(),
@@ -859,9 +858,10 @@ impl Run {
                 outputs,
                 metrics,
                 run_id: self.run_id.clone(),
-            })?;
-        }
-        self.db.upsert_step(&st.record)?;
+            }),
+            _ => None,
+        };
+        self.db.record_success(&st.record, entry.as_ref())?;
         // The outputs now live in the store. The work directory stays (a few
         // small files, useful to look at); removing it costs more than the step
         // itself on a busy disk. Checkpoints are no longer needed.
@@ -1001,7 +1001,6 @@ fn condition_value(
         return to_value(v);
     }
     let j = plan
-        .pipeline
         .step_index(&path[0])
         .ok_or_else(|| format!("no step `{}`", path[0]))?;
     let rec = &states[j].record;
