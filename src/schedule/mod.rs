@@ -862,6 +862,11 @@ impl Run {
             _ => None,
         };
         self.db.record_success(&st.record, entry.as_ref())?;
+        // A finished step's job and key parts are not needed again; keeping
+        // them makes the engine grow with the plan, and every later fork of a
+        // step's process copies what the engine holds.
+        st.job = None;
+        st.parts = None;
         // The outputs now live in the store. The work directory stays (a few
         // small files, useful to look at); removing it costs more than the step
         // itself on a busy disk. Checkpoints are no longer needed.
@@ -901,6 +906,8 @@ impl Run {
         st.record.duration_s = Some(duration);
         st.record.finished_at = Some(now_rfc3339());
         self.db.upsert_step(&st.record)?;
+        st.job = None;
+        st.parts = None;
         events(Event::StepFinished {
             step: st.record.name.clone(),
             status,
