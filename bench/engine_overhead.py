@@ -16,6 +16,11 @@ Each measurement is the wall time of the whole process, repeated N times after
 one warm-up; the table shows medians. Usage:
 
   python3 bench/engine_overhead.py [--bin PATH] [--runs N] [--layers L] [--width W]
+                                   [--steps N]
+
+`--steps N` sets the number of layers so the DAG has about N steps of the
+given width (5,000 steps: `--steps 5000` gives 50 layers of 100 with
+`--width 100`).
 
 The temporary directories follow TMPDIR, which decides the file system under
 test: the engine lays out and removes a work directory a step, so a disk busy
@@ -33,7 +38,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # No single measurement may run away; the whole benchmark stays bounded.
-RUN_TIMEOUT_S = 120
+RUN_TIMEOUT_S = 300
 MAX_RUNS = 50
 
 
@@ -173,7 +178,10 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="measured runs of each (after one warm-up)")
     ap.add_argument("--layers", type=int, default=10)
     ap.add_argument("--width", type=int, default=10)
+    ap.add_argument("--steps", type=int, help="about this many steps: sets --layers from --width")
     args = ap.parse_args()
+    if args.steps:
+        args.layers = max(1, -(-args.steps // max(1, args.width)))
     runs = max(1, min(args.runs, MAX_RUNS))
     binary = os.path.abspath(args.bin) if args.bin else build_release()
 
@@ -206,10 +214,15 @@ def main():
         ratio = f"{med / make_median:.1f}x" if make_median else "-"
         print(f"| {name:<32} | {med:>9.3f} | {min(times):>7.3f} | {max(times):>7.3f} | {ratio:>8} |")
     print()
-    goal_cold, goal_cached = 0.6, 0.1
     c, k = statistics.median(cold), statistics.median(cached)
-    print(f"goal: cold <= {goal_cold} s: {'met' if c <= goal_cold else 'MISSED'} ({c:.3f} s); "
-          f"cached <= {goal_cached} s: {'met' if k <= goal_cached else 'MISSED'} ({k:.3f} s)")
+    if steps <= 100:
+        goal_cold, goal_cached = 0.6, 0.1
+        print(f"goal: cold <= {goal_cold} s: {'met' if c <= goal_cold else 'MISSED'} ({c:.3f} s); "
+              f"cached <= {goal_cached} s: {'met' if k <= goal_cached else 'MISSED'} ({k:.3f} s)")
+    if make_median:
+        ratio = c / make_median
+        print(f"goal: cold <= 2x make -j2: {'met' if ratio <= 2 else 'MISSED'} ({ratio:.2f}x, "
+              f"spread of the cold runs {min(cold):.3f}..{max(cold):.3f} s)")
 
 
 if __name__ == "__main__":

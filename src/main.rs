@@ -6,10 +6,11 @@ fn main() {
         Ok(code) => code,
         Err(pipeline::error::Error::RunEnded { code }) => code,
         Err(e) => {
-            eprint!("{e}");
-            if !e.to_string().ends_with('\n') {
-                eprintln!();
-            }
+            // Never a panic, even with stderr closed too.
+            use std::io::Write;
+            let text = e.to_string();
+            let nl = if text.ends_with('\n') { "" } else { "\n" };
+            let _ = write!(std::io::stderr(), "{text}{nl}");
             e.exit_code()
         }
     };

@@ -160,10 +160,10 @@ pub fn inspect(file: &Path, read_args: &ReadArgs, json: bool) -> Result<i32> {
         .collect();
     if json {
         let v = serde_json::json!({"file": file, "rows": ds.n_rows(), "columns": cols, "read_s": read_s});
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
         return Ok(0);
     }
-    println!(
+    outln!(
         "{}: {} rows, {} columns (read in {read_s:.3}s)",
         file.display(),
         ds.n_rows(),
@@ -185,7 +185,7 @@ pub fn inspect(file: &Path, read_args: &ReadArgs, json: bool) -> Result<i32> {
         } else {
             format!("{} levels, e.g. {}", c["levels"], c["examples"])
         };
-        println!(
+        outln!(
             "  {name}{tag}: {}  {detail}  missing {}",
             c["kind"].as_str().unwrap_or_default(),
             c["missing"]

@@ -1,5 +1,7 @@
 //! The command line: argument parsing and one function a command.
 
+#[macro_use]
+pub mod out;
 pub mod data;
 pub mod plan;
 pub mod registry;
@@ -235,7 +237,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => data::predict(&model, &data, &out, &read, registry.as_deref()),
         Command::Inspect { file, read, json } => data::inspect(&file, &read, json),
         Command::Schema => {
-            print!("{}", crate::spec::schema::pipeline_schema_text());
+            out!("{}", crate::spec::schema::pipeline_schema_text());
             Ok(0)
         }
         Command::Builtin => Ok(crate::exec::builtin::main()),
@@ -263,9 +265,9 @@ fn image_build(extra_tag: Option<&str>) -> Result<i32> {
         docker::image::build_runtime(&d, &tag, extra_tag, &log)
             .await
             .map_err(Error::failed)?;
-        println!("{tag}");
+        outln!("{tag}");
         if let Some(t) = extra_tag {
-            println!("{t}");
+            outln!("{t}");
         }
         Ok(0)
     })

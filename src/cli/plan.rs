@@ -7,12 +7,12 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::ParamArgs;
-use crate::dag::cache::KeyParts;
+use crate::dag::cache::{ChannelIdentity, KeyParts};
 use crate::dag::render::{GraphFormat, render};
 use crate::dag::{EdgeKind, Plan};
 use crate::error::{Error, Result};
 use crate::runs::{OutputRecord, RunsDb};
-use crate::spec::model::{CachePolicy, Executor, RefTarget};
+use crate::spec::model::{CachePolicy, Executor, InputDef, RefTarget};
 use crate::spec::params::parse_overrides;
 use crate::spec::{LoadOptions, Loaded, load_file};
 use crate::store::Workspace;
@@ -41,7 +41,7 @@ pub fn validate(file: &Path, params: &ParamArgs) -> Result<i32> {
     for (step, warning) in hyperparameter_warnings(&loaded.pipeline) {
         eprintln!("warning: step `{step}`: {warning}");
     }
-    println!(
+    outln!(
         "{}: ok: pipeline `{}`, {} steps, {} inputs",
         file.display(),
         loaded.pipeline.name,
@@ -73,7 +73,7 @@ pub fn hyperparameter_warnings(p: &crate::spec::model::Pipeline) -> Vec<(String,
 
 pub fn graph(file: &Path, params: &ParamArgs, format: GraphFormat) -> Result<i32> {
     let (_, plan) = load_and_plan(file, params, None)?;
-    print!("{}", render(&plan, format));
+    out!("{}", render(&plan, format));
     Ok(0)
 }
 
@@ -92,10 +92,29 @@ pub struct PlannedStep {
 /// Works out, without running anything, which steps would run and why.
 pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<PlannedStep>> {
     let p = &plan.pipeline;
+    let image_ids = if p
+        .steps
+        .iter()
+        .any(|s| crate::dag::cache::user_image(s).is_some())
+    {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::failed(format!("start the Docker Engine client: {e}")))?
+            .block_on(crate::schedule::inputs::image_ids(p))
+    } else {
+        BTreeMap::new()
+    };
     // Outputs known ahead of the run: those of steps that will be cached.
     let mut known: Vec<Option<BTreeMap<String, OutputRecord>>> = vec![None; p.steps.len()];
-    // Whether each step planned so far only maybe runs (it depends on a condition).
+    // Whether each step planned so far may or may not run (depends on a condition).
     let mut maybe = vec![false; p.steps.len()];
+    // How the outputs of steps that pass an input's rows on are read.
+    let upstream: Vec<Option<InputDef>> = p
+        .steps
+        .iter()
+        .map(|s| crate::schedule::upstream_input(p, s))
+        .collect();
     let mut out = Vec::new();
     for &i in &plan.order {
         let step = &p.steps[i];
@@ -107,7 +126,7 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
             key: None,
         };
         // Input digests, as far as they can be known now.
-        let mut digests = BTreeMap::new();
+        let mut digests: BTreeMap<String, (String, Option<&InputDef>)> = BTreeMap::new();
         let mut unknown: Option<String> = None;
         for (ch, r) in step.inputs() {
             match &r.target {
@@ -118,13 +137,14 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
                         None => crate::store::digest_path(path)
                             .map_err(|e| Error::io("hash the input", path, e))?,
                     };
-                    digests.insert(ch, d);
+                    digests.insert(ch, (d, Some(&p.inputs[n])));
                 }
                 RefTarget::Output { step: s, output } => {
-                    let j = p.step_index(s).expect("validated");
+                    let j = plan.step_index(s).expect("validated");
                     match known[j].as_ref().and_then(|o| o.get(output)) {
                         Some(o) => {
-                            digests.insert(ch, o.digest.clone());
+                            let reading = upstream[j].as_ref();
+                            digests.insert(ch, (o.digest.clone(), reading));
                         }
                         None => {
                             unknown.get_or_insert_with(|| {
@@ -148,7 +168,21 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
         if let Some(u) = unknown {
             line.reason = u;
         } else {
-            let parts = KeyParts::new(step, digests);
+            let identities = digests
+                .iter()
+                .map(|(c, (d, reading))| {
+                    (
+                        c.clone(),
+                        ChannelIdentity {
+                            digest: d,
+                            reading: *reading,
+                        },
+                    )
+                })
+                .collect();
+            let code = crate::schedule::inputs::program_digests(db, step, &p.base_dir)?;
+            let image = crate::schedule::inputs::image_of(step, &image_ids);
+            let parts = KeyParts::new(step, &identities, code, image);
             let key = parts.key();
             line.key = Some(key[..12].to_string());
             let hit = match (db, step.cache, no_cache) {
@@ -203,6 +237,7 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
                 line.reason = format!("runs if `{}`; {}", w.value, line.reason);
             }
         }
+        maybe[i] = line.action == "maybe";
         out.push(line);
     }
     Ok(out)
@@ -218,11 +253,11 @@ pub fn plan(file: &Path, params: &ParamArgs, no_cache: bool, json: bool) -> Resu
     };
     let lines = explain(&plan, db.as_ref(), no_cache)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&lines).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&lines).expect("json"));
         return Ok(0);
     }
     let to_run = lines.iter().filter(|l| l.action != "cached").count();
-    println!(
+    outln!(
         "plan for `{}` ({}): {} steps, {} to run, {} cached",
         loaded.pipeline.name,
         file.display(),
@@ -233,9 +268,12 @@ pub fn plan(file: &Path, params: &ParamArgs, no_cache: bool, json: bool) -> Resu
     let w = lines.iter().map(|l| l.step.len()).max().unwrap_or(4).max(4);
     let wk = lines.iter().map(|l| l.kind.len()).max().unwrap_or(4).max(4);
     for l in &lines {
-        println!(
+        outln!(
             "  {:<w$}  {:<wk$}  {:<6}  {}",
-            l.step, l.kind, l.action, l.reason
+            l.step,
+            l.kind,
+            l.action,
+            l.reason
         );
     }
     Ok(0)

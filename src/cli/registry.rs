@@ -108,7 +108,7 @@ pub fn os_user() -> String {
 }
 
 fn print_json<T: serde::Serialize>(v: &T) {
-    println!("{}", serde_json::to_string_pretty(v).expect("json"));
+    outln!("{}", serde_json::to_string_pretty(v).expect("json"));
 }
 
 pub fn run(cmd: RegistryCommand, path: Option<&Path>) -> Result<i32> {
@@ -129,15 +129,18 @@ pub fn run(cmd: RegistryCommand, path: Option<&Path>) -> Result<i32> {
             if json {
                 print_json(&groups);
             } else if groups.is_empty() {
-                println!("no groups yet");
+                outln!("no groups yet");
             } else {
-                println!(
+                outln!(
                     "{:<28} {:>8} {:>7} {:>9}  CREATED",
-                    "GROUP", "VERSIONS", "LATEST", "APPROVED"
+                    "GROUP",
+                    "VERSIONS",
+                    "LATEST",
+                    "APPROVED"
                 );
                 for g in groups {
                     let o = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
-                    println!(
+                    outln!(
                         "{:<28} {:>8} {:>7} {:>9}  {}",
                         g.name,
                         g.version_count,
@@ -154,9 +157,12 @@ pub fn run(cmd: RegistryCommand, path: Option<&Path>) -> Result<i32> {
             if json {
                 print_json(&versions);
             } else {
-                println!(
+                outln!(
                     "{:>7}  {:<22} {:<15} {:<22} METRICS",
-                    "VERSION", "STATUS", "ALGORITHM", "RUN"
+                    "VERSION",
+                    "STATUS",
+                    "ALGORITHM",
+                    "RUN"
                 );
                 for v in versions {
                     let m: Vec<String> = v
@@ -164,7 +170,7 @@ pub fn run(cmd: RegistryCommand, path: Option<&Path>) -> Result<i32> {
                         .iter()
                         .map(|(k, x)| format!("{k}={x:.4}"))
                         .collect();
-                    println!(
+                    outln!(
                         "{:>7}  {:<22} {:<15} {:<22} {}",
                         v.version,
                         v.status.to_string(),
@@ -187,41 +193,44 @@ pub fn run(cmd: RegistryCommand, path: Option<&Path>) -> Result<i32> {
                 print_json(&serde_json::json!({"version": v, "history": trail}));
                 return Ok(0);
             }
-            println!("{}  {}", v.reference(), v.status);
+            outln!("{}  {}", v.reference(), v.status);
             if let Some(d) = &v.description {
-                println!("  {d}");
+                outln!("  {d}");
             }
-            println!("  artifact   {}", v.artifact_digest);
+            outln!("  artifact   {}", v.artifact_digest);
             let stored = Workspace::locate().store().path_of(&v.artifact_digest);
             if stored.is_dir() {
-                println!("  stored at  {}", stored.display());
+                outln!("  stored at  {}", stored.display());
             }
-            println!("  algorithm  {}", v.algorithm);
+            outln!("  algorithm  {}", v.algorithm);
             for (k, x) in &v.hyperparameters {
-                println!("    {k} = {x}");
+                outln!("    {k} = {x}");
             }
-            println!("  metrics");
+            outln!("  metrics");
             for (k, x) in &v.metrics {
-                println!("    {k} = {x}");
+                outln!("    {k} = {x}");
             }
-            println!("  lineage");
-            println!(
+            outln!("  lineage");
+            outln!(
                 "    run {} step {} (registered by {}, {})",
-                v.run_id, v.step, v.registered_by, v.created_at
+                v.run_id,
+                v.step,
+                v.registered_by,
+                v.created_at
             );
-            println!("    pipeline spec hash {}", v.spec_hash);
+            outln!("    pipeline spec hash {}", v.spec_hash);
             for (k, x) in &v.input_digests {
-                println!("    input {k}: {x}");
+                outln!("    input {k}: {x}");
             }
             for (k, x) in &v.params {
-                println!("    param {k} = {x}");
+                outln!("    param {k} = {x}");
             }
             for (k, x) in &v.tags {
-                println!("    tag {k} = {x}");
+                outln!("    tag {k} = {x}");
             }
-            println!("  history");
+            outln!("  history");
             for a in trail {
-                println!(
+                outln!(
                     "    {}  {:?} by {} -> {}{}",
                     a.at,
                     a.action,
@@ -252,7 +261,7 @@ pub fn run(cmd: RegistryCommand, path: Option<&Path>) -> Result<i32> {
                 print_json(&h);
             } else {
                 for a in h {
-                    println!(
+                    outln!(
                         "{}  v{}  {:?} by {}: {} -> {}{}",
                         a.at,
                         a.version,
@@ -277,16 +286,16 @@ pub fn run(cmd: RegistryCommand, path: Option<&Path>) -> Result<i32> {
                 print_json(&d);
                 return Ok(0);
             }
-            println!("{group}: version {v1} -> {v2}");
+            outln!("{group}: version {v1} -> {v2}");
             if d.is_empty() {
-                println!("  no differences besides the version number and time");
+                outln!("  no differences besides the version number and time");
             }
             use crate::registry::ChangeKind::Unchanged;
             let show = |title: &str, rows: Vec<(String, String, String)>| {
                 if !rows.is_empty() {
-                    println!("  {title}");
+                    outln!("  {title}");
                     for (n, a, b) in rows {
-                        println!("    {n}: {a} -> {b}");
+                        outln!("    {n}: {a} -> {b}");
                     }
                 }
             };
@@ -356,10 +365,14 @@ fn review(
     if json {
         print_json(&t);
     } else {
-        println!("{}", t.summary());
+        outln!("{}", t.summary());
     }
     if t.became_approved() {
-        crate::exec::hooks::run_on_approved(path, &[], &t.version);
+        // The hooks of the pipeline that registered the version, then registry.yaml's.
+        let hooks = reg
+            .pipeline_hooks(&t.version.group, t.version.version)
+            .map_err(reg_err)?;
+        crate::exec::hooks::run_on_approved(path, &hooks, &t.version);
     }
     Ok(0)
 }

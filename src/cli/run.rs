@@ -132,6 +132,7 @@ fn execute(
         previous,
         registry_path: super::registry::registry_path(None),
         log_tx: None,
+        image_ids: BTreeMap::new(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -29,28 +29,44 @@ fn live(ws: &Workspace, mut r: RunRecord) -> RunRecord {
 }
 
 pub fn list(limit: usize, json: bool) -> Result<i32> {
-    let (ws, db) = open()?;
+    let ws = Workspace::locate();
+    if !ws.db_path().exists() {
+        // Nothing has run here: an answer, not an error.
+        if json {
+            outln!("[]");
+        } else {
+            outln!(
+                "no runs yet ({} does not exist; `pipeline run FILE` starts one)",
+                ws.root.display()
+            );
+        }
+        return Ok(0);
+    }
+    let db = RunsDb::open(&ws.db_path())?;
     let runs: Vec<RunRecord> = db
         .list_runs(limit)?
         .into_iter()
         .map(|r| live(&ws, r))
         .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&runs).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&runs).expect("json"));
         return Ok(0);
     }
     if runs.is_empty() {
-        println!("no runs yet");
+        outln!("no runs yet");
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:<22}  {:<24}  {:<10}  {:<24}  STEPS",
-        "RUN", "PIPELINE", "STATUS", "STARTED"
+        "RUN",
+        "PIPELINE",
+        "STATUS",
+        "STARTED"
     );
     for r in runs {
         let steps = db.steps_of(&r.id)?;
         let ok = steps.iter().filter(|s| s.status.is_done()).count();
-        println!(
+        outln!(
             "{:<22}  {:<24}  {:<10}  {:<24}  {ok}/{}",
             r.id,
             r.pipeline,
@@ -69,51 +85,31 @@ pub fn show(id: &str, json: bool) -> Result<i32> {
     if json {
         let summary = RunSummary::from_records(&r.id, r.status, &steps);
         let v = serde_json::json!({"run": r, "summary": summary});
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
         return Ok(0);
     }
     // In the order of the pipeline file.
-    let order: Vec<String> =
-        crate::spec::yaml::parse(&std::sync::Arc::new(crate::spec::source::Source {
-            name: r.file.clone(),
-            text: r.source.clone(),
-        }))
-        .ok()
-        .and_then(|n| match n.kind {
-            crate::spec::yaml::NodeKind::Map(m) => m
-                .into_iter()
-                .find(|(k, _)| k.as_scalar() == Some("steps"))
-                .map(|(_, v)| v),
-            _ => None,
-        })
-        .and_then(|s| match s.kind {
-            crate::spec::yaml::NodeKind::Map(m) => Some(
-                m.into_iter()
-                    .filter_map(|(k, _)| k.as_scalar().map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let order = file_order(&r);
     steps.sort_by_key(|s| {
         order
             .iter()
             .position(|o| o == &s.name)
             .unwrap_or(usize::MAX)
     });
-    println!(
+    outln!(
         "run {}  pipeline {}  {}",
         r.id,
         r.pipeline,
         r.status.as_str()
     );
     if r.status == RunStatus::Interrupted {
-        println!(
+        outln!(
             "  its engine (process {}) ended without finishing it; `pipeline resume {}` continues it",
-            r.pid, r.id
+            r.pid,
+            r.id
         );
     }
-    println!(
+    outln!(
         "  file {}  started {}{}",
         r.file,
         r.started_at,
@@ -123,7 +119,7 @@ pub fn show(id: &str, json: bool) -> Result<i32> {
             .unwrap_or_default()
     );
     if !r.params.is_empty() {
-        println!(
+        outln!(
             "  params {}",
             r.params
                 .iter()
@@ -140,41 +136,91 @@ pub fn show(id: &str, json: bool) -> Result<i32> {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "\n  {}  {}{cached}  {dur}{attempts}",
             s.name,
             s.status.as_str()
         );
         if let Some(f) = &s.failure {
-            println!("    reason: {f}");
+            outln!("    reason: {f}");
         }
         for (name, o) in &s.outputs {
-            println!(
+            outln!(
                 "    output {name}: {}  (digest {})",
                 o.path,
                 &o.digest[..o.digest.len().min(16)]
             );
             let report = std::path::Path::new(&o.path).join("report.html");
             if report.is_file() {
-                println!("    report: {}", report.display());
+                outln!("    report: {}", report.display());
             }
         }
         if !s.metrics.is_empty() {
             let m: Vec<String> = s.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("    metrics: {}", m.join("  "));
+            outln!("    metrics: {}", m.join("  "));
         }
         let log = ws.log_path(&r.id, &s.name);
         if log.is_file() {
-            println!("    log: {}", log.display());
+            outln!("    log: {}", log.display());
         }
     }
     Ok(0)
 }
 
+/// The step names of a run's pipeline file, in the order written.
+fn file_order(r: &crate::runs::RunRecord) -> Vec<String> {
+    crate::spec::yaml::parse(&std::sync::Arc::new(crate::spec::source::Source {
+        name: r.file.clone(),
+        text: r.source.clone(),
+    }))
+    .ok()
+    .and_then(|n| match n.kind {
+        crate::spec::yaml::NodeKind::Map(m) => m
+            .into_iter()
+            .find(|(k, _)| k.as_scalar() == Some("steps"))
+            .map(|(_, v)| v),
+        _ => None,
+    })
+    .and_then(|s| match s.kind {
+        crate::spec::yaml::NodeKind::Map(m) => Some(
+            m.into_iter()
+                .filter_map(|(k, _)| k.as_scalar().map(str::to_string))
+                .collect(),
+        ),
+        _ => None,
+    })
+    .unwrap_or_default()
+}
+
+/// Steps in the order they ran: by the time each started (or, for a step
+/// settled without starting, cached or skipped, the time it was settled),
+/// ties in the order of the pipeline file; steps that never ran last.
+fn run_order(r: &crate::runs::RunRecord, steps: &mut [crate::runs::StepRecord]) {
+    let order = file_order(r);
+    let when = |s: &crate::runs::StepRecord| {
+        s.started_at
+            .as_deref()
+            .or(s.finished_at.as_deref())
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    };
+    steps.sort_by_cached_key(|s| {
+        let t = when(s);
+        (
+            t.is_none(),
+            t,
+            order
+                .iter()
+                .position(|o| o == &s.name)
+                .unwrap_or(usize::MAX),
+        )
+    });
+}
+
 pub fn logs(id: &str, step: Option<&str>) -> Result<i32> {
     let (ws, db) = open()?;
     let r = find_run(&db, id)?;
-    let steps = db.steps_of(&r.id)?;
+    let mut steps = db.steps_of(&r.id)?;
+    run_order(&r, &mut steps);
     let names: Vec<&str> = match step {
         Some(s) => {
             if !steps.iter().any(|x| x.name == s) {
@@ -192,12 +238,12 @@ pub fn logs(id: &str, step: Option<&str>) -> Result<i32> {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 if step.is_none() {
-                    println!("==> {n} <==");
+                    outln!("==> {n} <==");
                 }
-                print!("{text}");
+                out!("{text}");
             }
             Err(_) if step.is_none() => {}
-            Err(_) => println!("(step `{n}` wrote no log: it did not run in this run)"),
+            Err(_) => outln!("(step `{n}` wrote no log: it did not run in this run)"),
         }
     }
     Ok(0)

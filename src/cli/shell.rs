@@ -96,7 +96,23 @@ impl Shell {
                     self.status(&format!("  started   {step}{suffix}"));
                 }
             }
-            Event::StepLog { step, node, line } => match node {
+            Event::StepLog {
+                step,
+                node,
+                line,
+                progress: true,
+            } => {
+                // In place on the step's line of the live display; plain
+                // output waits for the line's last segment.
+                if let Some(bar) = self.bars.get(step) {
+                    let who = node.as_ref().map_or_else(String::new, |n| format!(" {n}"));
+                    let shown: String = line.trim().chars().take(80).collect();
+                    bar.set_message(format!("{step}{who}: {shown}"));
+                }
+            }
+            Event::StepLog {
+                step, node, line, ..
+            } => match node {
                 Some(n) => self.status(&format!("  [{step} {n}] {line}")),
                 None => self.status(&format!("  [{step}] {line}")),
             },

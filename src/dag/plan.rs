@@ -4,7 +4,7 @@
 //! read a step's metrics, and from `after:`. The plan is immutable; the
 //! scheduler walks it with a [`ReadyQueue`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -37,19 +37,27 @@ pub struct Plan {
     pub graph: DiGraph<usize, Edge>,
     /// Topological order; among ready steps, file order first.
     pub order: Vec<usize>,
+    /// Step index by name (lookups stay constant-time in big pipelines).
+    index: HashMap<String, usize>,
 }
 
 impl Plan {
     /// Builds the plan; a cycle is an error naming the steps in it.
     pub fn build(pipeline: Arc<Pipeline>, source: &Arc<Source>) -> Result<Plan, Diagnostic> {
         let n = pipeline.steps.len();
+        let index: HashMap<String, usize> = pipeline
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name().to_string(), i))
+            .collect();
         let mut graph = DiGraph::<usize, Edge>::with_capacity(n, n * 2);
         for i in 0..n {
             graph.add_node(i);
         }
         for (i, step) in pipeline.steps.iter().enumerate() {
             let mut add = |dep: &str, kind: EdgeKind, span: Span| {
-                if let Some(j) = pipeline.step_index(dep)
+                if let Some(&j) = index.get(dep)
                     && j != i
                 {
                     graph.add_edge(NodeIndex::new(j), NodeIndex::new(i), Edge { kind, span });
@@ -79,7 +87,13 @@ impl Plan {
             pipeline,
             graph,
             order,
+            index,
         })
+    }
+
+    /// The index of the step called `name`.
+    pub fn step_index(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
     }
 
     pub fn len(&self) -> usize {

@@ -185,13 +185,12 @@ async fn run_node(
     tag: Option<String>,
     mut cancel: watch::Receiver<bool>,
 ) -> Outcome {
-    let open = || {
-        LineWriter::open(&job.log_path, &job.step, tag.clone(), job.live_log.clone())
-            .map(|w| w.masking(&job.secrets))
-    };
-    let (mut out_w, mut err_w) = match (open(), open()) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
+    let writers = LineWriter::open(&job.log_path, &job.step, tag.clone(), job.live_log.clone())
+        .map(|w| w.masking(&job.secrets))
+        .and_then(|w| Ok((w.another()?, w)));
+    let (mut err_w, mut out_w) = match writers {
+        Ok(w) => w,
+        Err(e) => {
             return failed(
                 FailureKind::Spawn,
                 format!("cannot open the log {}: {e}", job.log_path.display()),

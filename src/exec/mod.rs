@@ -88,20 +88,68 @@ pub struct LogLine {
     /// The node, on multi-node steps.
     pub node: Option<String>,
     pub line: String,
+    /// A progress segment ended by a lone `\r`: it replaces the step's
+    /// previous progress segment on a live display, and is not a line of the log.
+    pub progress: bool,
 }
 
-pub type LogSink = tokio::sync::mpsc::UnboundedSender<LogLine>;
+/// Lines longer than this are cut: the log and the live display get the
+/// first `MAX_LINE` bytes and a marker saying how many bytes were dropped.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Lines waiting for the live display at most; when the display falls
+/// behind, further lines are not shown live (the log file still has them)
+/// and a marker says how many were skipped.
+pub const LIVE_LINES: usize = 256;
+
+/// Where steps' lines go for the live display: a bounded channel that never
+/// blocks a step (see [`LIVE_LINES`]).
+#[derive(Debug, Clone)]
+pub struct LogSink {
+    tx: tokio::sync::mpsc::Sender<LogLine>,
+}
+
+impl LogSink {
+    /// A sink and the receiving end the live display reads.
+    pub fn channel() -> (LogSink, tokio::sync::mpsc::Receiver<LogLine>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(LIVE_LINES);
+        (LogSink { tx }, rx)
+    }
+
+    /// Passes `line` on unless the display is `LIVE_LINES` behind; `false` if it was dropped.
+    fn offer(&self, line: LogLine) -> bool {
+        self.tx.try_send(line).is_ok()
+    }
+}
 
 /// Splits a step's output into lines, appends them to its log file (prefixed
 /// with the node on multi-node steps) and passes them on live.
+///
+/// Work and memory are bounded by [`MAX_LINE`] whatever the output: bytes
+/// are looked at once, a line longer than the bound is cut with a marker
+/// (the rest counted, not kept), and the live display gets lines through a
+/// bounded channel, dropped with a count when it falls behind, never
+/// slowing the step. A `\r` not followed by `\n` (progress bars) ends a
+/// segment: the live display shows it in place of the previous one, and
+/// the log keeps the last segment of each line, as a terminal shows it. A
+/// `\r\n` line ending is an ordinary line end.
 pub struct LineWriter {
     file: std::fs::File,
+    /// The current segment of the current line (at most `MAX_LINE` bytes).
     pending: Vec<u8>,
+    /// Bytes of the current segment beyond `MAX_LINE`, dropped.
+    dropped: u64,
+    /// The last chunk ended with `\r`: whether it ends a line or a segment depends on the next byte.
+    cr: bool,
+    /// Log text not yet written (one write a chunk).
+    out: Vec<u8>,
     step: String,
     node: Option<String>,
     sink: Option<LogSink>,
     /// Secret values to mask in every line.
     mask: Vec<String>,
+    /// Lines the live display did not get since it last got one.
+    unshown: u64,
 }
 
 impl LineWriter {
@@ -115,14 +163,34 @@ impl LineWriter {
             .create(true)
             .append(true)
             .open(path)?;
-        Ok(LineWriter {
+        Ok(Self::on(file, step, node, sink))
+    }
+
+    /// A second writer into the same log (a process's stderr beside its
+    /// stdout): the file is shared, not opened again.
+    pub fn another(&self) -> std::io::Result<Self> {
+        Ok(Self::on(
+            self.file.try_clone()?,
+            &self.step,
+            self.node.clone(),
+            self.sink.clone(),
+        )
+        .masking(&self.mask))
+    }
+
+    fn on(file: std::fs::File, step: &str, node: Option<String>, sink: Option<LogSink>) -> Self {
+        LineWriter {
             file,
             pending: Vec::new(),
+            dropped: 0,
+            cr: false,
+            out: Vec::new(),
             step: step.to_string(),
             node,
             sink,
+            unshown: 0,
             mask: Vec::new(),
-        })
+        }
     }
 
     /// Masks these secret values in every line written.
@@ -131,43 +199,159 @@ impl LineWriter {
         self
     }
 
-    pub fn write(&mut self, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
-        while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=i).collect();
-            self.emit(&line[..line.len() - 1]);
+    pub fn write(&mut self, mut bytes: &[u8]) {
+        if self.cr && !bytes.is_empty() {
+            self.cr = false;
+            if bytes[0] == b'\n' {
+                self.end_line();
+                bytes = &bytes[1..];
+            } else {
+                self.end_segment();
+            }
         }
+        while let Some(i) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+            self.take(&bytes[..i]);
+            let is_cr = bytes[i] == b'\r';
+            bytes = &bytes[i + 1..];
+            if !is_cr {
+                self.end_line();
+            } else if bytes.is_empty() {
+                self.cr = true;
+            } else if bytes[0] == b'\n' {
+                self.end_line();
+                bytes = &bytes[1..];
+            } else {
+                self.end_segment();
+            }
+        }
+        self.take(bytes);
+        self.flush();
     }
 
     /// Writes what is left of an unfinished last line.
     pub fn finish(&mut self) {
-        if !self.pending.is_empty() {
-            let line = std::mem::take(&mut self.pending);
-            self.emit(&line);
+        if self.cr || !self.pending.is_empty() || self.dropped > 0 {
+            self.cr = false;
+            self.end_line();
+        }
+        self.flush();
+        if self.unshown > 0
+            && let Some(s) = self.sink.clone()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            // The display is behind: tell it, waiting for room, off the step's path.
+            let line = self.unshown_marker();
+            rt.spawn(async move {
+                let _ = s.tx.send(line).await;
+            });
+            self.unshown = 0;
         }
     }
 
-    fn emit(&mut self, line: &[u8]) {
-        use std::io::Write;
-        let text = String::from_utf8_lossy(line);
-        let text = text.strip_suffix('\r').unwrap_or(&text);
-        let masked;
-        let text = if self.mask.is_empty() {
+    /// Keeps the part of `bytes` that fits in the line bound; counts the rest.
+    fn take(&mut self, bytes: &[u8]) {
+        let room = MAX_LINE.saturating_sub(self.pending.len());
+        let keep = bytes.len().min(room);
+        self.pending.extend_from_slice(&bytes[..keep]);
+        self.dropped += (bytes.len() - keep) as u64;
+    }
+
+    /// The current segment as text, with the cut marker if it was cut.
+    fn text(&mut self) -> String {
+        if self.dropped > 0 {
+            // A character split by the cut is dropped whole, not shown half.
+            if let Err(e) = std::str::from_utf8(&self.pending)
+                && e.error_len().is_none()
+            {
+                self.dropped += (self.pending.len() - e.valid_up_to()) as u64;
+                self.pending.truncate(e.valid_up_to());
+            }
+        }
+        let mut text = String::from_utf8_lossy(&self.pending).into_owned();
+        if self.dropped > 0 {
+            text.push_str(&format!(
+                " [… line cut: {} more bytes dropped; lines are kept up to {} KiB]",
+                self.dropped,
+                MAX_LINE / 1024
+            ));
+        }
+        self.pending.clear();
+        self.dropped = 0;
+        if self.mask.is_empty() {
             text
         } else {
-            masked = mask_secrets(text, self.mask.iter().map(String::as_str));
-            masked.as_str()
-        };
+            mask_secrets(&text, self.mask.iter().map(String::as_str))
+        }
+    }
+
+    fn end_line(&mut self) {
+        use std::io::Write;
+        let text = self.text();
         let _ = match &self.node {
-            Some(n) => writeln!(self.file, "[{n}] {text}"),
-            None => writeln!(self.file, "{text}"),
+            Some(n) => writeln!(self.out, "[{n}] {text}"),
+            None => writeln!(self.out, "{text}"),
         };
-        if let Some(s) = &self.sink {
-            let _ = s.send(LogLine {
-                step: self.step.clone(),
-                node: self.node.clone(),
-                line: text.to_string(),
-            });
+        self.live(text, false);
+    }
+
+    /// A segment ended by a lone `\r`: shown live, replaced in the log by what follows.
+    fn end_segment(&mut self) {
+        let text = self.text();
+        if !text.trim().is_empty() {
+            self.live(text, true);
+        }
+    }
+
+    fn unshown_marker(&self) -> LogLine {
+        LogLine {
+            step: self.step.clone(),
+            node: self.node.clone(),
+            line: format!(
+                "[… {} lines not shown live: the display fell behind; `pipeline logs` has them all]",
+                self.unshown
+            ),
+            progress: false,
+        }
+    }
+
+    fn live(&mut self, line: String, progress: bool) {
+        let Some(s) = &self.sink else { return };
+        if progress {
+            // A progress segment the display has no room for is simply not shown:
+            // a later one replaces it anyway.
+            if self.unshown == 0 {
+                let _ = s.offer(LogLine {
+                    step: self.step.clone(),
+                    node: self.node.clone(),
+                    line,
+                    progress,
+                });
+            }
+            return;
+        }
+        if self.unshown > 0 {
+            if !s.offer(self.unshown_marker()) {
+                self.unshown += 1;
+                return;
+            }
+            self.unshown = 0;
+        }
+        let line = LogLine {
+            step: self.step.clone(),
+            node: self.node.clone(),
+            line,
+            progress: false,
+        };
+        if !s.offer(line) {
+            self.unshown += 1;
+        }
+    }
+
+    fn flush(&mut self) {
+        use std::io::Write;
+        if !self.out.is_empty() {
+            let _ = self.file.write_all(&self.out);
+            self.out.clear();
         }
     }
 }
@@ -315,5 +499,131 @@ mod mask_tests {
         w.finish();
         let text = std::fs::read_to_string(&log).unwrap();
         assert_eq!(text, "connecting with ***\nno secret here\npartial ***\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(node: Option<&str>) -> (tempfile::TempDir, std::path::PathBuf, LineWriter) {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("log");
+        let w = LineWriter::open(&p, "s", node.map(str::to_string), None).unwrap();
+        (t, p, w)
+    }
+
+    #[test]
+    fn lines_split_across_chunks_and_crlf() {
+        let (_t, p, mut w) = writer(Some("algo-2"));
+        for chunk in [&b"one\r"[..], b"\ntw", b"o\n\r\nthree"] {
+            w.write(chunk);
+        }
+        w.finish();
+        assert_eq!(
+            std::fs::read_to_string(p).unwrap(),
+            "[algo-2] one\n[algo-2] two\n[algo-2] \n[algo-2] three\n"
+        );
+    }
+
+    #[test]
+    fn progress_segments_keep_the_last_one_in_the_log_and_replace_live() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("log");
+        let (sink, mut rx) = LogSink::channel();
+        let mut w = LineWriter::open(&p, "s", None, Some(sink)).unwrap();
+        w.write(b" 10%\r 50%\r");
+        w.write(b"100%\ndone\n");
+        w.finish();
+        assert_eq!(std::fs::read_to_string(p).unwrap(), "100%\ndone\n");
+        let mut live = Vec::new();
+        while let Ok(l) = rx.try_recv() {
+            live.push((l.line, l.progress));
+        }
+        assert_eq!(
+            live,
+            [
+                (" 10%".to_string(), true),
+                (" 50%".to_string(), true),
+                ("100%".to_string(), false),
+                ("done".to_string(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_line_is_cut_with_a_marker_and_the_next_line_is_whole() {
+        let (_t, p, mut w) = writer(None);
+        let chunk = vec![b'x'; 10_000];
+        for _ in 0..100 {
+            w.write(&chunk);
+        }
+        w.write(b"\nnext\n");
+        assert!(
+            w.pending.capacity() <= 2 * MAX_LINE,
+            "the pending line stays bounded"
+        );
+        w.finish();
+        let text = std::fs::read_to_string(p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{}", &text[text.len() - 200..]);
+        assert!(lines[0].starts_with(&"x".repeat(MAX_LINE)));
+        assert!(
+            lines[0].ends_with(&format!(
+                "[… line cut: {} more bytes dropped; lines are kept up to 64 KiB]",
+                1_000_000 - MAX_LINE
+            )),
+            "{}",
+            &lines[0][MAX_LINE..]
+        );
+        assert_eq!(lines[1], "next");
+    }
+
+    #[test]
+    fn a_cut_does_not_leave_half_a_character() {
+        let (_t, p, mut w) = writer(None);
+        let mut line = vec![b'a'; MAX_LINE - 1];
+        line.extend_from_slice("é and more".as_bytes());
+        w.write(&line);
+        w.finish();
+        let text = std::fs::read_to_string(p).unwrap();
+        assert!(!text.contains('\u{FFFD}'), "{}", &text[MAX_LINE - 4..]);
+        assert!(
+            text.contains(" [… line cut: 11 more bytes dropped"),
+            "{}",
+            &text[MAX_LINE - 4..]
+        );
+    }
+
+    #[test]
+    fn a_display_that_falls_behind_gets_a_count_not_a_backlog() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("log");
+        let (sink, mut rx) = LogSink::channel();
+        let mut w = LineWriter::open(&p, "s", None, Some(sink)).unwrap();
+        let many: String = (0..LIVE_LINES * 4).map(|i| format!("line {i}\n")).collect();
+        w.write(many.as_bytes());
+        // The display catches up, then one more line comes.
+        let mut got = 0;
+        while rx.try_recv().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, LIVE_LINES);
+        w.write(b"last\n");
+        let marker = rx.try_recv().unwrap().line;
+        assert_eq!(
+            marker,
+            format!(
+                "[… {} lines not shown live: the display fell behind; `pipeline logs` has them all]",
+                LIVE_LINES * 3
+            )
+        );
+        assert_eq!(rx.try_recv().unwrap().line, "last");
+        w.finish();
+        // The log has every line.
+        assert_eq!(
+            std::fs::read_to_string(p).unwrap().lines().count(),
+            LIVE_LINES * 4 + 1
+        );
     }
 }

@@ -71,6 +71,10 @@ pub struct NewVersion {
     pub tags: BTreeMap<String, String>,
     /// Who registered it (a user name, or e.g. `pipeline run`); kept in the audit trail.
     pub registered_by: String,
+    /// The registering pipeline's `on_approved` commands, run whenever the
+    /// version becomes Approved (at registration or by a person later).
+    #[serde(default)]
+    pub on_approved: Vec<String>,
 }
 
 impl NewVersion {

@@ -18,6 +18,27 @@ use super::reference::{RegistryRef, Selector};
 use super::rows::{self, AUDIT_COLUMNS, VERSION_COLUMNS};
 
 impl Registry {
+    /// The `on_approved` commands of the pipeline that registered
+    /// `group` version `version` (none for versions registered before they
+    /// were recorded).
+    pub fn pipeline_hooks(&self, group: &str, version: u32) -> Result<Vec<String>, RegistryError> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT h.on_approved FROM version_hooks h \
+                 JOIN model_versions v ON v.id = h.version_id \
+                 JOIN model_groups g ON g.id = v.group_id \
+                 WHERE g.name = ?1 AND v.version = ?2",
+                rusqlite::params![group, version],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db("read the version's on_approved hooks", e))?;
+        Ok(text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default())
+    }
+
     /// Every group, by name, with its version count, newest and newest Approved version.
     pub fn groups(&self) -> Result<Vec<GroupSummary>, RegistryError> {
         let mut stmt = self

@@ -135,6 +135,13 @@ impl Registry {
         )
         .map_err(|e| db("insert the version", e))?;
         let version_id = tx.last_insert_rowid();
+        if !new.on_approved.is_empty() {
+            tx.execute(
+                "INSERT INTO version_hooks (version_id, on_approved) VALUES (?1, ?2)",
+                rusqlite::params![version_id, to_json(&new.on_approved)],
+            )
+            .map_err(|e| db("record the version's on_approved hooks", e))?;
+        }
 
         let register_note = if decision.approved {
             None

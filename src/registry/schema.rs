@@ -65,6 +65,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     "#,
+    // 2: the `on_approved` hooks of the pipeline that registered a version,
+    // so an approval by a person runs them as an approval by policy does.
+    r#"
+    CREATE TABLE version_hooks (
+        version_id   INTEGER PRIMARY KEY REFERENCES model_versions(id),
+        on_approved  TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Checks that the database at `path` is ours (or empty) and brings it to the

@@ -443,6 +443,9 @@ impl RunsDb {
                 step: String::new(),
                 spec: serde_json::Value::Null,
                 inputs: BTreeMap::new(),
+                reading: BTreeMap::new(),
+                code: BTreeMap::new(),
+                image: None,
             }),
             outputs: from_json(row.get(6)?),
             metrics: from_json(row.get(7)?),
@@ -450,8 +453,24 @@ impl RunsDb {
         })
     }
 
+    /// Records a step that succeeded and, when it is cached, its cache
+    /// entry, in one transaction (one commit a step, not two).
+    pub fn record_success(&mut self, step: &StepRecord, cache: Option<&CacheEntry>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        if let Some(e) = cache {
+            Self::put_cache_entry(&tx, e)?;
+        }
+        RunsDbTx { conn: &tx }.upsert(step)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn cache_put(&self, e: &CacheEntry) -> Result<()> {
-        self.conn.execute(
+        Self::put_cache_entry(&self.conn, e)
+    }
+
+    fn put_cache_entry(conn: &Connection, e: &CacheEntry) -> Result<()> {
+        conn.execute(
             "INSERT OR REPLACE INTO cache(key, pipeline, step, created_at, created_unix, parts, outputs, metrics, run_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![e.key, e.pipeline, e.step, e.created_at, e.created_unix, json(&e.parts), json(&e.outputs), json(&e.metrics), e.run_id],

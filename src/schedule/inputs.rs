@@ -5,12 +5,15 @@
 //! inode are unchanged keeps its digest (as git's index does); the digest,
 //! not the timestamp, is what enters cache keys.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::dag::cache::{ImageId, program_paths, user_image};
 use crate::error::{Error, Result};
 use crate::runs::RunsDb;
-use crate::store::{digest_dir, digest_file};
+use crate::spec::model::{Pipeline, Step};
+use crate::store::{digest_dir, digest_file, digest_path};
 
 pub fn digest_input(db: &RunsDb, path: &Path) -> Result<String> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io("read the input", path, e))?;
@@ -29,4 +32,52 @@ pub fn digest_input(db: &RunsDb, path: &Path) -> Result<String> {
     let d = digest_file(path).map_err(|e| Error::io("hash the input", path, e))?;
     db.file_hash_put(&key, size, mtime, ino, &d)?;
     Ok(d)
+}
+
+/// The content digest of each program file or directory a user step's
+/// `run:` names inside the pipeline's directory (see [`program_paths`]),
+/// remembered by file identity when `db` is given.
+pub fn program_digests(
+    db: Option<&RunsDb>,
+    step: &Step,
+    base_dir: &Path,
+) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (name, path) in program_paths(step, base_dir) {
+        let d = match db {
+            Some(db) => digest_input(db, &path)?,
+            None => digest_path(&path).map_err(|e| Error::io("hash the program file", &path, e))?,
+        };
+        out.insert(name, d);
+    }
+    Ok(out)
+}
+
+/// The user image of `step` with its ID among `ids` (from [`image_ids`]).
+pub fn image_of(step: &Step, ids: &BTreeMap<String, Option<String>>) -> Option<ImageId> {
+    user_image(step).map(|tag| ImageId {
+        tag: tag.to_string(),
+        id: ids.get(tag).cloned().flatten(),
+    })
+}
+
+/// The Docker Engine's ID of every user image the pipeline's docker steps
+/// name. An image the engine lacks, or an engine that cannot be reached,
+/// maps to `None`: such a step's key matches no stored result, and running it
+/// reports the missing image as it always has.
+pub async fn image_ids(p: &Pipeline) -> BTreeMap<String, Option<String>> {
+    let tags: std::collections::BTreeSet<&str> = p.steps.iter().filter_map(user_image).collect();
+    let mut out = BTreeMap::new();
+    if tags.is_empty() {
+        return out;
+    }
+    let docker = crate::exec::docker::connect().await.ok();
+    for tag in tags {
+        let id = match &docker {
+            Some(d) => d.inspect_image(tag).await.ok().and_then(|i| i.id),
+            None => None,
+        };
+        out.insert(tag.to_string(), id);
+    }
+    out
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::dag::cache::KeyParts;
+use crate::dag::cache::{ChannelIdentity, KeyParts};
 use crate::dag::{EdgeKind, Plan, ReadyQueue};
 use crate::error::{Error, Result};
 use crate::exec::contract::{self, Channel, Layout};
@@ -63,6 +63,10 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         node: Option<String>,
         line: String,
+        /// A progress segment (ended by a lone `\r`): it replaces the step's
+        /// previous one and is not kept in the log.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        progress: bool,
     },
     StepFinished {
         step: String,
@@ -142,6 +146,9 @@ pub struct Run {
     pub registry_path: PathBuf,
     /// Steps' output lines, as they come (set while the run executes).
     pub log_tx: Option<crate::exec::LogSink>,
+    /// The Docker Engine's image ID for each user image a docker step names
+    /// (looked up when the run starts; `None`: not on the engine).
+    pub image_ids: BTreeMap<String, Option<String>>,
 }
 
 /// Where a step's root is in a container.
@@ -239,6 +246,10 @@ impl Run {
             steps: p.steps.len(),
         });
 
+        self.image_ids = inputs::image_ids(p).await;
+        // Once, not a step: on a busy disk every directory costs.
+        let logs = self.ws.run_dir(&self.run_id).join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| Error::io("create", &logs, e))?;
         let mut queue = ReadyQueue::new(&plan);
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let mut running: JoinSet<Finished> = JoinSet::new();
@@ -246,7 +257,7 @@ impl Run {
         let mut stopping: Option<RunStatus> = None;
         let mut interrupt = Box::pin(interrupted());
         let mut invalid_input = false;
-        let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (log_tx, mut log_rx) = crate::exec::LogSink::channel();
         self.log_tx = Some(log_tx);
 
         loop {
@@ -288,11 +299,14 @@ impl Run {
                 break;
             }
             tokio::select! {
-                biased;
                 Some(l) = log_rx.recv() => {
-                    events(Event::StepLog { step: l.step, node: l.node, line: l.line });
+                    events(Event::StepLog { step: l.step, node: l.node, line: l.line, progress: l.progress });
                 }
                 joined = running.join_next() => {
+                    // A step's lines come before its end (there are at most LIVE_LINES waiting).
+                    while let Ok(l) = log_rx.try_recv() {
+                        events(Event::StepLog { step: l.step, node: l.node, line: l.line, progress: l.progress });
+                    }
                     let Some(joined) = joined else { break };
                     let f = joined.map_err(|e| Error::failed(format!("a step task failed: {e}")))?;
                     let i = f.step;
@@ -443,7 +457,21 @@ impl Run {
             .iter()
             .map(|(c, d)| (c.name.clone(), d.clone()))
             .collect();
-        let parts = KeyParts::new(step, digests.clone());
+        let identities = channels
+            .iter()
+            .map(|(c, d)| {
+                (
+                    c.name.clone(),
+                    ChannelIdentity {
+                        digest: d,
+                        reading: c.input.as_ref(),
+                    },
+                )
+            })
+            .collect();
+        let code = inputs::program_digests(Some(&self.db), step, &plan.pipeline.base_dir)?;
+        let image = inputs::image_of(step, &self.image_ids);
+        let parts = KeyParts::new(step, &identities, code, image);
         let key = parts.key();
         states[i].record.cache_key = Some(key.clone());
         states[i].record.inputs = digests;
@@ -508,7 +536,7 @@ impl Run {
                     (def.resolved.clone(), digest, Some(def.clone()))
                 }
                 RefTarget::Output { step: s, output } => {
-                    let j = p.step_index(s).expect("validated reference");
+                    let j = self.plan.step_index(s).expect("validated reference");
                     let rec = states[j].record.outputs.get(output).ok_or_else(|| {
                         Error::failed(format!("step `{s}` finished without its output `{output}`"))
                     })?;
@@ -768,10 +796,8 @@ impl Run {
             .map(|a| template::fill_run_placeholders(a, &out_path, &in_path))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(Error::failed)?;
+        // Its directory was made when the run started.
         let log_path = self.ws.log_path(&self.run_id, step.name());
-        if let Some(d) = log_path.parent() {
-            std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
-        }
         let main = node_jobs.remove(0);
         Ok(StepJob {
             run_id: self.run_id.clone(),
@@ -907,10 +933,8 @@ impl Run {
         st.record.failure = None;
         st.record.duration_s = Some(duration);
         st.record.finished_at = Some(now_rfc3339());
-        if step.cache != CachePolicy::Off
-            && let (Some(key), Some(parts)) = (&st.record.cache_key, &st.parts)
-        {
-            self.db.cache_put(&CacheEntry {
+        let entry = match (&st.record.cache_key, &st.parts) {
+            (Some(key), Some(parts)) if step.cache != CachePolicy::Off => Some(CacheEntry {
                 key: key.clone(),
                 pipeline: self.plan.pipeline.name.clone(),
                 step: step.name().to_string(),
@@ -920,9 +944,15 @@ impl Run {
                 outputs,
                 metrics,
                 run_id: self.run_id.clone(),
-            })?;
-        }
-        self.db.upsert_step(&st.record)?;
+            }),
+            _ => None,
+        };
+        self.db.record_success(&st.record, entry.as_ref())?;
+        // A finished step's job and key parts are not needed again; keeping
+        // them makes the engine grow with the plan, and every later fork of a
+        // step's process copies what the engine holds.
+        st.job = None;
+        st.parts = None;
         // The outputs now live in the store. The work directory stays (a few
         // small files, useful to look at); removing it costs more than the step
         // itself on a busy disk. Checkpoints are no longer needed.
@@ -960,6 +990,8 @@ impl Run {
         st.record.duration_s = Some(duration);
         st.record.finished_at = Some(now_rfc3339());
         self.db.upsert_step(&st.record)?;
+        st.job = None;
+        st.parts = None;
         events(Event::StepFinished {
             step: st.record.name.clone(),
             status,
@@ -1030,7 +1062,7 @@ fn builtin_argv() -> Result<Vec<String>> {
 }
 
 /// If `step` passes an input's rows through (a split), how to read its outputs.
-fn upstream_input(
+pub fn upstream_input(
     p: &crate::spec::model::Pipeline,
     step: &Step,
 ) -> Option<crate::spec::model::InputDef> {
@@ -1094,7 +1126,6 @@ fn condition_value(
         return to_value(v);
     }
     let j = plan
-        .pipeline
         .step_index(&path[0])
         .ok_or_else(|| format!("no step `{}`", path[0]))?;
     let rec = &states[j].record;

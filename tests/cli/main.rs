@@ -18,3 +18,4 @@ mod render;
 mod run;
 mod runs;
 mod signals;
+mod trust_engine;

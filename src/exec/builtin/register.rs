@@ -77,6 +77,7 @@ pub fn run(layout: &Layout, r: &RegisterStep, cfg: &StepConfig) -> Result<(), St
         description: r.description.clone(),
         tags: r.tags.clone(),
         registered_by: crate::cli::registry::os_user(),
+        on_approved: hook_list(&lineage["on_approved"]),
     };
     let policy = match &r.approval {
         Approval::Manual => ApprovalPolicy::Manual,
@@ -108,15 +109,11 @@ pub fn run(layout: &Layout, r: &RegisterStep, cfg: &StepConfig) -> Result<(), St
         println!("approval: {}", d.reason);
     }
     if done.became_approved() {
-        let hooks: Vec<String> = lineage["on_approved"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|h| h.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        crate::exec::hooks::run_on_approved(std::path::Path::new(&registry_path), &hooks, v);
+        crate::exec::hooks::run_on_approved(
+            std::path::Path::new(&registry_path),
+            &new.on_approved,
+            v,
+        );
     }
     let out = layout.output("version");
     let body = serde_json::json!({"group": v.group, "version": v.version, "status": v.status.to_string(), "reference": v.reference(), "artifact_digest": v.artifact_digest, "created": done.created});
@@ -126,4 +123,15 @@ pub fn run(layout: &Layout, r: &RegisterStep, cfg: &StepConfig) -> Result<(), St
     )
     .map_err(|e| StepError::failed(format!("write {}: {e}", out.display())))?;
     Ok(())
+}
+
+/// The `on_approved` commands in the lineage facts.
+fn hook_list(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|h| h.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }

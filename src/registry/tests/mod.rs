@@ -38,6 +38,7 @@ pub(super) fn new_version(group: &str, key: &str, metrics: &[(&str, f64)]) -> Ne
         description: Some("nightly".to_string()),
         tags: [("team".to_string(), "ml".to_string())].into(),
         registered_by: "pipeline run".to_string(),
+        on_approved: vec![],
     }
 }
 
