@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::harness::{Test, step_status};
+use crate::harness::{Test, step_cached, step_status};
 
 /// 200 rows: `user_id`, two informative features, a noise column, a group
 /// column and a binary label `y` that follows `a + b`.
@@ -248,10 +248,9 @@ steps:
             "features: {include: [a, region]}",
         ),
     );
-    let s = t
-        .exec(["run", "p.yaml", "--json", "--no-cache"])
-        .success()
-        .summary();
+    // Without --no-cache: how the input is read is part of the train step's key.
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    assert!(!step_cached(&s, "train"), "{s}");
     assert_eq!(
         feature_names(&output_path(&s, "train", "model")),
         ["a", "region"]

@@ -59,12 +59,17 @@ fn changing_an_inputs_target_reruns_every_step_that_reads_it() {
     let s = run_summary(&t, "p.yaml");
     assert!(!step_cached(&s, "split") && !step_cached(&s, "use"), "{s}");
     // Every other field of how the input is read counts the same way.
-    t.write(
-        "p.yaml",
-        &READS_AN_INPUT.replace("target: a", "header: false, label_size: 1"),
-    );
-    let s = run_summary(&t, "p.yaml");
-    assert!(!step_cached(&s, "split"), "{s}");
+    for reading in [
+        "target: b, missing_values: [\"?\"]",
+        "target: b, missing_values: [\"?\"], id_columns: [a]",
+    ] {
+        t.write("p.yaml", &READS_AN_INPUT.replace("target: a", reading));
+        let s = run_summary(&t, "p.yaml");
+        assert!(
+            !step_cached(&s, "split") && !step_cached(&s, "use"),
+            "{reading}: {s}"
+        );
+    }
 }
 
 #[test]
