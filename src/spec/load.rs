@@ -326,19 +326,7 @@ fn decode_input(
         .map(|n| ctx.string(n, "target"))
         .transpose()?
         .map(|s| s.value);
-    let label_size = f
-        .as_ref()
-        .and_then(|f| f.get("label_size"))
-        .map(|n| ctx.uint(n, "label_size"))
-        .transpose()?;
-    if let Some(ls) = &label_size
-        && ls.value > 1
-    {
-        return Err(
-            Diagnostic::at(&ctx.source, ls.span, "`label_size` must be 0 or 1")
-                .help("SageMaker's built-ins read one label column"),
-        );
-    }
+    let label_size = label_size(ctx, f.as_ref().and_then(|f| f.get("label_size")))?;
     if target.is_some() && !header {
         let n = f.as_ref().and_then(|f| f.key("target")).unwrap_or(node);
         return Err(ctx
@@ -526,6 +514,19 @@ fn decode_column_settings(ctx: &Ctx, f: &Fields, target: Option<&str>) -> DResul
         features,
         id_columns,
     })
+}
+
+/// `label_size:` of an input or a channel: SageMaker's built-ins read one label column.
+fn label_size(ctx: &Ctx, node: Option<&Node>) -> DResult<Option<Spanned<u64>>> {
+    let Some(n) = node else { return Ok(None) };
+    let ls = ctx.uint(n, "label_size")?;
+    if ls.value > 1 {
+        return Err(
+            Diagnostic::at(&ctx.source, ls.span, "`label_size` must be 0 or 1")
+                .help("SageMaker's built-ins read one label column"),
+        );
+    }
+    Ok(Some(ls))
 }
 
 /// Remote paths are not read yet: say so at validation rather than fail at run time.
@@ -1411,18 +1412,7 @@ fn decode_channel_format(ctx: &Ctx, cf: &Fields) -> DResult<ChannelFormat> {
         .get("target")
         .map(|n| ctx.string(n, "target"))
         .transpose()?;
-    let label_size = cf
-        .get("label_size")
-        .map(|n| ctx.uint(n, "label_size"))
-        .transpose()?;
-    if let Some(ls) = &label_size
-        && ls.value > 1
-    {
-        return Err(
-            Diagnostic::at(&ctx.source, ls.span, "`label_size` must be 0 or 1")
-                .help("SageMaker's built-ins read one label column"),
-        );
-    }
+    let label_size = label_size(ctx, cf.get("label_size"))?;
     if let (Some(t), Some(_)) = (&target, &label_size) {
         return Err(Diagnostic::at(
             &ctx.source,
