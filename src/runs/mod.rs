@@ -677,7 +677,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("run");
         assert_eq!(RunLock::state(&dir), LockState::Missing);
-        let lock = RunLock::acquire(&dir).unwrap().ok().expect("free");
+        let lock = RunLock::acquire(&dir).unwrap().expect("free");
         let me = Some(std::process::id());
         assert_eq!(RunLock::state(&dir), LockState::Held { pid: me });
         assert_eq!(
