@@ -156,6 +156,9 @@ pub enum Command {
         /// Where to write why the command could not start.
         #[arg(long)]
         spawn_error: Option<PathBuf>,
+        /// Die when this process (the parent) does, checked as it starts.
+        #[arg(long)]
+        die_with: Option<i32>,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<std::ffi::OsString>,
     },
@@ -243,8 +246,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Builtin => Ok(crate::exec::builtin::main()),
         Command::Supervise {
             spawn_error,
+            die_with,
             command,
-        } => Ok(crate::exec::supervise::main(spawn_error, command)),
+        } => Ok(crate::exec::supervise::main(spawn_error, die_with, command)),
         Command::Image {
             command: ImageCommand::Build { tag },
         } => image_build(tag.as_deref()),

@@ -113,22 +113,25 @@ impl Layout<'_> {
     pub fn prepare(&self, container_root: Option<&str>) -> Result<Vec<(String, String)>> {
         let root = self.root;
         let io = |p: &Path, e| Error::io("prepare", p, e);
+        // Parents first, one `mkdir` each (every attempt has a fresh root,
+        // so `create_dir_all`'s failed tries and checks would be wasted:
+        // on a busy disk every metadata call costs).
         for d in [
+            "input",
             "input/config",
             "input/data",
             "model",
+            "output",
             "output/data",
             "checkpoints",
         ] {
             let p = root.join(d);
-            fs::create_dir_all(&p).map_err(|e| io(&p, e))?;
+            make_dir(&p).map_err(|e| io(&p, e))?;
         }
         for o in self.outputs {
             let p = output_dir(root, o);
-            fs::create_dir_all(&p).map_err(|e| io(&p, e))?;
+            make_dir(&p).map_err(|e| io(&p, e))?;
         }
-        // A retry starts from a clean failure file.
-        let _ = fs::remove_file(root.join("output/failure"));
         let write = |name: &str, v: &serde_json::Value| {
             let p = root.join("input/config").join(name);
             fs::write(&p, serde_json::to_vec_pretty(v).expect("json")).map_err(|e| io(&p, e))
@@ -215,6 +218,17 @@ impl Layout<'_> {
             ));
         }
         Ok(env)
+    }
+}
+
+/// Creates `dir`, whose parent usually exists; an existing directory (or a
+/// link to one, as `checkpoints/` may be) is fine.
+fn make_dir(dir: &Path) -> std::io::Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::create_dir_all(dir),
+        Err(e) => Err(e),
     }
 }
 

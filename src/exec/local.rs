@@ -7,7 +7,8 @@
 //! the exit, so no process of a step outlives it. It has its own process
 //! group (stopping a step sends SIGTERM to the group; the supervisor passes
 //! it on and kills what is left after a grace period) and dies with the
-//! engine. Every process of an attempt carries `PIPELINE_ATTEMPT_ID` in its
+//! engine (it sets `PR_SET_PDEATHSIG` on itself as it starts, so the engine
+//! can start it with `posix_spawn` rather than `fork`). Every process of an attempt carries `PIPELINE_ATTEMPT_ID` in its
 //! environment, by which `resume` finds and stops what an engine killed
 //! outright left behind.
 
@@ -215,6 +216,8 @@ async fn run_node(
     let _ = std::fs::remove_file(&spawn_error);
     let mut cmd = Command::new(&program);
     cmd.args(subcommand)
+        .arg("--die-with")
+        .arg(std::process::id().to_string())
         .arg("--spawn-error")
         .arg(&spawn_error)
         .arg("--")
@@ -230,13 +233,10 @@ async fn run_node(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe and touches only the child's own state.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    // No `pre_exec` here: without one the standard library starts the child
+    // with `posix_spawn` (a `vfork`-like clone that copies none of the
+    // engine's memory) instead of `fork`, which costs more the larger the
+    // plan. The supervisor ties its life to the engine itself (`--die-with`).
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

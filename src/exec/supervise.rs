@@ -45,7 +45,24 @@ const HANDLED: [libc::c_int; 5] = [
 
 /// Runs `command` under supervision; returns only when it cannot start
 /// (the exit code then), otherwise exits the way the command did.
-pub fn main(spawn_error: Option<PathBuf>, command: Vec<OsString>) -> i32 {
+///
+/// With `die_with` (the parent's pid), the supervisor is killed when its
+/// parent ends: it asks for `SIGKILL` on the parent's death first thing, then
+/// checks that its parent is still `die_with`, since a parent that ended
+/// before the request would not deliver it. The parent can then start the
+/// supervisor with `posix_spawn` (no code of its own in the child).
+pub fn main(spawn_error: Option<PathBuf>, die_with: Option<i32>, command: Vec<OsString>) -> i32 {
+    if let Some(parent) = die_with {
+        // SAFETY: plain syscalls on this process's own state.
+        let orphaned = unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            libc::getppid() != parent
+        };
+        if orphaned {
+            // The engine is gone already: nobody waits for this step.
+            return 1;
+        }
+    }
     let Some((program, args)) = command.split_first() else {
         eprintln!("error: `pipeline supervise` needs a command after `--`");
         return crate::error::EXIT_INVALID;

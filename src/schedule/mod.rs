@@ -865,17 +865,26 @@ impl Run {
                 let _ = writeln!(f, "--- attempt {attempt} of step {name} ---");
             }
             let t = Instant::now();
-            let guards = tokio::task::spawn_blocking(move || {
-                guard::snapshot(&mut guards);
-                guards
-            })
-            .await
-            .unwrap_or_default();
+            // A step with no inputs to guard (most small ones) needs no trip
+            // through the blocking pool, which wakes threads every time.
+            let guarded = !guards.is_empty();
+            if guarded {
+                guards = tokio::task::spawn_blocking(move || {
+                    guard::snapshot(&mut guards);
+                    guards
+                })
+                .await
+                .unwrap_or_default();
+            }
             let outcome = backend.run(job, cancel).await;
             let elapsed = t.elapsed();
-            let input_changed = tokio::task::spawn_blocking(move || guard::verify(&guards, &store))
-                .await
-                .unwrap_or_else(|e| Some(format!("re-checking the step's inputs failed: {e}")));
+            let input_changed = if guarded {
+                tokio::task::spawn_blocking(move || guard::verify(&guards, &store))
+                    .await
+                    .unwrap_or_else(|e| Some(format!("re-checking the step's inputs failed: {e}")))
+            } else {
+                None
+            };
             Finished {
                 step: i,
                 attempt,
@@ -1006,20 +1015,16 @@ impl Run {
 /// A new attempt directory under `step_dir`: `1`, `2`... the first number
 /// never used (a worker node's root is `N.nodes/HOST` beside it).
 fn new_attempt_dir(step_dir: &std::path::Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(step_dir).map_err(|e| Error::io("create", step_dir, e))?;
-    let used = std::fs::read_dir(step_dir)
-        .map_err(|e| Error::io("list", step_dir, e))?
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name();
-            let name = name.to_str()?;
-            name.strip_suffix(".nodes")
-                .unwrap_or(name)
-                .parse::<u32>()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0);
+    // A step directory made just now has no attempt in it to list.
+    let fresh = match std::fs::create_dir(step_dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(_) => {
+            std::fs::create_dir_all(step_dir).map_err(|e| Error::io("create", step_dir, e))?;
+            false
+        }
+    };
+    let used = if fresh { 0 } else { attempts_used(step_dir)? };
     for n in used.saturating_add(1)..=u32::MAX {
         let dir = step_dir.join(n.to_string());
         // `create_dir` fails if it exists: the directory is this attempt's alone.
@@ -1033,6 +1038,23 @@ fn new_attempt_dir(step_dir: &std::path::Path) -> Result<PathBuf> {
         "{} has no attempt number left; remove it",
         step_dir.display()
     )))
+}
+
+/// The highest attempt number used under `step_dir` (0 for none).
+fn attempts_used(step_dir: &std::path::Path) -> Result<u32> {
+    Ok(std::fs::read_dir(step_dir)
+        .map_err(|e| Error::io("list", step_dir, e))?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let name = name.to_str()?;
+            name.strip_suffix(".nodes")
+                .unwrap_or(name)
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0))
 }
 
 /// Ctrl-C or SIGTERM.

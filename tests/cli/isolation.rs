@@ -486,6 +486,71 @@ fn a_program_that_cannot_start_is_named() {
     assert!(!shown.stdout.contains("attempts"), "{shown}");
 }
 
+const SLEEPS: &str = r#"
+name: sleeper
+steps:
+  wait:
+    kind: command
+    run: echo $$ > step.pid; exec sleep 30
+"#;
+
+/// The engine starts supervisors without code of its own in the child (so
+/// with `posix_spawn`, not `fork`): the supervisor itself asks to die with
+/// the engine, and its step's process dies with it.
+#[test]
+fn a_step_and_its_supervisor_die_with_an_engine_killed_outright() {
+    let t = Test::new().file("p.yaml", SLEEPS);
+    let mut engine = start(&t, &["run", "p.yaml", "--json"]);
+    let mut reader = BufReader::new(engine.stdout.take().unwrap());
+    let events = read_events_until(&mut engine, &mut reader, |e| e["event"] == "step_started");
+    let run_id = events[0]["run_id"].as_str().unwrap().to_string();
+    assert!(wait_for(Duration::from_secs(20), || {
+        !t.read("step.pid").trim().is_empty()
+    }));
+    let step: i32 = t.read("step.pid").trim().parse().unwrap();
+    let before = processes_of(&run_id);
+    // The step's process and its supervisor.
+    assert!(before.len() >= 2 && before.contains(&step), "{before:?}");
+    engine.kill().expect("SIGKILL the engine");
+    engine.wait().unwrap();
+    let gone = wait_for(Duration::from_secs(5), || processes_of(&run_id).is_empty());
+    let left = processes_of(&run_id);
+    kill_all(&left);
+    assert!(gone, "outlived the engine: {left:?}");
+}
+
+/// A supervisor whose parent is not the one it was told to die with (the
+/// parent ended before it could ask) runs nothing.
+#[test]
+fn a_supervisor_orphaned_before_it_started_runs_nothing() {
+    let t = Test::new();
+    let out = t
+        .exec([
+            "supervise",
+            "--die-with",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            "echo ran > ran.txt",
+        ])
+        .code(1);
+    assert!(!t.path().join("ran.txt").exists(), "{out}");
+    // Told its real parent, it runs the command.
+    let parent = std::process::id().to_string();
+    t.exec([
+        "supervise",
+        "--die-with",
+        &parent,
+        "--",
+        "sh",
+        "-c",
+        "echo ran > ran.txt",
+    ])
+    .success();
+    assert_eq!(t.read("ran.txt"), "ran\n");
+}
+
 #[test]
 fn the_supervisor_subcommand_leaves_nothing_and_exits_like_its_command() {
     let t = Test::new();
