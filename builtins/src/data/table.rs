@@ -37,8 +37,12 @@ pub fn finish(path: &Path, table: Table, opts: &ReadOptions) -> Result<Dataset, 
         };
         return Err(DataError::new(path, msg).hint("point the channel at a file with data"));
     }
+    // By hash: a scan per column was quadratic, and a short libsvm file with
+    // one large index makes hundreds of thousands of columns.
+    let mut seen: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(table.columns.len());
     for (j, c) in table.columns.iter().enumerate() {
-        if let Some(first) = table.columns[..j].iter().position(|o| o.name == c.name) {
+        if let Some(&first) = seen.get(c.name.as_str()) {
             return Err(DataError::new(
                 path,
                 format!(
@@ -50,6 +54,7 @@ pub fn finish(path: &Path, table: Table, opts: &ReadOptions) -> Result<Dataset, 
             )
             .hint("give every column its own name"));
         }
+        seen.insert(&c.name, j);
     }
     let target = target_name(path, &table, opts)?;
     if let Some((j, c)) = table
@@ -126,6 +131,31 @@ mod tests {
             columns: cols,
             has_header: true,
         }
+    }
+
+    #[test]
+    fn many_columns_are_checked_in_linear_time() {
+        // 200,000 columns: a pairwise name check would take minutes.
+        let mut cols: Vec<Column> = std::iter::once(Column::numeric("label", vec![1.0]))
+            .chain((0..200_000).map(|j| Column::numeric(format!("f{j}"), vec![1.0])))
+            .collect();
+        let start = std::time::Instant::now();
+        assert!(
+            finish(
+                Path::new("p.csv"),
+                table(cols.clone()),
+                &ReadOptions::libsvm()
+            )
+            .is_ok()
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        cols.push(Column::numeric("f7", vec![2.0]));
+        let e = finish(Path::new("p.csv"), table(cols), &ReadOptions::libsvm()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("appears twice (columns 9 and 200002)"),
+            "{e}"
+        );
     }
 
     #[test]
