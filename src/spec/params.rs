@@ -379,7 +379,8 @@ pub fn resolve(
     let mut errors = Vec::new();
     for (k, v) in overrides {
         let Some(decl) = decls.iter().find(|d| &d.name == k) else {
-            let mut d = Diagnostic::new(format!("unknown param `{k}` given with --param {k}={v}"))
+            // The value is not shown: it may be a secret given under a mistyped name.
+            let mut d = Diagnostic::new(format!("unknown param `{k}` given with --param {k}=…"))
                 .suggest(k, decls.iter().map(|d| d.name.as_str()));
             d = if decls.is_empty() {
                 d.help(format!(

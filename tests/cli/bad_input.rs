@@ -173,7 +173,10 @@ fn param_override_of_the_wrong_type() {
 #[test]
 fn unknown_param_on_the_command_line() {
     let err = run_invalid_args(PARAMS, &["--param", "max_dept=5"]);
-    assert!(err.contains("--param max_dept=5"), "{err}");
+    assert!(
+        err.contains("--param max_dept=…") && !err.contains("=5"),
+        "{err}"
+    );
     assert!(err.contains("did you mean `max_depth`?"), "{err}");
     insta::assert_snapshot!(err);
 }

@@ -356,6 +356,18 @@ fn a_missing_secret_is_an_error_before_anything_runs() {
 }
 
 #[test]
+fn a_mistyped_param_name_does_not_echo_its_value() {
+    let t = Test::new().file(
+        "p.yaml",
+        &secret_pipeline("{type: secret, env: FRONTEND_NOT_SET}"),
+    );
+    let param = format!("db_pasword={SECRET}");
+    let out = t.exec(["validate", "p.yaml", "--param", &param]).code(2);
+    let out = out.stderr_contains("unknown param `db_pasword`");
+    assert!(!out.stderr.contains(SECRET), "{}", out.stderr);
+}
+
+#[test]
 fn a_secret_outside_env_is_refused() {
     let t = Test::new().file(
         "p.yaml",
