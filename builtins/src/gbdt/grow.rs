@@ -206,17 +206,7 @@ pub fn grow_tree(
                 continue;
             };
             let mid = o.start + n_left[i];
-            let (l, r) = tree.split(
-                o.node,
-                s.feature as u32,
-                m.cuts[s.feature].cuts[s.bin as usize],
-                s.default_left,
-                s.gain as f32,
-                (p.leaf_value(s.left) as f32, s.left.h as f32),
-                (p.leaf_value(s.right) as f32, s.right.h as f32),
-            );
-            split_bin[o.node] = s.bin;
-            split_bin.extend([0, 0]);
+            let (l, r) = apply_split(&mut tree, &mut split_bin, m, p, o.node, &s);
             let (gl, gn) = sizes[i];
             let left_smaller = gl <= gn - gl;
             to_build.push(if left_smaller {
@@ -277,6 +267,30 @@ pub fn grow_tree(
         split_bin,
         leaves,
     })
+}
+
+/// Turns leaf `node` into split `s` and records its bin threshold; returns
+/// the two new leaves. Depth-wise and loss-guided growth share it.
+fn apply_split(
+    tree: &mut Tree,
+    split_bin: &mut Vec<u8>,
+    m: &BinnedMatrix,
+    p: &TreeParams,
+    node: usize,
+    s: &Split,
+) -> (usize, usize) {
+    let children = tree.split(
+        node,
+        s.feature as u32,
+        m.cuts[s.feature].cuts[s.bin as usize],
+        s.default_left,
+        s.gain as f32,
+        (p.leaf_value(s.left) as f32, s.left.h as f32),
+        (p.leaf_value(s.right) as f32, s.right.h as f32),
+    );
+    split_bin[node] = s.bin;
+    split_bin.extend([0, 0]);
+    children
 }
 
 /// The rows as histogram entries, the root's gradient sums and its histogram
@@ -392,17 +406,7 @@ fn grow_lossguide(
             (n_left as u64, (o.end - o.start) as u64)
         };
         let mid = o.start + n_left;
-        let (l, r) = tree.split(
-            o.node,
-            s.feature as u32,
-            m.cuts[s.feature].cuts[s.bin as usize],
-            s.default_left,
-            s.gain as f32,
-            (p.leaf_value(s.left) as f32, s.left.h as f32),
-            (p.leaf_value(s.right) as f32, s.right.h as f32),
-        );
-        split_bin[o.node] = s.bin;
-        split_bin.extend([0, 0]);
+        let (l, r) = apply_split(&mut tree, &mut split_bin, m, p, o.node, &s);
         n_leaves += 1;
         let full = p.max_leaves > 0 && n_leaves >= p.max_leaves;
         if !splittable(depth + 1) || full {
