@@ -16,13 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::StalledStreamProtectionConfig;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    ChecksumMode, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+    ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
+    ServerSideEncryption,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::sync::Semaphore;
@@ -142,6 +144,33 @@ pub enum PutOutcome {
     AlreadyThere,
 }
 
+/// Static credentials given to the client instead of the standard chain's.
+/// Its `Debug` shows the access key only.
+#[derive(Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl Credentials {
+    pub fn new(access_key_id: &str, secret_access_key: &str) -> Credentials {
+        Credentials {
+            access_key_id: access_key_id.to_string(),
+            secret_access_key: secret_access_key.to_string(),
+            session_token: None,
+        }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How the client is set up; everything else comes from the standard AWS
 /// chain (environment, profiles, SSO, instance roles).
 #[derive(Debug, Clone)]
@@ -150,6 +179,8 @@ pub struct ClientOptions {
     /// An S3-compatible endpoint; else `AWS_ENDPOINT_URL_S3` or
     /// `AWS_ENDPOINT_URL`. With a custom endpoint, path-style addressing is used.
     pub endpoint_url: Option<String>,
+    /// Credentials to use instead of the standard chain's.
+    pub credentials: Option<Credentials>,
     /// Server-side encryption with this KMS key for everything written.
     pub kms_key_id: Option<String>,
     /// Requests in flight at once.
@@ -157,6 +188,10 @@ pub struct ClientOptions {
     /// The part size of multipart uploads and ranged downloads; objects up to
     /// this size are moved in one request.
     pub part_size: u64,
+    /// How long one attempt of a request may wait for S3's answer (uploads
+    /// get more, by their size), and how long a transfer may make no progress
+    /// at all, before the attempt is given up and retried.
+    pub request_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -164,9 +199,11 @@ impl Default for ClientOptions {
         ClientOptions {
             region: None,
             endpoint_url: None,
+            credentials: None,
             kms_key_id: None,
             concurrency: 16,
             part_size: 8 << 20,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -297,7 +334,8 @@ where
                 | "SignatureDoesNotMatch"
                 | "InvalidToken"
                 | "TokenRefreshRequired"
-                | "AuthorizationHeaderMalformed",
+                | "AuthorizationHeaderMalformed"
+                | "NotSignedUp",
             ),
             _,
         ) => ErrorKind::Credentials,
@@ -361,6 +399,8 @@ struct Inner {
     client: Client,
     opts: ClientOptions,
     limit: Arc<Semaphore>,
+    /// Buckets known to exist.
+    buckets: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// An S3 client. Cheap to clone.
@@ -375,8 +415,34 @@ impl fmt::Debug for S3 {
     }
 }
 
-/// Attempts of a ranged read whose body broke off (the SDK retries requests, not bodies).
+/// Attempts of a ranged read whose body broke off (the SDK retries requests,
+/// not bodies), and of a write S3 refused for a checksum mismatch (which the
+/// SDK does not retry).
 const BODY_ATTEMPTS: u32 = 4;
+
+/// Attempts of one request (the SDK's standard retries: throttling, 5xx,
+/// broken connections, timeouts), with backoff from 200 ms up to 2 s.
+fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(5)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(2))
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The slowest an upload may go before its attempt is given up (on top of
+/// the request timeout): 32 KiB/s, so that a slow link is not mistaken for
+/// a dead one, while a server that takes the body and never answers is.
+const SLOWEST_UPLOAD: f64 = 32.0 * 1024.0;
+
+/// Timeouts of requests: connecting, and one attempt waiting for its answer.
+fn timeouts(attempt: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(attempt)
+        .build()
+}
 
 impl S3 {
     /// Sets up a client from the standard AWS chain. Makes no request.
@@ -394,23 +460,32 @@ impl S3 {
                 )
             })?;
         let o = opts.clone();
-        let client = rt.block_on(async move {
+        // On the client's runtime, and waited for on a channel: the caller's
+        // thread may be driving a runtime of its own.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        rt.spawn(async move {
             use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
             let http = aws_smithy_http_client::Builder::new()
                 .tls_provider(Provider::Rustls(CryptoMode::Ring))
                 .build_https();
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .http_client(http)
-                .retry_config(
-                    RetryConfig::standard()
-                        .with_max_attempts(5)
-                        .with_initial_backoff(Duration::from_millis(200)),
-                )
-                .timeout_config(
-                    TimeoutConfig::builder()
-                        .connect_timeout(Duration::from_secs(10))
+                .retry_config(retry_config())
+                .timeout_config(timeouts(o.request_timeout))
+                .stalled_stream_protection(
+                    StalledStreamProtectionConfig::enabled()
+                        .grace_period(o.request_timeout)
                         .build(),
                 );
+            if let Some(c) = &o.credentials {
+                loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    c.access_key_id.clone(),
+                    c.secret_access_key.clone(),
+                    c.session_token.clone(),
+                    None,
+                    "pipeline-options",
+                ));
+            }
             if let Some(r) = &o.region {
                 loader = loader.region(aws_config::Region::new(r.clone()));
             }
@@ -428,14 +503,18 @@ impl S3 {
             if custom_endpoint {
                 b = b.force_path_style(true);
             }
-            Client::from_conf(b.build())
+            let _ = tx.send(Client::from_conf(b.build()));
         });
+        let client = rx.recv().map_err(|_| {
+            S3Error::new(ErrorKind::Other, "s3://", "the S3 client's set-up failed")
+        })?;
         let concurrency = opts.concurrency.max(1);
         Ok(S3 {
             inner: Arc::new(Inner {
                 rt: Rt(Some(rt)),
                 client,
                 limit: Arc::new(Semaphore::new(concurrency)),
+                buckets: Default::default(),
                 opts,
             }),
         })
@@ -461,9 +540,9 @@ impl S3 {
 
     /// What S3 holds under `uri`, or `None` when there is no such key.
     pub fn head(&self, uri: &S3Uri) -> Result<Option<ObjectInfo>, S3Error> {
-        let c = self.inner.client.clone();
+        let inner = self.inner.clone();
         let u = uri.clone();
-        self.wait(async move { head(&c, &u).await })
+        self.wait(async move { head(&inner, &u).await })
     }
 
     /// Whether each of `uris` names an object, asked in parallel.
@@ -487,10 +566,12 @@ impl S3 {
                         Ok(_) => Ok((i, true)),
                         Err(e) => {
                             let e = classify(&u, e);
-                            if e.kind == ErrorKind::NotFound {
-                                Ok((i, false))
-                            } else {
-                                Err(e)
+                            match e.kind {
+                                ErrorKind::NotFound => Ok((i, false)),
+                                ErrorKind::AccessDenied => {
+                                    Err(explain_403(&inner.client, &u, e).await)
+                                }
+                                _ => Err(e),
                             }
                         }
                     }
@@ -545,16 +626,17 @@ impl S3 {
 
     /// The whole object, or `None` when there is no such key.
     pub fn get_bytes(&self, uri: &S3Uri) -> Result<Option<Vec<u8>>, S3Error> {
-        let c = self.inner.client.clone();
+        let inner = self.inner.clone();
         let u = uri.clone();
         self.wait(async move {
+            let c = &inner.client;
             for attempt in 1..=BODY_ATTEMPTS {
                 let r = match c.get_object().bucket(&u.bucket).key(&u.key).send().await {
                     Ok(r) => r,
                     Err(e) => {
                         let e = classify(&u, e);
                         return if e.kind == ErrorKind::NotFound {
-                            Ok(None)
+                            check_bucket(&inner, &u).await.map(|()| None)
                         } else {
                             Err(e)
                         };
@@ -566,7 +648,13 @@ impl S3 {
                         let _ = e;
                         backoff(attempt).await;
                     }
-                    Err(e) => return Err(S3Error::new(ErrorKind::Network, &u, e.to_string())),
+                    Err(e) => {
+                        return Err(S3Error::new(
+                            ErrorKind::Network,
+                            &u,
+                            short(&DisplayErrorContext(&e).to_string()),
+                        ));
+                    }
                 }
             }
             unreachable!("the loop returns")
@@ -619,7 +707,7 @@ impl S3 {
     pub fn stream(&self, obj: &ObjectInfo, w: &mut dyn Write) -> Result<u64, S3Error> {
         let part = self.inner.opts.part_size.max(1 << 20);
         let ahead = 4usize;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<bytes::Bytes, S3Error>>(ahead);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<bytes::Bytes>, S3Error>>(ahead);
         let inner = self.inner.clone();
         let o = obj.clone();
         let rt = self.inner.rt.0.as_ref().expect("runtime");
@@ -634,7 +722,13 @@ impl S3 {
                     let o = o.clone();
                     pending.push_back(tokio::spawn(async move {
                         let _permit = inner.limit.clone().acquire_owned().await;
-                        get_range(&inner.client, &o, start, end).await
+                        let mut chunks = Vec::new();
+                        get_range(&inner.client, &o, start, end, &mut |_, c| {
+                            chunks.push(c);
+                            Ok(())
+                        })
+                        .await
+                        .map(|()| chunks)
                     }));
                     next += 1;
                 }
@@ -654,12 +748,13 @@ impl S3 {
             }
         });
         let mut n = 0u64;
-        for chunk in rx {
-            let chunk = chunk?;
-            w.write_all(&chunk).map_err(|e| {
-                S3Error::new(ErrorKind::Local, &obj.uri, format!("write the stream: {e}"))
-            })?;
-            n += chunk.len() as u64;
+        for chunks in rx {
+            for chunk in chunks? {
+                w.write_all(&chunk).map_err(|e| {
+                    S3Error::new(ErrorKind::Local, &obj.uri, format!("write the stream: {e}"))
+                })?;
+                n += chunk.len() as u64;
+            }
         }
         if n != obj.size {
             return Err(S3Error::new(
@@ -732,7 +827,7 @@ impl S3 {
         })
     }
 
-    /// Writes `bytes` as one object.
+    /// Writes `bytes` as one object (with its CRC64NVME, which S3 checks and keeps).
     pub fn put_bytes(
         &self,
         uri: &S3Uri,
@@ -743,23 +838,31 @@ impl S3 {
         let (u, o) = (uri.clone(), opts.clone());
         self.wait(async move {
             let _permit = inner.limit.clone().acquire_owned().await;
-            let mut req = inner
-                .client
-                .put_object()
-                .bucket(&u.bucket)
-                .key(&u.key)
-                .body(ByteStream::from(bytes));
-            if o.if_none_match {
-                req = req.if_none_match("*");
-            }
-            if let Some(k) = &inner.opts.kms_key_id {
-                req = req
-                    .server_side_encryption(ServerSideEncryption::AwsKms)
-                    .ssekms_key_id(k);
+            put_object(&inner, &u, bytes::Bytes::from(bytes), &o).await
+        })
+    }
+
+    /// Creates a bucket (in the client's region); one this account has already is fine.
+    pub fn create_bucket(&self, bucket: &str) -> Result<(), S3Error> {
+        let inner = self.inner.clone();
+        let u = S3Uri {
+            bucket: bucket.to_string(),
+            key: String::new(),
+        };
+        self.wait(async move {
+            let mut req = inner.client.create_bucket().bucket(&u.bucket);
+            let region = inner.client.config().region().map(|r| r.to_string());
+            if let Some(r) = region.filter(|r| r != "us-east-1") {
+                req = req.create_bucket_configuration(
+                    aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                        .location_constraint(r.as_str().into())
+                        .build(),
+                );
             }
             match req.send().await {
-                Ok(_) => Ok(PutOutcome::Written),
-                Err(e) => conditional(&u, &o, e),
+                Ok(_) => Ok(()),
+                Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
+                Err(e) => Err(classify(&u, e)),
             }
         })
     }
@@ -817,15 +920,7 @@ impl S3 {
 }
 
 /// A failed write is "already there" when it was conditional and the condition failed.
-fn conditional<E>(
-    u: &S3Uri,
-    o: &PutOptions,
-    e: SdkError<E, HttpResponse>,
-) -> Result<PutOutcome, S3Error>
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let e = classify(u, e);
+fn conditional(o: &PutOptions, e: S3Error) -> Result<PutOutcome, S3Error> {
     if o.if_none_match && e.kind == ErrorKind::Changed {
         Ok(PutOutcome::AlreadyThere)
     } else {
@@ -837,7 +932,8 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
 }
 
-async fn head(c: &Client, u: &S3Uri) -> Result<Option<ObjectInfo>, S3Error> {
+async fn head(inner: &Inner, u: &S3Uri) -> Result<Option<ObjectInfo>, S3Error> {
+    let c = &inner.client;
     let r = c
         .head_object()
         .bucket(&u.bucket)
@@ -849,24 +945,16 @@ async fn head(c: &Client, u: &S3Uri) -> Result<Option<ObjectInfo>, S3Error> {
         Ok(r) => r,
         Err(e) => {
             let e = classify(u, e);
+            if e.kind == ErrorKind::AccessDenied {
+                return Err(explain_403(c, u, e).await);
+            }
             if e.kind != ErrorKind::NotFound {
                 return Err(e);
             }
             // A HEAD's 404 has no body: tell a missing bucket from a missing key.
-            return match c.head_bucket().bucket(&u.bucket).send().await {
-                Ok(_) => Ok(None),
-                Err(b) => {
-                    let b = classify(u, b);
-                    Err(if b.kind == ErrorKind::NotFound {
-                        S3Error::new(
-                            ErrorKind::NoSuchBucket,
-                            u,
-                            format!("no bucket `{}`", u.bucket),
-                        )
-                    } else {
-                        b
-                    })
-                }
+            return match check_bucket(inner, u).await {
+                Ok(()) => Ok(None),
+                Err(e) => Err(e),
             };
         }
     };
@@ -892,6 +980,72 @@ async fn head(c: &Client, u: &S3Uri) -> Result<Option<ObjectInfo>, S3Error> {
     }))
 }
 
+/// Whether `u`'s bucket exists (asked once a bucket and client): a missing
+/// key and a missing bucket are the same 404 to a HEAD, and some servers
+/// answer a GET in a missing bucket with NoSuchKey.
+async fn check_bucket(inner: &Inner, u: &S3Uri) -> Result<(), S3Error> {
+    if inner
+        .buckets
+        .lock()
+        .expect("bucket set")
+        .contains(&u.bucket)
+    {
+        return Ok(());
+    }
+    match inner.client.head_bucket().bucket(&u.bucket).send().await {
+        Ok(_) => {
+            inner
+                .buckets
+                .lock()
+                .expect("bucket set")
+                .insert(u.bucket.clone());
+            Ok(())
+        }
+        Err(b) => {
+            let b = classify(u, b);
+            Err(if b.kind == ErrorKind::NotFound {
+                S3Error::new(
+                    ErrorKind::NoSuchBucket,
+                    u,
+                    format!("no bucket `{}`", u.bucket),
+                )
+            } else {
+                b
+            })
+        }
+    }
+}
+
+/// A missing object's error, or the missing bucket's.
+async fn not_found(inner: &Inner, u: &S3Uri, e: S3Error) -> S3Error {
+    match check_bucket(inner, u).await {
+        Ok(()) => e,
+        Err(b) => b,
+    }
+}
+
+/// A HEAD's 403 has no body, so no error code: wrong credentials look like
+/// a denied request. A GET of the first byte says which it is.
+async fn explain_403(c: &Client, u: &S3Uri, denied: S3Error) -> S3Error {
+    match c
+        .get_object()
+        .bucket(&u.bucket)
+        .key(&u.key)
+        .range("bytes=0-0")
+        .send()
+        .await
+    {
+        Ok(_) => denied,
+        Err(e) => {
+            let e = classify(u, e);
+            match e.kind {
+                ErrorKind::Credentials | ErrorKind::AccessDenied => e,
+                _ => denied,
+            }
+        }
+    }
+}
+
 /// `[start, end)` byte ranges of at most `part` bytes covering `size`.
 fn ranges(size: u64, part: u64) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
@@ -904,40 +1058,284 @@ fn ranges(size: u64, part: u64) -> Vec<(u64, u64)> {
     out
 }
 
-/// Bytes `[start, end)` of the object as `o` describes it (its ETag), with
-/// the body re-read when it breaks off.
+/// The CRC64NVME of `b`: the checksum S3 keeps of a whole object however it
+/// was uploaded, cheap to compute (several GB/s) and to combine from parts.
+fn crc64(b: &[u8]) -> u64 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, b)
+}
+
+/// The CRC64NVME of `a` followed by `len_b` bytes whose CRC64NVME is `b`.
+fn crc64_combine(a: u64, b: u64, len_b: u64) -> u64 {
+    crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Nvme, a, b, len_b)
+}
+
+/// A checksum as S3 writes it: base64 of the big-endian bytes.
+fn crc64_base64(crc: u64) -> String {
+    aws_smithy_types::base64::encode(crc.to_be_bytes())
+}
+
+/// An ETag without its quotes (and weak marker), for comparing what two
+/// responses said.
+fn bare_etag(t: &str) -> &str {
+    t.trim_start_matches("W/").trim_matches('"')
+}
+
+/// Timeouts for an upload of `bytes`: more time the bigger it is.
+fn upload_override(inner: &Inner, bytes: u64) -> aws_sdk_s3::config::Builder {
+    let t = inner.opts.request_timeout + Duration::from_secs_f64(bytes as f64 / SLOWEST_UPLOAD);
+    aws_sdk_s3::config::Builder::default().timeout_config(timeouts(t))
+}
+
+/// Reads bytes `[start, start + len)` of `file` and their CRC64NVME, off the runtime's threads.
+async fn read_part(
+    u: &S3Uri,
+    p: &Path,
+    file: &Arc<fs::File>,
+    start: u64,
+    len: u64,
+) -> Result<(bytes::Bytes, u64), S3Error> {
+    let f = file.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; len as usize];
+        f.read_exact_at(&mut buf, start)?;
+        let crc = crc64(&buf);
+        Ok::<_, io::Error>((bytes::Bytes::from(buf), crc))
+    })
+    .await;
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(S3Error::new(
+            ErrorKind::Local,
+            u,
+            format!("{}: {e}", p.display()),
+        )),
+        Err(e) => Err(S3Error::new(ErrorKind::Other, u, e.to_string())),
+    }
+}
+
+/// An in-memory request body handed to the connection in slices, as a
+/// stream: so that the SDK's stalled-stream protection sees the bytes go
+/// out as the socket takes them (one big buffer would count as sent at
+/// once, and a connection that stops moving would never be noticed), and so
+/// that the SDK sends it aws-chunked with a CRC64NVME trailer (signed chunk
+/// by chunk over plain HTTP), which every server checks.
+struct Slices {
+    data: bytes::Bytes,
+    sent: Sent,
+}
+
+const SLICE: usize = 64 * 1024;
+
+impl http_body::Body for Slices {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.data.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.data.len().min(SLICE);
+        let chunk = self.data.split_to(n);
+        if self.data.is_empty() {
+            self.sent.mark();
+        }
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.data.len() as u64)
+    }
+}
+
+/// When the current attempt of a request handed the last of its body to the
+/// connection. The SDK's stalled-stream protection watches a body only
+/// while it is read: a body that fits in the socket buffers is all read at
+/// once, and a server that then never answers would be waited for as long
+/// as the attempt timeout, which must allow for slow links.
+#[derive(Clone, Default)]
+struct Sent(Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+
+impl Sent {
+    fn mark(&self) {
+        *self.0.lock().expect("sent") = Some(std::time::Instant::now());
+    }
+
+    fn reset(&self) {
+        *self.0.lock().expect("sent") = None;
+    }
+
+    /// Returns once the body has been sent for longer than `limit` (with no
+    /// answer, or the caller would have stopped waiting).
+    async fn unanswered(&self, limit: Duration) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100).min(limit)).await;
+            let at = *self.0.lock().expect("sent");
+            if at.is_some_and(|t| t.elapsed() >= limit) {
+                return;
+            }
+        }
+    }
+}
+
+fn sliced(data: &bytes::Bytes, sent: &Sent) -> ByteStream {
+    let (data, sent) = (data.clone(), sent.clone());
+    ByteStream::new(aws_smithy_types::body::SdkBody::retryable(move || {
+        // A new attempt: its body is not sent yet.
+        sent.reset();
+        aws_smithy_types::body::SdkBody::from_body_1_x(Slices {
+            data: data.clone(),
+            sent: sent.clone(),
+        })
+    }))
+}
+
+/// Sends an upload request, giving it up when no answer comes `limit` after
+/// its body went out.
+async fn send_upload<T, E>(
+    u: &S3Uri,
+    sent: &Sent,
+    limit: Duration,
+    fut: impl std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+) -> Result<T, S3Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    tokio::select! {
+        r = fut => r.map_err(|e| classify(u, e)),
+        () = sent.unanswered(limit) => Err(S3Error::new(
+            ErrorKind::Network,
+            u,
+            format!("no answer {limit:?} after the upload was sent"),
+        )),
+    }
+}
+
+/// Whether a failed upload is sent again (the SDK retries what it can;
+/// these it does not: a body refused for its checksum, and no answer).
+fn again(e: &S3Error) -> bool {
+    e.kind == ErrorKind::Checksum
+        || (e.kind == ErrorKind::Network && e.detail.starts_with("no answer"))
+}
+
+/// One PUT of `body` (S3 refuses the body when it arrives different from
+/// its checksum; that is retried a few times, as the SDK does not).
+async fn put_object(
+    inner: &Arc<Inner>,
+    u: &S3Uri,
+    body: bytes::Bytes,
+    o: &PutOptions,
+) -> Result<PutOutcome, S3Error> {
+    let mut attempt = 1;
+    let sent = Sent::default();
+    loop {
+        let mut req = inner
+            .client
+            .put_object()
+            .bucket(&u.bucket)
+            .key(&u.key)
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .content_length(body.len() as i64)
+            .body(sliced(&body, &sent));
+        if o.if_none_match {
+            req = req.if_none_match("*");
+        }
+        if let Some(k) = &inner.opts.kms_key_id {
+            req = req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(k);
+        }
+        let r = send_upload(
+            u,
+            &sent,
+            inner.opts.request_timeout,
+            req.customize()
+                .config_override(upload_override(inner, body.len() as u64))
+                .send(),
+        )
+        .await;
+        match r {
+            Ok(_) => return Ok(PutOutcome::Written),
+            Err(e) => {
+                if again(&e) && attempt < BODY_ATTEMPTS {
+                    backoff(attempt).await;
+                    attempt += 1;
+                    continue;
+                }
+                return conditional(o, e);
+            }
+        }
+    }
+}
+
+/// Reads the object's bytes `[start, end)` as `o` describes it, handing each
+/// chunk to `sink` with its offset as it arrives. Every request asks for the
+/// ETag `o` has (If-Match) and checks the one it gets (for servers that
+/// ignore If-Match); a body that breaks off is asked for again from where it
+/// stopped.
 async fn get_range(
     c: &Client,
     o: &ObjectInfo,
     start: u64,
     end: u64,
-) -> Result<bytes::Bytes, S3Error> {
-    let mut last = None;
+    sink: &mut (dyn FnMut(u64, bytes::Bytes) -> Result<(), S3Error> + Send),
+) -> Result<(), S3Error> {
+    let mut pos = start;
+    let mut last = String::new();
     for attempt in 1..=BODY_ATTEMPTS {
         let mut req = c
             .get_object()
             .bucket(&o.uri.bucket)
             .key(&o.uri.key)
-            .range(format!("bytes={start}-{}", end - 1));
+            .range(format!("bytes={pos}-{}", end - 1));
         if let Some(t) = &o.etag {
             req = req.if_match(t);
         }
         if let Some(v) = &o.version_id {
             req = req.version_id(v);
         }
-        let r = match req.send().await {
-            Ok(r) => r,
-            Err(e) => return Err(classify(&o.uri, e)),
-        };
-        match r.body.collect().await {
-            Ok(b) => {
-                let b = b.into_bytes();
-                if b.len() as u64 == end - start {
-                    return Ok(b);
+        let mut r = req.send().await.map_err(|e| classify(&o.uri, e))?;
+        if let (Some(want), Some(got)) = (&o.etag, r.e_tag())
+            && bare_etag(want) != bare_etag(got)
+        {
+            return Err(S3Error::new(
+                ErrorKind::Changed,
+                &o.uri,
+                format!("its ETag was {want} and is now {got}"),
+            ));
+        }
+        loop {
+            match r.body.try_next().await {
+                Ok(Some(chunk)) => {
+                    let n = chunk.len() as u64;
+                    if pos + n > end {
+                        return Err(S3Error::new(
+                            ErrorKind::Other,
+                            &o.uri,
+                            format!("asked for bytes {start}-{end}, got more"),
+                        ));
+                    }
+                    sink(pos, chunk)?;
+                    pos += n;
                 }
-                last = Some(format!("range {start}-{end} gave {} bytes", b.len()));
+                Ok(None) => break,
+                Err(e) => {
+                    last = DisplayErrorContext(&e).to_string();
+                    break;
+                }
             }
-            Err(e) => last = Some(e.to_string()),
+        }
+        if pos == end {
+            return Ok(());
+        }
+        if last.is_empty() {
+            last = format!("the body ended at byte {pos} of {start}-{end}");
         }
         if attempt < BODY_ATTEMPTS {
             backoff(attempt).await;
@@ -946,8 +1344,46 @@ async fn get_range(
     Err(S3Error::new(
         ErrorKind::Network,
         &o.uri,
-        last.unwrap_or_default(),
+        format!("after {BODY_ATTEMPTS} attempts: {}", short(&last)),
     ))
+}
+
+/// Writes to a file at offsets, coalescing the small chunks a body arrives
+/// in so that there is one system call a megabyte, not one a chunk.
+struct RangeWriter<'a> {
+    file: &'a fs::File,
+    buf: Vec<u8>,
+    at: u64,
+}
+
+const WRITE_BUF: usize = 1 << 20;
+
+impl RangeWriter<'_> {
+    fn put(&mut self, pos: u64, chunk: &[u8]) -> io::Result<()> {
+        if !self.buf.is_empty() && self.at + self.buf.len() as u64 != pos {
+            self.flush()?;
+        }
+        if self.buf.is_empty() {
+            self.at = pos;
+            if chunk.len() >= WRITE_BUF {
+                return self.file.write_all_at(chunk, pos);
+            }
+        }
+        self.buf.extend_from_slice(chunk);
+        if self.buf.len() >= WRITE_BUF {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.file.write_all_at(&self.buf, self.at)?;
+            self.at += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
 }
 
 async fn download_one(inner: &Arc<Inner>, obj: ObjectInfo, dest: PathBuf) -> Result<(), S3Error> {
@@ -977,9 +1413,18 @@ async fn download_one(inner: &Arc<Inner>, obj: ObjectInfo, dest: PathBuf) -> Res
         let file = file.clone();
         tasks.spawn(async move {
             let _permit = inner.limit.clone().acquire_owned().await;
-            let b = get_range(&inner.client, &obj, start, end).await?;
-            file.write_all_at(&b, start)
-                .map_err(|e| S3Error::new(ErrorKind::Local, &obj.uri, e.to_string()))
+            let mut w = RangeWriter {
+                file: &file,
+                buf: Vec::with_capacity(WRITE_BUF.min((end - start) as usize)),
+                at: start,
+            };
+            let uri = obj.uri.clone();
+            let werr = |e: io::Error| S3Error::new(ErrorKind::Local, &uri, e.to_string());
+            get_range(&inner.client, &obj, start, end, &mut |pos, chunk| {
+                w.put(pos, &chunk).map_err(werr)
+            })
+            .await?;
+            w.flush().map_err(werr)
         });
     }
     let mut err = None;
@@ -1000,7 +1445,11 @@ async fn download_one(inner: &Arc<Inner>, obj: ObjectInfo, dest: PathBuf) -> Res
     }
     if let Some(e) = err {
         let _ = fs::remove_file(&tmp);
-        return Err(e);
+        return Err(if e.kind == ErrorKind::NotFound {
+            not_found(inner, &obj.uri, e).await
+        } else {
+            e
+        });
     }
     drop(file);
     fs::rename(&tmp, &dest).map_err(|e| {
@@ -1016,40 +1465,30 @@ async fn put_file(
     o: &PutOptions,
 ) -> Result<PutOutcome, S3Error> {
     let local = |e: io::Error| S3Error::new(ErrorKind::Local, u, format!("{}: {e}", p.display()));
-    let size = fs::metadata(p).map_err(local)?.len();
+    let file = Arc::new(fs::File::open(p).map_err(local)?);
+    let size = file.metadata().map_err(local)?.len();
     let part = inner.opts.part_size.max(5 << 20);
-    let kms = inner.opts.kms_key_id.clone();
     if size <= part {
         let _permit = inner.limit.clone().acquire_owned().await;
-        let body = ByteStream::read_from()
-            .path(p)
-            .build()
-            .await
-            .map_err(|e| S3Error::new(ErrorKind::Local, u, format!("{}: {e}", p.display())))?;
-        let mut req = inner
-            .client
-            .put_object()
-            .bucket(&u.bucket)
-            .key(&u.key)
-            .body(body);
-        if o.if_none_match {
-            req = req.if_none_match("*");
-        }
-        if let Some(k) = &kms {
-            req = req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(k);
-        }
-        return match req.send().await {
-            Ok(_) => Ok(PutOutcome::Written),
-            Err(e) => conditional(u, o, e),
-        };
+        let (body, _) = read_part(u, p, &file, 0, size).await?;
+        return put_object(inner, u, body, o).await;
     }
+    if o.if_none_match {
+        // Not worth sending gigabytes for the condition to fail at the end
+        // (where it is checked again: this only saves the work).
+        let _permit = inner.limit.clone().acquire_owned().await;
+        if head(inner, u).await?.is_some() {
+            return Ok(PutOutcome::AlreadyThere);
+        }
+    }
+    let kms = inner.opts.kms_key_id.clone();
     let mut create = inner
         .client
         .create_multipart_upload()
         .bucket(&u.bucket)
-        .key(&u.key);
+        .key(&u.key)
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .checksum_type(ChecksumType::FullObject);
     if let Some(k) = &kms {
         create = create
             .server_side_encryption(ServerSideEncryption::AwsKms)
@@ -1063,7 +1502,7 @@ async fn put_file(
         .upload_id()
         .ok_or_else(|| S3Error::new(ErrorKind::Other, u, "S3 gave no upload ID"))?
         .to_string();
-    let result = upload_parts(inner, u, p, size, part, &upload_id, o).await;
+    let result = upload_parts(inner, u, p, &file, size, part, &upload_id, o).await;
     if result.is_err() {
         // Nothing half-written may stay: the parts go with the upload.
         let _ = inner
@@ -1078,10 +1517,12 @@ async fn put_file(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn upload_parts(
     inner: &Arc<Inner>,
     u: &S3Uri,
     p: &Path,
+    file: &Arc<fs::File>,
     size: u64,
     part: u64,
     upload_id: &str,
@@ -1090,39 +1531,50 @@ async fn upload_parts(
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (start, end)) in ranges(size, part).into_iter().enumerate() {
         let inner = inner.clone();
-        let (u, p, id) = (u.clone(), p.to_path_buf(), upload_id.to_string());
+        let (u, p, id, file) = (
+            u.clone(),
+            p.to_path_buf(),
+            upload_id.to_string(),
+            file.clone(),
+        );
         tasks.spawn(async move {
             let _permit = inner.limit.clone().acquire_owned().await;
             let n = i as i32 + 1;
-            let body = ByteStream::read_from()
-                .path(&p)
-                .offset(start)
-                .length(Length::Exact(end - start))
-                .build()
-                .await
-                .map_err(|e| S3Error::new(ErrorKind::Local, &u, format!("{}: {e}", p.display())))?;
-            let r = inner
-                .client
-                .upload_part()
-                .bucket(&u.bucket)
-                .key(&u.key)
-                .upload_id(id)
-                .part_number(n)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| classify(&u, e))?;
-            Ok::<_, S3Error>(
-                CompletedPart::builder()
+            let (body, crc) = read_part(&u, &p, &file, start, end - start).await?;
+            let mut attempt = 1;
+            let sent = Sent::default();
+            let r = loop {
+                let req = inner
+                    .client
+                    .upload_part()
+                    .bucket(&u.bucket)
+                    .key(&u.key)
+                    .upload_id(&id)
                     .part_number(n)
-                    .set_e_tag(r.e_tag().map(str::to_string))
-                    .set_checksum_crc32(r.checksum_crc32().map(str::to_string))
-                    .set_checksum_crc32_c(r.checksum_crc32_c().map(str::to_string))
-                    .set_checksum_crc64_nvme(r.checksum_crc64_nvme().map(str::to_string))
-                    .set_checksum_sha1(r.checksum_sha1().map(str::to_string))
-                    .set_checksum_sha256(r.checksum_sha256().map(str::to_string))
-                    .build(),
-            )
+                    .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+                    .content_length(body.len() as i64)
+                    .body(sliced(&body, &sent))
+                    .customize()
+                    .config_override(upload_override(&inner, end - start))
+                    .send();
+                match send_upload(&u, &sent, inner.opts.request_timeout, req).await {
+                    Ok(r) => break r,
+                    Err(e) => {
+                        if again(&e) && attempt < BODY_ATTEMPTS {
+                            backoff(attempt).await;
+                            attempt += 1;
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                }
+            };
+            let done = CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(r.e_tag().map(str::to_string))
+                .checksum_crc64_nvme(crc64_base64(crc))
+                .build();
+            Ok::<_, S3Error>((done, crc, end - start))
         });
     }
     let mut parts = Vec::new();
@@ -1145,25 +1597,40 @@ async fn upload_parts(
     if let Some(e) = err {
         return Err(e);
     }
-    parts.sort_by_key(|p| p.part_number());
+    parts.sort_by_key(|(p, _, _)| p.part_number());
+    let mut full = None;
+    for (_, crc, len) in &parts {
+        full = Some(match full {
+            None => *crc,
+            Some(a) => crc64_combine(a, *crc, *len),
+        });
+    }
     let mut complete = inner
         .client
         .complete_multipart_upload()
         .bucket(&u.bucket)
         .key(&u.key)
         .upload_id(upload_id)
+        .checksum_type(ChecksumType::FullObject)
+        .checksum_crc64_nvme(crc64_base64(full.unwrap_or(0)))
         .multipart_upload(
             CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
+                .set_parts(Some(parts.into_iter().map(|(p, _, _)| p).collect()))
                 .build(),
         );
     if o.if_none_match {
         complete = complete.if_none_match("*");
     }
     let _permit = inner.limit.clone().acquire_owned().await;
-    match complete.send().await {
+    // S3 may take a while to put a big object together.
+    let r = complete
+        .customize()
+        .config_override(upload_override(inner, size / 64))
+        .send()
+        .await;
+    match r {
         Ok(_) => Ok(PutOutcome::Written),
-        Err(e) => conditional(u, o, e),
+        Err(e) => conditional(o, classify(u, e)),
     }
 }
 
@@ -1202,6 +1669,33 @@ mod tests {
         assert_eq!(ranges(0, 4), vec![]);
         assert_eq!(ranges(4, 4), vec![(0, 4)]);
         assert_eq!(ranges(9, 4), vec![(0, 4), (4, 8), (8, 9)]);
+    }
+
+    #[test]
+    fn part_checksums_combine_into_the_whole_objects() {
+        // The catalogue's check value of CRC-64/NVME.
+        assert_eq!(crc64(b"123456789"), 0xae8b_1486_0a79_9888);
+        let whole: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let (a, b) = whole.split_at(65_537);
+        assert_eq!(
+            crc64_combine(crc64(a), crc64(b), b.len() as u64),
+            crc64(&whole)
+        );
+        assert_eq!(crc64_base64(0xae8b_1486_0a79_9888), "rosUhgp5mIg=");
+    }
+
+    #[test]
+    fn credentials_do_not_show_their_secret() {
+        let c = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG");
+        let o = ClientOptions {
+            credentials: Some(c),
+            ..ClientOptions::default()
+        };
+        let shown = format!("{o:?}");
+        assert!(
+            shown.contains("AKIDEXAMPLE") && !shown.contains("wJalr"),
+            "{shown}"
+        );
     }
 
     #[test]
