@@ -195,9 +195,51 @@ struct Finished {
     step: usize,
     attempt: u32,
     outcome: Outcome,
-    elapsed: Duration,
     /// The attempt changed one of its inputs: why (the step fails, whatever its outcome).
     input_changed: Option<String>,
+    /// A successful attempt's outputs, stored (locally, and in a shared
+    /// store when there is one) on a blocking thread, not the scheduler's.
+    stored: Option<Result<StoredOutputs>>,
+}
+
+/// What storing a step's outputs gave: each output's record, and its metrics.
+type StoredOutputs = (
+    BTreeMap<String, OutputRecord>,
+    BTreeMap<String, serde_json::Value>,
+);
+
+/// Moves a finished step's outputs from its work directory into the store.
+fn store_outputs(
+    store: &store::Store,
+    root: &std::path::Path,
+    names: &[String],
+) -> Result<StoredOutputs> {
+    let mut outputs = BTreeMap::new();
+    let mut metrics = BTreeMap::new();
+    for o in names {
+        let dir = contract::output_dir(root, o);
+        if !dir.is_dir() {
+            return Err(Error::failed(format!(
+                "the step finished but its output `{o}` is missing ({})",
+                dir.display()
+            )));
+        }
+        if o == "metrics" {
+            metrics = read_metrics(&dir.join("metrics.json"))?;
+        }
+        let (digest, path) = store.ingest_dir(&dir).map_err(|e| match e {
+            Error::Failed(m) => Error::failed(format!("store its output `{o}`: {m}")),
+            e => e,
+        })?;
+        outputs.insert(
+            o.clone(),
+            OutputRecord {
+                path: path.display().to_string(),
+                digest,
+            },
+        );
+    }
+    Ok((outputs, metrics))
 }
 
 /// What to do with a ready step.
@@ -326,7 +368,7 @@ impl Run {
                     match f.outcome {
                         Outcome::Succeeded => {
                             in_flight -= 1;
-                            match self.succeed(i, f.attempt, f.elapsed, &mut states, events) {
+                            match f.stored.unwrap_or_else(|| Err(Error::failed("the outputs were not stored"))).and_then(|stored| self.succeed(i, f.attempt, stored, &mut states, events)) {
                                 Ok(()) => queue.finish(i),
                                 Err(e) => {
                                     self.end_unsuccessful(i, StepStatus::Failed, f.attempt, e.to_string().trim_start_matches("error: ").to_string(), None, &mut states, events)?;
@@ -882,6 +924,7 @@ impl Run {
         let name = st.record.name.clone();
         let mut guards = st.guards.clone();
         let store = self.ws.store();
+        let outputs = self.plan.pipeline.steps[i].outputs();
         if delay.is_zero() {
             events(Event::StepStarted {
                 step: name.clone(),
@@ -901,7 +944,6 @@ impl Run {
                 use std::io::Write;
                 let _ = writeln!(f, "--- attempt {attempt} of step {name} ---");
             }
-            let t = Instant::now();
             // A step with no inputs to guard (most small ones) needs no trip
             // through the blocking pool, which wakes threads every time.
             let guarded = !guards.is_empty();
@@ -913,12 +955,22 @@ impl Run {
                 .await
                 .unwrap_or_default();
             }
+            let root = job.root.clone();
             let outcome = backend.run(job, cancel).await;
-            let elapsed = t.elapsed();
             let input_changed = if guarded {
+                let store = store.clone();
                 tokio::task::spawn_blocking(move || guard::verify(&guards, &store))
                     .await
                     .unwrap_or_else(|e| Some(format!("re-checking the step's inputs failed: {e}")))
+            } else {
+                None
+            };
+            let stored = if matches!(outcome, Outcome::Succeeded) && input_changed.is_none() {
+                Some(
+                    tokio::task::spawn_blocking(move || store_outputs(&store, &root, &outputs))
+                        .await
+                        .unwrap_or_else(|e| Err(Error::failed(format!("store the outputs: {e}")))),
+                )
             } else {
                 None
             };
@@ -926,8 +978,8 @@ impl Run {
                 step: i,
                 attempt,
                 outcome,
-                elapsed,
                 input_changed,
+                stored,
             }
         });
         Ok(())
@@ -937,38 +989,12 @@ impl Run {
         &mut self,
         i: usize,
         attempt: u32,
-        _elapsed: Duration,
+        stored: StoredOutputs,
         states: &mut [StepState],
         events: &mut dyn FnMut(Event),
     ) -> Result<()> {
         let step = &self.plan.pipeline.steps[i];
-        let store = self.ws.store();
-        let root = states[i].job.as_ref().expect("job").root.clone();
-        let mut outputs = BTreeMap::new();
-        let mut metrics = BTreeMap::new();
-        for o in step.outputs() {
-            let dir = contract::output_dir(&root, &o);
-            if !dir.is_dir() {
-                return Err(Error::failed(format!(
-                    "the step finished but its output `{o}` is missing ({})",
-                    dir.display()
-                )));
-            }
-            if o == "metrics" {
-                metrics = read_metrics(&dir.join("metrics.json"))?;
-            }
-            let (digest, path) = store.ingest_dir(&dir).map_err(|e| match e {
-                Error::Failed(m) => Error::failed(format!("store its output `{o}`: {m}")),
-                e => e,
-            })?;
-            outputs.insert(
-                o,
-                OutputRecord {
-                    path: path.display().to_string(),
-                    digest,
-                },
-            );
-        }
+        let (outputs, metrics) = stored;
         let st = &mut states[i];
         let duration = st.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
         st.record.status = StepStatus::Succeeded;

@@ -366,3 +366,43 @@ fn killed_while_uploading_and_resumed_the_outputs_are_stored_once_and_whole() {
         150_000_000
     );
 }
+
+#[test]
+fn sharded_by_key_shards_an_s3_prefix_as_it_shards_a_local_directory() {
+    let Some(m) = moto("sharded_by_key_shards_an_s3_prefix") else {
+        return;
+    };
+    let b = m.bucket();
+    let mut parts = Vec::new();
+    for p in 0..4 {
+        let mut text = String::from("a,b\n");
+        for r in 0..50 {
+            let x = (p * 50 + r) as f64;
+            text.push_str(&format!(
+                "{},{}\n",
+                (x * 0.37).sin() * 10.0,
+                (x * 0.11).cos() * 5.0 + p as f64
+            ));
+        }
+        m.put(&b, &format!("parts/part-{p}.csv"), text.as_bytes());
+        parts.push(text);
+    }
+    let pipeline = |path: &str| {
+        format!(
+            "name: shard\ninputs:\n  parts: {{path: \"{path}\", format: csv, header: true}}\nsteps:\n  km:\n    kind: train\n    algorithm: kmeans\n    channels: {{train: {{data: inputs.parts, distribution: sharded_by_key}}}}\n    hyperparameters: {{k: 3, init_method: kmeans++}}\n    resources: {{nodes: 3}}\n"
+        )
+    };
+    let mut local = Test::new().file("p.yaml", &pipeline("parts"));
+    for (p, text) in parts.iter().enumerate() {
+        local = local.file(&format!("parts/part-{p}.csv"), text);
+    }
+    let on_disk = local.exec(["run", "p.yaml", "--json"]).success().summary();
+    let remote = m
+        .test()
+        .file("p.yaml", &pipeline(&format!("s3://{b}/parts/")));
+    let from_s3 = remote.exec(["run", "p.yaml", "--json"]).success().summary();
+    assert_eq!(
+        digest(&from_s3, "km", "model"),
+        digest(&on_disk, "km", "model")
+    );
+}
