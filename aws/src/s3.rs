@@ -132,6 +132,9 @@ pub struct ObjectInfo {
 pub struct PutOptions {
     /// Write only if no object has the key (`If-None-Match: *`).
     pub if_none_match: bool,
+    /// Have the SDK compute a SHA-256 of the whole body, which S3 checks and
+    /// keeps as the object's full-object checksum (one-request writes only).
+    pub sha256: bool,
 }
 
 /// What a conditional write found.
@@ -768,6 +771,9 @@ impl S3 {
                 .body(ByteStream::from(bytes));
             if o.if_none_match {
                 req = req.if_none_match("*");
+            }
+            if o.sha256 {
+                req = req.checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256);
             }
             if let Some(k) = &inner.opts.kms_key_id {
                 req = req

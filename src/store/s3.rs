@@ -180,9 +180,13 @@ fn stage_object(s3: &S3, ws: &Workspace, o: &ObjectInfo) -> Result<PathBuf> {
     let tmp = staging_dir(ws).join(format!(".tmp-{}", std::process::id()));
     fs::create_dir_all(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     let part = tmp.join(blake3::hash(o.uri.to_string().as_bytes()).to_hex().as_str());
-    s3.download(o, &part).map_err(error)?;
-    place_staged(ws, o, &part)?;
-    Ok(path)
+    let placed = s3
+        .download(o, &part)
+        .map_err(error)
+        .and_then(|()| place_staged(ws, o, &part));
+    let _ = fs::remove_file(&part);
+    let _ = fs::remove_dir(&tmp);
+    placed.map(|()| path)
 }
 
 /// Puts an `s3://` input on this machine (File mode) and returns the local
@@ -386,6 +390,7 @@ impl Shared {
             .collect();
         let put = PutOptions {
             if_none_match: true,
+            ..PutOptions::default()
         };
         self.s3.upload_many(&uploads, &put).map_err(error)?;
         let manifest = Manifest {
@@ -517,6 +522,7 @@ impl Shared {
                 serde_json::to_vec(&shared).expect("json"),
                 &PutOptions {
                     if_none_match: true,
+                    ..PutOptions::default()
                 },
             )
             .map_err(error)?;

@@ -406,3 +406,57 @@ fn sharded_by_key_shards_an_s3_prefix_as_it_shards_a_local_directory() {
         digest(&on_disk, "km", "model")
     );
 }
+
+#[test]
+fn an_object_s3_vouches_for_is_not_downloaded_to_learn_its_identity() {
+    let Some(m) = moto("an_object_s3_vouches_for_is_not_downloaded") else {
+        return;
+    };
+    let b = m.bucket();
+    let sha = PutOptions {
+        sha256: true,
+        ..PutOptions::default()
+    };
+    let uri = |k: &str| S3Uri::parse(&format!("s3://{b}/{k}")).unwrap();
+    m.client
+        .put_bytes(&uri("vouched.csv"), b"x,y\n1,0\n".to_vec(), &sha)
+        .unwrap();
+    m.put(&b, "plain.csv", b"x,y\n1,0\n");
+    let pipeline = |k: &str| {
+        format!(
+            "name: v\ninputs:\n  d: {{path: \"s3://{b}/{k}\"}}\nsteps:\n  a: {{kind: command, run: \"true\", inputs: {{d: inputs.d}}}}\n"
+        )
+    };
+    let staged = |t: &Test| walk_files(&t.workspace().join("s3-inputs"));
+    // S3 holds a SHA-256 of the whole object: planning asks S3, downloads nothing.
+    let t = m.test().file("p.yaml", &pipeline("vouched.csv"));
+    t.exec(["plan", "p.yaml"]).success();
+    assert_eq!(staged(&t), 0, "nothing downloaded to plan");
+    t.exec(["run", "p.yaml"]).success();
+    assert_eq!(staged(&t), 1, "the step's copy");
+    // S3 vouches for nothing: the object is downloaded once, to digest it.
+    let t = m.test().file("p.yaml", &pipeline("plain.csv"));
+    t.exec(["plan", "p.yaml"]).success();
+    assert_eq!(staged(&t), 1);
+    t.exec(["run", "p.yaml"]).success();
+    assert_eq!(staged(&t), 1, "the same copy serves the step");
+}
+
+/// The number of files under `dir` (none when it does not exist).
+fn walk_files(dir: &std::path::Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with('.') {
+                0
+            } else if p.is_dir() {
+                walk_files(&p)
+            } else {
+                1
+            }
+        })
+        .sum()
+}
