@@ -130,6 +130,15 @@ pub enum Command {
         /// Stop after this many firings.
         #[arg(long)]
         max_runs: Option<usize>,
+        /// Print the next firing times of one pipeline's schedule (RFC 3339), run nothing.
+        #[arg(long)]
+        preview: bool,
+        /// With --preview: how many firing times.
+        #[arg(long, default_value_t = 10, requires = "preview")]
+        count: usize,
+        /// With --preview: the firings after this time (RFC 3339; default: now).
+        #[arg(long, value_name = "RFC3339", requires = "preview")]
+        from: Option<String>,
     },
     /// Predict with a trained model over a data file, writing CSV.
     Predict {
@@ -252,7 +261,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             files,
             params,
             max_runs,
-        } => schedule::schedule(&files, &params, max_runs),
+            preview,
+            count,
+            from,
+        } => {
+            if preview {
+                schedule::preview(&files, &params, count, from.as_deref())
+            } else {
+                schedule::schedule(&files, &params, max_runs)
+            }
+        }
         Command::Predict {
             model,
             data,

@@ -250,23 +250,36 @@ fn decode_schedule(ctx: &Ctx, node: &Node) -> DResult<Schedule> {
         &["cron", "timezone", "only_if_inputs_changed"],
     )?;
     let cron_node = f.req(ctx, "cron")?;
-    let cron = ctx.string(cron_node, "cron")?;
+    let items: Vec<&Node> = match &cron_node.kind {
+        NodeKind::Seq(items) => items.iter().collect(),
+        _ => vec![cron_node],
+    };
+    if items.is_empty() {
+        return Err(ctx
+            .err(cron_node, "`cron` lists no expression")
+            .help("give one expression, e.g. \"0 3 * * 1\", or a list of them"));
+    }
+    let mut cron = Vec::new();
+    for n in items {
+        let c = ctx.string(n, "cron")?;
+        if let Err(e) = crate::schedule::cron::parse_cron(&c.value) {
+            return Err(ctx.err(n, e).help(
+                "write five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\"",
+            ));
+        }
+        cron.push(c.value);
+    }
     let tz_node = f.get("timezone");
     let tz = tz_node.map(|n| ctx.string(n, "timezone")).transpose()?;
-    if let Err(e) = crate::schedule::cron::Timing::new(&cron, None) {
-        return Err(ctx.err(cron_node, e).help(
-            "write five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\"",
-        ));
-    }
     if let (Some(n), Some(t)) = (tz_node, &tz)
-        && let Err(e) = crate::schedule::cron::Timing::new(&cron, Some(t))
+        && let Err(e) = crate::schedule::cron::parse_timezone(t)
     {
         return Err(ctx
             .err(n, e)
             .help("use an IANA time zone name such as Europe/Berlin or America/New_York"));
     }
     Ok(Schedule {
-        cron: cron.value,
+        cron,
         timezone: tz.map(|s| s.value),
         only_if_inputs_changed: f
             .get("only_if_inputs_changed")

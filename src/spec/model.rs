@@ -155,7 +155,8 @@ impl DataFormat {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Schedule {
-    pub cron: String,
+    /// One or more cron expressions (`cron: "0 3 * * 1"` or a list).
+    pub cron: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     #[serde(default)]

@@ -171,7 +171,7 @@ pub fn pipeline_schema() -> Value {
                 "env": {"type": "string"}, "file": {"type": "string"},
                 "choices": {"type": "array", "items": scalar()}}), &["type"])]}},
             "defaults": {"type": "object", "additionalProperties": false, "properties": defaults},
-            "schedule": object(json!({"cron": {"type": "string"}, "timezone": {"type": "string"}, "only_if_inputs_changed": {"type": "boolean"}}), &["cron"]),
+            "schedule": object(json!({"cron": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}, "timezone": {"type": "string"}, "only_if_inputs_changed": {"type": "boolean"}}), &["cron"]),
             "inputs": {"type": "object", "additionalProperties": {"oneOf": [{"type": "string"}, object(json!({
                 "path": {"type": "string"}, "format": {"enum": DataFormat::NAMES}, "header": {"type": "boolean"},
                 "target": {"type": "string"}, "label_size": {"type": "integer", "minimum": 0, "maximum": 1},
