@@ -2,6 +2,7 @@
 
 #[macro_use]
 pub mod out;
+pub mod cp;
 pub mod data;
 pub mod export;
 pub mod plan;
@@ -100,6 +101,8 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Copy files to or from S3: a file or directory to `s3://BUCKET/PREFIX`, or an object or prefix to a directory.
+    Cp { src: String, dest: String },
     /// Copy an artifact of a run out of the store: to a directory, or to S3.
     Export {
         run_id: String,
@@ -250,6 +253,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Runs {
             command: RunsCommand::Show { run_id, json },
         } => runs::show(&run_id, json),
+        Command::Cp { src, dest } => cp::cp(&src, &dest),
         Command::Export {
             run_id,
             output,

@@ -460,3 +460,42 @@ fn walk_files(dir: &std::path::Path) -> usize {
         })
         .sum()
 }
+
+#[test]
+fn cp_round_trips_a_directory_byte_for_byte() {
+    let Some(m) = moto("cp_round_trips_a_directory_byte_for_byte") else {
+        return;
+    };
+    let b = m.bucket();
+    let big: String = (0..700_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let t = m
+        .test()
+        .file("d/a.txt", "a\n")
+        .file("d/sub/b.txt", "b\n")
+        .file("d/sub/deeper/big.txt", &big);
+    t.exec(["cp", "d", &format!("s3://{b}/copy/")])
+        .success()
+        .stderr_contains("copied 3 files");
+    t.exec(["cp", &format!("s3://{b}/copy/"), "back"]).success();
+    for f in ["a.txt", "sub/b.txt", "sub/deeper/big.txt"] {
+        assert_eq!(
+            t.read(&format!("back/{f}")),
+            t.read(&format!("d/{f}")),
+            "{f}"
+        );
+    }
+    t.exec(["cp", &format!("s3://{b}/copy/sub/b.txt"), "one"])
+        .success();
+    assert_eq!(t.read("one/b.txt"), "b\n");
+    t.exec(["cp", "nowhere", &format!("s3://{b}/x/")])
+        .code(2)
+        .stderr_contains("`nowhere` does not exist");
+    t.exec(["cp", "d", "e"])
+        .code(2)
+        .stderr_contains("copies nothing to or from S3");
+    t.exec(["cp", &format!("s3://{b}/nothing-here/"), "x"])
+        .code(2)
+        .stderr_contains("no objects under the prefix");
+}
