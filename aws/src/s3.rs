@@ -125,6 +125,8 @@ pub struct ObjectInfo {
     /// Only from `head` (listings carry no checksum values), and only a
     /// checksum of the whole object (not one of a multipart upload's parts).
     pub checksum: Option<Checksum>,
+    /// The KMS key the object is encrypted with (SSE-KMS); only from `head`.
+    pub kms_key_id: Option<String>,
 }
 
 /// How a write is made.
@@ -555,6 +557,7 @@ impl S3 {
                         last_modified: o.last_modified().map(|t| t.to_string()),
                         version_id: None,
                         checksum: None,
+                        kms_key_id: None,
                     });
                 }
             }
@@ -926,6 +929,7 @@ async fn head(c: &Client, u: &S3Uri) -> Result<Option<ObjectInfo>, S3Error> {
         last_modified: r.last_modified().map(|t| t.to_string()),
         version_id: r.version_id().filter(|v| *v != "null").map(str::to_string),
         checksum,
+        kms_key_id: r.ssekms_key_id().map(str::to_string),
     }))
 }
 

@@ -466,6 +466,7 @@ impl Shared {
                         last_modified: None,
                         version_id: None,
                         checksum: None,
+                        kms_key_id: None,
                     },
                     tmp.join(r),
                 )),

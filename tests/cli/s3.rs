@@ -499,3 +499,39 @@ fn cp_round_trips_a_directory_byte_for_byte() {
         .code(2)
         .stderr_contains("no objects under the prefix");
 }
+
+#[test]
+fn the_workspace_config_sets_the_store_and_its_kms_key() {
+    let Some(m) = moto("the_workspace_config_sets_the_store_and_its_kms_key") else {
+        return;
+    };
+    let b = m.bucket();
+    let key = "arn:aws:kms:us-east-1:123456789012:key/pipeline-test";
+    let t = m
+        .test()
+        .file(
+            ".pipeline/config.yaml",
+            &format!("# the team's store\nstore: s3://{b}/cfg\nkms_key_id: {key}\n"),
+        )
+        .file(
+            "p.yaml",
+            "name: k\nsteps:\n  a:\n    kind: command\n    run: echo hi > $PIPELINE_OUTPUT_OUT/hi.txt\n    outputs: [out]\n",
+        );
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    let d = digest(&s, "a", "out");
+    let tree = S3Uri::parse(&format!("s3://{b}/cfg/trees/{d}.json")).unwrap();
+    let head = m
+        .client
+        .head(&tree)
+        .unwrap()
+        .expect("the tree is in the configured store");
+    assert_eq!(head.kms_key_id.as_deref(), Some(key));
+    // A config line the engine does not know is an error with its line.
+    t.write(
+        ".pipeline/config.yaml",
+        &format!("store: s3://{b}/cfg\nregion: x\n"),
+    );
+    t.exec(["plan", "p.yaml"])
+        .code(2)
+        .stderr_contains("config.yaml:2:1: unknown setting `region`");
+}
