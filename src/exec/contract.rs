@@ -425,7 +425,8 @@ impl Layout<'_> {
         };
         let reading = channel_reading(self.step, &c.name, c.input.as_ref()).or_else(|| {
             // A built-in reads what nothing describes as CSV with a header.
-            crate::schedule::is_builtin(self.step).then(csv_with_header)
+            let builtin = matches!(&self.step.kind, StepKind::Train(t) if t.algorithm.is_some());
+            builtin.then(csv_with_header)
         });
         let parts = source.parts();
         if let Some(def) = &reading
