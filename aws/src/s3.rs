@@ -152,6 +152,8 @@ pub struct ClientOptions {
     pub endpoint_url: Option<String>,
     /// Server-side encryption with this KMS key for everything written.
     pub kms_key_id: Option<String>,
+    /// An access key and secret key to use instead of the standard chain.
+    pub static_credentials: Option<(String, String)>,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// The part size of multipart uploads and ranged downloads; objects up to
@@ -165,6 +167,7 @@ impl Default for ClientOptions {
             region: None,
             endpoint_url: None,
             kms_key_id: None,
+            static_credentials: None,
             concurrency: 16,
             part_size: 8 << 20,
         }
@@ -394,7 +397,9 @@ impl S3 {
                 )
             })?;
         let o = opts.clone();
-        let client = rt.block_on(async move {
+        // Not `block_on`: the caller may be a thread driving another runtime.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        rt.spawn(async move {
             use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
             let http = aws_smithy_http_client::Builder::new()
                 .tls_provider(Provider::Rustls(CryptoMode::Ring))
@@ -417,6 +422,11 @@ impl S3 {
             if let Some(e) = &o.endpoint_url {
                 loader = loader.endpoint_url(e.clone());
             }
+            if let Some((key, secret)) = &o.static_credentials {
+                loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    key, secret, None, None, "static",
+                ));
+            }
             let shared = loader.load().await;
             let custom_endpoint = o.endpoint_url.is_some()
                 || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
@@ -428,8 +438,15 @@ impl S3 {
             if custom_endpoint {
                 b = b.force_path_style(true);
             }
-            Client::from_conf(b.build())
+            let _ = tx.send(Client::from_conf(b.build()));
         });
+        let client = rx.recv().map_err(|_| {
+            S3Error::new(
+                ErrorKind::Other,
+                "s3://",
+                "the S3 client could not be set up",
+            )
+        })?;
         let concurrency = opts.concurrency.max(1);
         Ok(S3 {
             inner: Arc::new(Inner {
@@ -761,6 +778,20 @@ impl S3 {
                 Ok(_) => Ok(PutOutcome::Written),
                 Err(e) => conditional(&u, &o, e),
             }
+        })
+    }
+
+    /// Creates a bucket (in the client's region).
+    pub fn create_bucket(&self, bucket: &str) -> Result<(), S3Error> {
+        let c = self.inner.client.clone();
+        let b = bucket.to_string();
+        self.wait(async move {
+            c.create_bucket()
+                .bucket(&b)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&format!("s3://{b}/"), e))
         })
     }
 

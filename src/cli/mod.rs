@@ -3,6 +3,7 @@
 #[macro_use]
 pub mod out;
 pub mod data;
+pub mod export;
 pub mod plan;
 pub mod registry;
 pub mod run;
@@ -26,6 +27,10 @@ use crate::spec::source::Diagnostic;
     about = "Declarative ML pipelines: split, train, evaluate and register models from one YAML file."
 )]
 pub struct Cli {
+    /// The shared artifact store and step cache (default: $PIPELINE_STORE, else
+    /// `store:` in .pipeline/config.yaml, else the local store only).
+    #[arg(long, global = true, value_name = "s3://BUCKET/PREFIX")]
+    pub store: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -94,6 +99,14 @@ pub enum Command {
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
+    },
+    /// Copy an artifact of a run out of the store: to a directory, or to S3.
+    Export {
+        run_id: String,
+        /// STEP.OUTPUT, e.g. `train.model` (a train step's model is its `model.tar.gz`).
+        output: String,
+        /// A new or empty directory, or an `s3://BUCKET/PREFIX` URI.
+        dest: String,
     },
     /// Print a run's step logs.
     Logs {
@@ -193,6 +206,10 @@ pub enum RunsCommand {
 
 /// Runs the command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
+    // The processes a step runs in read no settings of the workspace's.
+    if !matches!(cli.command, Command::Builtin | Command::Supervise { .. }) {
+        crate::store::remote::configure(&crate::store::Workspace::locate(), cli.store.as_deref())?;
+    }
     match cli.command {
         Command::Validate { file, params } => plan::validate(&file, &params),
         Command::Plan {
@@ -224,6 +241,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Runs {
             command: RunsCommand::Show { run_id, json },
         } => runs::show(&run_id, json),
+        Command::Export {
+            run_id,
+            output,
+            dest,
+        } => export::export(&run_id, &output, &dest),
         Command::Logs { run_id, step } => runs::logs(&run_id, step.as_deref()),
         Command::Registry { registry, command } => registry::run(command, registry.as_deref()),
         Command::Schedule {

@@ -26,9 +26,24 @@ struct Entry {
 fn inputs_digest(file: &Path, params: &ParamArgs) -> Result<String> {
     let (loaded, _) = load_and_plan(file, params, None)?;
     let mut h = blake3::Hasher::new();
+    let ws = crate::store::Workspace::locate();
+    let db = if loaded
+        .pipeline
+        .inputs
+        .values()
+        .any(|d| d.remote().is_some())
+    {
+        ws.create_dirs()?;
+        Some(crate::runs::RunsDb::open(&ws.db_path())?)
+    } else {
+        None
+    };
     for (name, def) in &loaded.pipeline.inputs {
-        let d = crate::store::digest_path(&def.resolved)
-            .map_err(|e| Error::io("hash the input", &def.resolved, e))?;
+        let d = match &db {
+            Some(db) => crate::schedule::inputs::input_digest(db, &ws, def)?,
+            None => crate::store::digest_path(&def.resolved)
+                .map_err(|e| Error::io("hash the input", &def.resolved, e))?,
+        };
         h.update(format!("{name}={d}\n").as_bytes());
     }
     Ok(h.finalize().to_hex().to_string())

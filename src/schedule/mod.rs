@@ -36,7 +36,7 @@ use crate::spec::model::{
 };
 use crate::spec::source::Diagnostic;
 use crate::spec::template;
-use crate::store::Workspace;
+use crate::store::{self, Workspace};
 
 /// What the scheduler tells the outside world (the terminal, `--json`).
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +76,12 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+}
+
+/// Whether a step's results go to and come from the shared cache: not a
+/// register step's, whose effect is on this workspace's registry.
+pub fn shares_cache(step: &Step) -> bool {
+    !matches!(step.kind, StepKind::Register(_))
 }
 
 /// The run summary: the last line of `--json`, and what `runs show --json` prints.
@@ -479,34 +485,57 @@ impl Run {
 
         if step.cache != CachePolicy::Off
             && !self.no_cache
-            && let Some(hit) = self.db.cache_get(&key)?
+            && let Some((hit, _origin)) =
+                store::remote::cached(&self.db, &self.ws.store(), &key, shares_cache(step))?
+            && hit.is_fresh(step.cache)
         {
-            let fresh = hit.is_fresh(step.cache);
+            // Outputs are read where they are stored here: a result from the
+            // shared cache is brought to this machine now.
             let store = self.ws.store();
-            if fresh && hit.outputs.values().all(|o| store.contains(&o.digest)) {
-                let st = &mut states[i];
-                st.record.status = StepStatus::Succeeded;
-                st.record.cached = true;
-                st.record.outputs = hit.outputs.clone();
-                st.record.metrics = hit.metrics.clone();
-                st.record.duration_s = Some(0.0);
-                st.record.finished_at = Some(now_rfc3339());
-                self.db.upsert_step(&st.record)?;
-                events(Event::StepFinished {
-                    step: name,
-                    status: StepStatus::Succeeded,
-                    cached: true,
-                    duration_s: 0.0,
-                    reason: None,
-                });
-                return Ok(Decision::Settled);
+            let mut outputs = hit.outputs.clone();
+            for o in outputs.values_mut() {
+                o.path = store.local_path(&o.digest)?.display().to_string();
             }
+            let st = &mut states[i];
+            st.record.status = StepStatus::Succeeded;
+            st.record.cached = true;
+            st.record.outputs = outputs;
+            st.record.metrics = hit.metrics.clone();
+            st.record.duration_s = Some(0.0);
+            st.record.finished_at = Some(now_rfc3339());
+            self.db.upsert_step(&st.record)?;
+            events(Event::StepFinished {
+                step: name,
+                status: StepStatus::Succeeded,
+                cached: true,
+                duration_s: 0.0,
+                reason: None,
+            });
+            return Ok(Decision::Settled);
         }
         let extra = self.step_facts(step, &states[i].record)?;
         states[i].guards = channels
             .iter()
-            .map(|(c, d)| guard::InputGuard::new(c.name.clone(), c.source.clone(), d.clone()))
-            .collect();
+            .map(|(c, d)| {
+                // An S3 input's key digest is S3's identity of it; what is
+                // guarded is the staged copy here, by its own content digest.
+                if let Some(def) = &c.input
+                    && def.remote().is_some()
+                    && c.source.starts_with(self.ws.staging_dir())
+                {
+                    let local = inputs::digest_input(&self.db, &c.source)?;
+                    return Ok(
+                        guard::InputGuard::new(c.name.clone(), c.source.clone(), local)
+                            .staged(self.ws.staging_dir()),
+                    );
+                }
+                Ok(guard::InputGuard::new(
+                    c.name.clone(),
+                    c.source.clone(),
+                    d.clone(),
+                ))
+            })
+            .collect::<Result<_>>()?;
         let channels: Vec<Channel> = channels.into_iter().map(|(c, _)| c).collect();
         let job = self.job(step, channels.clone(), extra.clone())?;
         states[i].prepared = Some((channels, extra));
@@ -532,8 +561,12 @@ impl Run {
             let (source, digest, input) = match &r.target {
                 RefTarget::Input(n) => {
                     let def = &p.inputs[n];
-                    let digest = inputs::digest_input(&self.db, &def.resolved)?;
-                    (def.resolved.clone(), digest, Some(def.clone()))
+                    let digest = inputs::input_digest(&self.db, &self.ws, def)?;
+                    let source = match def.remote() {
+                        Some(uri) => store::remote::stage_input(&self.ws, uri)?,
+                        None => def.resolved.clone(),
+                    };
+                    (source, digest, Some(def.clone()))
                 }
                 RefTarget::Output { step: s, output } => {
                     let j = self.plan.step_index(s).expect("validated reference");
@@ -542,20 +575,24 @@ impl Run {
                     })?;
                     // Pass on how to read data that came straight from an input.
                     let input = upstream_input(p, &p.steps[j]);
-                    (PathBuf::from(&rec.path), rec.digest.clone(), input)
+                    let path = self.ws.store().local_path(&rec.digest)?;
+                    (path, rec.digest.clone(), input)
                 }
                 RefTarget::Registry(reg_ref) => {
                     let v = self.resolve_registry(reg_ref, &r.text)?;
-                    let path = self.ws.store().path_of(&v.artifact_digest);
-                    if !path.is_dir() {
-                        return Err(Error::failed(format!(
-                            "`{}` is version {} (artifact {}), but that artifact is not in this workspace's store ({})",
-                            r.text,
-                            v.version,
-                            v.artifact_digest,
-                            path.display()
-                        )));
-                    }
+                    let path = self
+                        .ws
+                        .store()
+                        .local_path(&v.artifact_digest)
+                        .map_err(|e| {
+                            Error::failed(format!(
+                                "`{}` is version {} (artifact {}), but: {}",
+                                r.text,
+                                v.version,
+                                v.artifact_digest,
+                                e.to_string().trim_start_matches("error: ")
+                            ))
+                        })?;
                     (path, v.artifact_digest.clone(), None)
                 }
             };
@@ -617,7 +654,7 @@ impl Run {
             for (name, def) in &p.inputs {
                 data.insert(
                     format!("{name} ({})", def.path),
-                    inputs::digest_input(&self.db, &def.resolved)?,
+                    inputs::input_digest(&self.db, &self.ws, def)?,
                 );
             }
             let spec = serde_json::to_vec(&*p).expect("pipelines serialize");
@@ -956,6 +993,13 @@ impl Run {
             }),
             _ => None,
         };
+        // Shared first: a step recorded as done here is in the shared cache too.
+        if let Some(e) = &entry
+            && shares_cache(step)
+            && let Some(shared) = store::remote::shared()?
+        {
+            shared.cache_put(e)?;
+        }
         self.db.record_success(&st.record, entry.as_ref())?;
         // A finished step's job and key parts are not needed again; keeping
         // them makes the engine grow with the plan, and every later fork of a

@@ -338,10 +338,13 @@ fn decode_input(
                 "use `label_size: 1` for a headerless file with the label first, or `header: true`",
             ));
     }
-    if let Some(d) = unsupported_remote(ctx, &path) {
+    if let Some(d) = remote_path(ctx, &path) {
         return Err(d);
     }
-    let resolved = {
+    let resolved = if crate::store::remote::is_remote(&path.value) {
+        // Checked for syntax here; what is there is looked at when a step reads it.
+        PathBuf::from(&path.value)
+    } else {
         let p = Path::new(&path.value);
         let abs = if p.is_absolute() {
             p.to_path_buf()
@@ -531,21 +534,29 @@ fn label_size(ctx: &Ctx, node: Option<&Node>) -> DResult<Option<Spanned<u64>>> {
 
 /// Remote paths are not read yet: say so at validation rather than fail at run time.
 /// (Remove the `s3://` arm when S3 inputs are supported.)
-fn unsupported_remote(ctx: &Ctx, path: &Spanned<String>) -> Option<Diagnostic> {
+/// A remote path that is not usable: a scheme other than `s3://`, a
+/// malformed S3 URI, or S3 in a build without it.
+fn remote_path(ctx: &Ctx, path: &Spanned<String>) -> Option<Diagnostic> {
     let scheme = path.value.split_once("://")?.0;
     let d = Diagnostic::at(
         &ctx.source,
         path.span,
         format!("`{}` is a remote path", path.value),
     );
-    Some(match scheme {
-        "s3" => d.label("S3 inputs are not supported yet").help(
-            "copy the data to this machine (e.g. `aws s3 cp --recursive`) and give its local path",
+    if scheme != "s3" {
+        return Some(
+            d.label(format!("`{scheme}://` paths are not supported"))
+                .help("give an `s3://bucket/key` URI, or a local file or directory relative to the pipeline file"),
+        );
+    }
+    match crate::store::remote::check_uri(&path.value) {
+        Ok(()) => None,
+        Err(why) => Some(
+            Diagnostic::at(&ctx.source, path.span, format!("`{}` is not a usable S3 URI", path.value))
+                .label(why)
+                .help("write `s3://BUCKET/KEY` for one object or `s3://BUCKET/PREFIX/` for the objects under a prefix"),
         ),
-        other => d
-            .label(format!("`{other}://` paths are not supported"))
-            .help("give a local file or directory, relative to the pipeline file"),
-    })
+    }
 }
 
 /// Checks that every column an input names exists, when its column names can

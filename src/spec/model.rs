@@ -100,6 +100,13 @@ fn yes() -> bool {
     true
 }
 
+impl InputDef {
+    /// The `s3://` URI, when the data is remote.
+    pub fn remote(&self) -> Option<&str> {
+        crate::store::remote::is_remote(&self.path).then_some(self.path.as_str())
+    }
+}
+
 /// Which columns of a data set are features.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

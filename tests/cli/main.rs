@@ -18,5 +18,6 @@ mod planner;
 mod render;
 mod run;
 mod runs;
+mod s3;
 mod signals;
 mod trust_engine;

@@ -1,0 +1,368 @@
+//! S3 inputs, the shared store and cache, and export, against a real S3
+//! server (moto) that `.ci/run` starts; elsewhere they say `SKIPPED`.
+
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use pipeline_aws::s3::{ClientOptions, PutOptions, S3, S3Uri};
+
+use crate::harness::{Test, step_cached};
+
+/// A moto server, and a client of it for the tests' own fixtures.
+pub struct Moto {
+    pub url: String,
+    client: S3,
+}
+
+/// The moto server of `PIPELINE_TEST_MOTO_URL`; says so when there is
+/// none, and fails under CI.
+pub fn moto(test: &str) -> Option<Moto> {
+    match std::env::var("PIPELINE_TEST_MOTO_URL") {
+        Ok(url) if !url.is_empty() => {
+            let client = S3::connect(ClientOptions {
+                endpoint_url: Some(url.clone()),
+                region: Some("us-east-1".into()),
+                static_credentials: Some(("test".into(), "test".into())),
+                ..ClientOptions::default()
+            })
+            .expect("an S3 client");
+            Some(Moto { url, client })
+        }
+        _ => {
+            if std::env::var_os("CI").is_some() {
+                panic!("{test} needs moto (PIPELINE_TEST_MOTO_URL); CI must provide it");
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: needs moto (PIPELINE_TEST_MOTO_URL)"
+            );
+            None
+        }
+    }
+}
+
+impl Moto {
+    /// A new, empty bucket of this test's own.
+    pub fn bucket(&self) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "t{}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        self.client.create_bucket(&name).expect("create a bucket");
+        name
+    }
+
+    pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        let uri = S3Uri::parse(&format!("s3://{bucket}/{key}")).unwrap();
+        self.client
+            .put_bytes(&uri, body.to_vec(), &PutOptions::default())
+            .expect("put an object");
+    }
+
+    /// A test whose commands reach this server.
+    pub fn test(&self) -> Test {
+        Test::new()
+            .env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+    }
+}
+
+fn example(input: &str) -> String {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/train.yaml"))
+            .unwrap();
+    text.replace("path: data/penguins.csv", &format!("path: \"{input}\""))
+}
+
+fn penguins() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/data/penguins.csv"
+    ))
+    .unwrap()
+}
+
+fn digest(summary: &serde_json::Value, step: &str, output: &str) -> String {
+    summary["steps"][step]["outputs"][output]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{step}.{output} in {summary}"))
+        .to_string()
+}
+
+#[test]
+fn the_example_runs_from_s3_like_from_disk_and_a_second_workspace_gets_it_from_the_shared_cache() {
+    let Some(m) = moto("the_example_runs_from_s3_like_from_disk") else {
+        return;
+    };
+    let b = m.bucket();
+    m.put(&b, "data/penguins.csv", &penguins());
+    let store = format!("s3://{b}/team-store");
+
+    let local = Test::new()
+        .file("p.yaml", &example("data.csv"))
+        .file("data.csv", &String::from_utf8(penguins()).unwrap());
+    let on_disk = local.exec(["run", "p.yaml", "--json"]).success().summary();
+
+    let first = m
+        .test()
+        .file("p.yaml", &example(&format!("s3://{b}/data/penguins.csv")));
+    let out = first
+        .exec(["run", "p.yaml", "--store", &store, "--json"])
+        .success();
+    let s1 = out.summary();
+    assert_eq!(s1["status"], "succeeded", "{out}");
+    for (step, output) in [
+        ("split", "train"),
+        ("train", "model"),
+        ("evaluate", "metrics"),
+    ] {
+        assert_eq!(
+            digest(&s1, step, output),
+            digest(&on_disk, step, output),
+            "{step}"
+        );
+    }
+
+    // Another workspace, told by the environment, on another directory.
+    let second = m
+        .test()
+        .env("PIPELINE_STORE", &store)
+        .file("p.yaml", &example(&format!("s3://{b}/data/penguins.csv")));
+    let plan = second.exec(["plan", "p.yaml"]).success();
+    assert!(
+        plan.stdout
+            .contains("train     train     cached  in the shared cache s3://"),
+        "{plan}"
+    );
+    let s2 = second.exec(["run", "p.yaml", "--json"]).success().summary();
+    for step in ["split", "train", "evaluate"] {
+        assert!(step_cached(&s2, step), "{step} from the shared cache: {s2}");
+    }
+    // Registering is this workspace's own business: it runs here.
+    assert!(!step_cached(&s2, "register"));
+    assert_eq!(digest(&s2, "train", "model"), digest(&s1, "train", "model"));
+    // The outputs are on this machine, where the summary says.
+    let model = s2["steps"]["train"]["outputs"]["model"]["path"]
+        .as_str()
+        .unwrap();
+    assert!(std::path::Path::new(model).join("model.tar.gz").is_file());
+
+    // Exported to S3 and read back as an input, the model is the same bytes.
+    let run_id = s1["run_id"].as_str().unwrap();
+    first
+        .exec([
+            "export",
+            run_id,
+            "train.model",
+            &format!("s3://{b}/exported/"),
+        ])
+        .success();
+    first.write(
+        "back.yaml",
+        &format!(
+            "name: back\ninputs:\n  m: {{path: \"s3://{b}/exported/\"}}\nsteps:\n  copy:\n    kind: command\n    run: cp -R $SM_CHANNEL_M/. $PIPELINE_OUTPUT_OUT/\n    inputs: {{m: inputs.m}}\n    outputs: [out]\n"
+        ),
+    );
+    let back = first
+        .exec(["run", "back.yaml", "--json"])
+        .success()
+        .summary();
+    assert_eq!(digest(&back, "copy", "out"), digest(&s1, "train", "model"));
+    // And exported to a directory.
+    first
+        .exec(["export", run_id, "train.model", "exported"])
+        .success();
+    assert!(first.path().join("exported/model.tar.gz").is_file());
+    first
+        .exec(["export", run_id, "train.model", "exported"])
+        .code(2)
+        .stderr_contains("is not an empty directory");
+    first
+        .exec(["export", run_id, "train.nothing", "x"])
+        .code(2)
+        .stderr_contains("has no output `nothing`");
+}
+
+const PARTS: &str = "name: parts
+inputs:
+  events: {path: \"s3://BUCKET/events/\", format: csv, target: y}
+steps:
+  look:
+    kind: command
+    run: cd $SM_CHANNEL_EVENTS && find . -type f | sort > $PIPELINE_OUTPUT_OUT/files.txt && cat $(find . -type f | sort) > $PIPELINE_OUTPUT_OUT/all.csv
+    inputs: {events: inputs.events}
+    outputs: [out]
+";
+
+#[test]
+fn a_prefix_is_its_objects_in_key_order_and_any_change_to_them_is_seen() {
+    let Some(m) = moto("a_prefix_is_its_objects_in_key_order") else {
+        return;
+    };
+    let b = m.bucket();
+    m.put(&b, "events/part-1.csv", b"x,y\n2,1\n");
+    m.put(&b, "events/part-0.csv", b"x,y\n1,0\n");
+    m.put(&b, "events/sub/part-2.csv", b"x,y\n3,1\n");
+    let t = m.test().file("p.yaml", &PARTS.replace("BUCKET", &b));
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    let out = s["steps"]["look"]["outputs"]["out"]["path"]
+        .as_str()
+        .unwrap();
+    let out = std::path::Path::new(out);
+    assert_eq!(
+        std::fs::read_to_string(out.join("files.txt")).unwrap(),
+        "./part-0.csv\n./part-1.csv\n./sub/part-2.csv\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("all.csv")).unwrap(),
+        "x,y\n1,0\nx,y\n2,1\nx,y\n3,1\n"
+    );
+    // Unchanged: cached, without downloading again.
+    let again = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    assert!(step_cached(&again, "look"));
+    // An object replaced (same size), and one added: each is a new input.
+    m.put(&b, "events/part-1.csv", b"x,y\n9,1\n");
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    assert!(
+        !step_cached(&s, "look"),
+        "a replaced object must not be served from the cache"
+    );
+    let out = std::path::PathBuf::from(
+        s["steps"]["look"]["outputs"]["out"]["path"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(
+        std::fs::read_to_string(out.join("all.csv"))
+            .unwrap()
+            .contains("9,1")
+    );
+    m.put(&b, "events/part-3.csv", b"x,y\n4,0\n");
+    let plan = t.exec(["plan", "p.yaml"]).success();
+    assert!(plan.stdout.contains("look  command  run"), "{plan}");
+}
+
+#[test]
+fn s3_faults_are_clear_errors_naming_the_uri() {
+    let Some(m) = moto("s3_faults_are_clear_errors_naming_the_uri") else {
+        return;
+    };
+    let b = m.bucket();
+    let pipeline = |uri: &str| {
+        format!(
+            "name: f\ninputs:\n  d: {{path: \"{uri}\"}}\nsteps:\n  a: {{kind: command, run: \"true\", inputs: {{d: inputs.d}}}}\n"
+        )
+    };
+    let t = m
+        .test()
+        .file("p.yaml", &pipeline("s3://no-such-bucket-here/x.csv"));
+    t.exec(["run", "p.yaml"])
+        .code(2)
+        .stderr_contains("s3://no-such-bucket-here/x.csv: the bucket does not exist");
+    t.write("p.yaml", &pipeline(&format!("s3://{b}/missing.csv")));
+    t.exec(["run", "p.yaml"])
+        .code(2)
+        .stderr_contains(&format!("s3://{b}/missing.csv: no such key"));
+    // A store that is not an S3 URI, or not a usable one.
+    t.exec(["run", "p.yaml", "--store", "/tmp/elsewhere"])
+        .code(2)
+        .stderr_contains("is not an `s3://` URI");
+    t.exec(["plan", "p.yaml", "--store", "s3://UPPER/x"])
+        .code(2)
+        .stderr_contains("not a valid bucket name");
+    // No credentials at all: said so, and the hint says how to give them.
+    let bare = Test::new()
+        .env("AWS_ENDPOINT_URL", &m.url)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_REGION", "us-east-1")
+        .file("p.yaml", &pipeline(&format!("s3://{b}/x.csv")));
+    let mut cmd = bare.command(["run", "p.yaml"]);
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN");
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("credentials are missing or not valid"),
+        "{err}"
+    );
+}
+
+/// A step writes a large output; the engine is killed while it uploads it.
+const BIG: &str = "name: big
+steps:
+  make:
+    kind: command
+    run: head -c 150000000 /dev/zero | tr '\\0' 'x' > $PIPELINE_OUTPUT_OUT/big.bin && echo small > $PIPELINE_OUTPUT_OUT/small.txt
+    outputs: [out]
+";
+
+#[test]
+fn killed_while_uploading_and_resumed_the_outputs_are_stored_once_and_whole() {
+    let Some(m) = moto("killed_while_uploading_and_resumed") else {
+        return;
+    };
+    let b = m.bucket();
+    let store = format!("s3://{b}/s");
+    let t = m.test().env("PIPELINE_STORE", &store).file("p.yaml", BIG);
+    let mut child = t
+        .command(["run", "p.yaml", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The output is in the local store once the step is done: the upload follows.
+    let local = t.workspace().join("store");
+    let start = Instant::now();
+    let stored = loop {
+        let any = std::fs::read_dir(&local)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            })
+            .unwrap_or(false);
+        if any || start.elapsed() > Duration::from_secs(60) {
+            break any;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(stored, "the step never finished");
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let runs = t.exec(["runs", "list", "--json"]).success();
+    let v: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    let run_id = v[0]["id"].as_str().unwrap().to_string();
+    let s = t.exec(["resume", &run_id, "--json"]).success().summary();
+    assert_eq!(s["status"], "succeeded");
+    let d = digest(&s, "make", "out");
+    // A new workspace finds it whole in the shared store and cache.
+    let other = m.test().env("PIPELINE_STORE", &store).file("p.yaml", BIG);
+    let s2 = other.exec(["run", "p.yaml", "--json"]).success().summary();
+    assert!(step_cached(&s2, "make"), "{s2}");
+    assert_eq!(digest(&s2, "make", "out"), d);
+    let path = std::path::PathBuf::from(
+        s2["steps"]["make"]["outputs"]["out"]["path"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(
+        std::fs::metadata(path.join("big.bin")).unwrap().len(),
+        150_000_000
+    );
+}
