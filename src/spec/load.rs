@@ -876,6 +876,7 @@ fn decode_step(
             "program",
             "channels",
             "hyperparameters",
+            "input_mode",
         ],
         "evaluate" => &[
             "method",
@@ -1322,10 +1323,26 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
             crate::exec::builtin::ALGORITHMS.join(", ")
         )));
     }
-    let (channels, distribution, channel_formats) = match f.get("channels") {
+    let TrainChannels {
+        refs: channels,
+        distribution,
+        formats: channel_formats,
+        modes,
+    } = match f.get("channels") {
         Some(n) => decode_train_channels(ctx, n)?,
-        None => (BTreeMap::new(), BTreeMap::new(), BTreeMap::new()),
+        None => TrainChannels::default(),
     };
+    let input_mode = f
+        .get("input_mode")
+        .map(|n| decode_input_mode(ctx, n))
+        .transpose()?;
+    check_input_modes(
+        ctx,
+        algorithm.is_some(),
+        &channels,
+        input_mode.as_ref(),
+        &modes,
+    )?;
     let program = f
         .get("program")
         .map(|n| ctx.string(n, "program"))
@@ -1360,21 +1377,90 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
         channel_formats,
         program: program.map(|p| p.value),
         hyperparameters,
+        input_mode: input_mode.map_or(InputMode::File, |m| m.value),
+        channel_modes: modes.into_iter().map(|(k, m)| (k, m.value)).collect(),
     })
 }
 
+/// `input_mode: file | pipe`, of a train step or one of its channels.
+fn decode_input_mode(ctx: &Ctx, node: &Node) -> DResult<Spanned<InputMode>> {
+    let s = ctx.string(node, "input_mode")?;
+    let mode = InputMode::parse(&s).ok_or_else(|| {
+        ctx.err(node, format!("unknown input mode `{}`", s.value))
+            .label("not an input mode")
+            .suggest(&s, InputMode::NAMES.iter().copied())
+            .help("use `file` (the channel's files under input/data/CHANNEL/) or `pipe` (streamed through the named pipes input/data/CHANNEL_0, CHANNEL_1, ...)")
+    })?;
+    Ok(Spanned::new(mode, s.span))
+}
+
+/// What pipe-mode channels cannot be: a built-in's initial `model` (a
+/// directory of files), or named so that their pipes (`NAME_0`, `NAME_1`...)
+/// would be another channel's name.
+fn check_input_modes(
+    ctx: &Ctx,
+    builtin: bool,
+    channels: &BTreeMap<String, Ref>,
+    step_mode: Option<&Spanned<InputMode>>,
+    modes: &BTreeMap<String, Spanned<InputMode>>,
+) -> DResult<()> {
+    // The mode of each channel and where it was said.
+    let mode_of = |name: &str| -> Option<Span> {
+        match modes.get(name) {
+            Some(m) => (m.value == InputMode::Pipe).then_some(m.span),
+            None => step_mode
+                .filter(|m| m.value == InputMode::Pipe)
+                .map(|m| m.span),
+        }
+    };
+    if builtin
+        && channels.contains_key("model")
+        && let Some(span) = mode_of("model")
+    {
+        return Err(Diagnostic::at(
+            &ctx.source,
+            span,
+            "the `model` channel of a built-in (the model to continue training) is read from its files; it cannot be a pipe",
+        )
+        .help("give the channel `input_mode: file`: `model: {data: REF, input_mode: file}`"));
+    }
+    for name in channels.keys() {
+        let Some(span) = mode_of(name) else { continue };
+        let clash = channels.keys().find(|other| {
+            other
+                .strip_prefix(name.as_str())
+                .and_then(|rest| rest.strip_prefix('_'))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if let Some(other) = clash {
+            return Err(Diagnostic::at(
+                &ctx.source,
+                span,
+                format!(
+                    "channel `{name}` is a pipe, whose epochs are the named pipes `{name}_0`, `{name}_1`, ...: they would take the place of channel `{other}`"
+                ),
+            )
+            .help(format!("rename channel `{other}`, or give channel `{name}` `input_mode: file`")));
+        }
+    }
+    Ok(())
+}
+
 /// A train step's channels: `NAME: REF`, or `NAME: {data: REF, distribution: D,
-/// target: COL, header: B, label_size: N, format: F}`.
-type TrainChannels = (
-    BTreeMap<String, Ref>,
-    BTreeMap<String, Distribution>,
-    BTreeMap<String, ChannelFormat>,
-);
+/// target: COL, header: B, label_size: N, format: F, input_mode: M}`.
+#[derive(Default)]
+struct TrainChannels {
+    refs: BTreeMap<String, Ref>,
+    distribution: BTreeMap<String, Distribution>,
+    formats: BTreeMap<String, ChannelFormat>,
+    modes: BTreeMap<String, Spanned<InputMode>>,
+}
 
 fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
     let mut refs = BTreeMap::new();
     let mut dist = BTreeMap::new();
     let mut formats = BTreeMap::new();
+    let mut modes = BTreeMap::new();
     for (k, v) in ctx.entries(node, "channels")? {
         check_name(ctx, &k, "channel")?;
         if let NodeKind::Map(_) = &v.kind {
@@ -1388,6 +1474,7 @@ fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
                     "header",
                     "label_size",
                     "format",
+                    "input_mode",
                 ],
             )?;
             refs.insert(
@@ -1403,6 +1490,9 @@ fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
                 })?;
                 dist.insert(k.value.clone(), parsed);
             }
+            if let Some(m) = cf.get("input_mode") {
+                modes.insert(k.value.clone(), decode_input_mode(ctx, m)?);
+            }
             let format = decode_channel_format(ctx, &cf)?;
             if format != ChannelFormat::default() {
                 formats.insert(k.value, format);
@@ -1411,7 +1501,12 @@ fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
             refs.insert(k.value, decode_ref(ctx, v, "channels")?);
         }
     }
-    Ok((refs, dist, formats))
+    Ok(TrainChannels {
+        refs,
+        distribution: dist,
+        formats,
+        modes,
+    })
 }
 
 /// How a channel says its data is read (`target`, `header`, `label_size`, `format`).

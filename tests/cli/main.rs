@@ -13,6 +13,7 @@ mod docker;
 mod frontend;
 mod isolation;
 mod kill_resume;
+mod pipe_mode;
 mod planner;
 mod render;
 mod run;

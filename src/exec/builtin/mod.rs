@@ -105,6 +105,12 @@ impl Layout {
     pub fn channel(&self, name: &str) -> PathBuf {
         self.root.join("input/data").join(name)
     }
+    /// The named pipe of a pipe-mode channel's epoch `epoch`.
+    pub fn pipe(&self, name: &str, epoch: u64) -> PathBuf {
+        self.root
+            .join("input/data")
+            .join(crate::exec::pipe::pipe_name(name, epoch))
+    }
     pub fn output(&self, name: &str) -> PathBuf {
         crate::exec::contract::output_dir(&self.root, name)
     }
