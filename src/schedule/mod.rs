@@ -32,7 +32,7 @@ use crate::runs::{
 };
 use crate::spec::expr::Value;
 use crate::spec::model::{
-    CachePolicy, Distribution, Executor, RefTarget, Step, StepKind, TrainStep,
+    CachePolicy, Distribution, Executor, InputMode, RefTarget, Step, StepKind, TrainStep,
 };
 use crate::spec::source::Diagnostic;
 use crate::spec::template;
@@ -165,7 +165,8 @@ const CONTAINER_ROOT: &str = "/opt/ml";
 fn shard_channels(channels: &[Channel], nodes: usize) -> Result<Vec<Vec<Channel>>> {
     let mut out = vec![Vec::with_capacity(channels.len()); nodes];
     for c in channels {
-        if nodes == 1 || c.distribution == Distribution::FullyReplicated {
+        // A stream's parts are shared out by the layout ([`contract::shard_of`]).
+        if nodes == 1 || c.distribution == Distribution::FullyReplicated || c.stream.is_some() {
             for node in &mut out {
                 node.push(c.clone());
             }
@@ -558,6 +559,8 @@ impl Run {
         let extra = self.step_facts(step, &states[i].record)?;
         states[i].guards = channels
             .iter()
+            // A channel streamed from S3 has nothing on this machine to guard.
+            .filter(|(c, _)| c.stream.is_none())
             .map(|(c, d)| {
                 // An S3 input's key digest is S3's identity of it; what is
                 // guarded is the staged copy here, by its own content digest.
@@ -599,15 +602,24 @@ impl Run {
     fn channels(&mut self, step: &Step, states: &[StepState]) -> Result<Vec<(Channel, String)>> {
         let p = &self.plan.pipeline;
         let mut out = Vec::new();
+        let mut streams = BTreeMap::new();
         for (name, r) in step.inputs() {
             let (source, digest, input) = match &r.target {
                 RefTarget::Input(n) => {
                     let def = &p.inputs[n];
-                    let digest = inputs::input_digest(&self.db, &self.ws, def)?;
+                    let piped = matches!(&step.kind, StepKind::Train(t) if t.input_mode_of(&name) == InputMode::Pipe);
+                    // Staged first, so that data S3 does not vouch for is
+                    // digested from the copy, not downloaded a second time.
                     let source = match def.remote() {
+                        // Streamed from S3 as the step reads it: nothing is staged.
+                        Some(uri) if piped => {
+                            streams.insert(name.clone(), store::remote::stream_input(uri)?);
+                            def.resolved.clone()
+                        }
                         Some(uri) => store::remote::stage_input(&self.ws, uri)?,
                         None => def.resolved.clone(),
                     };
+                    let digest = inputs::input_digest(&self.db, &self.ws, def)?;
                     (source, digest, Some(def.clone()))
                 }
                 RefTarget::Output { step: s, output } => {
@@ -639,6 +651,7 @@ impl Run {
                 }
             };
             let mut channel = Channel::whole(name, source, input);
+            channel.stream = streams.remove(&channel.name);
             if let StepKind::Train(t) = &step.kind
                 && let Some(d) = t.distribution.get(&channel.name)
             {

@@ -312,3 +312,16 @@ pub fn download_tree(src: &str, dest: &std::path::Path) -> Result<usize> {
         Err(Error::invalid(Diagnostic::new(NO_S3)))
     }
 }
+
+/// An `s3://` input streamed from S3 (a pipe-mode channel), never staged on disk.
+pub fn stream_input(uri: &str) -> Result<Arc<dyn crate::exec::contract::StreamSource>> {
+    #[cfg(feature = "aws")]
+    {
+        Ok(super::s3::S3Stream::new(uri)?)
+    }
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = uri;
+        Err(Error::failed(NO_S3))
+    }
+}

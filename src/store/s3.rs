@@ -132,10 +132,17 @@ fn object_identity(s3: &S3, db: &RunsDb, ws: &Workspace, o: &ObjectInfo) -> Resu
         (Some(Checksum::Crc64Nvme(c)), _) => format!("s3-crc64nvme:{c}"),
         (None, Some(v)) => format!("s3-version:{}?versionId={v}", o.uri),
         (None, None) => {
-            // S3 cannot vouch for the content: download it once (into the
-            // staging area, where a step will want it anyway) and digest it.
-            let path = stage_object(s3, ws, &head)?;
-            digest_file(&path).map_err(|e| Error::io("hash", &path, e))?
+            // S3 cannot vouch for the content: digest it, from the staged
+            // copy when a step has just staged it, else streamed from S3
+            // (nothing lands on disk: plan, and Pipe-mode steps, need no copy).
+            let staged = staged_path(ws, &head);
+            if staged.is_file() {
+                digest_file(&staged).map_err(|e| Error::io("hash", &staged, e))?
+            } else {
+                let mut h = blake3::Hasher::new();
+                s3.stream(&head, &mut h).map_err(error)?;
+                h.finalize().to_hex().to_string()
+            }
         }
     };
     db.file_hash_put(&memo, o.size as i64, 0, 0, &id)?;
@@ -555,15 +562,19 @@ impl S3Stream {
         let objects = input_objects(&s3, uri)?;
         Ok(Arc::new(S3Stream { s3, objects }))
     }
+}
 
-    pub fn parts(&self) -> Vec<String> {
+impl crate::exec::contract::StreamSource for S3Stream {
+    fn parts(&self) -> Vec<String> {
         self.objects
             .iter()
             .map(|(_, o)| o.uri.to_string())
             .collect()
     }
 
-    pub fn write_part(&self, i: usize, w: &mut dyn std::io::Write) -> std::io::Result<u64> {
+    /// Streams the object with a few ranges read ahead (memory bounded),
+    /// each asking for the ETag it was listed with.
+    fn write_part(&self, i: usize, w: &mut dyn std::io::Write) -> std::io::Result<u64> {
         let (_, o) = &self.objects[i];
         self.s3.stream(o, w).map_err(|e| match e.kind {
             ErrorKind::Local => std::io::Error::new(std::io::ErrorKind::BrokenPipe, e.to_string()),
