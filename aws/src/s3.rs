@@ -127,6 +127,8 @@ pub struct ObjectInfo {
     /// Only from `head` (listings carry no checksum values), and only a
     /// checksum of the whole object (not one of a multipart upload's parts).
     pub checksum: Option<Checksum>,
+    /// The KMS key the object is encrypted with (SSE-KMS); only from `head`.
+    pub kms_key_id: Option<String>,
 }
 
 /// How a write is made.
@@ -134,6 +136,11 @@ pub struct ObjectInfo {
 pub struct PutOptions {
     /// Write only if no object has the key (`If-None-Match: *`).
     pub if_none_match: bool,
+    /// A SHA-256 of the whole body (which S3 checks and keeps as the
+    /// object's full-object checksum) instead of the CRC64NVME every write
+    /// carries; for one-request writes only (a multipart upload keeps its
+    /// CRC64NVME, S3 having no full-object SHA-256 of those).
+    pub sha256: bool,
 }
 
 /// What a conditional write found.
@@ -144,45 +151,19 @@ pub enum PutOutcome {
     AlreadyThere,
 }
 
-/// Static credentials given to the client instead of the standard chain's.
-/// Its `Debug` shows the access key only.
-#[derive(Clone)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
-
-impl Credentials {
-    pub fn new(access_key_id: &str, secret_access_key: &str) -> Credentials {
-        Credentials {
-            access_key_id: access_key_id.to_string(),
-            secret_access_key: secret_access_key.to_string(),
-            session_token: None,
-        }
-    }
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
-}
-
 /// How the client is set up; everything else comes from the standard AWS
 /// chain (environment, profiles, SSO, instance roles).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
     pub region: Option<String>,
     /// An S3-compatible endpoint; else `AWS_ENDPOINT_URL_S3` or
     /// `AWS_ENDPOINT_URL`. With a custom endpoint, path-style addressing is used.
     pub endpoint_url: Option<String>,
-    /// Credentials to use instead of the standard chain's.
-    pub credentials: Option<Credentials>,
     /// Server-side encryption with this KMS key for everything written.
     pub kms_key_id: Option<String>,
+    /// An access key and secret key to use instead of the standard chain
+    /// (`Debug` shows the access key only).
+    pub static_credentials: Option<(String, String)>,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// The part size of multipart uploads and ranged downloads; objects up to
@@ -194,13 +175,30 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
 }
 
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("kms_key_id", &self.kms_key_id)
+            .field(
+                "static_credentials",
+                &self.static_credentials.as_ref().map(|(k, _)| (k, "…")),
+            )
+            .field("concurrency", &self.concurrency)
+            .field("part_size", &self.part_size)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             region: None,
             endpoint_url: None,
-            credentials: None,
             kms_key_id: None,
+            static_credentials: None,
             concurrency: 16,
             part_size: 8 << 20,
             request_timeout: Duration::from_secs(30),
@@ -477,20 +475,16 @@ impl S3 {
                         .grace_period(o.request_timeout)
                         .build(),
                 );
-            if let Some(c) = &o.credentials {
-                loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
-                    c.access_key_id.clone(),
-                    c.secret_access_key.clone(),
-                    c.session_token.clone(),
-                    None,
-                    "pipeline-options",
-                ));
-            }
             if let Some(r) = &o.region {
                 loader = loader.region(aws_config::Region::new(r.clone()));
             }
             if let Some(e) = &o.endpoint_url {
                 loader = loader.endpoint_url(e.clone());
+            }
+            if let Some((key, secret)) = &o.static_credentials {
+                loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    key, secret, None, None, "static",
+                ));
             }
             let shared = loader.load().await;
             let custom_endpoint = o.endpoint_url.is_some()
@@ -616,6 +610,7 @@ impl S3 {
                         last_modified: o.last_modified().map(|t| t.to_string()),
                         version_id: None,
                         checksum: None,
+                        kms_key_id: None,
                     });
                 }
             }
@@ -977,6 +972,7 @@ async fn head(inner: &Inner, u: &S3Uri) -> Result<Option<ObjectInfo>, S3Error> {
         last_modified: r.last_modified().map(|t| t.to_string()),
         version_id: r.version_id().filter(|v| *v != "null").map(str::to_string),
         checksum,
+        kms_key_id: r.ssekms_key_id().map(str::to_string),
     }))
 }
 
@@ -1240,7 +1236,11 @@ async fn put_object(
             .put_object()
             .bucket(&u.bucket)
             .key(&u.key)
-            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .checksum_algorithm(if o.sha256 {
+                ChecksumAlgorithm::Sha256
+            } else {
+                ChecksumAlgorithm::Crc64Nvme
+            })
             .content_length(body.len() as i64)
             .body(sliced(&body, &sent));
         if o.if_none_match {
@@ -1686,9 +1686,8 @@ mod tests {
 
     #[test]
     fn credentials_do_not_show_their_secret() {
-        let c = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG");
         let o = ClientOptions {
-            credentials: Some(c),
+            static_credentials: Some(("AKIDEXAMPLE".into(), "wJalrXUtnFEMI/K7MDENG".into())),
             ..ClientOptions::default()
         };
         let shown = format!("{o:?}");

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::s3::{ClientOptions, Credentials, S3, S3Error, S3Uri};
+use crate::s3::{ClientOptions, S3, S3Error, S3Uri};
 
 /// Which server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +91,7 @@ impl Server {
         ClientOptions {
             region: Some("us-east-1".into()),
             endpoint_url: Some(url.to_string()),
-            credentials: Some(Credentials::new(&self.access_key, &self.secret_key)),
+            static_credentials: Some((self.access_key.clone(), self.secret_key.clone())),
             request_timeout: Duration::from_secs(5),
             ..ClientOptions::default()
         }
@@ -137,15 +137,4 @@ impl Server {
             ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
         ]
     }
-
-    /// Variables of the machine's AWS set-up that [`Server::env`] must win over.
-    pub const ENV_REMOVE: &'static [&'static str] = &[
-        "AWS_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    ];
 }

@@ -73,13 +73,16 @@ fn model_dir(model: &str, registry: Option<&Path>) -> Result<PathBuf> {
         let path = registry_path(registry);
         let reg = crate::registry::Registry::open_existing(&path).map_err(reg_err)?;
         let v = reg.resolve_str(model).map_err(reg_err)?;
-        let dir = Workspace::locate().store().path_of(&v.artifact_digest);
-        if !dir.is_dir() {
-            return Err(Error::failed(format!(
-                "{model} is version {}, but its artifact {} is not in this workspace's store",
-                v.version, v.artifact_digest
-            )));
-        }
+        let dir = Workspace::locate()
+            .store()
+            .local_path(&v.artifact_digest)
+            .map_err(|e| {
+                Error::failed(format!(
+                    "{model} is version {}, but: {}",
+                    v.version,
+                    e.to_string().trim_start_matches("error: ")
+                ))
+            })?;
         return Ok(dir);
     }
     let dir = PathBuf::from(model);

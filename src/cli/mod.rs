@@ -2,7 +2,9 @@
 
 #[macro_use]
 pub mod out;
+pub mod cp;
 pub mod data;
+pub mod export;
 pub mod plan;
 pub mod registry;
 pub mod run;
@@ -26,6 +28,10 @@ use crate::spec::source::Diagnostic;
     about = "Declarative ML pipelines: split, train, evaluate and register models from one YAML file."
 )]
 pub struct Cli {
+    /// The shared artifact store and step cache (default: $PIPELINE_STORE, else
+    /// `store:` in .pipeline/config.yaml, else the local store only).
+    #[arg(long, global = true, value_name = "s3://BUCKET/PREFIX")]
+    pub store: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -95,6 +101,16 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Copy files to or from S3: a file or directory to `s3://BUCKET/PREFIX`, or an object or prefix to a directory.
+    Cp { src: String, dest: String },
+    /// Copy an artifact of a run out of the store: to a directory, or to S3.
+    Export {
+        run_id: String,
+        /// STEP.OUTPUT, e.g. `train.model` (a train step's model is its `model.tar.gz`).
+        output: String,
+        /// A new or empty directory, or an `s3://BUCKET/PREFIX` URI.
+        dest: String,
+    },
     /// Print a run's step logs.
     Logs {
         run_id: String,
@@ -117,6 +133,15 @@ pub enum Command {
         /// Stop after this many firings.
         #[arg(long)]
         max_runs: Option<usize>,
+        /// Print the next firing times of one pipeline's schedule (RFC 3339), run nothing.
+        #[arg(long)]
+        preview: bool,
+        /// With --preview: how many firing times.
+        #[arg(long, default_value_t = 10, requires = "preview")]
+        count: usize,
+        /// With --preview: the firings after this time (RFC 3339; default: now).
+        #[arg(long, value_name = "RFC3339", requires = "preview")]
+        from: Option<String>,
     },
     /// Predict with a trained model over a data file, writing CSV.
     Predict {
@@ -193,6 +218,10 @@ pub enum RunsCommand {
 
 /// Runs the command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
+    // The processes a step runs in read no settings of the workspace's.
+    if !matches!(cli.command, Command::Builtin | Command::Supervise { .. }) {
+        crate::store::remote::configure(&crate::store::Workspace::locate(), cli.store.as_deref())?;
+    }
     match cli.command {
         Command::Validate { file, params } => plan::validate(&file, &params),
         Command::Plan {
@@ -224,13 +253,28 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Runs {
             command: RunsCommand::Show { run_id, json },
         } => runs::show(&run_id, json),
+        Command::Cp { src, dest } => cp::cp(&src, &dest),
+        Command::Export {
+            run_id,
+            output,
+            dest,
+        } => export::export(&run_id, &output, &dest),
         Command::Logs { run_id, step } => runs::logs(&run_id, step.as_deref()),
         Command::Registry { registry, command } => registry::run(command, registry.as_deref()),
         Command::Schedule {
             files,
             params,
             max_runs,
-        } => schedule::schedule(&files, &params, max_runs),
+            preview,
+            count,
+            from,
+        } => {
+            if preview {
+                schedule::preview(&files, &params, count, from.as_deref())
+            } else {
+                schedule::schedule(&files, &params, max_runs)
+            }
+        }
         Command::Predict {
             model,
             data,

@@ -133,7 +133,11 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
                 RefTarget::Input(n) => {
                     let path = &p.inputs[n].resolved;
                     let d = match db {
-                        Some(db) => crate::schedule::inputs::digest_input(db, path)?,
+                        Some(db) => crate::schedule::inputs::input_digest(
+                            db,
+                            &Workspace::locate(),
+                            &p.inputs[n],
+                        )?,
                         None => crate::store::digest_path(path)
                             .map_err(|e| Error::io("hash the input", path, e))?,
                     };
@@ -198,14 +202,19 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
                     line.reason = "never run here before".into();
                     None
                 }
-                (Some(db), policy, false) => match db.cache_get(&key)? {
-                    Some(e) => {
+                (Some(db), policy, false) => match crate::store::remote::cached(
+                    db,
+                    &Workspace::locate().store(),
+                    &key,
+                    crate::schedule::shares_cache(step),
+                )? {
+                    Some((e, origin)) => {
                         if !e.is_fresh(policy) {
                             line.reason =
                                 format!("the cached result from run {} has expired", e.run_id);
                             None
                         } else {
-                            Some(e)
+                            Some((e, origin))
                         }
                     }
                     None => {
@@ -224,9 +233,9 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
                     }
                 },
             };
-            if let Some(e) = hit {
+            if let Some((e, origin)) = hit {
                 line.action = "cached".into();
-                line.reason = format!("unchanged since run {}", e.run_id);
+                line.reason = origin.describe(&e.run_id);
                 known[i] = Some(e.outputs);
             }
         }
@@ -246,7 +255,18 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
 pub fn plan(file: &Path, params: &ParamArgs, no_cache: bool, json: bool) -> Result<i32> {
     let (loaded, plan) = load_and_plan(file, params, None)?;
     let ws = Workspace::locate();
-    let db = if ws.db_path().exists() {
+    // S3 inputs' identities are remembered in the workspace, and a shared
+    // cache may hold results for a workspace that has run nothing yet.
+    let remote = crate::store::remote::settings().url.is_some()
+        || loaded
+            .pipeline
+            .inputs
+            .values()
+            .any(|d| d.remote().is_some());
+    if remote {
+        ws.create_dirs()?;
+    }
+    let db = if ws.db_path().exists() || remote {
         Some(RunsDb::open(&ws.db_path())?)
     } else {
         None

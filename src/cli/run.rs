@@ -92,6 +92,7 @@ pub fn run(
             executor: executor.map(|e| e.name().to_string()),
             jobs,
             no_cache,
+            store: crate::store::remote::settings().url,
         },
     })?;
     execute(
@@ -221,6 +222,29 @@ pub fn resume(id: &str, jobs: Option<usize>, json: bool) -> Result<i32> {
             "stopped processes the interrupted engine left running ({})",
             stopped.join(", ")
         );
+    }
+    // Its results belong in the store it started with.
+    let store = crate::store::remote::settings().url;
+    if store != rec.options.store {
+        let d = Diagnostic::new(format!(
+            "run {} was started with {}, and this resume would use {}",
+            rec.id,
+            rec.options
+                .store
+                .as_deref()
+                .map_or("the local store only".into(), |s| format!(
+                    "the shared store {s}"
+                )),
+            store
+                .as_deref()
+                .map_or("the local store only".into(), |s| format!(
+                    "the shared store {s}"
+                )),
+        ));
+        return Err(Error::invalid(match &rec.options.store {
+            Some(s) => d.help(format!("resume it with `--store {s}`")),
+            None => d.help("resume it without `--store` (and without PIPELINE_STORE)"),
+        }));
     }
     // Resume what was started: the file's text and params as they were then.
     let source = Arc::new(Source {

@@ -7,7 +7,7 @@ use crate::schedule::RunSummary;
 use crate::spec::source::Diagnostic;
 use crate::store::Workspace;
 
-fn open() -> Result<(Workspace, RunsDb)> {
+pub(super) fn open() -> Result<(Workspace, RunsDb)> {
     let ws = Workspace::locate();
     if !ws.db_path().exists() {
         return Err(Error::invalid(

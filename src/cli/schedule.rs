@@ -26,12 +26,72 @@ struct Entry {
 fn inputs_digest(file: &Path, params: &ParamArgs) -> Result<String> {
     let (loaded, _) = load_and_plan(file, params, None)?;
     let mut h = blake3::Hasher::new();
+    let ws = crate::store::Workspace::locate();
+    let db = if loaded
+        .pipeline
+        .inputs
+        .values()
+        .any(|d| d.remote().is_some())
+    {
+        ws.create_dirs()?;
+        Some(crate::runs::RunsDb::open(&ws.db_path())?)
+    } else {
+        None
+    };
     for (name, def) in &loaded.pipeline.inputs {
-        let d = crate::store::digest_path(&def.resolved)
-            .map_err(|e| Error::io("hash the input", &def.resolved, e))?;
+        let d = match &db {
+            Some(db) => crate::schedule::inputs::input_digest(db, &ws, def)?,
+            None => crate::store::digest_path(&def.resolved)
+                .map_err(|e| Error::io("hash the input", &def.resolved, e))?,
+        };
         h.update(format!("{name}={d}\n").as_bytes());
     }
     Ok(h.finalize().to_hex().to_string())
+}
+
+/// `schedule --preview FILE`: the next firing times, one a line, RFC 3339
+/// with the UTC offset first.
+pub fn preview(
+    files: &[PathBuf],
+    params: &ParamArgs,
+    count: usize,
+    from: Option<&str>,
+) -> Result<i32> {
+    let [file] = files else {
+        return Err(Error::invalid(
+            Diagnostic::new(format!(
+                "--preview shows one pipeline's schedule, and {} files were given",
+                files.len()
+            ))
+            .help("give one pipeline file"),
+        ));
+    };
+    let from = match from {
+        None => jiff::Timestamp::now(),
+        Some(t) => t.parse::<jiff::Timestamp>().map_err(|e| {
+            Error::invalid(
+                Diagnostic::new(format!("--from `{t}` is not an RFC 3339 time: {e}"))
+                    .help("write e.g. 2026-03-28T12:00:00Z or 2026-03-28T13:00:00+01:00"),
+            )
+        })?,
+    };
+    let (loaded, _) = load_and_plan(file, params, None)?;
+    let Some(s) = &loaded.pipeline.schedule else {
+        return Err(Error::invalid(
+            Diagnostic::in_file(
+                &loaded.source,
+                format!("pipeline `{}` has no `schedule:`", loaded.pipeline.name),
+            )
+            .help("add `schedule: {cron: \"0 3 * * 1\", timezone: Europe/Berlin}`"),
+        ));
+    };
+    let timing = Timing::new(&s.cron, s.timezone.as_deref())
+        .map_err(|e| Error::invalid(Diagnostic::in_file(&loaded.source, e)))?;
+    let tz = s.timezone.as_deref().unwrap_or("UTC");
+    for z in timing.preview(from, count) {
+        outln!("{}  {tz}", crate::schedule::cron::rfc3339(&z));
+    }
+    Ok(0)
 }
 
 pub fn schedule(files: &[PathBuf], params: &ParamArgs, max_runs: Option<usize>) -> Result<i32> {
@@ -51,7 +111,7 @@ pub fn schedule(files: &[PathBuf], params: &ParamArgs, max_runs: Option<usize>) 
             .map_err(|e| Error::invalid(Diagnostic::in_file(&loaded.source, e)))?;
         let next = timing
             .next_after(&jiff::Timestamp::now())
-            .ok_or_else(|| Error::failed(format!("`{}` never fires", s.cron)))?;
+            .ok_or_else(|| Error::failed(format!("`{}` never fires", s.cron.join("`, `"))))?;
         eprintln!(
             "schedule: {} ({}) next at {next}",
             loaded.pipeline.name,

@@ -522,7 +522,8 @@ steps:
     kind: train
     image: my-trainer:3
     program: train.py
-    channels: {train: {data: split.train, distribution: sharded_by_key}}
+    channels: {train: {data: split.train, distribution: sharded_by_key, input_mode: file}}
+    input_mode: pipe
     hyperparameters: {epochs: 3}
     executor: docker
     network: none
@@ -634,6 +635,8 @@ params:
             "ab",
             "fully_replicated",
             "sharded_by_key",
+            "file",
+            "pipe",
             "inputs.other",
             "split.test",
             "train.model",

@@ -9,18 +9,32 @@
 //! input/config/inputdataconfig.json   one entry a channel
 //! input/config/resourceconfig.json    current_host, hosts
 //! input/config/step.json              the resolved step (built-ins read it)
-//! input/data/<channel>/               the channel's files
+//! input/data/<channel>/               the channel's files (file mode)
+//! input/data/<channel>_<epoch>        named pipes, one an epoch (pipe mode)
 //! model/  output/data/<output>/  output/failure  checkpoints/
 //! ```
+//!
+//! A pipe-mode channel's data never lands in the layout: the layout only
+//! says where its bytes come from ([`StreamSource`]), and the backends feed
+//! them through named pipes while the step runs ([`super::pipe`]).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::spec::model::{Distribution, InputDef, Step};
+use crate::spec::model::{DataFormat, Distribution, InputDef, InputMode, Step, StepKind};
+
+/// Where a pipe-mode channel's bytes come from: parts in order, each written whole to a writer.
+pub trait StreamSource: Send + Sync + std::fmt::Debug {
+    /// The parts' names in key order (used for sharding and error messages).
+    fn parts(&self) -> Vec<String>;
+    /// Writes part `i` whole to `w`; returns its length.
+    fn write_part(&self, i: usize, w: &mut dyn std::io::Write) -> std::io::Result<u64>;
+}
 
 /// One channel: its name and where its data is on this machine.
 #[derive(Debug, Clone)]
@@ -34,6 +48,12 @@ pub struct Channel {
     pub distribution: Distribution,
     /// On one node of a `sharded_by_key` channel: the files this node sees.
     pub shard: Option<Vec<PathBuf>>,
+    /// Where a pipe-mode channel's bytes come from. `None`: the local
+    /// `source` (the file, or the directory's files from [`channel_files`]
+    /// in order, or the node's `shard`). A stream given here is the whole
+    /// channel: on several nodes, a `sharded_by_key` channel's node gets its
+    /// contiguous share of the stream's parts ([`shard_of`]).
+    pub stream: Option<Arc<dyn StreamSource>>,
 }
 
 impl Channel {
@@ -45,7 +65,149 @@ impl Channel {
             input,
             distribution: Distribution::FullyReplicated,
             shard: None,
+            stream: None,
         }
+    }
+}
+
+/// A pipe-mode channel's local data: files streamed one after another.
+#[derive(Debug)]
+pub struct LocalFiles {
+    files: Vec<PathBuf>,
+    names: Vec<String>,
+}
+
+impl LocalFiles {
+    /// The files of `source` (or of `shard`, this node's share of them) as
+    /// the parts of a stream, in name order. Hidden names (starting with `.`
+    /// or `_`, such as `_SUCCESS`) are left out, as the data readers leave
+    /// them out of a directory of part files.
+    pub fn new(source: &Path, shard: Option<&[PathBuf]>) -> Result<Self> {
+        let files = match shard {
+            Some(f) => f.to_vec(),
+            None => channel_files(source)?,
+        };
+        let mut out = LocalFiles {
+            files: Vec::new(),
+            names: Vec::new(),
+        };
+        for f in files {
+            // A part's name is its path inside the channel's directory; a
+            // channel that is one file is that file, whatever its name.
+            let (rel, in_dir) = match f.strip_prefix(source) {
+                Ok(r) if !r.as_os_str().is_empty() => (r, true),
+                _ => (Path::new(f.file_name().unwrap_or(f.as_os_str())), false),
+            };
+            let hidden = in_dir
+                && rel.components().any(|c| {
+                    let c = c.as_os_str().to_string_lossy();
+                    c.starts_with('.') || c.starts_with('_')
+                });
+            if !hidden {
+                out.names.push(rel.display().to_string());
+                out.files.push(f);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl StreamSource for LocalFiles {
+    fn parts(&self) -> Vec<String> {
+        self.names.clone()
+    }
+    fn write_part(&self, i: usize, w: &mut dyn std::io::Write) -> std::io::Result<u64> {
+        use std::io::Read;
+        let path = &self.files[i];
+        let with_path =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let mut f = fs::File::open(path).map_err(with_path)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(with_path(e)),
+            };
+            // Write errors are the reader's (a closed pipe): passed on as they are.
+            w.write_all(&buf[..n])?;
+            total += n as u64;
+        }
+    }
+}
+
+/// A contiguous range of another stream's parts: one node's share of a
+/// `sharded_by_key` channel.
+#[derive(Debug)]
+struct PartRange {
+    inner: Arc<dyn StreamSource>,
+    start: usize,
+    names: Vec<String>,
+}
+
+impl StreamSource for PartRange {
+    fn parts(&self) -> Vec<String> {
+        self.names.clone()
+    }
+    fn write_part(&self, i: usize, w: &mut dyn std::io::Write) -> std::io::Result<u64> {
+        self.inner.write_part(self.start + i, w)
+    }
+}
+
+/// How a channel is read, when it is known: its input's settings with what
+/// a train step declares on the channel on top (`{data: REF, target: COL}`).
+/// Built-ins read a channel nothing is known of as CSV with a header.
+pub fn channel_reading(step: &Step, name: &str, upstream: Option<&InputDef>) -> Option<InputDef> {
+    let declared = match &step.kind {
+        StepKind::Train(t) => t.channel_formats.get(name),
+        _ => None,
+    };
+    let Some(d) = declared else {
+        return upstream.cloned();
+    };
+    let mut def = upstream.cloned().unwrap_or_else(csv_with_header);
+    if let Some(f) = d.format {
+        def.format = f;
+    }
+    if let Some(h) = d.header {
+        def.header = h;
+    }
+    if d.target.is_some() {
+        def.target = d.target.clone();
+        def.label_size = None;
+    }
+    if d.label_size.is_some() {
+        def.label_size = d.label_size;
+        def.target = None;
+    }
+    Some(def)
+}
+
+/// How data nothing describes is read: CSV with a header.
+fn csv_with_header() -> InputDef {
+    InputDef {
+        path: String::new(),
+        resolved: Default::default(),
+        format: DataFormat::Csv,
+        header: true,
+        target: None,
+        label_size: None,
+        missing_values: None,
+        categorical: Vec::new(),
+        features: None,
+        id_columns: Vec::new(),
+        split_columns: Vec::new(),
+        span: Default::default(),
+    }
+}
+
+/// How channel `name` of `step` reaches it.
+pub fn input_mode(step: &Step, name: &str) -> InputMode {
+    match &step.kind {
+        StepKind::Train(t) => t.input_mode_of(name),
+        _ => InputMode::File,
     }
 }
 
@@ -144,9 +306,10 @@ impl Layout<'_> {
                 Some(crate::spec::model::DataFormat::Libsvm) => "text/libsvm",
                 _ => "text/csv",
             };
+            let mode = input_mode(self.step, &c.name);
             idc.insert(
                 c.name.clone(),
-                json!({"ContentType": content_type, "TrainingInputMode": "File", "S3DistributionType": c.distribution.sagemaker_name(), "RecordWrapperType": "None"}),
+                json!({"ContentType": content_type, "TrainingInputMode": mode.sagemaker_name(), "S3DistributionType": c.distribution.sagemaker_name(), "RecordWrapperType": "None"}),
             );
         }
         write("inputdataconfig.json", &serde_json::Value::Object(idc))?;
@@ -168,13 +331,20 @@ impl Layout<'_> {
             "step.json",
             &json!({"step": self.step, "channels": channel_info, "extra": self.extra}),
         )?;
+        let mut pipes = Vec::new();
         for c in self.channels {
+            if input_mode(self.step, &c.name) == InputMode::Pipe {
+                pipes.push(self.pipe_channel(c)?);
+                continue;
+            }
             let dir = root.join("input/data").join(&c.name);
             match &c.shard {
                 Some(files) => link_files(&dir, &c.source, files)?,
                 None => link_channel(&dir, &c.source)?,
             }
         }
+        // The backend that runs this node feeds them (`pipe::Feeder::for_node`).
+        super::pipe::register(root, pipes);
 
         // Paths as the step sees them: inside a container, under /opt/ml.
         let base = container_root
@@ -218,6 +388,85 @@ impl Layout<'_> {
             ));
         }
         Ok(env)
+    }
+}
+
+impl Layout<'_> {
+    /// What feeds pipe-mode channel `c` on this node, checked: a stream is
+    /// the concatenation of its parts, so data whose parts cannot be
+    /// concatenated (CSV with a header line, Parquet) must be one part.
+    fn pipe_channel(&self, c: &Channel) -> Result<super::pipe::PipeChannel> {
+        let source: Arc<dyn StreamSource> = match &c.stream {
+            None => Arc::new(LocalFiles::new(&c.source, c.shard.as_deref())?),
+            Some(s) if c.distribution == Distribution::ShardedByKey && self.hosts.len() > 1 => {
+                let names = s.parts();
+                let nodes = self.hosts.len();
+                if names.len() < nodes {
+                    return Err(Error::invalid(crate::spec::source::Diagnostic::new(format!(
+                        "channel `{}` is `sharded_by_key` over {nodes} nodes but has {} part{}: every node needs at least one",
+                        c.name,
+                        names.len(),
+                        if names.len() == 1 { "" } else { "s" },
+                    )).help("give the channel at least as many parts as nodes, or use `distribution: fully_replicated`")));
+                }
+                let index = self
+                    .hosts
+                    .iter()
+                    .position(|h| *h == self.current_host)
+                    .unwrap_or(0);
+                let start = index * names.len() / nodes;
+                Arc::new(PartRange {
+                    inner: s.clone(),
+                    start,
+                    names: shard_of(&names, index, nodes),
+                })
+            }
+            Some(s) => s.clone(),
+        };
+        let reading = channel_reading(self.step, &c.name, c.input.as_ref()).or_else(|| {
+            // A built-in reads what nothing describes as CSV with a header.
+            let builtin = matches!(&self.step.kind, StepKind::Train(t) if t.algorithm.is_some());
+            builtin.then(csv_with_header)
+        });
+        let parts = source.parts();
+        if let Some(def) = &reading
+            && parts.len() > 1
+        {
+            let why = match def.format {
+                DataFormat::Csv if def.header => Some(
+                    "its data is CSV with a header line, and in one stream every part's header would be a row in the middle of the data",
+                ),
+                DataFormat::Parquet => Some(
+                    "its data is Parquet, and Parquet files cannot be read one after another as one stream",
+                ),
+                _ => None,
+            };
+            if let Some(why) = why {
+                let shown: Vec<&str> = parts.iter().take(3).map(String::as_str).collect();
+                let more = if parts.len() > 3 { ", ..." } else { "" };
+                return Err(Error::invalid(crate::spec::source::Diagnostic::new(format!(
+                    "channel `{}` of step `{}` is in pipe mode but has {} parts ({}{more}): a pipe streams the parts one after another, and {why}",
+                    c.name,
+                    self.step.name(),
+                    parts.len(),
+                    shown.join(", "),
+                ))
+                .help(format!(
+                    "give the channel `input_mode: file` (`{}: {{data: REF, input_mode: file}}`), or make its data a single part",
+                    c.name
+                ))));
+            }
+        }
+        let lines = reading.as_ref().and_then(|d| match d.format {
+            DataFormat::Csv => Some(super::pipe::Lines::Csv),
+            DataFormat::Libsvm => Some(super::pipe::Lines::Libsvm),
+            DataFormat::Parquet => None,
+        });
+        Ok(super::pipe::PipeChannel {
+            name: c.name.clone(),
+            source,
+            lines,
+        })
     }
 }
 
@@ -290,6 +539,40 @@ fn link_files(dir: &Path, source: &Path, files: &[PathBuf]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_files_stream_the_visible_files_in_name_order() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("parts");
+        for (name, text) in [
+            ("b.csv", "2\n"),
+            ("a.csv", "1\n"),
+            ("_SUCCESS", ""),
+            (".crc", "x"),
+            ("sub/c.csv", "3\n"),
+        ] {
+            let p = d.join(name);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+        let src = LocalFiles::new(&d, None).unwrap();
+        assert_eq!(src.parts(), ["a.csv", "b.csv", "sub/c.csv"]);
+        let mut out = Vec::new();
+        for i in 0..3 {
+            src.write_part(i, &mut out).unwrap();
+        }
+        assert_eq!(out, b"1\n2\n3\n");
+        // One node's share, and a channel that is a single (oddly named) file.
+        let src = LocalFiles::new(&d, Some(&[d.join("b.csv")])).unwrap();
+        assert_eq!(src.parts(), ["b.csv"]);
+        let src = LocalFiles::new(&d.join("_SUCCESS"), None).unwrap();
+        assert_eq!(src.parts(), ["_SUCCESS"]);
+        // A part gone by the time it is read names its file.
+        let src = LocalFiles::new(&d, None).unwrap();
+        fs::remove_file(d.join("a.csv")).unwrap();
+        let e = src.write_part(0, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("a.csv"), "{e}");
+    }
 
     #[test]
     fn shards_are_contiguous_cover_everything_and_differ_by_at_most_one() {

@@ -179,8 +179,38 @@ fn blame(nodes: &[super::NodeJob], results: Vec<(usize, Outcome)>) -> Outcome {
     })
 }
 
-/// Runs one node's process to its end, its output into the step's log.
+/// Runs one node to its end, feeding its pipe-mode channels meanwhile.
 async fn run_node(
+    job: &StepJob,
+    node: super::NodeJob,
+    tag: Option<String>,
+    cancel: watch::Receiver<bool>,
+) -> Outcome {
+    let feeder = match super::pipe::Feeder::for_node(&node.root) {
+        Ok(f) => f,
+        Err(e) => {
+            return failed(
+                FailureKind::Spawn,
+                format!("feed the pipe-mode channels: {e}"),
+                None,
+            );
+        }
+    };
+    let outcome = run_process(job, node, tag, cancel).await;
+    // The step's processes are gone: nothing reads the pipes any more.
+    match feeder {
+        None => outcome,
+        Some(f) => {
+            let error = tokio::task::spawn_blocking(move || f.finish())
+                .await
+                .unwrap_or(None);
+            super::pipe::with_feed_error(outcome, error)
+        }
+    }
+}
+
+/// Runs one node's process to its end, its output into the step's log.
+async fn run_process(
     job: &StepJob,
     node: super::NodeJob,
     tag: Option<String>,

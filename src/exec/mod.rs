@@ -9,6 +9,8 @@
 //! - [`docker`]: containers on the local Docker Engine (one a node, on a
 //!   private network for multi-node steps);
 //! - [`Dispatch`]: picks the backend each step's `executor` names.
+//! - [`pipe`]: feeds pipe-mode channels through named pipes while a node runs
+//!   (both backends start and stop it around each node).
 //! - [`builtin`]: what runs *inside* a built-in step's process (`pipeline builtin`).
 
 pub mod builtin;
@@ -16,6 +18,7 @@ pub mod contract;
 pub mod docker;
 pub mod hooks;
 pub mod local;
+pub mod pipe;
 pub mod supervise;
 
 use std::future::Future;

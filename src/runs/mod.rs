@@ -129,6 +129,9 @@ pub struct RunOptionsRecord {
     pub executor: Option<String>,
     pub jobs: Option<usize>,
     pub no_cache: bool,
+    /// The shared store (`--store`, `PIPELINE_STORE` or the config file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 /// A step within a run, as recorded.
@@ -172,7 +175,7 @@ impl StepRecord {
 }
 
 /// A cached step result.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CacheEntry {
     pub key: String,
     pub pipeline: String,

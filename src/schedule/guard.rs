@@ -15,6 +15,10 @@ pub struct InputGuard {
     pub channel: String,
     pub source: PathBuf,
     pub digest: String,
+    /// For a staged copy of remote data, the staging area: all of it is
+    /// removed when the copy changed (files there are hard links of each
+    /// other), so nothing damaged is used again.
+    staged: Option<PathBuf>,
     before: Option<TreeStat>,
 }
 
@@ -25,8 +29,15 @@ impl InputGuard {
             channel,
             source,
             digest,
+            staged: None,
             before: None,
         }
+    }
+
+    /// Marks the data as a staged copy of remote data, in the staging area `area`.
+    pub fn staged(mut self, area: PathBuf) -> Self {
+        self.staged = Some(area);
+        self
     }
 }
 
@@ -68,6 +79,12 @@ pub fn verify(guards: &[InputGuard], store: &Store) -> Option<String> {
             g.channel,
             file.display()
         );
+        if let Some(area) = &g.staged {
+            let _ = crate::store::remove_tree(area);
+            reason.push_str(
+                "; the staged copies of S3 inputs were removed and are downloaded again next time",
+            );
+        }
         if stored {
             match store.quarantine(&g.digest) {
                 Ok(to) => reason.push_str(&format!(
@@ -128,7 +145,7 @@ mod tests {
         let reason = verify(&g, &store).expect("caught");
         assert!(reason.contains("input `train`"), "{reason}");
         assert!(reason.contains("a.csv"), "{reason}");
-        assert!(!store.contains(&digest));
+        assert!(!store.contains(&digest).unwrap());
     }
 
     #[test]

@@ -12,8 +12,17 @@ use std::path::Path;
 use crate::dag::cache::{ImageId, program_paths, user_image};
 use crate::error::{Error, Result};
 use crate::runs::RunsDb;
-use crate::spec::model::{Pipeline, Step};
-use crate::store::{digest_dir, digest_file, digest_path};
+use crate::spec::model::{InputDef, Pipeline, Step};
+use crate::store::{Workspace, digest_dir, digest_file, digest_path};
+
+/// The content identity of a pipeline input: a local file's or directory's
+/// digest, or an `s3://` input's identity (see `store/s3.rs`).
+pub fn input_digest(db: &RunsDb, ws: &Workspace, def: &InputDef) -> Result<String> {
+    match def.remote() {
+        Some(uri) => crate::store::remote::input_identity(db, ws, uri),
+        None => digest_input(db, &def.resolved),
+    }
+}
 
 pub fn digest_input(db: &RunsDb, path: &Path) -> Result<String> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io("read the input", path, e))?;

@@ -32,11 +32,11 @@ use crate::runs::{
 };
 use crate::spec::expr::Value;
 use crate::spec::model::{
-    CachePolicy, Distribution, Executor, RefTarget, Step, StepKind, TrainStep,
+    CachePolicy, Distribution, Executor, InputMode, RefTarget, Step, StepKind, TrainStep,
 };
 use crate::spec::source::Diagnostic;
 use crate::spec::template;
-use crate::store::Workspace;
+use crate::store::{self, Workspace};
 
 /// What the scheduler tells the outside world (the terminal, `--json`).
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +76,12 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+}
+
+/// Whether a step's results go to and come from the shared cache: not a
+/// register step's, whose effect is on this workspace's registry.
+pub fn shares_cache(step: &Step) -> bool {
+    !matches!(step.kind, StepKind::Register(_))
 }
 
 /// The run summary: the last line of `--json`, and what `runs show --json` prints.
@@ -159,7 +165,8 @@ const CONTAINER_ROOT: &str = "/opt/ml";
 fn shard_channels(channels: &[Channel], nodes: usize) -> Result<Vec<Vec<Channel>>> {
     let mut out = vec![Vec::with_capacity(channels.len()); nodes];
     for c in channels {
-        if nodes == 1 || c.distribution == Distribution::FullyReplicated {
+        // A stream's parts are shared out by the layout ([`contract::shard_of`]).
+        if nodes == 1 || c.distribution == Distribution::FullyReplicated || c.stream.is_some() {
             for node in &mut out {
                 node.push(c.clone());
             }
@@ -189,9 +196,51 @@ struct Finished {
     step: usize,
     attempt: u32,
     outcome: Outcome,
-    elapsed: Duration,
     /// The attempt changed one of its inputs: why (the step fails, whatever its outcome).
     input_changed: Option<String>,
+    /// A successful attempt's outputs, stored (locally, and in a shared
+    /// store when there is one) on a blocking thread, not the scheduler's.
+    stored: Option<Result<StoredOutputs>>,
+}
+
+/// What storing a step's outputs gave: each output's record, and its metrics.
+type StoredOutputs = (
+    BTreeMap<String, OutputRecord>,
+    BTreeMap<String, serde_json::Value>,
+);
+
+/// Moves a finished step's outputs from its work directory into the store.
+fn store_outputs(
+    store: &store::Store,
+    root: &std::path::Path,
+    names: &[String],
+) -> Result<StoredOutputs> {
+    let mut outputs = BTreeMap::new();
+    let mut metrics = BTreeMap::new();
+    for o in names {
+        let dir = contract::output_dir(root, o);
+        if !dir.is_dir() {
+            return Err(Error::failed(format!(
+                "the step finished but its output `{o}` is missing ({})",
+                dir.display()
+            )));
+        }
+        if o == "metrics" {
+            metrics = read_metrics(&dir.join("metrics.json"))?;
+        }
+        let (digest, path) = store.ingest_dir(&dir).map_err(|e| match e {
+            Error::Failed(m) => Error::failed(format!("store its output `{o}`: {m}")),
+            e => e,
+        })?;
+        outputs.insert(
+            o.clone(),
+            OutputRecord {
+                path: path.display().to_string(),
+                digest,
+            },
+        );
+    }
+    Ok((outputs, metrics))
 }
 
 /// What to do with a ready step.
@@ -320,7 +369,7 @@ impl Run {
                     match f.outcome {
                         Outcome::Succeeded => {
                             in_flight -= 1;
-                            match self.succeed(i, f.attempt, f.elapsed, &mut states, events) {
+                            match f.stored.unwrap_or_else(|| Err(Error::failed("the outputs were not stored"))).and_then(|stored| self.succeed(i, f.attempt, stored, &mut states, events)) {
                                 Ok(()) => queue.finish(i),
                                 Err(e) => {
                                     self.end_unsuccessful(i, StepStatus::Failed, f.attempt, e.to_string().trim_start_matches("error: ").to_string(), None, &mut states, events)?;
@@ -479,34 +528,59 @@ impl Run {
 
         if step.cache != CachePolicy::Off
             && !self.no_cache
-            && let Some(hit) = self.db.cache_get(&key)?
+            && let Some((hit, _origin)) =
+                store::remote::cached(&self.db, &self.ws.store(), &key, shares_cache(step))?
+            && hit.is_fresh(step.cache)
         {
-            let fresh = hit.is_fresh(step.cache);
+            // Outputs are read where they are stored here: a result from the
+            // shared cache is brought to this machine now.
             let store = self.ws.store();
-            if fresh && hit.outputs.values().all(|o| store.contains(&o.digest)) {
-                let st = &mut states[i];
-                st.record.status = StepStatus::Succeeded;
-                st.record.cached = true;
-                st.record.outputs = hit.outputs.clone();
-                st.record.metrics = hit.metrics.clone();
-                st.record.duration_s = Some(0.0);
-                st.record.finished_at = Some(now_rfc3339());
-                self.db.upsert_step(&st.record)?;
-                events(Event::StepFinished {
-                    step: name,
-                    status: StepStatus::Succeeded,
-                    cached: true,
-                    duration_s: 0.0,
-                    reason: None,
-                });
-                return Ok(Decision::Settled);
+            let mut outputs = hit.outputs.clone();
+            for o in outputs.values_mut() {
+                o.path = store.local_path(&o.digest)?.display().to_string();
             }
+            let st = &mut states[i];
+            st.record.status = StepStatus::Succeeded;
+            st.record.cached = true;
+            st.record.outputs = outputs;
+            st.record.metrics = hit.metrics.clone();
+            st.record.duration_s = Some(0.0);
+            st.record.finished_at = Some(now_rfc3339());
+            self.db.upsert_step(&st.record)?;
+            events(Event::StepFinished {
+                step: name,
+                status: StepStatus::Succeeded,
+                cached: true,
+                duration_s: 0.0,
+                reason: None,
+            });
+            return Ok(Decision::Settled);
         }
         let extra = self.step_facts(step, &states[i].record)?;
         states[i].guards = channels
             .iter()
-            .map(|(c, d)| guard::InputGuard::new(c.name.clone(), c.source.clone(), d.clone()))
-            .collect();
+            // A channel streamed from S3 has nothing on this machine to guard.
+            .filter(|(c, _)| c.stream.is_none())
+            .map(|(c, d)| {
+                // An S3 input's key digest is S3's identity of it; what is
+                // guarded is the staged copy here, by its own content digest.
+                if let Some(def) = &c.input
+                    && def.remote().is_some()
+                    && c.source.starts_with(self.ws.staging_dir())
+                {
+                    let local = inputs::digest_input(&self.db, &c.source)?;
+                    return Ok(
+                        guard::InputGuard::new(c.name.clone(), c.source.clone(), local)
+                            .staged(self.ws.staging_dir()),
+                    );
+                }
+                Ok(guard::InputGuard::new(
+                    c.name.clone(),
+                    c.source.clone(),
+                    d.clone(),
+                ))
+            })
+            .collect::<Result<_>>()?;
         let channels: Vec<Channel> = channels.into_iter().map(|(c, _)| c).collect();
         let job = self.job(step, channels.clone(), extra.clone())?;
         states[i].prepared = Some((channels, extra));
@@ -528,12 +602,25 @@ impl Run {
     fn channels(&mut self, step: &Step, states: &[StepState]) -> Result<Vec<(Channel, String)>> {
         let p = &self.plan.pipeline;
         let mut out = Vec::new();
+        let mut streams = BTreeMap::new();
         for (name, r) in step.inputs() {
             let (source, digest, input) = match &r.target {
                 RefTarget::Input(n) => {
                     let def = &p.inputs[n];
-                    let digest = inputs::digest_input(&self.db, &def.resolved)?;
-                    (def.resolved.clone(), digest, Some(def.clone()))
+                    let piped = matches!(&step.kind, StepKind::Train(t) if t.input_mode_of(&name) == InputMode::Pipe);
+                    // Staged first, so that data S3 does not vouch for is
+                    // digested from the copy, not downloaded a second time.
+                    let source = match def.remote() {
+                        // Streamed from S3 as the step reads it: nothing is staged.
+                        Some(uri) if piped => {
+                            streams.insert(name.clone(), store::remote::stream_input(uri)?);
+                            def.resolved.clone()
+                        }
+                        Some(uri) => store::remote::stage_input(&self.ws, uri)?,
+                        None => def.resolved.clone(),
+                    };
+                    let digest = inputs::input_digest(&self.db, &self.ws, def)?;
+                    (source, digest, Some(def.clone()))
                 }
                 RefTarget::Output { step: s, output } => {
                     let j = self.plan.step_index(s).expect("validated reference");
@@ -542,24 +629,29 @@ impl Run {
                     })?;
                     // Pass on how to read data that came straight from an input.
                     let input = upstream_input(p, &p.steps[j]);
-                    (PathBuf::from(&rec.path), rec.digest.clone(), input)
+                    let path = self.ws.store().local_path(&rec.digest)?;
+                    (path, rec.digest.clone(), input)
                 }
                 RefTarget::Registry(reg_ref) => {
                     let v = self.resolve_registry(reg_ref, &r.text)?;
-                    let path = self.ws.store().path_of(&v.artifact_digest);
-                    if !path.is_dir() {
-                        return Err(Error::failed(format!(
-                            "`{}` is version {} (artifact {}), but that artifact is not in this workspace's store ({})",
-                            r.text,
-                            v.version,
-                            v.artifact_digest,
-                            path.display()
-                        )));
-                    }
+                    let path = self
+                        .ws
+                        .store()
+                        .local_path(&v.artifact_digest)
+                        .map_err(|e| {
+                            Error::failed(format!(
+                                "`{}` is version {} (artifact {}), but: {}",
+                                r.text,
+                                v.version,
+                                v.artifact_digest,
+                                e.to_string().trim_start_matches("error: ")
+                            ))
+                        })?;
                     (path, v.artifact_digest.clone(), None)
                 }
             };
             let mut channel = Channel::whole(name, source, input);
+            channel.stream = streams.remove(&channel.name);
             if let StepKind::Train(t) = &step.kind
                 && let Some(d) = t.distribution.get(&channel.name)
             {
@@ -617,7 +709,7 @@ impl Run {
             for (name, def) in &p.inputs {
                 data.insert(
                     format!("{name} ({})", def.path),
-                    inputs::digest_input(&self.db, &def.resolved)?,
+                    inputs::input_digest(&self.db, &self.ws, def)?,
                 );
             }
             let spec = serde_json::to_vec(&*p).expect("pipelines serialize");
@@ -845,6 +937,7 @@ impl Run {
         let name = st.record.name.clone();
         let mut guards = st.guards.clone();
         let store = self.ws.store();
+        let outputs = self.plan.pipeline.steps[i].outputs();
         if delay.is_zero() {
             events(Event::StepStarted {
                 step: name.clone(),
@@ -864,7 +957,6 @@ impl Run {
                 use std::io::Write;
                 let _ = writeln!(f, "--- attempt {attempt} of step {name} ---");
             }
-            let t = Instant::now();
             // A step with no inputs to guard (most small ones) needs no trip
             // through the blocking pool, which wakes threads every time.
             let guarded = !guards.is_empty();
@@ -876,12 +968,22 @@ impl Run {
                 .await
                 .unwrap_or_default();
             }
+            let root = job.root.clone();
             let outcome = backend.run(job, cancel).await;
-            let elapsed = t.elapsed();
             let input_changed = if guarded {
+                let store = store.clone();
                 tokio::task::spawn_blocking(move || guard::verify(&guards, &store))
                     .await
                     .unwrap_or_else(|e| Some(format!("re-checking the step's inputs failed: {e}")))
+            } else {
+                None
+            };
+            let stored = if matches!(outcome, Outcome::Succeeded) && input_changed.is_none() {
+                Some(
+                    tokio::task::spawn_blocking(move || store_outputs(&store, &root, &outputs))
+                        .await
+                        .unwrap_or_else(|e| Err(Error::failed(format!("store the outputs: {e}")))),
+                )
             } else {
                 None
             };
@@ -889,8 +991,8 @@ impl Run {
                 step: i,
                 attempt,
                 outcome,
-                elapsed,
                 input_changed,
+                stored,
             }
         });
         Ok(())
@@ -900,38 +1002,12 @@ impl Run {
         &mut self,
         i: usize,
         attempt: u32,
-        _elapsed: Duration,
+        stored: StoredOutputs,
         states: &mut [StepState],
         events: &mut dyn FnMut(Event),
     ) -> Result<()> {
         let step = &self.plan.pipeline.steps[i];
-        let store = self.ws.store();
-        let root = states[i].job.as_ref().expect("job").root.clone();
-        let mut outputs = BTreeMap::new();
-        let mut metrics = BTreeMap::new();
-        for o in step.outputs() {
-            let dir = contract::output_dir(&root, &o);
-            if !dir.is_dir() {
-                return Err(Error::failed(format!(
-                    "the step finished but its output `{o}` is missing ({})",
-                    dir.display()
-                )));
-            }
-            if o == "metrics" {
-                metrics = read_metrics(&dir.join("metrics.json"))?;
-            }
-            let (digest, path) = store.ingest_dir(&dir).map_err(|e| match e {
-                Error::Failed(m) => Error::failed(format!("store its output `{o}`: {m}")),
-                e => e,
-            })?;
-            outputs.insert(
-                o,
-                OutputRecord {
-                    path: path.display().to_string(),
-                    digest,
-                },
-            );
-        }
+        let (outputs, metrics) = stored;
         let st = &mut states[i];
         let duration = st.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
         st.record.status = StepStatus::Succeeded;
@@ -956,6 +1032,13 @@ impl Run {
             }),
             _ => None,
         };
+        // Shared first: a step recorded as done here is in the shared cache too.
+        if let Some(e) = &entry
+            && shares_cache(step)
+            && let Some(shared) = store::remote::shared()?
+        {
+            shared.cache_put(e)?;
+        }
         self.db.record_success(&st.record, entry.as_ref())?;
         // A finished step's job and key parts are not needed again; keeping
         // them makes the engine grow with the plan, and every later fork of a

@@ -250,23 +250,36 @@ fn decode_schedule(ctx: &Ctx, node: &Node) -> DResult<Schedule> {
         &["cron", "timezone", "only_if_inputs_changed"],
     )?;
     let cron_node = f.req(ctx, "cron")?;
-    let cron = ctx.string(cron_node, "cron")?;
+    let items: Vec<&Node> = match &cron_node.kind {
+        NodeKind::Seq(items) => items.iter().collect(),
+        _ => vec![cron_node],
+    };
+    if items.is_empty() {
+        return Err(ctx
+            .err(cron_node, "`cron` lists no expression")
+            .help("give one expression, e.g. \"0 3 * * 1\", or a list of them"));
+    }
+    let mut cron = Vec::new();
+    for n in items {
+        let c = ctx.string(n, "cron")?;
+        if let Err(e) = crate::schedule::cron::parse_cron(&c.value) {
+            return Err(ctx.err(n, e).help(
+                "write five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\"",
+            ));
+        }
+        cron.push(c.value);
+    }
     let tz_node = f.get("timezone");
     let tz = tz_node.map(|n| ctx.string(n, "timezone")).transpose()?;
-    if let Err(e) = crate::schedule::cron::Timing::new(&cron, None) {
-        return Err(ctx.err(cron_node, e).help(
-            "write five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\"",
-        ));
-    }
     if let (Some(n), Some(t)) = (tz_node, &tz)
-        && let Err(e) = crate::schedule::cron::Timing::new(&cron, Some(t))
+        && let Err(e) = crate::schedule::cron::parse_timezone(t)
     {
         return Err(ctx
             .err(n, e)
             .help("use an IANA time zone name such as Europe/Berlin or America/New_York"));
     }
     Ok(Schedule {
-        cron: cron.value,
+        cron,
         timezone: tz.map(|s| s.value),
         only_if_inputs_changed: f
             .get("only_if_inputs_changed")
@@ -338,10 +351,13 @@ fn decode_input(
                 "use `label_size: 1` for a headerless file with the label first, or `header: true`",
             ));
     }
-    if let Some(d) = unsupported_remote(ctx, &path) {
+    if let Some(d) = remote_path(ctx, &path) {
         return Err(d);
     }
-    let resolved = {
+    let resolved = if crate::store::remote::is_remote(&path.value) {
+        // Checked for syntax here; what is there is looked at when a step reads it.
+        PathBuf::from(&path.value)
+    } else {
         let p = Path::new(&path.value);
         let abs = if p.is_absolute() {
             p.to_path_buf()
@@ -531,21 +547,29 @@ fn label_size(ctx: &Ctx, node: Option<&Node>) -> DResult<Option<Spanned<u64>>> {
 
 /// Remote paths are not read yet: say so at validation rather than fail at run time.
 /// (Remove the `s3://` arm when S3 inputs are supported.)
-fn unsupported_remote(ctx: &Ctx, path: &Spanned<String>) -> Option<Diagnostic> {
+/// A remote path that is not usable: a scheme other than `s3://`, a
+/// malformed S3 URI, or S3 in a build without it.
+fn remote_path(ctx: &Ctx, path: &Spanned<String>) -> Option<Diagnostic> {
     let scheme = path.value.split_once("://")?.0;
     let d = Diagnostic::at(
         &ctx.source,
         path.span,
         format!("`{}` is a remote path", path.value),
     );
-    Some(match scheme {
-        "s3" => d.label("S3 inputs are not supported yet").help(
-            "copy the data to this machine (e.g. `aws s3 cp --recursive`) and give its local path",
+    if scheme != "s3" {
+        return Some(
+            d.label(format!("`{scheme}://` paths are not supported"))
+                .help("give an `s3://bucket/key` URI, or a local file or directory relative to the pipeline file"),
+        );
+    }
+    match crate::store::remote::check_uri(&path.value) {
+        Ok(()) => None,
+        Err(why) => Some(
+            Diagnostic::at(&ctx.source, path.span, format!("`{}` is not a usable S3 URI", path.value))
+                .label(why)
+                .help("write `s3://BUCKET/KEY` for one object or `s3://BUCKET/PREFIX/` for the objects under a prefix"),
         ),
-        other => d
-            .label(format!("`{other}://` paths are not supported"))
-            .help("give a local file or directory, relative to the pipeline file"),
-    })
+    }
 }
 
 /// Checks that every column an input names exists, when its column names can
@@ -852,6 +876,7 @@ fn decode_step(
             "program",
             "channels",
             "hyperparameters",
+            "input_mode",
         ],
         "evaluate" => &[
             "method",
@@ -1298,10 +1323,26 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
             crate::exec::builtin::ALGORITHMS.join(", ")
         )));
     }
-    let (channels, distribution, channel_formats) = match f.get("channels") {
+    let TrainChannels {
+        refs: channels,
+        distribution,
+        formats: channel_formats,
+        modes,
+    } = match f.get("channels") {
         Some(n) => decode_train_channels(ctx, n)?,
-        None => (BTreeMap::new(), BTreeMap::new(), BTreeMap::new()),
+        None => TrainChannels::default(),
     };
+    let input_mode = f
+        .get("input_mode")
+        .map(|n| decode_input_mode(ctx, n))
+        .transpose()?;
+    check_input_modes(
+        ctx,
+        algorithm.is_some(),
+        &channels,
+        input_mode.as_ref(),
+        &modes,
+    )?;
     let program = f
         .get("program")
         .map(|n| ctx.string(n, "program"))
@@ -1336,21 +1377,90 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
         channel_formats,
         program: program.map(|p| p.value),
         hyperparameters,
+        input_mode: input_mode.map_or(InputMode::File, |m| m.value),
+        channel_modes: modes.into_iter().map(|(k, m)| (k, m.value)).collect(),
     })
 }
 
+/// `input_mode: file | pipe`, of a train step or one of its channels.
+fn decode_input_mode(ctx: &Ctx, node: &Node) -> DResult<Spanned<InputMode>> {
+    let s = ctx.string(node, "input_mode")?;
+    let mode = InputMode::parse(&s).ok_or_else(|| {
+        ctx.err(node, format!("unknown input mode `{}`", s.value))
+            .label("not an input mode")
+            .suggest(&s, InputMode::NAMES.iter().copied())
+            .help("use `file` (the channel's files under input/data/CHANNEL/) or `pipe` (streamed through the named pipes input/data/CHANNEL_0, CHANNEL_1, ...)")
+    })?;
+    Ok(Spanned::new(mode, s.span))
+}
+
+/// What pipe-mode channels cannot be: a built-in's initial `model` (a
+/// directory of files), or named so that their pipes (`NAME_0`, `NAME_1`...)
+/// would be another channel's name.
+fn check_input_modes(
+    ctx: &Ctx,
+    builtin: bool,
+    channels: &BTreeMap<String, Ref>,
+    step_mode: Option<&Spanned<InputMode>>,
+    modes: &BTreeMap<String, Spanned<InputMode>>,
+) -> DResult<()> {
+    // The mode of each channel and where it was said.
+    let mode_of = |name: &str| -> Option<Span> {
+        match modes.get(name) {
+            Some(m) => (m.value == InputMode::Pipe).then_some(m.span),
+            None => step_mode
+                .filter(|m| m.value == InputMode::Pipe)
+                .map(|m| m.span),
+        }
+    };
+    if builtin
+        && channels.contains_key("model")
+        && let Some(span) = mode_of("model")
+    {
+        return Err(Diagnostic::at(
+            &ctx.source,
+            span,
+            "the `model` channel of a built-in (the model to continue training) is read from its files; it cannot be a pipe",
+        )
+        .help("give the channel `input_mode: file`: `model: {data: REF, input_mode: file}`"));
+    }
+    for name in channels.keys() {
+        let Some(span) = mode_of(name) else { continue };
+        let clash = channels.keys().find(|other| {
+            other
+                .strip_prefix(name.as_str())
+                .and_then(|rest| rest.strip_prefix('_'))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if let Some(other) = clash {
+            return Err(Diagnostic::at(
+                &ctx.source,
+                span,
+                format!(
+                    "channel `{name}` is a pipe, whose epochs are the named pipes `{name}_0`, `{name}_1`, ...: they would take the place of channel `{other}`"
+                ),
+            )
+            .help(format!("rename channel `{other}`, or give channel `{name}` `input_mode: file`")));
+        }
+    }
+    Ok(())
+}
+
 /// A train step's channels: `NAME: REF`, or `NAME: {data: REF, distribution: D,
-/// target: COL, header: B, label_size: N, format: F}`.
-type TrainChannels = (
-    BTreeMap<String, Ref>,
-    BTreeMap<String, Distribution>,
-    BTreeMap<String, ChannelFormat>,
-);
+/// target: COL, header: B, label_size: N, format: F, input_mode: M}`.
+#[derive(Default)]
+struct TrainChannels {
+    refs: BTreeMap<String, Ref>,
+    distribution: BTreeMap<String, Distribution>,
+    formats: BTreeMap<String, ChannelFormat>,
+    modes: BTreeMap<String, Spanned<InputMode>>,
+}
 
 fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
     let mut refs = BTreeMap::new();
     let mut dist = BTreeMap::new();
     let mut formats = BTreeMap::new();
+    let mut modes = BTreeMap::new();
     for (k, v) in ctx.entries(node, "channels")? {
         check_name(ctx, &k, "channel")?;
         if let NodeKind::Map(_) = &v.kind {
@@ -1364,6 +1474,7 @@ fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
                     "header",
                     "label_size",
                     "format",
+                    "input_mode",
                 ],
             )?;
             refs.insert(
@@ -1379,6 +1490,9 @@ fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
                 })?;
                 dist.insert(k.value.clone(), parsed);
             }
+            if let Some(m) = cf.get("input_mode") {
+                modes.insert(k.value.clone(), decode_input_mode(ctx, m)?);
+            }
             let format = decode_channel_format(ctx, &cf)?;
             if format != ChannelFormat::default() {
                 formats.insert(k.value, format);
@@ -1387,7 +1501,12 @@ fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
             refs.insert(k.value, decode_ref(ctx, v, "channels")?);
         }
     }
-    Ok((refs, dist, formats))
+    Ok(TrainChannels {
+        refs,
+        distribution: dist,
+        formats,
+        modes,
+    })
 }
 
 /// How a channel says its data is read (`target`, `header`, `label_size`, `format`).

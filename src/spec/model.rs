@@ -100,6 +100,13 @@ fn yes() -> bool {
     true
 }
 
+impl InputDef {
+    /// The `s3://` URI, when the data is remote.
+    pub fn remote(&self) -> Option<&str> {
+        crate::store::remote::is_remote(&self.path).then_some(self.path.as_str())
+    }
+}
+
 /// Which columns of a data set are features.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -148,7 +155,8 @@ impl DataFormat {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Schedule {
-    pub cron: String,
+    /// One or more cron expressions (`cron: "0 3 * * 1"` or a list).
+    pub cron: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     #[serde(default)]
@@ -362,6 +370,56 @@ pub struct TrainStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<String>,
     pub hyperparameters: BTreeMap<String, String>,
+    /// How every channel's data reaches the step (`input_mode:`), unless
+    /// the channel says otherwise (`channel_modes`).
+    #[serde(default, skip_serializing_if = "InputMode::is_file")]
+    pub input_mode: InputMode,
+    /// Channels that declare their own `input_mode`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channel_modes: BTreeMap<String, InputMode>,
+}
+
+impl TrainStep {
+    /// How channel `name` reaches the step: its own `input_mode`, else the step's.
+    pub fn input_mode_of(&self, name: &str) -> InputMode {
+        self.channel_modes
+            .get(name)
+            .copied()
+            .unwrap_or(self.input_mode)
+    }
+}
+
+/// How a channel's data reaches a train step (SageMaker's `TrainingInputMode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputMode {
+    /// The channel's files, under `input/data/<channel>/`.
+    #[default]
+    File,
+    /// Streamed, epoch after epoch, through the named pipes
+    /// `input/data/<channel>_0`, `<channel>_1`, ...; never on disk.
+    Pipe,
+}
+
+impl InputMode {
+    pub const NAMES: &'static [&'static str] = &["file", "pipe"];
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "file" => Some(InputMode::File),
+            "pipe" => Some(InputMode::Pipe),
+            _ => None,
+        }
+    }
+    pub fn is_file(&self) -> bool {
+        *self == InputMode::File
+    }
+    /// SageMaker's name, as written in `inputdataconfig.json`.
+    pub fn sagemaker_name(&self) -> &'static str {
+        match self {
+            InputMode::File => "File",
+            InputMode::Pipe => "Pipe",
+        }
+    }
 }
 
 /// How a channel's files are spread over the nodes of a multi-node step

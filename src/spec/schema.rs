@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::model::{DataFormat, Distribution, Executor, Network, RetryOn, StepKind};
+use super::model::{DataFormat, Distribution, Executor, InputMode, Network, RetryOn, StepKind};
 
 fn reference() -> Value {
     json!({"type": "string", "pattern": "^(inputs\\.[A-Za-z_][A-Za-z0-9_-]*|[A-Za-z_][A-Za-z0-9_-]*\\.[A-Za-z_][A-Za-z0-9_-]*|registry://[A-Za-z_][A-Za-z0-9_-]*(@(approved|latest|[1-9][0-9]*))?)$",
@@ -73,6 +73,8 @@ pub fn pipeline_schema() -> Value {
     let refs = json!({"type": "object", "additionalProperties": reference()});
     let run =
         json!({"oneOf": [{"type": "string"}, {"type": "array", "items": scalar(), "minItems": 1}]});
+    let input_mode = json!({"enum": InputMode::NAMES,
+        "description": "file: the channel's files under input/data/CHANNEL/; pipe: streamed through the named pipes input/data/CHANNEL_0, CHANNEL_1, ... (one an epoch)"});
     let steps = json!([
         step(
             "split",
@@ -102,10 +104,12 @@ pub fn pipeline_schema() -> Value {
                         "target": {"type": "string"},
                         "header": {"type": "boolean"},
                         "label_size": {"type": "integer", "minimum": 0, "maximum": 1},
-                        "format": {"enum": DataFormat::NAMES}
+                        "format": {"enum": DataFormat::NAMES},
+                        "input_mode": input_mode.clone()
                     }), &["data"])
                 ]}},
-                "hyperparameters": hps
+                "hyperparameters": hps,
+                "input_mode": input_mode
             }),
             &[]
         ),
@@ -171,7 +175,7 @@ pub fn pipeline_schema() -> Value {
                 "env": {"type": "string"}, "file": {"type": "string"},
                 "choices": {"type": "array", "items": scalar()}}), &["type"])]}},
             "defaults": {"type": "object", "additionalProperties": false, "properties": defaults},
-            "schedule": object(json!({"cron": {"type": "string"}, "timezone": {"type": "string"}, "only_if_inputs_changed": {"type": "boolean"}}), &["cron"]),
+            "schedule": object(json!({"cron": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}, "timezone": {"type": "string"}, "only_if_inputs_changed": {"type": "boolean"}}), &["cron"]),
             "inputs": {"type": "object", "additionalProperties": {"oneOf": [{"type": "string"}, object(json!({
                 "path": {"type": "string"}, "format": {"enum": DataFormat::NAMES}, "header": {"type": "boolean"},
                 "target": {"type": "string"}, "label_size": {"type": "integer", "minimum": 0, "maximum": 1},

@@ -22,6 +22,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+pub mod remote;
+#[cfg(feature = "aws")]
+pub mod s3;
+
 /// Where the engine keeps its state: `.pipeline/` in the current directory or
 /// the nearest parent that has one (or `$PIPELINE_HOME`).
 #[derive(Debug, Clone)]
@@ -67,6 +71,10 @@ impl Workspace {
     pub fn runs_dir(&self) -> PathBuf {
         self.root.join("runs")
     }
+    /// Where `s3://` inputs are kept on this machine (see `s3.rs`).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.root.join("s3-inputs")
+    }
     pub fn db_path(&self) -> PathBuf {
         self.root.join("runs.db")
     }
@@ -105,14 +113,47 @@ impl Store {
         self.root.join(&digest[..2.min(digest.len())]).join(digest)
     }
 
-    pub fn contains(&self, digest: &str) -> bool {
-        self.path_of(digest).is_dir()
+    /// Whether the artifact is in the store: here, or in the shared store.
+    pub fn contains(&self, digest: &str) -> Result<bool> {
+        if self.path_of(digest).is_dir() {
+            return Ok(true);
+        }
+        match remote::shared()? {
+            Some(s) => s.has(digest),
+            None => Ok(false),
+        }
     }
 
-    /// Moves `dir` into the store, read-only; returns its digest and stored
+    /// The artifact's directory on this machine, brought from the shared
+    /// store first when only that has it.
+    pub fn local_path(&self, digest: &str) -> Result<PathBuf> {
+        let p = self.path_of(digest);
+        if p.is_dir() {
+            return Ok(p);
+        }
+        match remote::shared()? {
+            Some(s) => s.fetch(digest, self),
+            None => Err(Error::failed(format!(
+                "the artifact {digest} is not in this workspace's store ({})",
+                p.display()
+            ))),
+        }
+    }
+
+    /// Stores `dir` ([`Store::ingest_local`]) and, with a shared store, puts
+    /// it there too; returns its digest and local path.
+    pub fn ingest_dir(&self, dir: &Path) -> Result<(String, PathBuf)> {
+        let (digest, path) = self.ingest_local(dir)?;
+        if let Some(s) = remote::shared()? {
+            s.push(&digest, &path)?;
+        }
+        Ok((digest, path))
+    }
+
+    /// Moves `dir` into the local store, read-only; returns its digest and stored
     /// path. If the same content is already stored, `dir` is removed instead.
     /// Symlinks and hard links in `dir` are resolved first ([`make_self_contained`]).
-    pub fn ingest_dir(&self, dir: &Path) -> Result<(String, PathBuf)> {
+    pub fn ingest_local(&self, dir: &Path) -> Result<(String, PathBuf)> {
         make_self_contained(dir)?;
         let digest = digest_dir(dir).map_err(|e| Error::io("hash", dir, e))?;
         let dest = self.path_of(&digest);
@@ -437,39 +478,70 @@ fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
 
 /// The content digest of a directory: file names, kinds and contents, in sorted order.
 pub fn digest_dir(dir: &Path) -> io::Result<String> {
-    let mut h = blake3::Hasher::new();
-    h.update(b"pipeline-tree-v1\n");
-    hash_tree(dir, "", &mut h)?;
-    Ok(h.finalize().to_hex().to_string())
+    Ok(digest_entries(&tree_entries(dir)?))
 }
 
-fn hash_tree(dir: &Path, rel: &str, h: &mut blake3::Hasher) -> io::Result<()> {
-    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
-    entries.sort_by_key(|e| e.file_name());
+/// One entry of a directory tree, as its digest sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TreeEntry {
+    /// A directory, by its path relative to the top (`/`-separated).
+    Dir(String),
+    /// A file: relative path, content digest, size in bytes.
+    File(String, String, u64),
+}
+
+/// Every directory and file under `dir`, in the order the digest takes them:
+/// each directory's entries sorted by name, a directory followed by what it holds.
+pub fn tree_entries(dir: &Path) -> io::Result<Vec<TreeEntry>> {
+    fn walk(dir: &Path, rel: &str, out: &mut Vec<TreeEntry>) -> io::Result<()> {
+        let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            let relp = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let meta = fs::metadata(&path)?;
+            if meta.is_dir() {
+                out.push(TreeEntry::Dir(relp.clone()));
+                walk(&path, &relp, out)?;
+            } else {
+                out.push(TreeEntry::File(relp, digest_file(&path)?, meta.len()));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out)?;
+    Ok(out)
+}
+
+/// The digest of a tree from its entries (as [`tree_entries`] orders them):
+/// what a stored manifest is checked against without its files at hand.
+pub fn digest_entries(entries: &[TreeEntry]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"pipeline-tree-v1\n");
     for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let path = e.path();
-        let relp = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        let meta = fs::metadata(&path)?;
-        if meta.is_dir() {
-            h.update(b"D ");
-            h.update(relp.as_bytes());
-            h.update(b"\n");
-            hash_tree(&path, &relp, h)?;
-        } else {
-            let fd = digest_file(&path)?;
-            h.update(b"F ");
-            h.update(relp.as_bytes());
-            h.update(b" ");
-            h.update(fd.as_bytes());
-            h.update(b"\n");
+        match e {
+            TreeEntry::Dir(rel) => {
+                h.update(b"D ");
+                h.update(rel.as_bytes());
+                h.update(b"\n");
+            }
+            TreeEntry::File(rel, digest, _) => {
+                h.update(b"F ");
+                h.update(rel.as_bytes());
+                h.update(b" ");
+                h.update(digest.as_bytes());
+                h.update(b"\n");
+            }
         }
     }
-    Ok(())
+    h.finalize().to_hex().to_string()
 }
 
 /// The content digest of one file (memory-mapped and parallel for large files).

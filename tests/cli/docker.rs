@@ -18,7 +18,7 @@ use crate::harness::{Test, step_status};
 
 const PENGUINS: &str = include_str!("../../pipelines/data/penguins.csv");
 /// The user image the tests build, tagged by its script.
-fn user_image() -> String {
+pub(crate) fn user_image() -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     USER_TRAIN.hash(&mut h);
@@ -27,7 +27,7 @@ fn user_image() -> String {
 
 /// Whether the tests can use a Docker Engine (and busybox for the user
 /// image); says so when they cannot, and fails under CI.
-fn docker(test: &str) -> bool {
+pub(crate) fn docker(test: &str) -> bool {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
     let ready = READY.get_or_init(prepare);
     match ready {
@@ -108,6 +108,7 @@ case "$SM_HP_MODE" in
   fail) echo "bad data: column x is empty" > /opt/ml/output/failure; exit 3 ;;
   oom) echo "eating memory"; set -o pipefail; cat /dev/zero | tail -n 1 || exit $? ;;
   sleep) echo "sleeping"; sleep 120 ;;
+  pipe) d=/opt/ml/input/data; ls -l $d/train_0 > $m/pipes.txt; cat $d/train_0 > $m/epoch0; cat $d/train_1 > $m/epoch1 ;;
 esac
 echo done
 "#;

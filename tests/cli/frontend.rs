@@ -490,14 +490,27 @@ fn beat_champion_takes_higher_is_better_as_documented() {
 }
 
 #[test]
-fn s3_inputs_are_refused_at_validate() {
+fn s3_uris_are_checked_at_validate_without_a_request() {
     let t = Test::new().file(
         "p.yaml",
         "name: s\ninputs:\n  raw: {path: \"s3://bucket/key.csv\"}\nsteps:\n  a: {kind: command, run: [echo], inputs: {raw: inputs.raw}}\n",
     );
-    t.exec(["validate", "p.yaml"])
-        .invalid_at("p.yaml:3:15")
-        .stderr_contains("S3 inputs are not supported yet");
+    // Valid syntax: nothing is asked of S3 before a step reads the data.
+    t.exec(["validate", "p.yaml"]).success();
+    for (uri, needle) in [
+        ("s3://Bad_Bucket/key.csv", "is not a valid bucket name"),
+        ("s3:///key.csv", "names no bucket"),
+        ("s3://bucket/a//b.csv", "empty path segment"),
+        ("gs://bucket/key.csv", "`gs://` paths are not supported"),
+    ] {
+        t.write(
+            "p.yaml",
+            &format!("name: s\ninputs:\n  raw: {{path: \"{uri}\"}}\nsteps:\n  a: {{kind: command, run: [echo], inputs: {{raw: inputs.raw}}}}\n"),
+        );
+        t.exec(["validate", "p.yaml"])
+            .invalid_at("p.yaml:3:15")
+            .stderr_contains(needle);
+    }
 }
 
 #[test]

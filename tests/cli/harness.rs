@@ -17,6 +17,7 @@ const PANIC_MARKERS: &[&str] = &["panicked at", "RUST_BACKTRACE", "stack backtra
 pub struct Test {
     dir: TempDir,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 impl Test {
@@ -41,6 +42,7 @@ impl Test {
         Test {
             dir,
             args: Vec::new(),
+            envs: Vec::new(),
         }
     }
 
@@ -66,6 +68,12 @@ impl Test {
         S: Into<String>,
     {
         self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets an environment variable for every command of this test.
+    pub fn env(mut self, key: &str, value: &str) -> Test {
+        self.envs.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -103,6 +111,9 @@ impl Test {
             .env_remove("RUST_BACKTRACE")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
         cmd
     }
 

@@ -653,3 +653,43 @@ fn a_step_on_three_local_nodes_gets_the_batch_variables_and_names_a_failing_node
         "{out}"
     );
 }
+
+#[test]
+fn schedule_preview_lists_firing_times_across_daylight_saving() {
+    let t = Test::new().file(
+        "p.yaml",
+        "name: s\nschedule:\n  cron: [\"30 2 * * *\", \"0 12 29 3 *\"]\n  timezone: Europe/Berlin\nsteps:\n  a: {kind: command, run: \"true\"}\n",
+    );
+    let out = t
+        .exec([
+            "schedule",
+            "--preview",
+            "p.yaml",
+            "--count",
+            "4",
+            "--from",
+            "2026-03-28T00:00:00Z",
+        ])
+        .success();
+    let firsts: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        firsts,
+        [
+            "2026-03-28T02:30:00+01:00",
+            "2026-03-29T03:00:00+02:00",
+            "2026-03-29T12:00:00+02:00",
+            "2026-03-30T02:30:00+02:00"
+        ],
+        "{out}"
+    );
+    t.exec(["schedule", "--preview", "p.yaml", "--from", "yesterday"])
+        .code(2)
+        .stderr_contains("is not an RFC 3339 time");
+    t.write("p.yaml", "name: s\nschedule:\n  cron: [\"0 3 * * 1\", \"61 * * * *\"]\nsteps:\n  a: {kind: command, run: \"true\"}\n");
+    t.exec(["schedule", "--preview", "p.yaml"])
+        .invalid_at("p.yaml:3:23");
+}

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use pipeline_aws::s3::{ClientOptions, Credentials, ErrorKind, ObjectInfo, PutOptions, S3, S3Uri};
+use pipeline_aws::s3::{ClientOptions, ErrorKind, ObjectInfo, PutOptions, S3, S3Uri};
 use pipeline_aws::testing::{self, Kind};
 
 use crate::proxy::{Dir, Fault, Proxy, Times};
@@ -22,6 +22,7 @@ fn object(uri: &S3Uri, size: u64) -> ObjectInfo {
         last_modified: None,
         version_id: None,
         checksum: None,
+        kms_key_id: None,
     }
 }
 
@@ -106,11 +107,11 @@ fn wrong_credentials_are_said_to_be_wrong_and_never_shown() {
     let bucket = s.bucket();
     let wrong_secret = "not-the-secret-5up3r-s3cr3t";
     for creds in [
-        Credentials::new(&s.access_key, wrong_secret),
-        Credentials::new("no-such-access-key", wrong_secret),
+        (s.access_key.clone(), wrong_secret.to_string()),
+        ("no-such-access-key".to_string(), wrong_secret.to_string()),
     ] {
         let s3 = S3::connect(ClientOptions {
-            credentials: Some(creds.clone()),
+            static_credentials: Some(creds.clone()),
             ..s.options()
         })
         .unwrap();
@@ -125,7 +126,7 @@ fn wrong_credentials_are_said_to_be_wrong_and_never_shown() {
                 .unwrap_err(),
         ];
         for e in errors {
-            assert_eq!(e.kind, ErrorKind::Credentials, "{creds:?}: {e}");
+            assert_eq!(e.kind, ErrorKind::Credentials, "{}: {e}", creds.0);
             let shown = format!("{e} {e:?}");
             assert!(
                 !shown.contains(wrong_secret),

@@ -237,6 +237,7 @@ fn if_none_match_leaves_the_first_write() {
         let dir = tempfile::tempdir().unwrap();
         let once = PutOptions {
             if_none_match: true,
+            ..PutOptions::default()
         };
         // put_bytes, a one-request file and a multipart file, each twice.
         let u = bucket.join("bytes");

@@ -2,7 +2,8 @@
 //!
 //! [`read`] is the one entry point: a file, or a directory of part files, in
 //! CSV (with a header and a named target, or headerless SageMaker-style with
-//! the label first), Parquet or libsvm. Every reader builds columns directly
+//! the label first), Parquet or libsvm. [`read_bytes`] reads the same from
+//! memory (a stream read to its end), through the same code. Every reader builds columns directly
 //! (never rows of strings) and ends in the same checks ([`table::finish`]), so
 //! a bad file gets the same kind of error whatever its format: the file, the
 //! 1-based line and column, what is wrong and how to fix it.
@@ -144,7 +145,25 @@ pub fn read(path: &Path, opts: &ReadOptions) -> Result<Dataset, DataError> {
     if meta.is_dir() {
         return parts::read_dir(path, opts);
     }
-    match read_table(path, opts, &[])? {
+    one_table(path, read_table(path, opts, &[])?, opts)
+}
+
+/// Reads a data set from `bytes` held in memory, such as a stream read to
+/// its end, exactly as [`read`] reads a file holding them: the same
+/// results and the same errors, which name `name` as they would the file
+/// (lines and columns counted from the start of `bytes`).
+pub fn read_bytes(
+    name: &Path,
+    bytes: bytes::Bytes,
+    opts: &ReadOptions,
+) -> Result<Dataset, DataError> {
+    check_options(name, opts)?;
+    one_table(name, table_of(name, Data::Memory(bytes), opts, &[])?, opts)
+}
+
+/// A data set from the table of one file (or stream), `None` when it held nothing.
+fn one_table(path: &Path, table: Option<Table>, opts: &ReadOptions) -> Result<Dataset, DataError> {
+    match table {
         Some(t) => table::finish(path, t, opts),
         None => {
             Err(DataError::new(path, "the file is empty")
@@ -249,17 +268,44 @@ fn read_table(
     opts: &ReadOptions,
     force_text: &[String],
 ) -> Result<Option<Table>, DataError> {
+    table_of(path, Data::File(path), opts, force_text)
+}
+
+/// Where one file's worth of data is.
+enum Data<'a> {
+    File(&'a Path),
+    Memory(bytes::Bytes),
+}
+
+/// Reads one file's worth of data into columns, `None` when it holds
+/// nothing at all; errors name `name`.
+fn table_of(
+    name: &Path,
+    data: Data,
+    opts: &ReadOptions,
+    force_text: &[String],
+) -> Result<Option<Table>, DataError> {
+    let bytes = match (opts.format, data) {
+        (Format::Parquet, Data::File(path)) => {
+            let file = std::fs::File::open(path).map_err(|e| not_readable(path, &e))?;
+            return parquet::read_table_from(name, file);
+        }
+        (Format::Parquet, Data::Memory(b)) => return parquet::read_table_from(name, b),
+        (_, Data::File(path)) => file_bytes(path)?,
+        (_, Data::Memory(b)) => FileBytes::Memory(b),
+    };
     match opts.format {
-        Format::Csv => csv::read_table(path, &file_bytes(path)?, opts, force_text),
-        Format::Libsvm => libsvm::read_table(path, &file_bytes(path)?),
-        Format::Parquet => parquet::read_table(path),
+        Format::Csv => csv::read_table(name, &bytes, opts, force_text),
+        Format::Libsvm => libsvm::read_table(name, &bytes),
+        Format::Parquet => unreachable!("read above"),
     }
 }
 
-/// A file's contents, mapped into memory when possible.
+/// A file's contents, mapped into memory when possible (or already there).
 enum FileBytes {
     Mapped(memmap2::Mmap),
     Read(Vec<u8>),
+    Memory(bytes::Bytes),
 }
 
 impl std::ops::Deref for FileBytes {
@@ -268,6 +314,7 @@ impl std::ops::Deref for FileBytes {
         match self {
             FileBytes::Mapped(m) => m,
             FileBytes::Read(v) => v,
+            FileBytes::Memory(b) => b,
         }
     }
 }
@@ -348,6 +395,86 @@ mod tests {
         assert!(
             e.message.contains("column `f0` (column 2) has no values"),
             "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Reading bytes from memory gives what reading a file holding them gives:
+    /// the same data set, or the same error but for the name.
+    #[test]
+    fn bytes_in_memory_read_as_the_file_holding_them() {
+        let dir = std::env::temp_dir().join(format!("builtins-mem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let same = |file: &str, bytes: &[u8], opts: &ReadOptions| {
+            let p = dir.join(file);
+            std::fs::write(&p, bytes).unwrap();
+            let from_file = read(&p, opts);
+            let from_memory =
+                read_bytes(Path::new(file), bytes::Bytes::copy_from_slice(bytes), opts);
+            match (from_file, from_memory) {
+                (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{file}"),
+                (Err(a), Err(b)) => {
+                    assert_eq!(b.file, Path::new(file));
+                    assert_eq!(
+                        (a.line, a.column, &a.message, &a.hint),
+                        (b.line, b.column, &b.message, &b.hint)
+                    );
+                }
+                (a, b) => panic!("{file}: from the file {a:?}, from memory {b:?}"),
+            }
+        };
+        let header = ReadOptions::csv_with_header(Some("y"));
+        same(
+            "a.csv",
+            b"\xEF\xBB\xBFx,y,c\n1,0,red\n2.5,1,blue\nNA,1,red\n",
+            &header,
+        );
+        same("b.csv", b"x,y\n1,0\n2,n/a?\n3,1\n", &header);
+        same("c.csv", b"x,y\n", &header);
+        same("d.csv", b"", &header);
+        same(
+            "e.csv",
+            b"1,0.5,3\n0,1e-3,7\n",
+            &ReadOptions::sagemaker_csv(1),
+        );
+        same("f.csv", b"1,0.5\n0,inf\n", &ReadOptions::sagemaker_csv(1));
+        same(
+            "g.libsvm",
+            b"1 1:0.5 3:2\n0 2:1 # note\n",
+            &ReadOptions::libsvm(),
+        );
+        same("h.libsvm", b"1 1:0.5\n0 2-1\n", &ReadOptions::libsvm());
+        // Parquet: a real file, and bytes that are not Parquet.
+        let pq = {
+            use std::sync::Arc;
+            let batch = arrow_array::RecordBatch::try_new(
+                Arc::new(arrow_schema::Schema::new(vec![
+                    arrow_schema::Field::new("x", arrow_schema::DataType::Float64, true),
+                    arrow_schema::Field::new("y", arrow_schema::DataType::Utf8, true),
+                ])),
+                vec![
+                    Arc::new(arrow_array::Float64Array::from(vec![
+                        Some(1.5),
+                        None,
+                        Some(3.0),
+                    ])),
+                    Arc::new(arrow_array::StringArray::from(vec!["a", "b", "a"])),
+                ],
+            )
+            .unwrap();
+            let mut buf = Vec::new();
+            let mut w =
+                ::parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            buf
+        };
+        same("i.parquet", &pq, &ReadOptions::parquet(Some("y")));
+        same("j.parquet", b"x,y\n1,2\n", &ReadOptions::parquet(None));
+        same(
+            "k.parquet",
+            &pq[..pq.len() / 2],
+            &ReadOptions::parquet(None),
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -19,12 +19,12 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::ChunkReader;
 
 use super::table::Table;
 use crate::dataset::Column;
 use crate::error::DataError;
 
-/// Reads the Parquet file at `path`; `None` when it has no columns.
 /// The column names in a Parquet file's schema.
 pub fn column_names(path: &Path) -> Result<Vec<String>, DataError> {
     let file = File::open(path).map_err(|e| super::not_readable(path, &e))?;
@@ -40,8 +40,19 @@ pub fn column_names(path: &Path) -> Result<Vec<String>, DataError> {
         .collect())
 }
 
+/// Reads the Parquet file at `path`; `None` when it has no columns.
+#[cfg(test)]
 pub fn read_table(path: &Path) -> Result<Option<Table>, DataError> {
     let file = File::open(path).map_err(|e| super::not_readable(path, &e))?;
+    read_table_from(path, file)
+}
+
+/// Reads Parquet data from `file` (a file, or bytes in memory); `None` when
+/// it has no columns. Errors name `path`.
+pub fn read_table_from<R: ChunkReader + 'static>(
+    path: &Path,
+    file: R,
+) -> Result<Option<Table>, DataError> {
     let not_parquet = |e: parquet::errors::ParquetError| {
         DataError::new(path, format!("cannot read as Parquet: {e}"))
             .hint("check that the file is Parquet, or set the channel's `format`")

@@ -4,7 +4,7 @@ use builtins::data::{Format, Missing, ReadOptions, read};
 use builtins::{Column, Dataset};
 
 use super::{Layout, StepConfig, StepError};
-use crate::spec::model::{DataFormat, FeatureSelection, InputDef, StepKind};
+use crate::spec::model::{DataFormat, FeatureSelection, InputDef};
 
 /// How to read data described by an input definition.
 pub fn read_options_of(def: &InputDef) -> ReadOptions {
@@ -40,43 +40,8 @@ fn format_of(f: DataFormat) -> Format {
 /// How channel `name` is to be read: as its pipeline input says (else CSV with
 /// a header), with what the train step's channel declares on top.
 pub fn channel_def(cfg: &StepConfig, name: &str) -> Option<InputDef> {
-    let upstream = cfg.channels.get(name).and_then(|c| c.clone());
-    let declared = match &cfg.step.kind {
-        StepKind::Train(t) => t.channel_formats.get(name),
-        _ => None,
-    };
-    let Some(d) = declared else {
-        return upstream;
-    };
-    let mut def = upstream.unwrap_or_else(|| InputDef {
-        path: String::new(),
-        resolved: Default::default(),
-        format: DataFormat::Csv,
-        header: true,
-        target: None,
-        label_size: None,
-        missing_values: None,
-        categorical: Vec::new(),
-        features: None,
-        id_columns: Vec::new(),
-        split_columns: Vec::new(),
-        span: Default::default(),
-    });
-    if let Some(f) = d.format {
-        def.format = f;
-    }
-    if let Some(h) = d.header {
-        def.header = h;
-    }
-    if d.target.is_some() {
-        def.target = d.target.clone();
-        def.label_size = None;
-    }
-    if d.label_size.is_some() {
-        def.label_size = d.label_size;
-        def.target = None;
-    }
-    Some(def)
+    let upstream = cfg.channels.get(name).and_then(|c| c.as_ref());
+    crate::exec::contract::channel_reading(&cfg.step, name, upstream)
 }
 
 /// Reads channel `name` (all its files, as parts of one data set), keeping
@@ -100,7 +65,11 @@ pub fn read_channel_with_ids(
         Some(d) => read_options_of(d),
         None => ReadOptions::csv_with_header(None),
     };
-    let ds = read(&dir, &opts).map_err(StepError::from)?;
+    let ds = if pipe_mode(layout, name) {
+        read_pipe(layout, name, &opts)?
+    } else {
+        read(&dir, &opts).map_err(StepError::from)?
+    };
     match def {
         Some(mut d) => {
             d.split_columns.retain(|c| !keep.contains(c));
@@ -108,6 +77,51 @@ pub fn read_channel_with_ids(
         }
         None => Ok((ds, Vec::new())),
     }
+}
+
+/// Whether channel `name` is streamed through named pipes
+/// (`TrainingInputMode: Pipe` in `inputdataconfig.json`).
+pub fn pipe_mode(layout: &Layout, name: &str) -> bool {
+    let path = layout.root.join("input/config/inputdataconfig.json");
+    std::fs::read(&path)
+        .ok()
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+        .and_then(|v| {
+            v.get(name)?
+                .get("TrainingInputMode")?
+                .as_str()
+                .map(|s| s == "Pipe")
+        })
+        .unwrap_or(false)
+}
+
+/// Whether the step has channel `name` (its files, or its first pipe).
+pub fn has_channel(layout: &Layout, name: &str) -> bool {
+    layout.channel(name).exists() || layout.pipe(name, 0).exists()
+}
+
+/// Reads a pipe-mode channel: its first epoch (`<name>_0`) to the end, into
+/// memory, then the data set from there; nothing lands on disk.
+fn read_pipe(layout: &Layout, name: &str, opts: &ReadOptions) -> Result<Dataset, StepError> {
+    use std::io::Read;
+    let path = layout.pipe(name, 0);
+    let pipe = crate::exec::pipe::pipe_name(name, 0);
+    let mut f = std::fs::File::open(&path).map_err(|e| {
+        StepError::failed(format!(
+            "channel `{name}` is in pipe mode, but its named pipe {} cannot be opened: {e}",
+            path.display()
+        ))
+    })?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(|e| {
+        StepError::failed(format!(
+            "channel `{name}`: reading its named pipe {} failed: {e}",
+            path.display()
+        ))
+    })?;
+    drop(f);
+    builtins::data::read_bytes(std::path::Path::new(&pipe), bytes.into(), opts)
+        .map_err(|e| StepError::invalid(format!("channel `{name}` in pipe mode: {e}")))
 }
 
 /// Drops the columns that are not features by `def` (`features`, `id_columns`,

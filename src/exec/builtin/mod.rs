@@ -105,6 +105,12 @@ impl Layout {
     pub fn channel(&self, name: &str) -> PathBuf {
         self.root.join("input/data").join(name)
     }
+    /// The named pipe of a pipe-mode channel's epoch `epoch`.
+    pub fn pipe(&self, name: &str, epoch: u64) -> PathBuf {
+        self.root
+            .join("input/data")
+            .join(crate::exec::pipe::pipe_name(name, epoch))
+    }
     pub fn output(&self, name: &str) -> PathBuf {
         crate::exec::contract::output_dir(&self.root, name)
     }
@@ -187,14 +193,21 @@ fn user_paths(message: &str, layout: &Layout, cfg: &StepConfig) -> String {
             .unwrap_or(name);
         match cfg.channels.get(name).and_then(|c| c.as_ref()) {
             Some(def) if reference.starts_with("inputs.") => {
-                let written = std::path::Path::new(&def.path);
+                let written = std::path::Path::new(def.path.trim_end_matches('/'));
                 let file = def
                     .resolved
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                out = out.replace(&format!("{prefix}{file}"), &def.path);
-                let dir = if def.resolved.is_dir() {
+                // An S3 input is a directory when it is a prefix (staged as one).
+                let is_dir = match def.remote() {
+                    Some(_) => !layout.channel(name).join(&file).is_file(),
+                    None => def.resolved.is_dir(),
+                };
+                if !is_dir {
+                    out = out.replace(&format!("{prefix}{file}"), &def.path);
+                }
+                let dir = if is_dir {
                     written.to_path_buf()
                 } else {
                     written.parent().map(Path::to_path_buf).unwrap_or_default()

@@ -10,7 +10,7 @@
 use builtins::cluster::{Cluster, Solo, TcpCluster, align_dataset, row_range};
 use builtins::{Hyperparams, TrainContext};
 
-use super::data::{read_channel, read_labelled};
+use super::data::{has_channel, read_channel, read_labelled};
 use super::nodes::{self, Nodes};
 use super::{Layout, StepConfig, StepError};
 use crate::spec::model::TrainStep;
@@ -78,7 +78,7 @@ fn train(
         train.n_features(),
         started.elapsed().as_secs_f64()
     );
-    let has_validation = layout.channel("validation").exists();
+    let has_validation = has_channel(layout, "validation");
     if nodes.is_some() && has_validation && nodes::sharded(layout, "validation") {
         return Err(StepError::invalid(
             "the validation channel is sharded between the nodes, but only the main node scores validation data: make it fully_replicated",

@@ -5,7 +5,8 @@
 //! - Built-in steps run in the runtime image ([`image`]), built on first use;
 //!   a step's own `image:` is started as `IMAGE train` (or its `run:`).
 //! - The step's root is mounted piecewise at `/opt/ml`: config and channels
-//!   read-only, `model/`, `output/` and `checkpoints/` writable.
+//!   read-only, `model/`, `output/` and `checkpoints/` writable; pipe-mode
+//!   channels' named pipes come through a directory of their own.
 //! - `resources.cpus`/`memory` become limits, `network: none` isolates;
 //!   containers run as a non-root user.
 //! - Multi-node steps get a private bridge network; node `algo-1` is the main
@@ -34,6 +35,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::sync::{Mutex, OnceCell, watch};
 
+use super::pipe::{Feeder, PipeChannel};
 use super::{
     Backend, BoxFuture, Failure, FailureKind, LineWriter, NodeJob, Outcome, StepJob,
     read_failure_file, wait_cancelled,
@@ -165,6 +167,16 @@ impl Created {
 }
 
 async fn run_docker(inner: Arc<Inner>, job: StepJob, cancel: watch::Receiver<bool>) -> Outcome {
+    // Taken first, so that nothing is left behind however this ends.
+    let pipes: Vec<(PathBuf, Vec<PipeChannel>)> = job
+        .nodes()
+        .into_iter()
+        .map(|n| {
+            let c = super::pipe::take(&n.root);
+            (n.root, c)
+        })
+        .filter(|(_, c)| !c.is_empty())
+        .collect();
     let docker = match inner.client().await {
         Ok(d) => d,
         Err(e) => return failed(FailureKind::Spawn, e, None),
@@ -208,10 +220,86 @@ async fn run_docker(inner: Arc<Inner>, job: StepJob, cancel: watch::Receiver<boo
             }
         }
     };
+    let feeders = match start_feeders(pipes) {
+        Ok(f) => f,
+        Err(e) => return failed(FailureKind::Spawn, e, None),
+    };
     let mut created = Created::default();
     let outcome = supervise(&docker, &job, &image, &mut created, cancel).await;
     created.remove(&docker).await;
-    outcome
+    // The containers are gone: nothing reads the pipes any more.
+    let error = tokio::task::spawn_blocking(move || {
+        let errors: Vec<Option<String>> = feeders
+            .into_iter()
+            .map(|(dir, f)| {
+                let e = f.finish();
+                // Empty mount points are all that is left.
+                let _ = std::fs::remove_dir_all(dir);
+                e
+            })
+            .collect();
+        errors.into_iter().flatten().next()
+    })
+    .await
+    .unwrap_or(None);
+    super::pipe::with_feed_error(outcome, error)
+}
+
+/// Where a node's named pipes are made on the docker executor: a directory
+/// mounted whole at `/opt/ml/input/data` (a later epoch's pipe appears in
+/// the container as it is made), holding an empty mount point for each
+/// file-mode channel entry, which is mounted on top of it as usual.
+const PIPE_DIR: &str = "input/pipes";
+
+/// Starts feeding each node's pipe-mode channels, into pipes the container's
+/// user may open.
+fn start_feeders(
+    pipes: Vec<(PathBuf, Vec<PipeChannel>)>,
+) -> Result<Vec<(PathBuf, Feeder)>, String> {
+    // SAFETY: a getter without side effects.
+    let owner = (unsafe { libc::geteuid() } == 0).then(container_user);
+    let mut feeders = Vec::new();
+    for (root, channels) in pipes {
+        let dir = root.join(PIPE_DIR);
+        let prepared = std::fs::create_dir(&dir)
+            .and_then(|()| mount_points(&root.join("input/data"), &dir))
+            .and_then(|()| Feeder::start(&dir, channels, owner));
+        match prepared {
+            Ok(f) => feeders.push((dir, f)),
+            Err(e) => {
+                return Err(format!(
+                    "prepare the pipe-mode channels in {}: {e}",
+                    dir.display()
+                ));
+            }
+        }
+    }
+    Ok(feeders)
+}
+
+/// Makes in `dir` an empty mount point for every mount [`mounts`] makes of
+/// the entries of `data` (a directory for a directory, a file for a file).
+fn mount_points(data: &Path, dir: &Path) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(data)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let at = dir.join(e.file_name());
+        let meta = std::fs::symlink_metadata(&p)?;
+        if meta.file_type().is_symlink() {
+            if std::fs::metadata(&p)?.is_dir() {
+                std::fs::create_dir(&at)?;
+            } else {
+                std::fs::File::create(&at)?;
+            }
+        } else if meta.is_dir() {
+            std::fs::create_dir(&at)?;
+            mount_points(&p, &at)?;
+        } else {
+            std::fs::File::create(&at)?;
+        }
+    }
+    Ok(())
 }
 
 /// A container's name: `pipeline-RUN-STEP-ATTEMPT-HOST`, in the characters
@@ -283,6 +371,11 @@ fn mounts(root: &Path) -> std::io::Result<Vec<Mount>> {
         "/opt/ml/input/config".into(),
         true,
     )];
+    let pipes = root.join(PIPE_DIR);
+    if pipes.is_dir() {
+        // Named pipes: the directory whole (see `PIPE_DIR`), before what goes on top.
+        m.push(bind(pipes, "/opt/ml/input/data".into(), true));
+    }
     let data = root.join("input/data");
     let mut channels: Vec<_> = std::fs::read_dir(&data)?.collect::<Result<_, _>>()?;
     channels.sort_by_key(|e| e.file_name());
