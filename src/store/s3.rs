@@ -598,7 +598,6 @@ pub fn identities(
 /// `dest/NAME` when `dest` ends with `/`), a directory's files to
 /// `dest/RELATIVE_PATH`. Returns the number of files sent.
 pub fn upload_tree(src: &Path, dest: &str) -> Result<usize> {
-    let s3 = client()?;
     let d = parse(dest)?;
     let meta = fs::metadata(src)
         .map_err(|e| Error::invalid(Diagnostic::new(format!("{}: {e}", src.display()))))?;
@@ -612,15 +611,56 @@ pub fn upload_tree(src: &Path, dest: &str) -> Result<usize> {
         items.push((src.to_path_buf(), to));
     } else {
         let prefix = d.as_prefix();
-        for e in tree_entries(src).map_err(|e| Error::io("read", src, e))? {
-            if let TreeEntry::File(rel, _, _) = e {
-                items.push((src.join(&rel), prefix.join(&rel)));
-            }
+        for rel in files_under(src)? {
+            items.push((src.join(&rel), prefix.join(&rel)));
         }
     }
+    let s3 = client()?;
     s3.upload_many(&items, &PutOptions::default())
         .map_err(error)?;
     Ok(items.len())
+}
+
+/// The files under `dir` (following symbolic links, as `tree_entries`
+/// does), as relative paths with `/` between names, in path order. Unlike
+/// `tree_entries` it reads no file: uploading them is the only pass.
+fn files_under(dir: &Path) -> Result<Vec<String>> {
+    fn walk(dir: &Path, rel: &str, depth: usize, out: &mut Vec<String>) -> Result<()> {
+        if depth > 128 {
+            return Err(Error::invalid(Diagnostic::new(format!(
+                "{}: directories nested more than 128 deep (a symbolic link loop?)",
+                dir.display()
+            ))));
+        }
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
+            .map_err(|e| Error::io("read", dir, e))?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                return Err(Error::invalid(Diagnostic::new(format!(
+                    "{}: the name is not UTF-8, so it cannot be an S3 key",
+                    path.display()
+                ))));
+            };
+            let relp = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let meta = fs::metadata(&path).map_err(|e| Error::io("read", &path, e))?;
+            if meta.is_dir() {
+                walk(&path, &relp, depth + 1, out)?;
+            } else if meta.is_file() {
+                out.push(relp);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, "", 0, &mut out)?;
+    Ok(out)
 }
 
 /// Copies one object, or every object under a prefix (keeping the keys'
@@ -628,6 +668,17 @@ pub fn upload_tree(src: &Path, dest: &str) -> Result<usize> {
 pub fn download_tree(src: &str, dest: &Path) -> Result<usize> {
     let s3 = client()?;
     let objects = input_objects(&s3, src)?;
+    // A prefix's keys were checked by `input_objects`; one object's name is
+    // the last segment of its key, which must be a name too.
+    if let Some((rel, o)) = objects
+        .iter()
+        .find(|(rel, _)| matches!(rel.as_str(), "" | "." | ".."))
+    {
+        return Err(Error::invalid(Diagnostic::new(format!(
+            "{}: `{rel}` cannot be made a local file name",
+            o.uri
+        ))));
+    }
     let items: Vec<(ObjectInfo, PathBuf)> = objects
         .into_iter()
         .map(|(rel, o)| (o, dest.join(rel)))

@@ -576,3 +576,111 @@ fn walk(dir: &std::path::Path, name: &str) -> String {
     }
     String::new()
 }
+
+#[test]
+fn cp_moves_binary_and_multipart_files_byte_for_byte() {
+    let Some(m) = moto("cp_moves_binary_and_multipart_files_byte_for_byte") else {
+        return;
+    };
+    let b = m.bucket();
+    let t = m.test();
+    // Every byte value, and a file above the 8 MiB part size (a multipart
+    // upload and a download in ranges).
+    let mut s = 0x2545_f491_4f6c_dd1d_u64;
+    let big: Vec<u8> = (0..9 * 1024 * 1024 + 7)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as u8
+        })
+        .collect();
+    let all: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    let files = [
+        ("d/big.bin", &big[..]),
+        ("d/x/all.bin", &all[..]),
+        ("d/x/y/empty", &b""[..]),
+    ];
+    for (p, bytes) in files {
+        let path = t.path().join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    t.exec(["cp", "d", &format!("s3://{b}/up")])
+        .success()
+        .stderr_contains("copied 3 files");
+    t.exec(["cp", &format!("s3://{b}/up/"), "back"]).success();
+    for (p, bytes) in files {
+        let got = std::fs::read(t.path().join("back").join(&p[2..])).unwrap();
+        assert!(got == bytes, "{p} differs after the round trip");
+    }
+    // One file to a key, and that object into a directory.
+    t.exec(["cp", "d/big.bin", &format!("s3://{b}/one.bin")])
+        .success();
+    t.exec(["cp", &format!("s3://{b}/one.bin"), "again"])
+        .success();
+    assert!(std::fs::read(t.path().join("again/one.bin")).unwrap() == big);
+}
+
+#[test]
+fn cp_refuses_keys_that_would_leave_the_directory_and_says_what_is_wrong() {
+    let Some(m) = moto("cp_refuses_keys_that_would_leave_the_directory") else {
+        return;
+    };
+    let b = m.bucket();
+    m.put(&b, "p/ok.txt", b"fine");
+    m.put(&b, "p/../escape.txt", b"outside");
+    let t = m.test();
+    let out = t
+        .exec(["cp", &format!("s3://{b}/p/"), "into/here"])
+        .code(2)
+        .stderr_contains("cannot be made a local path");
+    assert!(
+        out.stderr.contains(&format!("s3://{b}/p/../escape.txt")),
+        "{out}"
+    );
+    assert!(!t.path().join("into/escape.txt").exists());
+    assert!(!t.path().join("into/here").exists(), "nothing is copied");
+    // A missing bucket, a missing key and a bad URI are the user's to fix
+    // (exit 2), each named.
+    t.exec(["cp", "s3://no-such-bucket-anywhere/k", "x"])
+        .code(2)
+        .stderr_contains("s3://no-such-bucket-anywhere/k")
+        .stderr_contains("the bucket does not exist");
+    t.write("f.txt", "f");
+    t.exec(["cp", "f.txt", "s3://no-such-bucket-anywhere/k"])
+        .code(2)
+        .stderr_contains("s3://no-such-bucket-anywhere/k");
+    t.exec(["cp", "f.txt", "s3://Bad_Bucket/k"])
+        .code(2)
+        .stderr_contains("not a valid bucket name");
+    t.exec(["cp", &format!("s3://{b}/not-there"), "x"])
+        .code(2)
+        .stderr_contains("no objects under the prefix");
+}
+
+#[test]
+fn cp_with_wrong_credentials_fails_as_the_users_error_without_showing_the_secret() {
+    let Some(s) = testing::s3s("cp_with_wrong_credentials_fails_as_the_users_error") else {
+        return;
+    };
+    let b = s.bucket().bucket;
+    let secret = "wrong-s3cr3t-value-for-the-test";
+    let t = s
+        .env()
+        .into_iter()
+        .fold(Test::new(), |t, (k, v)| t.env(k, &v))
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .file("f.txt", "data");
+    let out = t
+        .exec(["cp", "f.txt", &format!("s3://{b}/f.txt")])
+        .code(2)
+        .stderr_contains("credentials");
+    assert!(
+        !out.stderr.contains(secret) && !out.stdout.contains(secret),
+        "{out}"
+    );
+    assert!(!out.stderr.contains(&s.secret_key), "{out}");
+    let out = t.exec(["cp", &format!("s3://{b}/f.txt"), "x"]).code(2);
+    assert!(!out.stderr.contains(secret), "{out}");
+}
