@@ -58,7 +58,7 @@ s3_servers_stop() {
         wait "$pid" 2>/dev/null || true
     done
     S3_SERVERS_PIDS=""
-    [ -n "${S3_SERVERS_DIR:-}" ] && rm -rf "$S3_SERVERS_DIR"
+    if [ -n "${S3_SERVERS_DIR:-}" ]; then rm -rf "$S3_SERVERS_DIR"; fi
     S3_SERVERS_DIR=""
 }
 
