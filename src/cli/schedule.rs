@@ -12,6 +12,7 @@ use super::ParamArgs;
 use super::plan::load_and_plan;
 use crate::error::{Error, Result};
 use crate::schedule::cron::Timing;
+use crate::spec::model::Schedule;
 use crate::spec::source::Diagnostic;
 use crate::store::{Workspace, write_atomic};
 
@@ -49,6 +50,23 @@ fn inputs_digest(file: &Path, params: &ParamArgs) -> Result<String> {
     Ok(h.finalize().to_hex().to_string())
 }
 
+/// A pipeline's name, schedule and timing; invalid input when it has no schedule.
+fn scheduled(file: &Path, params: &ParamArgs) -> Result<(String, Schedule, Timing)> {
+    let (loaded, _) = load_and_plan(file, params, None)?;
+    let Some(s) = loaded.pipeline.schedule.clone() else {
+        return Err(Error::invalid(
+            Diagnostic::in_file(
+                &loaded.source,
+                format!("pipeline `{}` has no `schedule:`", loaded.pipeline.name),
+            )
+            .help("add `schedule: {cron: \"0 3 * * 1\", timezone: Europe/Berlin}`"),
+        ));
+    };
+    let timing = Timing::new(&s.cron, s.timezone.as_deref())
+        .map_err(|e| Error::invalid(Diagnostic::in_file(&loaded.source, e)))?;
+    Ok((loaded.pipeline.name.clone(), s, timing))
+}
+
 /// `schedule --preview FILE`: the next firing times, one a line, RFC 3339
 /// with the UTC offset first.
 pub fn preview(
@@ -75,18 +93,7 @@ pub fn preview(
             )
         })?,
     };
-    let (loaded, _) = load_and_plan(file, params, None)?;
-    let Some(s) = &loaded.pipeline.schedule else {
-        return Err(Error::invalid(
-            Diagnostic::in_file(
-                &loaded.source,
-                format!("pipeline `{}` has no `schedule:`", loaded.pipeline.name),
-            )
-            .help("add `schedule: {cron: \"0 3 * * 1\", timezone: Europe/Berlin}`"),
-        ));
-    };
-    let timing = Timing::new(&s.cron, s.timezone.as_deref())
-        .map_err(|e| Error::invalid(Diagnostic::in_file(&loaded.source, e)))?;
+    let (_, s, timing) = scheduled(file, params)?;
     let tz = s.timezone.as_deref().unwrap_or("UTC");
     for z in timing.preview(from, count) {
         outln!("{}  {tz}", crate::schedule::cron::rfc3339(&z));
@@ -97,29 +104,14 @@ pub fn preview(
 pub fn schedule(files: &[PathBuf], params: &ParamArgs, max_runs: Option<usize>) -> Result<i32> {
     let mut entries = Vec::new();
     for f in files {
-        let (loaded, _) = load_and_plan(f, params, None)?;
-        let Some(s) = &loaded.pipeline.schedule else {
-            return Err(Error::invalid(
-                Diagnostic::in_file(
-                    &loaded.source,
-                    format!("pipeline `{}` has no `schedule:`", loaded.pipeline.name),
-                )
-                .help("add `schedule: {cron: \"0 3 * * 1\", timezone: Europe/Berlin}`"),
-            ));
-        };
-        let timing = Timing::new(&s.cron, s.timezone.as_deref())
-            .map_err(|e| Error::invalid(Diagnostic::in_file(&loaded.source, e)))?;
+        let (name, s, timing) = scheduled(f, params)?;
         let next = timing
             .next_after(&jiff::Timestamp::now())
             .ok_or_else(|| Error::failed(format!("`{}` never fires", s.cron.join("`, `"))))?;
-        eprintln!(
-            "schedule: {} ({}) next at {next}",
-            loaded.pipeline.name,
-            f.display()
-        );
+        eprintln!("schedule: {} ({}) next at {next}", name, f.display());
         entries.push(Entry {
             file: f.clone(),
-            name: loaded.pipeline.name.clone(),
+            name: name.clone(),
             timing,
             next,
         });
