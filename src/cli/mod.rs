@@ -124,25 +124,9 @@ pub enum Command {
         #[command(subcommand)]
         command: registry::RegistryCommand,
     },
-    /// Run pipelines on their cron schedules (until interrupted).
-    Schedule {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        #[command(flatten)]
-        params: ParamArgs,
-        /// Stop after this many firings.
-        #[arg(long)]
-        max_runs: Option<usize>,
-        /// Print the next firing times of one pipeline's schedule (RFC 3339), run nothing.
-        #[arg(long)]
-        preview: bool,
-        /// With --preview: how many firing times.
-        #[arg(long, default_value_t = 10, requires = "preview")]
-        count: usize,
-        /// With --preview: the firings after this time (RFC 3339; default: now).
-        #[arg(long, value_name = "RFC3339", requires = "preview")]
-        from: Option<String>,
-    },
+    /// Run pipelines on their schedules until stopped (see docs/scheduling.md);
+    /// `schedule status` shows each schedule's last and next firing.
+    Schedule(ScheduleArgs),
     /// Predict with a trained model over a data file, writing CSV.
     Predict {
         /// registry://GROUP@approved|latest|N, or a model directory.
@@ -216,6 +200,53 @@ pub enum RunsCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    pub command: Option<ScheduleCommand>,
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// Stop after this many firings (runs started or skipped), once their runs end.
+    #[arg(long)]
+    pub max_runs: Option<usize>,
+    /// On SIGTERM or Ctrl-C, cancel running runs instead of letting them finish.
+    #[arg(long)]
+    pub cancel_on_exit: bool,
+    /// Start the scheduler's clock at this time instead of now (RFC 3339; for tests and dry runs).
+    #[arg(long, value_name = "RFC3339", conflicts_with = "preview")]
+    pub now: Option<String>,
+    /// Run the scheduler's clock this many times faster than real time (for tests).
+    #[arg(long, value_name = "RATE", conflicts_with = "preview")]
+    pub clock_rate: Option<f64>,
+    /// Stop (as on SIGTERM) when the scheduler's clock reaches this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339", conflicts_with = "preview")]
+    pub until: Option<String>,
+    /// Print the next firing times of one pipeline's schedule (RFC 3339), run nothing.
+    #[arg(long)]
+    pub preview: bool,
+    /// With --preview: how many firing times.
+    #[arg(long, default_value_t = 10, requires = "preview")]
+    pub count: usize,
+    /// With --preview: the firings after this time (RFC 3339; default: now).
+    #[arg(long, value_name = "RFC3339", requires = "preview")]
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Each scheduled pipeline: its scheduler, last firing (with its run and outcome) and next firing.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// Show the next firings after this time (RFC 3339; default: now).
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+    },
+}
+
 /// Runs the command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     // The processes a step runs in read no settings of the workspace's.
@@ -261,20 +292,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => export::export(&run_id, &output, &dest),
         Command::Logs { run_id, step } => runs::logs(&run_id, step.as_deref()),
         Command::Registry { registry, command } => registry::run(command, registry.as_deref()),
-        Command::Schedule {
-            files,
-            params,
-            max_runs,
-            preview,
-            count,
-            from,
-        } => {
-            if preview {
-                schedule::preview(&files, &params, count, from.as_deref())
-            } else {
-                schedule::schedule(&files, &params, max_runs)
-            }
-        }
+        Command::Schedule(a) => match a.command {
+            Some(ScheduleCommand::Status { json, now }) => schedule::status(json, now.as_deref()),
+            None if a.preview => schedule::preview(&a.files, &a.params, a.count, a.from.as_deref()),
+            None => schedule::schedule(&a, cli.store.clone()),
+        },
         Command::Predict {
             model,
             data,

@@ -67,7 +67,11 @@ pub fn run(
     let ws = Workspace::locate();
     ws.create_dirs()?;
     let db = RunsDb::open(&ws.db_path())?;
-    let run_id = new_run_id();
+    // A scheduled run's id was chosen, and recorded with its firing, by the scheduler.
+    let run_id = std::env::var(crate::schedule::daemon::RUN_ID_ENV)
+        .ok()
+        .filter(|id| crate::runs::is_run_id(id))
+        .unwrap_or_else(new_run_id);
     let mut overrides =
         crate::spec::params::parse_overrides(&params.params).map_err(Error::invalid)?;
     // A secret given with --param is not recorded: resume reads it again

@@ -1,70 +1,24 @@
-//! `pipeline schedule FILE...`: runs pipelines on their cron schedules.
-//!
-//! Each firing runs `pipeline run FILE` as a child process, so a run behaves
-//! exactly as one started by hand (records, cache, exit codes). With
-//! `only_if_inputs_changed: true` a firing is skipped when the content of
-//! every input is the same as at the last successful scheduled run.
+//! `pipeline schedule`: the scheduler (`schedule::daemon`), `--preview` and `status`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use super::ParamArgs;
-use super::plan::load_and_plan;
+use super::{ParamArgs, ScheduleArgs};
 use crate::error::{Error, Result};
-use crate::schedule::cron::Timing;
-use crate::spec::model::Schedule;
+use crate::runs::schedules::ScheduleRow;
+use crate::runs::{LockState, RunLock, RunsDb, live_status};
+use crate::schedule::clock::Clock;
+use crate::schedule::cron::{Timing, rfc3339};
+use crate::schedule::daemon;
 use crate::spec::source::Diagnostic;
-use crate::store::{Workspace, write_atomic};
+use crate::store::Workspace;
 
-struct Entry {
-    file: PathBuf,
-    name: String,
-    timing: Timing,
-    next: jiff::Zoned,
-}
-
-/// The combined digest of every input of the pipeline in `file`.
-fn inputs_digest(file: &Path, params: &ParamArgs) -> Result<String> {
-    let (loaded, _) = load_and_plan(file, params, None)?;
-    let mut h = blake3::Hasher::new();
-    let ws = crate::store::Workspace::locate();
-    let db = if loaded
-        .pipeline
-        .inputs
-        .values()
-        .any(|d| d.remote().is_some())
-    {
-        ws.create_dirs()?;
-        Some(crate::runs::RunsDb::open(&ws.db_path())?)
-    } else {
-        None
-    };
-    for (name, def) in &loaded.pipeline.inputs {
-        let d = match &db {
-            Some(db) => crate::schedule::inputs::input_digest(db, &ws, def)?,
-            None => crate::store::digest_path(&def.resolved)
-                .map_err(|e| Error::io("hash the input", &def.resolved, e))?,
-        };
-        h.update(format!("{name}={d}\n").as_bytes());
-    }
-    Ok(h.finalize().to_hex().to_string())
-}
-
-/// A pipeline's name, schedule and timing; invalid input when it has no schedule.
-fn scheduled(file: &Path, params: &ParamArgs) -> Result<(String, Schedule, Timing)> {
-    let (loaded, _) = load_and_plan(file, params, None)?;
-    let Some(s) = loaded.pipeline.schedule.clone() else {
-        return Err(Error::invalid(
-            Diagnostic::in_file(
-                &loaded.source,
-                format!("pipeline `{}` has no `schedule:`", loaded.pipeline.name),
-            )
-            .help("add `schedule: {cron: \"0 3 * * 1\", timezone: Europe/Berlin}`"),
-        ));
-    };
-    let timing = Timing::new(&s.cron, s.timezone.as_deref())
-        .map_err(|e| Error::invalid(Diagnostic::in_file(&loaded.source, e)))?;
-    Ok((loaded.pipeline.name.clone(), s, timing))
+fn time_arg(flag: &str, t: &str) -> Result<jiff::Timestamp> {
+    t.parse::<jiff::Timestamp>().map_err(|e| {
+        Error::invalid(
+            Diagnostic::new(format!("{flag} `{t}` is not an RFC 3339 time: {e}"))
+                .help("write e.g. 2026-03-28T12:00:00Z or 2026-03-28T13:00:00+01:00"),
+        )
+    })
 }
 
 /// `schedule --preview FILE`: the next firing times, one a line, RFC 3339
@@ -86,110 +40,185 @@ pub fn preview(
     };
     let from = match from {
         None => jiff::Timestamp::now(),
-        Some(t) => t.parse::<jiff::Timestamp>().map_err(|e| {
-            Error::invalid(
-                Diagnostic::new(format!("--from `{t}` is not an RFC 3339 time: {e}"))
-                    .help("write e.g. 2026-03-28T12:00:00Z or 2026-03-28T13:00:00+01:00"),
-            )
-        })?,
+        Some(t) => time_arg("--from", t)?,
     };
-    let (_, s, timing) = scheduled(file, params)?;
-    let tz = s.timezone.as_deref().unwrap_or("UTC");
-    for z in timing.preview(from, count) {
-        outln!("{}  {tz}", crate::schedule::cron::rfc3339(&z));
+    let s = daemon::load(file, &params.params)?;
+    let tz = s.schedule.timezone.as_deref().unwrap_or("UTC");
+    if let Some(timing) = &s.timing {
+        for z in timing.preview(from, count) {
+            outln!("{}  {tz}", rfc3339(&z));
+        }
+    }
+    if !s.schedule.on_change.is_empty() {
+        eprintln!(
+            "also runs when {} change (looked at every {})",
+            s.schedule
+                .on_change
+                .iter()
+                .map(|n| format!("inputs.{n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            crate::spec::model::duration::format(s.schedule.poll_interval)
+        );
     }
     Ok(0)
 }
 
-pub fn schedule(files: &[PathBuf], params: &ParamArgs, max_runs: Option<usize>) -> Result<i32> {
-    let mut entries = Vec::new();
-    for f in files {
-        let (name, s, timing) = scheduled(f, params)?;
-        let next = timing
-            .next_after(&jiff::Timestamp::now())
-            .ok_or_else(|| Error::failed(format!("`{}` never fires", s.cron.join("`, `"))))?;
-        eprintln!("schedule: {} ({}) next at {next}", name, f.display());
-        entries.push(Entry {
-            file: f.clone(),
-            name: name.clone(),
-            timing,
-            next,
-        });
+pub fn schedule(a: &ScheduleArgs, store: Option<String>) -> Result<i32> {
+    let now = a.now.as_deref().map(|t| time_arg("--now", t)).transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|t| time_arg("--until", t))
+        .transpose()?;
+    if let Some(r) = a.clock_rate
+        && !(r.is_finite() && r > 0.0 && r <= 1.0e6)
+    {
+        return Err(Error::invalid(
+            Diagnostic::new(format!(
+                "--clock-rate {r} is not a rate the clock can run at"
+            ))
+            .help("give a number above 0 and at most 1000000 (1 is real time)"),
+        ));
     }
-    let ws = Workspace::locate();
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::failed(format!("find the pipeline program: {e}")))?;
-    let mut fired = 0usize;
-    loop {
-        let Some(i) = (0..entries.len()).min_by_key(|&i| entries[i].next.timestamp()) else {
-            return Ok(0);
-        };
-        let wait = entries[i]
-            .next
-            .timestamp()
-            .duration_since(jiff::Timestamp::now());
-        if wait.is_positive() {
-            std::thread::sleep(std::time::Duration::try_from(wait).unwrap_or_default());
-        }
-        let e = &entries[i];
-        let state_path = ws.root.join("schedule").join(format!("{}.inputs", e.name));
-        // Re-read the file at each firing: it may have changed since.
-        let only_if_changed = load_and_plan(&e.file, params, None)
+    daemon::run(
+        &a.files,
+        daemon::Options {
+            params: a.params.params.clone(),
+            max_runs: a.max_runs,
+            until,
+            cancel_on_exit: a.cancel_on_exit,
+            clock: Clock::new(now, a.clock_rate),
+            store,
+        },
+    )
+}
+
+/// One schedule as `schedule status` shows it.
+#[derive(serde::Serialize)]
+struct StatusLine {
+    pipeline: String,
+    file: String,
+    /// `running (pid N)` while a scheduler holds it, else `stopped`.
+    scheduler: String,
+    suspended: bool,
+    last_firing: Option<crate::runs::schedules::Firing>,
+    /// The last firing's run's status as it is now.
+    run_status: Option<String>,
+    next_firing: Option<String>,
+    on_change: Vec<String>,
+    recent: Vec<crate::runs::schedules::Firing>,
+}
+
+fn status_line(
+    db: &RunsDb,
+    ws: &Workspace,
+    row: ScheduleRow,
+    now: jiff::Timestamp,
+) -> Result<StatusLine> {
+    let scheduler = match RunLock::state(&ws.root.join("schedule").join(&row.pipeline)) {
+        LockState::Held { pid: Some(p) } => format!("running (pid {p})"),
+        LockState::Held { pid: None } => "running".to_string(),
+        _ => "stopped".to_string(),
+    };
+    let recent = db.firings(&row.pipeline, 10)?;
+    let last = recent.first().cloned();
+    let run_status = match last.as_ref().and_then(|f| f.run_id.as_deref()) {
+        Some(id) => db
+            .get_run(id)?
+            .map(|r| live_status(&r, &ws.run_dir(id)).as_str().to_string()),
+        None => None,
+    };
+    let next_firing = if row.timing.suspend || row.timing.cron.is_empty() {
+        None
+    } else {
+        Timing::new(&row.timing.cron, row.timing.timezone.as_deref())
             .ok()
-            .and_then(|(l, _)| l.pipeline.schedule.map(|s| s.only_if_inputs_changed))
-            .unwrap_or(false);
-        let digest = if only_if_changed {
-            inputs_digest(&e.file, params).ok()
-        } else {
-            None
-        };
-        let unchanged = digest
-            .as_ref()
-            .is_some_and(|d| std::fs::read_to_string(&state_path).is_ok_and(|old| old.trim() == d));
-        if unchanged {
-            eprintln!(
-                "schedule: {}: inputs unchanged since the last scheduled run; skipped",
-                e.name
-            );
-        } else {
-            eprintln!("schedule: {}: running {}", e.name, e.file.display());
-            let mut cmd = Command::new(&exe);
-            cmd.arg("run").arg(&e.file);
-            for p in &params.params {
-                cmd.arg("--param").arg(p);
-            }
-            match cmd.status() {
-                Ok(s) if s.success() => {
-                    if let Some(d) = &digest {
-                        if let Some(dir) = state_path.parent() {
-                            let _ = std::fs::create_dir_all(dir);
-                        }
-                        let _ = write_atomic(&state_path, d.as_bytes());
+            .and_then(|t| t.next_after(&now))
+            .map(|z| rfc3339(&z))
+    };
+    Ok(StatusLine {
+        pipeline: row.pipeline,
+        file: row.file,
+        scheduler,
+        suspended: row.timing.suspend,
+        last_firing: last,
+        run_status,
+        next_firing,
+        on_change: row.timing.on_change,
+        recent,
+    })
+}
+
+/// `schedule status`: every pipeline ever scheduled in this workspace.
+pub fn status(json: bool, now: Option<&str>) -> Result<i32> {
+    let now = match now {
+        Some(t) => time_arg("--now", t)?,
+        None => jiff::Timestamp::now(),
+    };
+    let ws = Workspace::locate();
+    let lines = if ws.db_path().exists() {
+        let db = RunsDb::open(&ws.db_path())?;
+        db.schedules()?
+            .into_iter()
+            .map(|row| status_line(&db, &ws, row, now))
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        vec![]
+    };
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string(&lines).expect("status serializes")
+        );
+        return Ok(0);
+    }
+    if lines.is_empty() {
+        eprintln!(
+            "no pipeline has been scheduled in this workspace; start one with `pipeline schedule FILE`"
+        );
+        return Ok(0);
+    }
+    for l in &lines {
+        outln!("{}  ({}; scheduler {})", l.pipeline, l.file, l.scheduler);
+        match &l.last_firing {
+            Some(f) => {
+                let mut s = format!(
+                    "  last  {}  {}  {}",
+                    f.at,
+                    f.trigger.as_str(),
+                    f.status.as_str()
+                );
+                if let Some(id) = &f.run_id {
+                    s.push_str(&format!("  run {id}"));
+                    if let Some(st) = &l.run_status {
+                        s.push_str(&format!(" ({st})"));
                     }
                 }
-                Ok(s) => eprintln!(
-                    "schedule: {}: the run failed ({s}); the schedule goes on",
-                    e.name
-                ),
-                Err(err) => eprintln!("schedule: {}: cannot start the run: {err}", e.name),
+                outln!("{s}");
+                if let Some(r) = &f.reason {
+                    outln!("        {r}");
+                }
             }
+            None => outln!("  last  (none yet)"),
         }
-        fired += 1;
-        if max_runs.is_some_and(|m| fired >= m) {
-            return Ok(0);
-        }
-        let e = &mut entries[i];
-        match e
-            .timing
-            .next_after(&jiff::Timestamp::now().max(e.next.timestamp()))
-        {
-            Some(n) => {
-                eprintln!("schedule: {} next at {n}", e.name);
-                e.next = n;
+        if l.suspended {
+            outln!("  next  suspended (`suspend: true`)");
+        } else {
+            if let Some(n) = &l.next_firing {
+                outln!("  next  {n}");
             }
-            None => {
-                entries.remove(i);
+            if !l.on_change.is_empty() {
+                outln!(
+                    "  on change of {}",
+                    l.on_change
+                        .iter()
+                        .map(|n| format!("inputs.{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
         }
     }
+    Ok(0)
 }

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::dag::cache::KeyParts;
 use crate::error::{Error, Result};
 
-const SCHEMA_VERSION: i64 = 1;
+pub mod schedules;
+
+const SCHEMA_VERSION: i64 = 2;
 
 /// One artifact a step produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -274,6 +276,9 @@ impl RunsDb {
                 COMMIT;",
             )
             .map_err(bad)?;
+        }
+        if version < 2 {
+            conn.execute_batch(schedules::MIGRATION_2).map_err(bad)?;
         }
         Ok(RunsDb { conn })
     }
@@ -615,6 +620,15 @@ pub fn live_status(run: &RunRecord, run_dir: &Path) -> RunStatus {
     } else {
         RunStatus::Interrupted
     }
+}
+
+/// Whether `s` has the shape of a run id (`new_run_id`): safe as a directory name.
+pub fn is_run_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A new run id: sortable by start time, unique enough to type a prefix of.

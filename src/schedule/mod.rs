@@ -9,7 +9,10 @@
 //! cleanly, nothing new starts (fail-fast). Ctrl-C does the same and marks
 //! the run cancelled. Every change is recorded as it happens.
 
+pub mod clock;
 pub mod cron;
+pub mod daemon;
+pub mod firing;
 pub mod guard;
 pub mod inputs;
 

@@ -167,10 +167,6 @@ fn decode_pipeline(
     if let Some(e) = opts.executor {
         defaults.executor = e;
     }
-    let schedule = f
-        .get("schedule")
-        .map(|n| decode_schedule(ctx, n))
-        .transpose()?;
     let mut inputs = BTreeMap::new();
     if let Some(n) = f.get("inputs") {
         for (iname, node) in ctx.entries(n, "inputs")? {
@@ -181,6 +177,10 @@ fn decode_pipeline(
             );
         }
     }
+    let schedule = f
+        .get("schedule")
+        .map(|n| super::schedule::decode(ctx, n, &inputs))
+        .transpose()?;
     let steps_node = f.req(ctx, "steps")?;
     let mut steps = Vec::new();
     for (sname, node) in ctx.entries(steps_node, "steps")? {
@@ -241,52 +241,6 @@ fn check_name(ctx: &Ctx, name: &Spanned<String>, what: &str) -> DResult<()> {
         format!("`{}` is not a valid {what} name", name.value),
     )
     .help("names start with a letter and hold letters, digits, `_` and `-`"))
-}
-
-fn decode_schedule(ctx: &Ctx, node: &Node) -> DResult<Schedule> {
-    let f = ctx.fields(
-        node,
-        "schedule",
-        &["cron", "timezone", "only_if_inputs_changed"],
-    )?;
-    let cron_node = f.req(ctx, "cron")?;
-    let items: Vec<&Node> = match &cron_node.kind {
-        NodeKind::Seq(items) => items.iter().collect(),
-        _ => vec![cron_node],
-    };
-    if items.is_empty() {
-        return Err(ctx
-            .err(cron_node, "`cron` lists no expression")
-            .help("give one expression, e.g. \"0 3 * * 1\", or a list of them"));
-    }
-    let mut cron = Vec::new();
-    for n in items {
-        let c = ctx.string(n, "cron")?;
-        if let Err(e) = crate::schedule::cron::parse_cron(&c.value) {
-            return Err(ctx.err(n, e).help(
-                "write five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\"",
-            ));
-        }
-        cron.push(c.value);
-    }
-    let tz_node = f.get("timezone");
-    let tz = tz_node.map(|n| ctx.string(n, "timezone")).transpose()?;
-    if let (Some(n), Some(t)) = (tz_node, &tz)
-        && let Err(e) = crate::schedule::cron::parse_timezone(t)
-    {
-        return Err(ctx
-            .err(n, e)
-            .help("use an IANA time zone name such as Europe/Berlin or America/New_York"));
-    }
-    Ok(Schedule {
-        cron,
-        timezone: tz.map(|s| s.value),
-        only_if_inputs_changed: f
-            .get("only_if_inputs_changed")
-            .map(|n| ctx.bool(n, "only_if_inputs_changed"))
-            .transpose()?
-            .is_some_and(|b| b.value),
-    })
 }
 
 fn decode_input(
@@ -741,7 +695,7 @@ fn common_from_fields(ctx: &Ctx, f: &Fields, base: &StepCommon) -> DResult<StepC
     Ok(c)
 }
 
-fn decode_duration(ctx: &Ctx, node: &Node, field: &str) -> DResult<Duration> {
+pub(super) fn decode_duration(ctx: &Ctx, node: &Node, field: &str) -> DResult<Duration> {
     let s = ctx.scalar_string(node, field)?;
     duration::parse(&s).ok_or_else(|| {
         ctx.err(node, format!("`{}` is not a duration", s.value))

@@ -11,6 +11,7 @@ pub mod expr;
 pub mod load;
 pub mod model;
 pub mod params;
+pub mod schedule;
 pub mod schema;
 pub mod source;
 pub mod template;

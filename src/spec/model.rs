@@ -153,14 +153,87 @@ impl DataFormat {
     }
 }
 
+/// A pipeline's `schedule:` (read by `pipeline schedule`, see docs/scheduling.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Schedule {
-    /// One or more cron expressions (`cron: "0 3 * * 1"` or a list).
+    /// Cron expressions (`cron: "0 3 * * 1"` or a list); empty when the
+    /// schedule only watches inputs (`on_change`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cron: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     #[serde(default)]
     pub only_if_inputs_changed: bool,
+    #[serde(default)]
+    pub concurrency: Concurrency,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    /// With `catch_up: all`: at most this many missed firings run (the latest ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_catch_up: Option<u32>,
+    /// A firing that cannot start within this long of its time is missed.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "duration_opt"
+    )]
+    pub starting_deadline: Option<Duration>,
+    /// Fire nothing (firings while suspended are dropped, not caught up).
+    #[serde(default)]
+    pub suspend: bool,
+    /// Inputs whose content change starts a run (`on_change: [inputs.events]`), by input name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_change: Vec<String>,
+    /// How often `on_change` inputs are looked at.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+}
+
+/// What a firing does while an earlier run of the same pipeline is still running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Concurrency {
+    /// Start another run beside it.
+    Allow,
+    /// Skip the firing.
+    #[default]
+    Forbid,
+    /// Cancel the running run, then start.
+    Replace,
+}
+
+/// Which firings missed while the scheduler was not running (or was late) run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    None,
+    #[default]
+    Latest,
+    All,
+}
+
+impl Concurrency {
+    pub const NAMES: &[&str] = &["allow", "forbid", "replace"];
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "allow" => Some(Self::Allow),
+            "forbid" => Some(Self::Forbid),
+            "replace" => Some(Self::Replace),
+            _ => None,
+        }
+    }
+}
+
+impl CatchUp {
+    pub const NAMES: &[&str] = &["none", "latest", "all"];
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "latest" => Some(Self::Latest),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

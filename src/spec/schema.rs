@@ -7,7 +7,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::model::{DataFormat, Distribution, Executor, InputMode, Network, RetryOn, StepKind};
+use super::model::{
+    CatchUp, Concurrency, DataFormat, Distribution, Executor, InputMode, Network, RetryOn, StepKind,
+};
 
 fn reference() -> Value {
     json!({"type": "string", "pattern": "^(inputs\\.[A-Za-z_][A-Za-z0-9_-]*|[A-Za-z_][A-Za-z0-9_-]*\\.[A-Za-z_][A-Za-z0-9_-]*|registry://[A-Za-z_][A-Za-z0-9_-]*(@(approved|latest|[1-9][0-9]*))?)$",
@@ -175,7 +177,12 @@ pub fn pipeline_schema() -> Value {
                 "env": {"type": "string"}, "file": {"type": "string"},
                 "choices": {"type": "array", "items": scalar()}}), &["type"])]}},
             "defaults": {"type": "object", "additionalProperties": false, "properties": defaults},
-            "schedule": object(json!({"cron": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}, "timezone": {"type": "string"}, "only_if_inputs_changed": {"type": "boolean"}}), &["cron"]),
+            "schedule": object(json!({"cron": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}, "timezone": {"type": "string"}, "only_if_inputs_changed": {"type": "boolean"},
+                "concurrency": {"enum": Concurrency::NAMES}, "catch_up": {"enum": CatchUp::NAMES},
+                "max_catch_up": {"type": "integer", "minimum": 1, "maximum": crate::spec::schedule::MAX_CATCH_UP},
+                "starting_deadline": duration(), "suspend": {"type": "boolean"},
+                "on_change": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string", "pattern": "^inputs\\."}, "minItems": 1}]},
+                "poll_interval": duration()}), &[]),
             "inputs": {"type": "object", "additionalProperties": {"oneOf": [{"type": "string"}, object(json!({
                 "path": {"type": "string"}, "format": {"enum": DataFormat::NAMES}, "header": {"type": "boolean"},
                 "target": {"type": "string"}, "label_size": {"type": "integer", "minimum": 0, "maximum": 1},

@@ -19,5 +19,6 @@ mod render;
 mod run;
 mod runs;
 mod s3;
+mod schedule;
 mod signals;
 mod trust_engine;
