@@ -615,11 +615,14 @@ impl Daemon {
                 }
             }
         }
-        if sched.only_if_inputs_changed && trigger == Trigger::Cron {
+        // Every firing of such a schedule records its inputs, so that a cron
+        // firing after a change-triggered run compares with that run's data.
+        if sched.only_if_inputs_changed {
             match inputs_digest(&self.db, &self.ws, &self.entries[i].sched.pipeline, None) {
                 Ok(d) => {
                     let digest = combined(&d);
-                    if let Some((run, last)) = self.db.last_succeeded_inputs(&name)?
+                    if trigger == Trigger::Cron
+                        && let Some((run, last)) = self.db.last_succeeded_inputs(&name)?
                         && last == digest
                     {
                         f.status = FiringStatus::Skipped;

@@ -684,3 +684,79 @@ fn cp_with_wrong_credentials_fails_as_the_users_error_without_showing_the_secret
     let out = t.exec(["cp", &format!("s3://{b}/f.txt"), "x"]).code(2);
     assert!(!out.stderr.contains(secret), "{out}");
 }
+
+/// The scheduler's "did the data change" for an `s3://` input: a new object
+/// under the same key fires `on_change` and defeats `only_if_inputs_changed`;
+/// the same object does neither.
+#[test]
+fn scheduled_runs_see_an_s3_input_change_by_its_identity() {
+    let Some(m) = moto("scheduled_runs_see_an_s3_input_change_by_its_identity") else {
+        return;
+    };
+    let b = m.bucket();
+    m.put(&b, "events.txt", b"1\n");
+    let t = m.test().file(
+        "p.yaml",
+        &format!(
+            "name: s3sched\ndefaults: {{cache: false}}\ninputs:\n  events: {{path: \"s3://{b}/events.txt\"}}\nschedule:\n  cron: \"*/10 * * * *\"\n  only_if_inputs_changed: true\n  catch_up: none\n  on_change: [inputs.events]\n  poll_interval: 1m\nsteps:\n  a:\n    kind: command\n    inputs: {{e: inputs.events}}\n    run: \"true\"\n"
+        ),
+    );
+    let session = |now: &str, until: &str| {
+        t.exec([
+            "schedule",
+            "p.yaml",
+            "--now",
+            now,
+            "--until",
+            until,
+            "--clock-rate",
+            "300",
+        ])
+        .success()
+    };
+    let out = session("2026-05-01T00:05:00Z", "2026-05-01T00:25:00Z");
+    let firings = |t: &Test| -> Vec<(String, String, String)> {
+        let s = t.exec(["schedule", "status", "--json"]).success();
+        let v: serde_json::Value = serde_json::from_str(s.stdout.trim()).unwrap();
+        let mut f: Vec<_> = v[0]["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["at"].as_str().unwrap()[11..16].to_string(),
+                    f["trigger"].as_str().unwrap().to_string(),
+                    f["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        f.reverse();
+        f
+    };
+    let first = firings(&t);
+    let pair = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        first,
+        [
+            pair("00:10", "cron", "succeeded"),
+            pair("00:20", "cron", "skipped")
+        ],
+        "{out}"
+    );
+    m.put(&b, "events.txt", b"2\n");
+    let out = session("2026-05-01T00:45:00Z", "2026-05-01T00:52:00Z");
+    let second = firings(&t);
+    // 00:30 and 00:40 were missed; the new object fired on_change at once,
+    // and the 00:50 firing found the inputs as that run had them.
+    assert_eq!(
+        second[2..],
+        [
+            pair("00:30", "cron", "missed"),
+            pair("00:40", "cron", "missed"),
+            pair("00:45", "change", "succeeded"),
+            pair("00:50", "cron", "skipped"),
+        ],
+        "{out}"
+    );
+    assert!(out.stderr.contains("only_if_inputs_changed"), "{out}");
+}
