@@ -303,4 +303,38 @@ mod tests {
         assert!(d.missed_unlisted >= 99_000, "{}", d.missed_unlisted);
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// Whatever the policy, the cursor and the clock: every firing decided
+        /// on lies in (cursor, now], none is both run and missed, runs are in
+        /// order, and at most `max_catch_up` missed ones (plus on-time ones) run.
+        #[test]
+        fn decisions_stay_within_the_window(
+            cursor_min in 0i64..20_000,
+            down_min in 0i64..5_000,
+            policy in 0usize..3,
+            max in 1u32..20,
+            deadline_min in proptest::option::of(1u64..600),
+            expr in proptest::sample::select(vec!["*/7 * * * *", "0 * * * *", "30 2 * * *", "*/30 * * * *"]),
+        ) {
+            let t = Timing::new(&[expr], Some("Europe/Berlin")).unwrap();
+            let base = ts("2026-03-25T00:00:00Z");
+            let cursor = base + SignedDuration::from_mins(cursor_min);
+            let now = cursor + SignedDuration::from_mins(down_min);
+            let c = [CatchUp::None, CatchUp::Latest, CatchUp::All][policy];
+            let s = sched(c, (c == CatchUp::All).then_some(max), deadline_min.map(|m| m * 60));
+            let d = due(&t, &s, cursor, now, now, TICK);
+            for z in d.run.iter().chain(d.missed.iter().map(|(z, _)| z)) {
+                proptest::prop_assert!(z.timestamp() > cursor && z.timestamp() <= now);
+            }
+            proptest::prop_assert!(d.run.windows(2).all(|w| w[0].timestamp() < w[1].timestamp()));
+            for z in &d.run {
+                proptest::prop_assert!(!d.missed.iter().any(|(m, _)| m.timestamp() == z.timestamp()));
+            }
+            let late = d.run.iter().filter(|z| d.caught_up_until.is_some_and(|u| z.timestamp() <= u)).count();
+            let bound = match c { CatchUp::None => 0, CatchUp::Latest => 1, CatchUp::All => max as usize };
+            proptest::prop_assert!(late <= bound, "{late} caught up, bound {bound}");
+        }
+    }
 }
