@@ -14,6 +14,7 @@
 //!   `.pipeline/` and the SQLite run records.
 //! - [`registry`] (register): model versions, approvals and `registry://`
 //!   references, in SQLite.
+//! - [`repro`]: the lock every run records before it starts.
 //! - [`report`]: the HTML evaluation report.
 //! - [`cli`]: the command line and all terminal output.
 //!
@@ -26,6 +27,7 @@ pub mod error;
 pub mod exec;
 pub mod registry;
 pub mod report;
+pub mod repro;
 pub mod runs;
 pub mod schedule;
 pub mod spec;

@@ -87,6 +87,10 @@ pub enum Command {
         /// Print newline-delimited JSON events; the last line is the run summary.
         #[arg(long)]
         json: bool,
+        /// Refuse to run (exit 2) unless inputs, params and steps are as
+        /// `pipeline.lock` beside the file says; never write it.
+        #[arg(long)]
+        locked: bool,
     },
     /// Continue a run that failed, was cancelled or was killed: only unfinished steps run.
     Resume {
@@ -242,9 +246,20 @@ pub fn run(cli: Cli) -> Result<i32> {
             jobs,
             no_cache,
             json,
+            locked,
         } => {
             let executor = executor.map(|e| parse_executor(&e)).transpose()?;
-            run::run(&file, &params, executor, jobs, no_cache, json)
+            run::run(
+                &file,
+                &params,
+                run::RunArgs {
+                    executor,
+                    jobs,
+                    no_cache,
+                    json,
+                    locked,
+                },
+            )
         }
         Command::Resume { run_id, jobs, json } => run::resume(&run_id, jobs, json),
         Command::Runs {

@@ -790,18 +790,8 @@ impl Run {
             StepKind::Evaluate(e) => (e.hyperparameters.clone(), builtin_argv()?, None, vec![]),
             _ => (BTreeMap::new(), builtin_argv()?, None, vec![]),
         };
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let num_cpus = step
-            .resources
-            .cpus
-            .map_or(cpus, |c| (c.ceil() as usize).clamp(1, cpus));
-        // A register step writes to the registry database beside the engine:
-        // it runs here whatever the executor (as SageMaker's RegisterModel
-        // step is no training job either).
-        let executor = match step.kind {
-            StepKind::Register(_) => Executor::Local,
-            _ => step.executor,
-        };
+        let num_cpus = step_threads(step);
+        let executor = step_executor(step);
         let in_container = executor != Executor::Local;
         let container_root = in_container.then_some(CONTAINER_ROOT);
         let argv = if is_builtin(step) && in_container {
@@ -1147,6 +1137,25 @@ async fn interrupted() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+}
+
+/// The threads a step is given (`SM_NUM_CPUS`): its `resources.cpus`
+/// rounded up, at most this machine's cores; all of them when it says none.
+pub fn step_threads(step: &Step) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    step.resources
+        .cpus
+        .map_or(cpus, |c| (c.ceil() as usize).clamp(1, cpus))
+}
+
+/// Where a step runs. A register step writes to the registry database
+/// beside the engine: it runs here whatever the executor (as SageMaker's
+/// RegisterModel step is no training job either).
+pub fn step_executor(step: &Step) -> Executor {
+    match step.kind {
+        StepKind::Register(_) => Executor::Local,
+        _ => step.executor,
     }
 }
 
