@@ -14,7 +14,8 @@
 //!   `.pipeline/` and the SQLite run records.
 //! - [`registry`] (register): model versions, approvals and `registry://`
 //!   references, in SQLite.
-//! - [`repro`]: the lock every run records before it starts.
+//! - [`repro`]: the lock every run records before it starts, and
+//!   reproductions of recorded runs compared output by output.
 //! - [`report`]: the HTML evaluation report.
 //! - [`cli`]: the command line and all terminal output.
 //!

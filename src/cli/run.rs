@@ -169,6 +169,7 @@ pub fn run(file: &Path, params: &ParamArgs, args: RunArgs) -> Result<i32> {
             backend,
             previous: BTreeMap::new(),
             registry_path,
+            registry_pins: BTreeMap::new(),
         },
         json,
     )
@@ -246,6 +247,7 @@ pub(super) struct Execution {
     /// The records of the run being resumed.
     pub previous: BTreeMap<String, crate::runs::StepRecord>,
     pub registry_path: PathBuf,
+    pub registry_pins: BTreeMap<String, u32>,
 }
 
 fn execute(x: Execution, json: bool) -> Result<i32> {
@@ -271,6 +273,7 @@ pub(super) fn run_steps(x: Execution, shell: &mut Shell) -> Result<(RunSummary, 
         registry_path: x.registry_path,
         log_tx: None,
         image_ids: BTreeMap::new(),
+        registry_pins: x.registry_pins,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -416,6 +419,7 @@ pub fn resume(id: &str, jobs: Option<usize>, json: bool) -> Result<i32> {
             backend,
             previous,
             registry_path: super::registry::registry_path(None),
+            registry_pins: BTreeMap::new(),
         },
         json,
     )

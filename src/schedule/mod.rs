@@ -155,6 +155,9 @@ pub struct Run {
     /// The Docker Engine's image ID for each user image a docker step names
     /// (looked up when the run starts; `None`: not on the engine).
     pub image_ids: BTreeMap<String, Option<String>>,
+    /// `registry://` references (by their text) held to one version: a
+    /// reproduction resolves them as the run it reproduces did.
+    pub registry_pins: BTreeMap<String, u32>,
 }
 
 /// Where a step's root is in a container.
@@ -730,6 +733,17 @@ impl Run {
         reg_ref: &crate::registry::RegistryRef,
         text: &str,
     ) -> Result<crate::registry::ModelVersion> {
+        let pinned;
+        let reg_ref = match self.registry_pins.get(text) {
+            Some(&version) => {
+                pinned = crate::registry::RegistryRef {
+                    group: reg_ref.group.clone(),
+                    selector: crate::registry::Selector::Version(version),
+                };
+                &pinned
+            }
+            None => reg_ref,
+        };
         if !self.registry_path.exists() {
             return Err(Error::failed(format!(
                 "resolve `{text}`: there is no model registry at {} yet (a `kind: register` step creates it)",
