@@ -56,7 +56,11 @@ pub fn reproduce(id: &str, verify: bool, jobs: Option<usize>, json: bool) -> Res
         name: rec.file.clone(),
         text: rec.source.clone(),
     });
-    if blake3::hash(source.text.as_bytes()).to_hex().as_str() != recorded.source_digest {
+    if recorded
+        .run
+        .as_ref()
+        .is_some_and(|r| blake3::hash(source.text.as_bytes()).to_hex().as_str() != r.source_digest)
+    {
         return Err(Error::failed(format!(
             "the lock of run {} is not of the pipeline the run recorded (its source digest differs)",
             rec.id

@@ -101,7 +101,7 @@ pub fn run(file: &Path, params: &ParamArgs, args: RunArgs) -> Result<i32> {
     let lock = take_lock(&loaded, &ws, db.as_ref(), &registry_path, &BTreeMap::new())?;
     if let Some(recorded) = &recorded {
         let remedy = format!(
-            "run without --locked to run it so and update {}",
+            "run without --locked to run with what changed and update {}",
             lock_path.display()
         );
         let check = lock::Check {
@@ -225,7 +225,7 @@ pub(super) fn take_lock(
             .map_err(|e| Error::failed(format!("start: {e}")))?
             .block_on(lock::image_ids(p))
     } else {
-        BTreeMap::new()
+        lock::Images::default()
     };
     let facts = lock::Facts {
         inputs: lock::input_digests(p, ws, db)?,

@@ -1,18 +1,21 @@
 //! The lock: what a run is made of, taken before any of its steps starts.
 //!
-//! A lock holds the resolved pipeline (each step as its cache key sees it),
-//! the parameter values, the content digest of every input and program
-//! file, the `registry://` models by version and artifact, the image IDs of
-//! docker steps, each step's executor, threads, nodes and seeds, the engine
-//! version and the platform. Nothing in it depends on the time or on where
-//! the workspace is, so the same work on the same data gives the same lock.
+//! A lock holds the resolved pipeline (each step as its cache key sees it,
+//! with its executor, nodes and seeds), the parameter values, the content
+//! digest of every input and program file, the `registry://` models by
+//! version and artifact, user images by ID and the engine version; and, for
+//! one run, the [`RunFacts`]: the pipeline file's digest, the platform, each
+//! step's thread count and the runtime image built-in docker steps ran in.
+//! Nothing in it depends on the time or on where the workspace is.
 //!
 //! A lock file (`pipeline.lock`, JSON) holds one lock a pipeline file, by the
 //! file's name: every run writes its own into its run directory
-//! (`.pipeline/runs/RUN/pipeline.lock`, one entry), and a plain `run` also
-//! updates its entry in the `pipeline.lock` beside the pipeline file, as
-//! Cargo updates Cargo.lock; `run --locked` never writes it and refuses to
-//! run what differs from it.
+//! (`.pipeline/runs/RUN/pipeline.lock`, one entry, with its run facts), and
+//! a plain `run` also updates its entry in the `pipeline.lock` beside the
+//! pipeline file, as Cargo updates Cargo.lock. That one leaves the run facts
+//! out: they belong to a machine, and a lock kept with the pipeline file
+//! must not change from one machine to the next. `run --locked` never
+//! writes it and refuses to run what differs from it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,11 +52,8 @@ pub struct LockFile {
 pub struct Lock {
     /// The pipeline's `name:`.
     pub pipeline: String,
-    /// blake3 of the pipeline file's text.
-    pub source_digest: String,
     /// `pipeline 0.1.0`: the engine version, part of every cache key.
     pub engine: String,
-    pub platform: Platform,
     /// Every param's value, defaults and `--param` applied. Secret params
     /// are never recorded.
     pub params: BTreeMap<String, Value>,
@@ -61,12 +61,35 @@ pub struct Lock {
     /// Each `registry://` reference the steps read, as it resolved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub models: BTreeMap<String, LockedModel>,
-    /// Each image a docker step runs in, by tag, with its image ID
-    /// (`null`: not on the Docker Engine when the run started; the engine's
-    /// runtime image is built then, from this very program, which its tag names).
+    /// Each user image a docker step runs in, by tag, with its image ID
+    /// (`null`: not on the Docker Engine).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub images: BTreeMap<String, Option<String>>,
     pub steps: BTreeMap<String, LockedStep>,
+    /// What one run was besides: in a run's lock, not in the one beside the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunFacts>,
+}
+
+/// What a lock records of one run that belongs to the machine it ran on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFacts {
+    /// blake3 of the pipeline file's text.
+    pub source_digest: String,
+    pub platform: Platform,
+    /// Each step's `SM_NUM_CPUS`: the worker threads a built-in uses (its
+    /// `resources.cpus`, at most the machine's cores; all of them without).
+    pub threads: BTreeMap<String, usize>,
+    /// The runtime image built-in docker steps run in: its tag names this
+    /// program's content; its ID is `null` when it was still to be built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_image: Option<RuntimeImage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeImage {
+    pub tag: String,
+    pub id: Option<String>,
 }
 
 /// Where a lock was taken.
@@ -112,14 +135,12 @@ pub struct LockedModel {
 pub struct LockedStep {
     pub kind: String,
     pub executor: String,
-    /// `SM_NUM_CPUS`: the worker threads a built-in uses.
-    pub threads: usize,
     pub nodes: u32,
     /// The seeds the step is given (`seed`, `hyperparameters.seed`), the
     /// built-ins' defaults included.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub seeds: BTreeMap<String, u64>,
-    /// The image it runs in (its ID is in [`Lock::images`]).
+    /// The user image it runs in (its ID is in [`Lock::images`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Content digests of the program files its `run:` names.
@@ -190,10 +211,14 @@ impl LockFile {
             .map_err(|e| Error::io("write", path, e))
     }
 
-    /// Sets the entry `name` of the lock file at `path` to `lock`, keeping
-    /// the other entries; writes nothing when it is already so. Returns
-    /// whether the file changed.
+    /// Sets the entry `name` of the lock file at `path` to `lock` without
+    /// its run facts, keeping the other entries; writes nothing when it is
+    /// already so. Returns whether the file changed.
     pub fn update(path: &Path, name: &str, lock: &Lock) -> Result<bool> {
+        let lock = &Lock {
+            run: None,
+            ..lock.clone()
+        };
         let mut file = Self::read(path)?.unwrap_or_default();
         if file.pipelines.get(name) == Some(lock) && file.lock_version == FORMAT_VERSION {
             return Ok(false);
@@ -216,7 +241,16 @@ impl LockFile {
 pub struct Facts {
     pub inputs: BTreeMap<String, LockedInput>,
     pub models: BTreeMap<String, LockedModel>,
-    pub images: BTreeMap<String, Option<String>>,
+    pub images: Images,
+}
+
+/// The images of a pipeline's docker steps, as the Docker Engine knows them.
+#[derive(Debug, Default)]
+pub struct Images {
+    /// User images by tag, with their IDs.
+    pub user: BTreeMap<String, Option<String>>,
+    /// The runtime image, when a built-in step runs on docker.
+    pub runtime: Option<RuntimeImage>,
 }
 
 /// The content digest of every pipeline input, remembered by file identity
@@ -291,11 +325,12 @@ pub fn model_versions(
     out
 }
 
-/// The image each docker step runs in: a user image by the ID the Docker
-/// Engine gives its tag, and for built-in steps the runtime image (whose
+/// The images the docker steps run in: user images by the ID the Docker
+/// Engine gives their tags, and for built-in steps the runtime image (whose
 /// tag names this program's content).
-pub async fn image_ids(p: &Pipeline) -> BTreeMap<String, Option<String>> {
-    let mut out = inputs::image_ids(p).await;
+pub async fn image_ids(p: &Pipeline) -> Images {
+    let user = inputs::image_ids(p).await;
+    let mut runtime = None;
     if p.steps
         .iter()
         .any(|s| is_builtin(s) && step_executor(s) == Executor::Docker)
@@ -305,20 +340,9 @@ pub async fn image_ids(p: &Pipeline) -> BTreeMap<String, Option<String>> {
             Ok(d) => d.inspect_image(&tag).await.ok().and_then(|i| i.id),
             Err(_) => None,
         };
-        out.insert(tag, id);
+        runtime = Some(RuntimeImage { tag, id });
     }
-    out
-}
-
-/// The image a step runs in, when it runs in a container.
-fn image_of(step: &Step) -> Option<String> {
-    if step_executor(step) != Executor::Docker {
-        return None;
-    }
-    if is_builtin(step) {
-        return crate::exec::docker::image::runtime_tag().ok();
-    }
-    user_image(step).map(str::to_string)
+    Images { user, runtime }
 }
 
 /// The seeds a step is given, the built-ins' defaults (0) included.
@@ -364,10 +388,9 @@ pub fn take(p: &Pipeline, source_text: &str, facts: Facts, db: Option<&RunsDb>) 
             LockedStep {
                 kind: s.kind.name().to_string(),
                 executor: step_executor(s).name().to_string(),
-                threads: step_threads(s),
                 nodes: s.resources.nodes.max(1),
                 seeds: seeds_of(s),
-                image: image_of(s),
+                image: user_image(s).map(str::to_string),
                 programs: inputs::program_digests(db, s, &p.base_dir)?,
                 spec: step_spec(s),
             },
@@ -375,14 +398,22 @@ pub fn take(p: &Pipeline, source_text: &str, facts: Facts, db: Option<&RunsDb>) 
     }
     Ok(Lock {
         pipeline: p.name.clone(),
-        source_digest: blake3::hash(source_text.as_bytes()).to_hex().to_string(),
         engine: format!("pipeline {ENGINE_VERSION}"),
-        platform: Platform::current(),
         params: p.params.clone(),
         inputs: facts.inputs,
         models: facts.models,
-        images: facts.images,
+        images: facts.images.user,
         steps,
+        run: Some(RunFacts {
+            source_digest: blake3::hash(source_text.as_bytes()).to_hex().to_string(),
+            platform: Platform::current(),
+            threads: p
+                .steps
+                .iter()
+                .map(|s| (s.name().to_string(), step_threads(s)))
+                .collect(),
+            runtime_image: facts.images.runtime,
+        }),
     })
 }
 
@@ -554,10 +585,6 @@ pub fn differences(
         }
     }
     for (tag, old) in &recorded.images {
-        // The runtime image is named by this program's content: a new tag is a new engine.
-        if tag.starts_with(crate::exec::docker::image::RUNTIME_REPOSITORY) {
-            continue;
-        }
         let new = now.images.get(tag).cloned().flatten();
         if old.is_some() && &new != old {
             out.push(
@@ -666,8 +693,9 @@ pub fn differences(
     out
 }
 
-/// What differs from the `recorded` lock but may: the engine and the
-/// platform (said, not refused).
+/// What differs from the `recorded` lock but may: the engine, and of the
+/// run facts (when both have them) the platform, the thread counts and the
+/// runtime image (said, not refused).
 pub fn notes(recorded: &Lock, now: &Lock) -> Vec<String> {
     let mut out = Vec::new();
     if recorded.engine != now.engine {
@@ -676,10 +704,35 @@ pub fn notes(recorded: &Lock, now: &Lock) -> Vec<String> {
             recorded.engine, now.engine
         ));
     }
-    if recorded.platform != now.platform {
+    let (Some(was), Some(is)) = (&recorded.run, &now.run) else {
+        return out;
+    };
+    if was.platform != is.platform {
         out.push(format!(
-            "the lock was written on {}; this is {}",
-            recorded.platform, now.platform
+            "the lock was written on {}; this is {}: floating-point results may differ between platforms",
+            was.platform, is.platform
+        ));
+    }
+    let threads: Vec<String> = was
+        .threads
+        .iter()
+        .filter_map(|(step, n)| {
+            let m = is.threads.get(step)?;
+            (m != n).then(|| format!("{step} {n} -> {m}"))
+        })
+        .collect();
+    if !threads.is_empty() {
+        out.push(format!(
+            "thread counts differ ({}); they change no result",
+            threads.join(", ")
+        ));
+    }
+    if let (Some(a), Some(b)) = (&was.runtime_image, &is.runtime_image)
+        && a.tag != b.tag
+    {
+        out.push(format!(
+            "built-in docker steps ran in {} and run in {} here: another build of the engine",
+            a.tag, b.tag
         ));
     }
     out
@@ -692,9 +745,7 @@ mod tests {
     fn lock() -> Lock {
         Lock {
             pipeline: "p".into(),
-            source_digest: "s".into(),
             engine: "pipeline 0".into(),
-            platform: Platform::current(),
             params: BTreeMap::from([("depth".to_string(), Value::from(4))]),
             inputs: BTreeMap::from([(
                 "data".to_string(),
@@ -706,6 +757,7 @@ mod tests {
             models: BTreeMap::new(),
             images: BTreeMap::new(),
             steps: BTreeMap::new(),
+            run: None,
         }
     }
 
