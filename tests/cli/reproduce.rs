@@ -465,6 +465,10 @@ fn examples(t: &Test) -> Vec<String> {
         }
     }
     t.write("pipelines/data/penguins.csv", PENGUINS);
+    t.write(
+        "pipelines/pipeline.lock",
+        &std::fs::read_to_string(dir.join("pipeline.lock")).unwrap(),
+    );
     // train.yaml registers the champion that ab.yaml compares against.
     names.sort_by_key(|n| (n != "train.yaml", n.clone()));
     names
@@ -477,10 +481,15 @@ fn reproduce_verify_passes_on_every_example_pipeline() {
     assert!(names.len() >= 3, "{names:?}");
     let mut runs = Vec::new();
     for name in &names {
-        let s = t
-            .exec(["run", &format!("pipelines/{name}"), "--json"])
-            .success()
-            .summary();
+        // The examples' lock is kept current with them (rerun the
+        // examples without --locked and commit pipelines/pipeline.lock).
+        let out = t.exec(["run", &format!("pipelines/{name}"), "--locked", "--json"]);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "pipelines/pipeline.lock is out of date for {name}:\n{out}"
+        );
+        let s = out.summary();
         if name == "train.yaml" {
             t.exec([
                 "registry",
