@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::run::{Execution, backend_for, find_run, run_steps, take_lock};
+use super::run::{Execution, backend_for, find_run, locked_inputs, run_steps, take_lock};
 use super::shell::{Mode, Shell};
 use crate::dag::Plan;
 use crate::error::{EXIT_FAILED, EXIT_OK, Error, Result};
@@ -113,7 +113,7 @@ pub fn reproduce(id: &str, verify: bool, jobs: Option<usize>, json: bool) -> Res
     let (sdb, now) = match prepared {
         Ok(x) => x,
         Err(e) => {
-            scratch.remove();
+            scratch.discard();
             return Err(e);
         }
     };
@@ -159,6 +159,7 @@ pub fn reproduce(id: &str, verify: bool, jobs: Option<usize>, json: bool) -> Res
             previous: BTreeMap::new(),
             registry_path: scratch.registry.clone(),
             registry_pins: pins,
+            locked_inputs: locked_inputs(&recorded),
         },
         &mut shell,
     )?;

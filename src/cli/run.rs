@@ -170,6 +170,7 @@ pub fn run(file: &Path, params: &ParamArgs, args: RunArgs) -> Result<i32> {
             previous: BTreeMap::new(),
             registry_path,
             registry_pins: BTreeMap::new(),
+            locked_inputs: locked_inputs(&lock),
         },
         json,
     )
@@ -235,6 +236,14 @@ pub(super) fn take_lock(
     lock::take(p, &loaded.source.text, facts, db)
 }
 
+/// Each input's digest in `lock`.
+pub(super) fn locked_inputs(lock: &Lock) -> BTreeMap<String, String> {
+    lock.inputs
+        .iter()
+        .map(|(name, i)| (name.clone(), i.digest.clone()))
+        .collect()
+}
+
 /// A run to execute: where, what, and how.
 pub(super) struct Execution {
     pub ws: Workspace,
@@ -248,6 +257,8 @@ pub(super) struct Execution {
     pub previous: BTreeMap<String, crate::runs::StepRecord>,
     pub registry_path: PathBuf,
     pub registry_pins: BTreeMap<String, u32>,
+    /// The input digests of the run's lock, which its steps must read.
+    pub locked_inputs: BTreeMap<String, String>,
 }
 
 fn execute(x: Execution, json: bool) -> Result<i32> {
@@ -274,6 +285,7 @@ pub(super) fn run_steps(x: Execution, shell: &mut Shell) -> Result<(RunSummary, 
         log_tx: None,
         image_ids: BTreeMap::new(),
         registry_pins: x.registry_pins,
+        locked_inputs: x.locked_inputs,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -420,6 +432,9 @@ pub fn resume(id: &str, jobs: Option<usize>, json: bool) -> Result<i32> {
             previous,
             registry_path: super::registry::registry_path(None),
             registry_pins: BTreeMap::new(),
+            // What the first engine read may have changed since: the steps
+            // still to run read the data as it is now (as before locks).
+            locked_inputs: BTreeMap::new(),
         },
         json,
     )

@@ -219,6 +219,8 @@ impl LockFile {
             run: None,
             ..lock.clone()
         };
+        // Runs of two pipeline files of one directory at once each keep the other's entry.
+        let _guard = DirLock::take(path.parent().unwrap_or(Path::new("")))?;
         let mut file = Self::read(path)?.unwrap_or_default();
         if file.pipelines.get(name) == Some(lock) && file.lock_version == FORMAT_VERSION {
             return Ok(false);
@@ -234,6 +236,30 @@ impl LockFile {
         let mut file = LockFile::default();
         file.pipelines.insert(name.to_string(), lock.clone());
         file
+    }
+}
+
+/// An exclusive `flock` on a directory, held while its lock file is
+/// read, changed and written (the file itself is replaced by a rename, so it
+/// cannot carry the lock).
+struct DirLock {
+    _held: std::fs::File,
+}
+
+impl DirLock {
+    fn take(dir: &Path) -> Result<DirLock> {
+        use std::os::fd::AsRawFd;
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let f = std::fs::File::open(dir).map_err(|e| Error::io("open", dir, e))?;
+        // SAFETY: flock on a descriptor we own; the lock goes with it.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io("lock", dir, std::io::Error::last_os_error()));
+        }
+        Ok(DirLock { _held: f })
     }
 }
 

@@ -63,6 +63,15 @@ impl Scratch {
     pub fn remove(&self) {
         let _ = crate::store::remove_tree(&self.ws.root);
     }
+
+    /// Removes the scratch workspace of a reproduction that did not start,
+    /// and `reproductions/` too when nothing else is in it.
+    pub fn discard(&self) {
+        self.remove();
+        if let Some(dir) = self.ws.root.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 /// What `pipeline reproduce` found: the last line of `--json`, and the report

@@ -158,6 +158,10 @@ pub struct Run {
     /// `registry://` references (by their text) held to one version: a
     /// reproduction resolves them as the run it reproduces did.
     pub registry_pins: BTreeMap<String, u32>,
+    /// Each pipeline input's digest as the run's lock recorded it when the
+    /// run started: a step that would read other data fails instead, so a
+    /// run reads what its lock says.
+    pub locked_inputs: BTreeMap<String, String>,
 }
 
 /// Where a step's root is in a container.
@@ -623,6 +627,14 @@ impl Run {
                         None => def.resolved.clone(),
                     };
                     let digest = inputs::input_digest(&self.db, &self.ws, def)?;
+                    if let Some(locked) = self.locked_inputs.get(n)
+                        && *locked != digest
+                    {
+                        return Err(Error::failed(format!(
+                            "input `{n}` ({}) changed since the run started: its lock has {locked}, the data now {digest}",
+                            def.path
+                        )));
+                    }
                     (source, digest, Some(def.clone()))
                 }
                 RefTarget::Output { step: s, output } => {

@@ -855,3 +855,19 @@ fn docker_and_local_store_the_same_bytes_and_a_docker_run_reproduces() {
     let s = t.exec(["run", "nodes.yaml", "--json"]).success().summary();
     check_gbdt_nodes(&s);
 }
+
+#[test]
+fn a_step_does_not_read_an_input_changed_after_the_lock_was_taken() {
+    // `touch` changes the data after the run's lock was taken, before `read` starts.
+    let p = "name: late\ninputs:\n  x: {path: data/x.csv}\nsteps:\n  touch:\n    kind: command\n    run: echo 2 >> data/x.csv\n  read:\n    kind: command\n    run: cat $SM_CHANNEL_X/x.csv\n    inputs: {x: inputs.x}\n    after: [touch]\n";
+    let t = Test::new().file("data/x.csv", "1\n").file("p.yaml", p);
+    let out = t.exec(["run", "p.yaml", "--json"]).code(1);
+    let s = out.summary();
+    assert_eq!(s["steps"]["touch"]["status"], "succeeded");
+    assert_eq!(s["steps"]["read"]["status"], "failed");
+    let why = s["steps"]["read"]["failure"].as_str().unwrap();
+    assert!(
+        why.contains("input `x` (data/x.csv) changed since the run started"),
+        "{why}"
+    );
+}
