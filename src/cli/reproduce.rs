@@ -1,4 +1,4 @@
-//! `reproduce`: a recorded run run again from its lock, in a scratch
+//! `reproduce`: a recorded run done again from its lock, in a scratch
 //! workspace, and compared with the record output by output.
 
 use std::collections::BTreeMap;
