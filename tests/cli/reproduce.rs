@@ -871,3 +871,61 @@ fn a_step_does_not_read_an_input_changed_after_the_lock_was_taken() {
         "{why}"
     );
 }
+
+#[test]
+fn a_user_image_is_locked_by_id_and_a_retagged_one_is_refused() {
+    let test = "a_user_image_is_locked_by_id_and_a_retagged_one_is_refused";
+    if !crate::docker::docker(test) {
+        return;
+    }
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let tag = format!("pipeline-test/retagged:{}", std::process::id());
+    docker(&["tag", &crate::docker::user_image(), &tag]);
+    let id = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+    let p = format!(
+        "name: img\ndefaults: {{executor: docker}}\nsteps:\n  hello:\n    kind: command\n    image: {tag}\n    \
+         run: [sh, -c, \"echo hi > $PIPELINE_OUTPUT_OUT/x.txt\"]\n    outputs: [out]\n"
+    );
+    let t = Test::new().file("p.yaml", &p);
+    let run = run_id(&t.exec(["run", "p.yaml", "--json"]).success().summary());
+    let lock = json_file(&t.workspace().join("runs").join(&run).join("pipeline.lock"));
+    assert_eq!(lock["pipelines"]["p.yaml"]["images"][&tag], id.as_str());
+    assert_eq!(
+        lock["pipelines"]["p.yaml"]["steps"]["hello"]["image"],
+        tag.as_str()
+    );
+    t.exec(["reproduce", &run, "--verify"]).success();
+    // The tag now names another image: neither a locked run nor a reproduction goes ahead.
+    let other = docker(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "pipeline-runtime",
+    ]);
+    docker(&["tag", other.lines().next().unwrap(), &tag]);
+    let refused = t.exec(["reproduce", &run]);
+    let locked = t.exec(["run", "p.yaml", "--locked"]);
+    docker(&["rmi", &tag]);
+    let refused = refused.code(2);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("image `{tag}` differs from the run's lock")),
+        "{refused}"
+    );
+    assert!(refused.stderr.contains(&id), "{refused}");
+    locked
+        .code(2)
+        .stderr_contains(&format!("image `{tag}` differs from pipeline.lock"));
+}
