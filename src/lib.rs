@@ -14,6 +14,8 @@
 //!   `.pipeline/` and the SQLite run records.
 //! - [`registry`] (register): model versions, approvals and `registry://`
 //!   references, in SQLite.
+//! - [`repro`]: the lock every run records before it starts, and
+//!   reproductions of recorded runs compared output by output.
 //! - [`report`]: the HTML evaluation report.
 //! - [`cli`]: the command line and all terminal output.
 //!
@@ -26,6 +28,7 @@ pub mod error;
 pub mod exec;
 pub mod registry;
 pub mod report;
+pub mod repro;
 pub mod runs;
 pub mod schedule;
 pub mod spec;

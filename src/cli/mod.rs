@@ -7,6 +7,7 @@ pub mod data;
 pub mod export;
 pub mod plan;
 pub mod registry;
+pub mod reproduce;
 pub mod run;
 pub mod runs;
 pub mod schedule;
@@ -85,6 +86,25 @@ pub enum Command {
         #[arg(long)]
         no_cache: bool,
         /// Print newline-delimited JSON events; the last line is the run summary.
+        #[arg(long)]
+        json: bool,
+        /// Refuse to run (exit 2) unless inputs, params and steps are as
+        /// `pipeline.lock` beside the file says; never write it.
+        #[arg(long)]
+        locked: bool,
+    },
+    /// Run a recorded run again from its lock, in a scratch workspace, and
+    /// compare every step's outputs with the recorded ones.
+    Reproduce {
+        run_id: String,
+        /// Exit 1 unless every output is identical (or, where only that is
+        /// promised, within tolerance).
+        #[arg(long)]
+        verify: bool,
+        /// Steps to run at once (default: as the run did).
+        #[arg(short = 'j', long = "jobs")]
+        jobs: Option<usize>,
+        /// Print the run's events as JSON lines; the last line is the comparison.
         #[arg(long)]
         json: bool,
     },
@@ -249,8 +269,23 @@ pub enum ScheduleCommand {
 
 /// Runs the command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    // The processes a step runs in read no settings of the workspace's.
-    if !matches!(cli.command, Command::Builtin | Command::Supervise { .. }) {
+    // The processes a step runs in read no settings of the workspace's; a
+    // reproduction uses no shared store (it neither reads the shared cache
+    // nor writes to it).
+    if let Command::Reproduce { .. } = cli.command
+        && let Some(store) = &cli.store
+    {
+        return Err(Error::invalid(
+            Diagnostic::new(format!(
+                "`--store {store}` does not apply to reproduce: a reproduction runs in a scratch workspace of its own, without a shared store"
+            ))
+            .help("leave out --store"),
+        ));
+    }
+    if !matches!(
+        cli.command,
+        Command::Builtin | Command::Supervise { .. } | Command::Reproduce { .. }
+    ) {
         crate::store::remote::configure(&crate::store::Workspace::locate(), cli.store.as_deref())?;
     }
     match cli.command {
@@ -273,10 +308,27 @@ pub fn run(cli: Cli) -> Result<i32> {
             jobs,
             no_cache,
             json,
+            locked,
         } => {
             let executor = executor.map(|e| parse_executor(&e)).transpose()?;
-            run::run(&file, &params, executor, jobs, no_cache, json)
+            run::run(
+                &file,
+                &params,
+                run::RunArgs {
+                    executor,
+                    jobs,
+                    no_cache,
+                    json,
+                    locked,
+                },
+            )
         }
+        Command::Reproduce {
+            run_id,
+            verify,
+            jobs,
+            json,
+        } => reproduce::reproduce(&run_id, verify, jobs, json),
         Command::Resume { run_id, jobs, json } => run::resume(&run_id, jobs, json),
         Command::Runs {
             command: RunsCommand::List { limit, json },

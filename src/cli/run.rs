@@ -14,16 +14,17 @@ use crate::exec::Backend;
 use crate::exec::Dispatch;
 use crate::exec::docker::DockerBackend;
 use crate::exec::local::LocalBackend;
+use crate::repro::lock::{self, Lock, LockFile};
 use crate::runs::{
     LockState, RunLock, RunOptionsRecord, RunRecord, RunStatus, RunsDb, new_run_id, now_rfc3339,
 };
-use crate::schedule::Run;
+use crate::schedule::{Run, RunSummary};
 use crate::spec::model::Executor;
 use crate::spec::source::{Diagnostic, Source};
-use crate::spec::{LoadOptions, load_source};
+use crate::spec::{LoadOptions, Loaded, load_source};
 use crate::store::Workspace;
 
-fn backend_for(plan: &Plan) -> Result<Arc<dyn Backend>> {
+pub(super) fn backend_for(plan: &Plan) -> Result<Arc<dyn Backend>> {
     for s in &plan.pipeline.steps {
         if s.executor == Executor::Batch {
             return Err(Error::invalid(
@@ -51,35 +52,97 @@ fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-pub fn run(
-    file: &Path,
-    params: &ParamArgs,
-    executor: Option<Executor>,
-    jobs: Option<usize>,
-    no_cache: bool,
-    json: bool,
-) -> Result<i32> {
+/// What `run` is asked for on the command line.
+pub struct RunArgs {
+    pub executor: Option<Executor>,
+    pub jobs: Option<usize>,
+    pub no_cache: bool,
+    pub json: bool,
+    /// `--locked`: refuse to run what differs from `pipeline.lock`, and never write it.
+    pub locked: bool,
+}
+
+pub fn run(file: &Path, params: &ParamArgs, args: RunArgs) -> Result<i32> {
+    let RunArgs {
+        executor,
+        jobs,
+        no_cache,
+        json,
+        locked,
+    } = args;
     let (loaded, plan) = load_and_plan(file, params, executor)?;
     for (step, warning) in super::plan::hyperparameter_warnings(&loaded.pipeline) {
         eprintln!("warning: step `{step}`: {warning}");
     }
     let backend = backend_for(&plan)?;
     let ws = Workspace::locate();
-    ws.create_dirs()?;
-    let db = RunsDb::open(&ws.db_path())?;
+    let mut overrides =
+        crate::spec::params::parse_overrides(&params.params).map_err(Error::invalid)?;
+    let registry_path = super::registry::registry_path(None);
+    let (lock_path, lock_name) = lock::beside(file);
+    let recorded = if locked {
+        Some(locked_entry(file, &lock_path, &lock_name, &loaded.source)?)
+    } else {
+        None
+    };
+    // Checked against the lock, a locked run changes nothing in `.pipeline/`
+    // before it is known to be the run the lock describes.
+    let remote_inputs = loaded
+        .pipeline
+        .inputs
+        .values()
+        .any(|d| d.remote().is_some());
+    let db = if locked && !ws.db_path().exists() && !remote_inputs {
+        None
+    } else {
+        ws.create_dirs()?;
+        Some(RunsDb::open(&ws.db_path())?)
+    };
+    let lock = take_lock(&loaded, &ws, db.as_ref(), &registry_path, &BTreeMap::new())?;
+    if let Some(recorded) = &recorded {
+        let remedy = format!(
+            "run without --locked to run with what changed and update {}",
+            lock_path.display()
+        );
+        let check = lock::Check {
+            lock_name: lock::FILE_NAME,
+            remedy: &remedy,
+        };
+        let ds = lock::differences(recorded, &lock, &loaded.source, &overrides, &check);
+        if !ds.is_empty() {
+            return Err(Error::Invalid(ds));
+        }
+        for n in lock::notes(recorded, &lock) {
+            eprintln!("note: {n}");
+        }
+    }
+    let db = match db {
+        Some(db) => db,
+        None => {
+            ws.create_dirs()?;
+            RunsDb::open(&ws.db_path())?
+        }
+    };
+    if !locked && let Err(e) = LockFile::update(&lock_path, &lock_name, &lock) {
+        // The run does not depend on it; a read-only checkout may still run.
+        eprintln!(
+            "warning: {} not updated: {}",
+            lock_path.display(),
+            e.to_string().trim_start_matches("error: ").trim_end()
+        );
+    }
     // A scheduled run's id was chosen, and recorded with its firing, by the scheduler.
     let run_id = std::env::var(crate::schedule::daemon::RUN_ID_ENV)
         .ok()
         .filter(|id| crate::runs::is_run_id(id))
         .unwrap_or_else(new_run_id);
-    let mut overrides =
-        crate::spec::params::parse_overrides(&params.params).map_err(Error::invalid)?;
     // A secret given with --param is not recorded: resume reads it again
     // from the secret's environment variable or file (or a new --param).
     overrides.retain(|(k, _)| !loaded.pipeline.secrets.contains(k));
     // Held until this engine ends: the run is ours, and shows as running.
     let _lock = RunLock::acquire(&ws.run_dir(&run_id))?
         .map_err(|_| Error::failed(format!("run {run_id} was started twice at once")))?;
+    LockFile::single(&lock_name, &lock).write(&lock::of_run(&ws, &run_id))?;
     db.insert_run(&RunRecord {
         id: run_id.clone(),
         pipeline: loaded.pipeline.name.clone(),
@@ -100,44 +163,133 @@ pub fn run(
         },
     })?;
     execute(
-        ws,
-        db,
-        run_id,
-        plan,
-        jobs,
-        no_cache,
-        backend,
-        BTreeMap::new(),
+        Execution {
+            ws,
+            db,
+            run_id,
+            plan,
+            jobs,
+            no_cache,
+            backend,
+            previous: BTreeMap::new(),
+            registry_path,
+            registry_pins: BTreeMap::new(),
+            locked_inputs: locked_inputs(&lock),
+        },
         json,
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn execute(
-    ws: Workspace,
-    db: RunsDb,
-    run_id: String,
-    plan: Plan,
-    jobs: Option<usize>,
-    no_cache: bool,
-    backend: Arc<dyn Backend>,
-    previous: BTreeMap<String, crate::runs::StepRecord>,
-    json: bool,
-) -> Result<i32> {
+/// The lock `run --locked` holds the run to: the entry of `file` in the lock
+/// file beside it (exit 2 when there is none).
+fn locked_entry(
+    file: &Path,
+    lock_path: &Path,
+    lock_name: &str,
+    source: &Arc<Source>,
+) -> Result<Lock> {
+    let missing = |what: String| {
+        Error::invalid(
+            Diagnostic::in_file(source, what).help(format!(
+                "run `pipeline run {}` once without --locked: it writes {} (keep it with the pipeline file)",
+                file.display(),
+                lock_path.display()
+            )),
+        )
+    };
+    match LockFile::read(lock_path)? {
+        None => Err(missing(format!(
+            "there is no {} beside {} to run --locked against",
+            lock::FILE_NAME,
+            file.display()
+        ))),
+        Some(mut f) => f.pipelines.remove(lock_name).ok_or_else(|| {
+            missing(format!(
+                "{} has no lock for {lock_name} to run --locked against",
+                lock_path.display()
+            ))
+        }),
+    }
+}
+
+/// Takes the lock of a loaded pipeline: its inputs digested (remembered in
+/// `db` when given), its `registry://` models resolved in `registry_path`
+/// (held to `pins`), its images looked up on the Docker Engine.
+pub(super) fn take_lock(
+    loaded: &Loaded,
+    ws: &Workspace,
+    db: Option<&RunsDb>,
+    registry_path: &Path,
+    pins: &BTreeMap<String, u32>,
+) -> Result<Lock> {
+    let p = &loaded.pipeline;
+    let images = if p.steps.iter().any(|s| s.executor == Executor::Docker) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::failed(format!("start: {e}")))?
+            .block_on(lock::image_ids(p))
+    } else {
+        lock::Images::default()
+    };
+    let facts = lock::Facts {
+        inputs: lock::input_digests(p, ws, db)?,
+        models: lock::model_versions(p, registry_path, pins),
+        images,
+    };
+    lock::take(p, &loaded.source.text, facts, db)
+}
+
+/// Each input's digest in `lock`.
+pub(super) fn locked_inputs(lock: &Lock) -> BTreeMap<String, String> {
+    lock.inputs
+        .iter()
+        .map(|(name, i)| (name.clone(), i.digest.clone()))
+        .collect()
+}
+
+/// A run to execute: where, what, and how.
+pub(super) struct Execution {
+    pub ws: Workspace,
+    pub db: RunsDb,
+    pub run_id: String,
+    pub plan: Plan,
+    pub jobs: Option<usize>,
+    pub no_cache: bool,
+    pub backend: Arc<dyn Backend>,
+    /// The records of the run being resumed.
+    pub previous: BTreeMap<String, crate::runs::StepRecord>,
+    pub registry_path: PathBuf,
+    pub registry_pins: BTreeMap<String, u32>,
+    /// The input digests of the run's lock, which its steps must read.
+    pub locked_inputs: BTreeMap<String, String>,
+}
+
+fn execute(x: Execution, json: bool) -> Result<i32> {
     let started = Instant::now();
+    let ws = x.ws.clone();
     let mut shell = Shell::new(json);
+    let (summary, code) = run_steps(x, &mut shell)?;
+    shell.summary(&summary, started.elapsed(), &ws);
+    Ok(code)
+}
+
+/// Runs the steps, its events through `shell`; returns the summary and the exit code.
+pub(super) fn run_steps(x: Execution, shell: &mut Shell) -> Result<(RunSummary, i32)> {
     let run = Run {
-        ws: ws.clone(),
-        db,
-        run_id,
-        plan: Arc::new(plan),
-        jobs: jobs.unwrap_or_else(default_jobs).max(1),
-        no_cache,
-        backend,
-        previous,
-        registry_path: super::registry::registry_path(None),
+        ws: x.ws,
+        db: x.db,
+        run_id: x.run_id,
+        plan: Arc::new(x.plan),
+        jobs: x.jobs.unwrap_or_else(default_jobs).max(1),
+        no_cache: x.no_cache,
+        backend: x.backend,
+        previous: x.previous,
+        registry_path: x.registry_path,
         log_tx: None,
         image_ids: BTreeMap::new(),
+        registry_pins: x.registry_pins,
+        locked_inputs: x.locked_inputs,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -145,7 +297,6 @@ fn execute(
         .map_err(|e| Error::failed(format!("start the scheduler: {e}")))?;
     let plan = run.plan.clone();
     let summary = rt.block_on(run.execute(&mut |e| shell.event(&e)))?;
-    shell.summary(&summary, started.elapsed(), &ws);
     // A built-in step that found its data invalid makes the run's input invalid.
     let invalid_data = plan.pipeline.steps.iter().any(|s| {
         crate::schedule::is_builtin(s)
@@ -153,12 +304,13 @@ fn execute(
                 r.status == crate::runs::StepStatus::Failed && r.exit_code == Some(EXIT_INVALID)
             })
     });
-    Ok(match summary.status {
+    let code = match summary.status {
         RunStatus::Succeeded => EXIT_OK,
         RunStatus::Cancelled => EXIT_INTERRUPTED,
         _ if invalid_data || summary.invalid_input => EXIT_INVALID,
         _ => EXIT_FAILED,
-    })
+    };
+    Ok((summary, code))
 }
 
 /// Finds a run by id or unique prefix.
@@ -273,14 +425,21 @@ pub fn resume(id: &str, jobs: Option<usize>, json: bool) -> Result<i32> {
         .collect();
     db.claim_run(&rec.id)?;
     execute(
-        ws,
-        db,
-        rec.id,
-        plan,
-        jobs.or(rec.options.jobs),
-        rec.options.no_cache,
-        backend,
-        previous,
+        Execution {
+            ws,
+            db,
+            run_id: rec.id,
+            plan,
+            jobs: jobs.or(rec.options.jobs),
+            no_cache: rec.options.no_cache,
+            backend,
+            previous,
+            registry_path: super::registry::registry_path(None),
+            registry_pins: BTreeMap::new(),
+            // What the first engine read may have changed since: the steps
+            // still to run read the data as it is now (as before locks).
+            locked_inputs: BTreeMap::new(),
+        },
         json,
     )
 }

@@ -169,11 +169,16 @@ impl Shell {
         }
     }
 
-    /// The end of a run: the JSON summary line, or a human summary.
-    pub fn summary(&mut self, s: &RunSummary, elapsed: Duration, ws: &crate::store::Workspace) {
+    /// Clears the live display, for what a command prints after a run.
+    pub fn finish(&mut self) {
         for (_, b) in self.bars.drain() {
             b.finish_and_clear();
         }
+    }
+
+    /// The end of a run: the JSON summary line, or a human summary.
+    pub fn summary(&mut self, s: &RunSummary, elapsed: Duration, ws: &crate::store::Workspace) {
+        self.finish();
         if self.mode == Mode::Json {
             let mut out = std::io::stdout().lock();
             let _ = serde_json::to_writer(&mut out, s);

@@ -336,7 +336,8 @@ fn short_id(id: &str) -> &str {
     &id[..id.len().min(19)]
 }
 
-fn diff_values(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
+/// Each difference between two JSON values, as `field `PATH` changed (OLD -> NEW)`.
+pub fn diff_values(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
             let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();

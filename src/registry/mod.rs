@@ -178,6 +178,20 @@ impl Registry {
         Ok(v as u32)
     }
 
+    /// Writes a consistent copy of the whole registry to `dest` (a new
+    /// file), as of one moment, while others may go on writing to it. A
+    /// reproduction registers into such a copy, never into the original.
+    pub fn copy_to(&self, dest: &Path) -> Result<(), RegistryError> {
+        self.conn
+            .execute("VACUUM INTO ?1", [dest.display().to_string()])
+            .map_err(|e| self.db("copy the registry", e))?;
+        crate::store::owner_only(dest).map_err(|source| RegistryError::Io {
+            path: dest.to_path_buf(),
+            action: "restrict access to the registry copy",
+            source,
+        })
+    }
+
     fn db(&self, action: &'static str, e: rusqlite::Error) -> RegistryError {
         error::db_error(&self.path, action, e)
     }

@@ -158,6 +158,13 @@ pub struct Run {
     /// The Docker Engine's image ID for each user image a docker step names
     /// (looked up when the run starts; `None`: not on the engine).
     pub image_ids: BTreeMap<String, Option<String>>,
+    /// `registry://` references (by their text) held to one version: a
+    /// reproduction resolves them as the run it reproduces did.
+    pub registry_pins: BTreeMap<String, u32>,
+    /// Each pipeline input's digest as the run's lock recorded it when the
+    /// run started: a step that would read other data fails instead, so a
+    /// run reads what its lock says.
+    pub locked_inputs: BTreeMap<String, String>,
 }
 
 /// Where a step's root is in a container.
@@ -623,6 +630,14 @@ impl Run {
                         None => def.resolved.clone(),
                     };
                     let digest = inputs::input_digest(&self.db, &self.ws, def)?;
+                    if let Some(locked) = self.locked_inputs.get(n)
+                        && *locked != digest
+                    {
+                        return Err(Error::failed(format!(
+                            "input `{n}` ({}) changed since the run started: its lock has {locked}, the data now {digest}",
+                            def.path
+                        )));
+                    }
                     (source, digest, Some(def.clone()))
                 }
                 RefTarget::Output { step: s, output } => {
@@ -733,6 +748,17 @@ impl Run {
         reg_ref: &crate::registry::RegistryRef,
         text: &str,
     ) -> Result<crate::registry::ModelVersion> {
+        let pinned;
+        let reg_ref = match self.registry_pins.get(text) {
+            Some(&version) => {
+                pinned = crate::registry::RegistryRef {
+                    group: reg_ref.group.clone(),
+                    selector: crate::registry::Selector::Version(version),
+                };
+                &pinned
+            }
+            None => reg_ref,
+        };
         if !self.registry_path.exists() {
             return Err(Error::failed(format!(
                 "resolve `{text}`: there is no model registry at {} yet (a `kind: register` step creates it)",
@@ -793,18 +819,8 @@ impl Run {
             StepKind::Evaluate(e) => (e.hyperparameters.clone(), builtin_argv()?, None, vec![]),
             _ => (BTreeMap::new(), builtin_argv()?, None, vec![]),
         };
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let num_cpus = step
-            .resources
-            .cpus
-            .map_or(cpus, |c| (c.ceil() as usize).clamp(1, cpus));
-        // A register step writes to the registry database beside the engine:
-        // it runs here whatever the executor (as SageMaker's RegisterModel
-        // step is no training job either).
-        let executor = match step.kind {
-            StepKind::Register(_) => Executor::Local,
-            _ => step.executor,
-        };
+        let num_cpus = step_threads(step);
+        let executor = step_executor(step);
         let in_container = executor != Executor::Local;
         let container_root = in_container.then_some(CONTAINER_ROOT);
         let argv = if is_builtin(step) && in_container {
@@ -1150,6 +1166,25 @@ async fn interrupted() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+}
+
+/// The threads a step is given (`SM_NUM_CPUS`): its `resources.cpus`
+/// rounded up, at most this machine's cores; all of them when it says none.
+pub fn step_threads(step: &Step) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    step.resources
+        .cpus
+        .map_or(cpus, |c| (c.ceil() as usize).clamp(1, cpus))
+}
+
+/// Where a step runs. A register step writes to the registry database
+/// beside the engine: it runs here whatever the executor (as SageMaker's
+/// RegisterModel step is no training job either).
+pub fn step_executor(step: &Step) -> Executor {
+    match step.kind {
+        StepKind::Register(_) => Executor::Local,
+        _ => step.executor,
     }
 }
 

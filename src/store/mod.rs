@@ -198,6 +198,31 @@ impl Store {
         }
     }
 
+    /// Copies the artifact `digest` from the store `from` into this one
+    /// (a scratch store that must hold what the workspace's store has),
+    /// checked against its digest; returns where it is here.
+    pub fn copy_in(&self, from: &Store, digest: &str) -> Result<PathBuf> {
+        let dest = self.path_of(digest);
+        if dest.is_dir() {
+            return Ok(dest);
+        }
+        let src = from.path_of(digest);
+        fs::create_dir_all(&self.root).map_err(|e| Error::io("create", &self.root, e))?;
+        let tmp = self
+            .root
+            .join(format!(".copy-{digest}-{}", std::process::id()));
+        copy_dir(&src, &tmp).map_err(|e| Error::io("copy the artifact", &src, e))?;
+        let (got, path) = self.ingest_local(&tmp)?;
+        if got != digest {
+            let _ = remove_tree(&path);
+            return Err(Error::failed(format!(
+                "the artifact {} no longer has the content its digest says (it hashes to {got})",
+                src.display()
+            )));
+        }
+        Ok(path)
+    }
+
     /// Whether `path` is inside this store.
     pub fn holds(&self, path: &Path) -> bool {
         let root = fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());

@@ -16,6 +16,7 @@ mod kill_resume;
 mod pipe_mode;
 mod planner;
 mod render;
+mod reproduce;
 mod run;
 mod runs;
 mod s3;
