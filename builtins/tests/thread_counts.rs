@@ -30,7 +30,7 @@ impl Rng {
 /// levels, and a three-class label that depends on them.
 fn data(n: usize) -> Dataset {
     let mut rng = Rng(17);
-    let mut num: Vec<Vec<f32>> = vec![Vec::with_capacity(n); 5];
+    let mut num: Vec<Vec<f32>> = (0..5).map(|_| Vec::with_capacity(n)).collect();
     let mut cat = Vec::with_capacity(n);
     let mut label = Vec::with_capacity(n);
     for _ in 0..n {
@@ -88,11 +88,14 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// A saved model's files by name.
+type SavedFiles = BTreeMap<String, Vec<u8>>;
+
 /// Trains `algorithm` on every thread count of [`THREADS`] and checks that
 /// the saved files and the predictions are the same bits each time.
 fn same_bits_on_any_thread_count(algorithm: &str, hps: &[(&str, &str)], ds: &Dataset) {
     let hp = Hyperparams::from_pairs(hps);
-    let mut first: Option<(BTreeMap<String, Vec<u8>>, Vec<u32>)> = None;
+    let mut first: Option<(SavedFiles, Vec<u32>)> = None;
     for threads in THREADS {
         let model = builtins::algorithm::train(
             algorithm,
