@@ -1169,10 +1169,18 @@ async fn interrupted() {
     }
 }
 
+/// This machine's cores (as the process may use them), looked up once: the
+/// standard library reads cgroup files each time, which a lock of thousands
+/// of steps would do thousands of times.
+pub fn machine_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// The threads a step is given (`SM_NUM_CPUS`): its `resources.cpus`
 /// rounded up, at most this machine's cores; all of them when it says none.
 pub fn step_threads(step: &Step) -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = machine_cores();
     step.resources
         .cpus
         .map_or(cpus, |c| (c.ceil() as usize).clamp(1, cpus))
