@@ -22,14 +22,7 @@ use crate::spec::{LoadOptions, load_source};
 use crate::store::Workspace;
 
 pub fn reproduce(id: &str, verify: bool, jobs: Option<usize>, json: bool) -> Result<i32> {
-    let ws = Workspace::locate();
-    if !ws.db_path().exists() {
-        return Err(Error::invalid(Diagnostic::new(format!(
-            "no runs here to reproduce ({} does not exist)",
-            ws.root.display()
-        ))));
-    }
-    let db = RunsDb::open(&ws.db_path())?;
+    let (ws, db) = super::runs::open()?;
     let rec = find_run(&db, id)?;
     match live_status(&rec, &ws.run_dir(&rec.id)) {
         RunStatus::Succeeded => {}

@@ -333,14 +333,7 @@ pub fn find_run(db: &RunsDb, id: &str) -> Result<RunRecord> {
 }
 
 pub fn resume(id: &str, jobs: Option<usize>, json: bool) -> Result<i32> {
-    let ws = Workspace::locate();
-    if !ws.db_path().exists() {
-        return Err(Error::invalid(Diagnostic::new(format!(
-            "no runs here to resume ({} does not exist)",
-            ws.root.display()
-        ))));
-    }
-    let db = RunsDb::open(&ws.db_path())?;
+    let (ws, db) = super::runs::open()?;
     let rec = find_run(&db, id)?;
     if rec.status == RunStatus::Succeeded {
         eprintln!("run {} already succeeded: nothing to resume", rec.id);

@@ -501,7 +501,7 @@ impl Daemon {
             return Ok(());
         }
         let concurrency = self.entries[i].sched.schedule.concurrency;
-        if concurrency == Concurrency::Forbid && self.running(&name) > 0 {
+        if concurrency == Concurrency::Forbid && !self.running(&name).is_empty() {
             // The change waits until the running run ends: it is not lost.
             return Ok(());
         }
@@ -530,7 +530,7 @@ impl Daemon {
     fn drain(&mut self, i: usize, now: Timestamp) -> Result<()> {
         let name = self.entries[i].name.clone();
         let deadline = self.entries[i].sched.schedule.starting_deadline;
-        while !self.entries[i].queue.is_empty() && self.running(&name) == 0 {
+        while !self.entries[i].queue.is_empty() && self.running(&name).is_empty() {
             if self.stopping() {
                 return Ok(());
             }
@@ -560,11 +560,13 @@ impl Daemon {
         Ok(())
     }
 
-    fn running(&self, name: &str) -> usize {
+    /// The runs of pipeline `name` still going (not being replaced).
+    fn running(&self, name: &str) -> Vec<String> {
         self.active
             .iter()
             .filter(|a| a.firing.pipeline == name && !a.replaced)
-            .count()
+            .filter_map(|a| a.firing.run_id.clone())
+            .collect()
     }
 
     /// One firing: the concurrency and inputs policies, then the run.
@@ -573,30 +575,16 @@ impl Daemon {
         let name = self.entries[i].name.clone();
         let sched = self.entries[i].sched.schedule.clone();
         let trigger = f.trigger;
-        let running: Vec<String> = self
-            .active
-            .iter()
-            .filter(|a| a.firing.pipeline == name && !a.replaced)
-            .filter_map(|a| a.firing.run_id.clone())
-            .collect();
+        let running = self.running(&name);
         if !running.is_empty() {
             match sched.concurrency {
                 Concurrency::Allow => {}
                 Concurrency::Forbid => {
-                    f.status = FiringStatus::Skipped;
-                    f.reason = Some(format!(
+                    let reason = format!(
                         "skipped: run {} is still running (concurrency: forbid)",
                         running.join(", ")
-                    ));
-                    f.finished_at = Some(crate::runs::now_rfc3339());
-                    if self.record(&f, claimed)? {
-                        self.handled += 1;
-                        say(
-                            &name,
-                            format!("{}: {}", f.at, f.reason.as_deref().unwrap_or("")),
-                        );
-                    }
-                    return Ok(());
+                    );
+                    return self.skip(f, claimed, reason);
                 }
                 Concurrency::Replace => {
                     say(
@@ -625,20 +613,11 @@ impl Daemon {
                         && let Some((run, last)) = self.db.last_succeeded_inputs(&name)?
                         && last == digest
                     {
-                        f.status = FiringStatus::Skipped;
-                        f.reason = Some(format!(
-                            "skipped: the inputs are as they were for run {run} (only_if_inputs_changed)"
-                        ));
                         f.inputs = Some(digest);
-                        f.finished_at = Some(crate::runs::now_rfc3339());
-                        if self.record(&f, claimed)? {
-                            self.handled += 1;
-                            say(
-                                &name,
-                                format!("{}: {}", f.at, f.reason.as_deref().unwrap_or("")),
-                            );
-                        }
-                        return Ok(());
+                        let reason = format!(
+                            "skipped: the inputs are as they were for run {run} (only_if_inputs_changed)"
+                        );
+                        return self.skip(f, claimed, reason);
                     }
                     f.inputs = Some(digest);
                 }
@@ -686,6 +665,21 @@ impl Daemon {
                     format!("{}: {}", f.at, f.reason.as_deref().unwrap_or("")),
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// Records a firing a policy skipped; it counts towards `--max-runs`.
+    fn skip(&mut self, mut f: Firing, claimed: bool, reason: String) -> Result<()> {
+        f.status = FiringStatus::Skipped;
+        f.finished_at = Some(crate::runs::now_rfc3339());
+        f.reason = Some(reason);
+        if self.record(&f, claimed)? {
+            self.handled += 1;
+            say(
+                &f.pipeline,
+                format!("{}: {}", f.at, f.reason.as_deref().unwrap_or("")),
+            );
         }
         Ok(())
     }

@@ -716,8 +716,7 @@ fn scheduled_runs_see_an_s3_input_change_by_its_identity() {
     };
     let out = session("2026-05-01T00:05:00Z", "2026-05-01T00:25:00Z");
     let firings = |t: &Test| -> Vec<(String, String, String)> {
-        let s = t.exec(["schedule", "status", "--json"]).success();
-        let v: serde_json::Value = serde_json::from_str(s.stdout.trim()).unwrap();
+        let v = crate::schedule::status(t);
         let mut f: Vec<_> = v[0]["recent"]
             .as_array()
             .unwrap()

@@ -16,7 +16,8 @@ fn pipeline(name: &str, schedule: &str, step: &str) -> String {
     )
 }
 
-fn status(t: &Test) -> Vec<Value> {
+/// `schedule status --json`: one entry a scheduled pipeline.
+pub fn status(t: &Test) -> Vec<Value> {
     let out = t.exec(["schedule", "status", "--json"]).success();
     serde_json::from_str::<Vec<Value>>(out.stdout.trim()).expect("status is JSON")
 }
