@@ -178,12 +178,14 @@ fn say(name: &str, msg: impl std::fmt::Display) {
 }
 
 pub fn run(files: &[PathBuf], opts: Options) -> Result<i32> {
+    // The scheduler's time starts now: a firing that comes due while the
+    // database opens (slow on a busy disk) is its own, not one before it.
+    let now = opts.clock.now();
     let ws = Workspace::locate();
     ws.create_dirs()?;
     let db = RunsDb::open(&ws.db_path())?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::failed(format!("find the pipeline program: {e}")))?;
-    let now = opts.clock.now();
     let mut entries: Vec<Entry> = Vec::new();
     for f in files {
         let sched = load(f, &opts.params)?;
