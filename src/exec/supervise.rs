@@ -78,21 +78,8 @@ pub fn main(spawn_error: Option<PathBuf>, die_with: Option<i32>, command: Vec<Os
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(args);
-    // SAFETY: prctl and sigprocmask are async-signal-safe and touch only the
-    // child's own state. The child must not inherit the signals blocked here.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            Ok(())
-        });
-    }
-    let main_pid = match cmd.spawn() {
-        Ok(c) => c.id() as libc::pid_t,
+    let main_pid = match spawn(program, args) {
+        Ok(pid) => pid,
         Err(e) => {
             let name = program.to_string_lossy();
             let reason = if e.kind() == std::io::ErrorKind::NotFound {
@@ -112,6 +99,93 @@ pub fn main(spawn_error: Option<PathBuf>, die_with: Option<i32>, command: Vec<Os
     let status = supervise(main_pid, &set);
     kill_and_reap_all();
     exit_like(status)
+}
+
+/// What the child of [`spawn`] needs, made before it exists: it shares the
+/// supervisor's memory and must not allocate.
+struct Exec {
+    program: std::ffi::CString,
+    argv: Vec<*const libc::c_char>,
+    /// Set by the child when `execvp` fails (it then exits with 127).
+    errno: libc::c_int,
+}
+
+/// Starts `program` with `args` (found on `PATH`) as a child that dies with
+/// the supervisor and blocks no signal; returns its pid.
+///
+/// A `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does: the child runs
+/// in this process's memory until it execs, so nothing is copied (a `fork`
+/// copies the page tables and then every page either side writes), and an
+/// `exec` failure is seen in `errno` with no pipe to report it. The child
+/// calls only `prctl`, `signal`, `sigprocmask`, `execvp` and `_exit`.
+fn spawn(program: &OsString, args: &[OsString]) -> std::io::Result<libc::pid_t> {
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |s: &OsString| {
+        std::ffi::CString::new(s.as_bytes()).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "an argument holds a NUL byte",
+            )
+        })
+    };
+    let words: Vec<std::ffi::CString> = std::iter::once(program)
+        .chain(args)
+        .map(cstr)
+        .collect::<std::io::Result<_>>()?;
+    let mut exec = Exec {
+        program: words[0].clone(),
+        argv: words
+            .iter()
+            .map(|w| w.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect(),
+        errno: 0,
+    };
+    extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the parent's `Exec`, alive until this child
+        // execs or exits (CLONE_VFORK holds the parent until then); only
+        // async-signal-safe calls follow.
+        unsafe {
+            let exec = &mut *(arg as *mut Exec);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The step sees SIGPIPE as any program does (the standard
+            // library's `main` ignores it, and ignored signals survive exec);
+            // the child has its own copy of the dispositions.
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            libc::execvp(exec.program.as_ptr(), exec.argv.as_ptr());
+            exec.errno = *libc::__errno_location();
+            libc::_exit(127)
+        }
+    }
+    // The child's stack (it grows down from the end), 16-byte aligned.
+    let mut stack = vec![0u128; 64 * 1024 / 16];
+    // SAFETY: the stack outlives the child's use of it (the parent resumes
+    // only once the child has exec'd or exited), as does `exec`.
+    let pid = unsafe {
+        let top = stack.as_mut_ptr().add(stack.len()) as *mut libc::c_void;
+        libc::clone(
+            child,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &mut exec as *mut Exec as *mut libc::c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the child wrote `errno` (if at all) before it exited, and the
+    // parent runs again only after that.
+    let errno = unsafe { std::ptr::read_volatile(&exec.errno) };
+    if errno != 0 {
+        let mut st = 0;
+        // SAFETY: reaps the child that failed to exec.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        return Err(std::io::Error::from_raw_os_error(errno));
+    }
+    Ok(pid)
 }
 
 /// Waits for the main process, passing on a stop request; returns its wait status.
