@@ -308,6 +308,11 @@ pub fn program_paths(step: &Step, base_dir: &Path) -> Vec<(String, PathBuf)> {
                 continue;
             }
             let candidate = base.join(w);
+            // Most words name no file: one `lstat` says so, where resolving
+            // the path would read every directory on the way.
+            if std::fs::symlink_metadata(&candidate).is_err() {
+                continue;
+            }
             let Ok(real) = candidate.canonicalize() else {
                 continue;
             };

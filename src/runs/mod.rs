@@ -403,11 +403,10 @@ impl RunsDb {
     pub fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>> {
         Ok(self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT key, pipeline, step, created_at, created_unix, parts, outputs, metrics, run_id FROM cache WHERE key = ?1",
-                [key],
-                Self::cache_from_row,
-            )
+            )?
+            .query_row([key], Self::cache_from_row)
             .optional()?)
     }
 
@@ -478,9 +477,10 @@ impl RunsDb {
     }
 
     fn put_cache_entry(conn: &Connection, e: &CacheEntry) -> Result<()> {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT OR REPLACE INTO cache(key, pipeline, step, created_at, created_unix, parts, outputs, metrics, run_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?.execute(
             params![e.key, e.pipeline, e.step, e.created_at, e.created_unix, json(&e.parts), json(&e.outputs), json(&e.metrics), e.run_id],
         )?;
         Ok(())
@@ -523,9 +523,11 @@ struct RunsDbTx<'a> {
 
 impl RunsDbTx<'_> {
     fn upsert(&self, s: &StepRecord) -> Result<()> {
-        self.conn.execute(
+        // Once or twice a step: a statement parsed once a connection.
+        self.conn.prepare_cached(
             "INSERT OR REPLACE INTO steps(run_id, name, status, cached, attempts, started_at, finished_at, duration_s, exit_code, failure, cache_key, outputs, metrics, inputs)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?.execute(
             params![s.run_id, s.name, s.status.as_str(), s.cached, s.attempts, s.started_at, s.finished_at, s.duration_s, s.exit_code, s.failure, s.cache_key, json(&s.outputs), json(&s.metrics), json(&s.inputs)],
         )?;
         Ok(())

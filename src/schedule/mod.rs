@@ -16,14 +16,14 @@ pub mod firing;
 pub mod guard;
 pub mod inputs;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::dag::cache::{ChannelIdentity, KeyParts};
 use crate::dag::{EdgeKind, Plan, ReadyQueue};
@@ -257,7 +257,25 @@ fn store_outputs(
 enum Decision {
     /// Finished without running (done before, cached or skipped).
     Settled,
-    Launch(Box<StepJob>),
+    Launch(Box<JobSpec>),
+}
+
+/// Steps being laid out, in the order they were decided.
+type LayingOut = VecDeque<(usize, JoinHandle<Result<StepJob>>)>;
+
+/// The job a layout task built.
+fn built_job(
+    joined: std::result::Result<Result<StepJob>, tokio::task::JoinError>,
+) -> Result<StepJob> {
+    joined.map_err(|e| Error::failed(format!("laying out a step failed: {e}")))?
+}
+
+/// Waits for the first job in `q` to be laid out (pending while there is none).
+async fn front_laid_out(q: &mut LayingOut) -> Result<StepJob> {
+    match q.front_mut() {
+        Some((_, h)) => built_job(h.await),
+        None => std::future::pending().await,
+    }
 }
 
 struct StepState {
@@ -319,13 +337,28 @@ impl Run {
         let (log_tx, mut log_rx) = crate::exec::LogSink::channel();
         self.log_tx = Some(log_tx);
 
+        // Jobs being laid out on the blocking pool, in the order they were
+        // decided: a step's directories and files are made while the steps
+        // before it run, so a slot that frees starts the next step at once.
+        let mut laying_out = LayingOut::new();
+        // The first of them, once it is laid out and waits for a slot.
+        let mut laid_out: Option<(usize, Result<StepJob>)> = None;
+
+        let mut succeeded: Vec<(usize, u32, Option<Result<StoredOutputs>>)> = Vec::new();
         loop {
+            let mut started = false;
             while stopping.is_none() && in_flight < self.jobs {
-                let Some(i) = queue.dequeue() else { break };
-                match self.decide(i, &mut states, events) {
-                    Ok(Decision::Settled) => queue.finish(i),
-                    Ok(Decision::Launch(job)) => {
-                        states[i].job = Some(*job);
+                let (i, built) = match laid_out.take() {
+                    Some(b) => b,
+                    None if laying_out.front().is_some_and(|(_, h)| h.is_finished()) => {
+                        let (i, h) = laying_out.pop_front().expect("a job is laid out");
+                        (i, built_job(h.await))
+                    }
+                    None => break,
+                };
+                match built {
+                    Ok(job) => {
+                        states[i].job = Some(job);
                         self.start_attempt(
                             i,
                             1,
@@ -336,32 +369,72 @@ impl Run {
                             events,
                         )?;
                         in_flight += 1;
+                        started = true;
                     }
                     Err(e) => {
+                        // An input the layout found invalid (exit 2), as at decide.
                         invalid_input |= matches!(e, Error::Invalid(_));
-                        let reason = e.to_string().trim_start_matches("error: ").to_string();
-                        self.end_unsuccessful(
-                            i,
-                            StepStatus::Failed,
-                            0,
-                            reason,
-                            None,
-                            &mut states,
-                            events,
-                        )?;
+                        self.failed_with(i, 0, e, &mut states, events)?;
                         stopping = Some(RunStatus::Failed);
                         let _ = cancel_tx.send(true);
                     }
                 }
             }
-            if in_flight == 0 {
+            // What ended well is recorded once the slots it freed run again:
+            // the next step does not wait for the bookkeeping of the last.
+            // The steps just started get to start their processes first (on
+            // this single-threaded runtime a task runs only when the loop
+            // waits).
+            if started {
+                tokio::task::yield_now().await;
+            }
+            for (i, attempt, stored) in std::mem::take(&mut succeeded) {
+                let recorded = stored
+                    .unwrap_or_else(|| Err(Error::failed("the outputs were not stored")))
+                    .and_then(|stored| self.succeed(i, attempt, stored, &mut states, events));
+                match recorded {
+                    Ok(()) => queue.finish(i),
+                    Err(e) => {
+                        self.failed_with(i, attempt, e, &mut states, events)?;
+                        stopping.get_or_insert(RunStatus::Failed);
+                        let _ = cancel_tx.send(true);
+                    }
+                }
+            }
+            while stopping.is_none() && in_flight + laying_out.len() < 2 * self.jobs {
+                let Some(i) = queue.dequeue() else { break };
+                match self.decide(i, &mut states, events) {
+                    Ok(Decision::Settled) => queue.finish(i),
+                    Ok(Decision::Launch(spec)) => {
+                        laying_out.push_back((i, tokio::task::spawn_blocking(move || spec.build())))
+                    }
+                    Err(e) => {
+                        invalid_input |= matches!(e, Error::Invalid(_));
+                        self.failed_with(i, 0, e, &mut states, events)?;
+                        stopping = Some(RunStatus::Failed);
+                        let _ = cancel_tx.send(true);
+                    }
+                }
+            }
+            if in_flight == 0 && stopping.is_some() {
+                // What was laid out never starts; its file work is let finish.
+                for (_, h) in laying_out.drain(..) {
+                    let _ = h.await;
+                }
+                break;
+            }
+            if in_flight == 0 && laying_out.is_empty() && laid_out.is_none() {
                 break;
             }
             tokio::select! {
+                built = front_laid_out(&mut laying_out), if laid_out.is_none() && !laying_out.is_empty() => {
+                    let (i, _) = laying_out.pop_front().expect("the first job was laid out");
+                    laid_out = Some((i, built));
+                }
                 Some(l) = log_rx.recv() => {
                     events(Event::StepLog { step: l.step, node: l.node, line: l.line, progress: l.progress });
                 }
-                joined = running.join_next() => {
+                joined = running.join_next(), if !running.is_empty() => {
                     // A step's lines come before its end (there are at most LIVE_LINES waiting).
                     while let Ok(l) = log_rx.try_recv() {
                         events(Event::StepLog { step: l.step, node: l.node, line: l.line, progress: l.progress });
@@ -379,14 +452,7 @@ impl Run {
                     match f.outcome {
                         Outcome::Succeeded => {
                             in_flight -= 1;
-                            match f.stored.unwrap_or_else(|| Err(Error::failed("the outputs were not stored"))).and_then(|stored| self.succeed(i, f.attempt, stored, &mut states, events)) {
-                                Ok(()) => queue.finish(i),
-                                Err(e) => {
-                                    self.end_unsuccessful(i, StepStatus::Failed, f.attempt, e.to_string().trim_start_matches("error: ").to_string(), None, &mut states, events)?;
-                                    stopping.get_or_insert(RunStatus::Failed);
-                                    let _ = cancel_tx.send(true);
-                                }
-                            }
+                            succeeded.push((i, f.attempt, f.stored));
                         }
                         Outcome::Failed(fail) => {
                             let fail = crate::exec::Failure {
@@ -592,19 +658,18 @@ impl Run {
             })
             .collect::<Result<_>>()?;
         let channels: Vec<Channel> = channels.into_iter().map(|(c, _)| c).collect();
-        let job = self.job(step, channels.clone(), extra.clone())?;
+        let spec = self.job_spec(i, channels.clone(), extra.clone());
         states[i].prepared = Some((channels, extra));
-        Ok(Decision::Launch(Box::new(job)))
+        Ok(Decision::Launch(Box::new(spec)))
     }
 
     /// Lays out step `i` again, in a new attempt directory, for a retry.
     fn relayout(&self, i: usize, states: &mut [StepState]) -> Result<()> {
-        let step = &self.plan.pipeline.steps[i];
         let (channels, extra) = states[i]
             .prepared
             .clone()
             .expect("launched steps were prepared");
-        states[i].job = Some(self.job(step, channels, extra)?);
+        states[i].job = Some(self.job_spec(i, channels, extra).build()?);
         Ok(())
     }
 
@@ -776,158 +841,22 @@ impl Run {
         self.ws.run_dir(&self.run_id).join("checkpoints").join(step)
     }
 
-    /// Lays out the step's root and builds its job.
-    fn job(
-        &self,
-        step: &Step,
-        channels: Vec<Channel>,
-        extra: serde_json::Value,
-    ) -> Result<StepJob> {
-        let p = &self.plan.pipeline;
-        // Every attempt (a retry, or a step run again by `resume`) gets a
-        // directory never used before: whatever an earlier attempt left there
-        // cannot end up in this one's outputs.
-        let step_dir = self
-            .ws
-            .run_dir(&self.run_id)
-            .join("steps")
-            .join(step.name());
-        let root = new_attempt_dir(&step_dir)?;
-        let outputs = step.outputs();
-        let (hps, argv, image, extra_env) = match &step.kind {
-            StepKind::Command(c) => (
-                c.hyperparameters.clone(),
-                c.run.clone(),
-                c.image.clone(),
-                // Secrets enter the step here, in its environment, and nowhere else.
-                c.env
-                    .iter()
-                    .map(|(k, v)| {
-                        template::fill_secrets(v, &|n| p.secrets.get(n).map(str::to_string))
-                            .map(|v| (k.clone(), v))
-                    })
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(Error::failed)?,
-            ),
-            StepKind::Train(t) if t.algorithm.is_none() => (
-                t.hyperparameters.clone(),
-                t.run.clone(),
-                t.image.clone(),
-                vec![],
-            ),
-            StepKind::Train(t) => (t.hyperparameters.clone(), builtin_argv()?, None, vec![]),
-            StepKind::Evaluate(e) => (e.hyperparameters.clone(), builtin_argv()?, None, vec![]),
-            _ => (BTreeMap::new(), builtin_argv()?, None, vec![]),
-        };
-        let num_cpus = step_threads(step);
-        let executor = step_executor(step);
-        let in_container = executor != Executor::Local;
-        let container_root = in_container.then_some(CONTAINER_ROOT);
-        let argv = if is_builtin(step) && in_container {
-            vec![
-                crate::exec::docker::RUNTIME_PROGRAM.to_string(),
-                "builtin".into(),
-            ]
-        } else {
-            argv
-        };
-        let nodes = step.resources.nodes.max(1) as usize;
-        let hosts: Vec<String> = (1..=nodes).map(|i| format!("algo-{i}")).collect();
-        let node_channels = shard_channels(&channels, nodes)?;
-        let mut node_jobs = Vec::with_capacity(nodes);
-        for (i, host) in hosts.iter().enumerate() {
-            let node_root = if i == 0 {
-                root.clone()
-            } else {
-                root.with_extension("nodes").join(host)
-            };
-            if i > 0 && node_root.exists() {
-                std::fs::remove_dir_all(&node_root)
-                    .map_err(|e| Error::io("clear", &node_root, e))?;
-            }
-            let layout = Layout {
-                root: &node_root,
-                step,
-                channels: &node_channels[i],
-                hyperparameters: &hps,
-                outputs: &outputs,
-                current_host: host.clone(),
-                hosts: hosts.clone(),
-                num_cpus,
-                extra: extra.clone(),
-            };
-            // Checkpoints outlive attempts, kills and resumes of this run (the
-            // main node's, for train steps); they belong to the run, so runs
-            // going on at once never share them.
-            if let (0, StepKind::Train(_)) = (i, &step.kind) {
-                let ckpt = self.checkpoint_dir(step.name());
-                std::fs::create_dir_all(&ckpt).map_err(|e| Error::io("create", &ckpt, e))?;
-                std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
-                std::os::unix::fs::symlink(&ckpt, root.join("checkpoints"))
-                    .map_err(|e| Error::io("link the checkpoints of", &root, e))?;
-            }
-            let mut env = layout.prepare(container_root)?;
-            env.push(("PIPELINE_RUN_ID".into(), self.run_id.clone()));
-            env.push(("PIPELINE_STEP".into(), step.name().to_string()));
-            if nodes > 1 {
-                env.push(("AWS_BATCH_JOB_NODE_INDEX".into(), i.to_string()));
-                env.push(("AWS_BATCH_JOB_NUM_NODES".into(), nodes.to_string()));
-                env.push(("AWS_BATCH_JOB_MAIN_NODE_INDEX".into(), "0".into()));
-            }
-            if let StepKind::Train(TrainStep {
-                program: Some(p), ..
-            }) = &step.kind
-            {
-                env.push(("SAGEMAKER_PROGRAM".into(), p.clone()));
-            }
-            env.extend(extra_env.iter().cloned());
-            node_jobs.push(crate::exec::NodeJob {
-                host: host.clone(),
-                root: node_root,
-                env,
-            });
-        }
-        // Fill `{{ outputs.X }}` / `{{ inputs.X }}` now that the directories
-        // exist, with the paths the step sees.
-        let seen_root = container_root.map_or_else(|| root.clone(), PathBuf::from);
-        let out_path = |n: &str| {
-            outputs
-                .iter()
-                .any(|o| o == n)
-                .then(|| contract::output_dir(&seen_root, n).display().to_string())
-        };
-        let in_path = |n: &str| {
-            channels
-                .iter()
-                .any(|c| c.name == n)
-                .then(|| seen_root.join("input/data").join(n).display().to_string())
-        };
-        let argv = argv
-            .iter()
-            .map(|a| template::fill_run_placeholders(a, &out_path, &in_path))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(Error::failed)?;
-        // Its directory was made when the run started.
-        let log_path = self.ws.log_path(&self.run_id, step.name());
-        let main = node_jobs.remove(0);
-        Ok(StepJob {
+    /// What step `i`'s job is made of, owned: laying it out (directories,
+    /// configuration files, channel links) is file work that can happen on
+    /// another thread while other steps run.
+    fn job_spec(&self, i: usize, channels: Vec<Channel>, extra: serde_json::Value) -> JobSpec {
+        JobSpec {
+            plan: self.plan.clone(),
+            step: i,
             run_id: self.run_id.clone(),
-            step: step.name().to_string(),
-            attempt: 1,
-            root,
-            cwd: p.base_dir.clone(),
-            argv,
-            env: main.env,
-            log_path,
-            timeout: step.timeout,
-            resources: step.resources.clone(),
-            image,
-            executor,
-            network: step.network,
-            workers: node_jobs,
-            live_log: self.log_tx.clone(),
-            secrets: p.secrets.values().map(str::to_string).collect(),
-        })
+            run_dir: self.ws.run_dir(&self.run_id),
+            log_path: self
+                .ws
+                .log_path(&self.run_id, self.plan.pipeline.steps[i].name()),
+            log_tx: self.log_tx.clone(),
+            channels,
+            extra,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -974,7 +903,9 @@ impl Run {
                 .open(&job.log_path)
             {
                 use std::io::Write;
-                let _ = writeln!(f, "--- attempt {attempt} of step {name} ---");
+                // One write: an unbuffered `writeln!` makes one a piece.
+                let _ =
+                    f.write_all(format!("--- attempt {attempt} of step {name} ---\n").as_bytes());
             }
             // A step with no inputs to guard (most small ones) needs no trip
             // through the blocking pool, which wakes threads every time.
@@ -998,11 +929,15 @@ impl Run {
                 None
             };
             let stored = if matches!(outcome, Outcome::Succeeded) && input_changed.is_none() {
-                Some(
+                // Nothing to store (a command step without outputs): no trip
+                // through the blocking pool.
+                Some(if outputs.is_empty() {
+                    Ok(Default::default())
+                } else {
                     tokio::task::spawn_blocking(move || store_outputs(&store, &root, &outputs))
                         .await
-                        .unwrap_or_else(|e| Err(Error::failed(format!("store the outputs: {e}")))),
-                )
+                        .unwrap_or_else(|e| Err(Error::failed(format!("store the outputs: {e}"))))
+                })
             } else {
                 None
             };
@@ -1080,6 +1015,20 @@ impl Run {
         Ok(())
     }
 
+    /// Step `i` failed with the engine's error `e`, in `attempt` (0: before
+    /// it could start, e.g. its input or its layout).
+    fn failed_with(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        e: Error,
+        states: &mut [StepState],
+        events: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let reason = e.to_string().trim_start_matches("error: ").to_string();
+        self.end_unsuccessful(i, StepStatus::Failed, attempt, reason, None, states, events)
+    }
+
     /// Records a step that ended without success: failed, or stopped because the run is stopping.
     #[allow(clippy::too_many_arguments)]
     fn end_unsuccessful(
@@ -1111,6 +1060,181 @@ impl Run {
             reason: Some(reason),
         });
         Ok(())
+    }
+}
+
+/// A step's job before its root is laid out (see [`Run::job_spec`]).
+struct JobSpec {
+    plan: Arc<Plan>,
+    step: usize,
+    run_id: String,
+    run_dir: PathBuf,
+    log_path: PathBuf,
+    log_tx: Option<crate::exec::LogSink>,
+    channels: Vec<Channel>,
+    extra: serde_json::Value,
+}
+
+impl JobSpec {
+    /// Lays out the step's root and builds its job.
+    fn build(self) -> Result<StepJob> {
+        let JobSpec {
+            plan,
+            step,
+            run_id,
+            run_dir,
+            log_path,
+            log_tx,
+            channels,
+            extra,
+        } = self;
+        let p = &plan.pipeline;
+        let step = &p.steps[step];
+        // Every attempt (a retry, or a step run again by `resume`) gets a
+        // directory never used before: whatever an earlier attempt left there
+        // cannot end up in this one's outputs.
+        let step_dir = run_dir.join("steps").join(step.name());
+        let root = new_attempt_dir(&step_dir)?;
+        let outputs = step.outputs();
+        let (hps, argv, image, extra_env) = match &step.kind {
+            StepKind::Command(c) => (
+                c.hyperparameters.clone(),
+                c.run.clone(),
+                c.image.clone(),
+                // Secrets enter the step here, in its environment, and nowhere else.
+                c.env
+                    .iter()
+                    .map(|(k, v)| {
+                        template::fill_secrets(v, &|n| p.secrets.get(n).map(str::to_string))
+                            .map(|v| (k.clone(), v))
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(Error::failed)?,
+            ),
+            StepKind::Train(t) if t.algorithm.is_none() => (
+                t.hyperparameters.clone(),
+                t.run.clone(),
+                t.image.clone(),
+                vec![],
+            ),
+            StepKind::Train(t) => (t.hyperparameters.clone(), builtin_argv()?, None, vec![]),
+            StepKind::Evaluate(e) => (e.hyperparameters.clone(), builtin_argv()?, None, vec![]),
+            _ => (BTreeMap::new(), builtin_argv()?, None, vec![]),
+        };
+        let num_cpus = step_threads(step);
+        let executor = step_executor(step);
+        let in_container = executor != Executor::Local;
+        let container_root = in_container.then_some(CONTAINER_ROOT);
+        let argv = if is_builtin(step) && in_container {
+            vec![
+                crate::exec::docker::RUNTIME_PROGRAM.to_string(),
+                "builtin".into(),
+            ]
+        } else {
+            argv
+        };
+        let nodes = step.resources.nodes.max(1) as usize;
+        let hosts: Vec<String> = (1..=nodes).map(|i| format!("algo-{i}")).collect();
+        let node_channels = shard_channels(&channels, nodes)?;
+        let mut node_jobs = Vec::with_capacity(nodes);
+        for (i, host) in hosts.iter().enumerate() {
+            let node_root = if i == 0 {
+                root.clone()
+            } else {
+                root.with_extension("nodes").join(host)
+            };
+            if i > 0 && node_root.exists() {
+                std::fs::remove_dir_all(&node_root)
+                    .map_err(|e| Error::io("clear", &node_root, e))?;
+            }
+            let layout = Layout {
+                root: &node_root,
+                step,
+                channels: &node_channels[i],
+                hyperparameters: &hps,
+                outputs: &outputs,
+                current_host: host.clone(),
+                hosts: hosts.clone(),
+                num_cpus,
+                extra: extra.clone(),
+            };
+            // Checkpoints outlive attempts, kills and resumes of this run (the
+            // main node's, for train steps); they belong to the run, so runs
+            // going on at once never share them.
+            if let (0, StepKind::Train(_)) = (i, &step.kind) {
+                let ckpt = run_dir.join("checkpoints").join(step.name());
+                std::fs::create_dir_all(&ckpt).map_err(|e| Error::io("create", &ckpt, e))?;
+                std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
+                std::os::unix::fs::symlink(&ckpt, root.join("checkpoints"))
+                    .map_err(|e| Error::io("link the checkpoints of", &root, e))?;
+            }
+            let mut env = layout.prepare(container_root)?;
+            env.push(("PIPELINE_RUN_ID".into(), run_id.clone()));
+            env.push(("PIPELINE_STEP".into(), step.name().to_string()));
+            if nodes > 1 {
+                env.push(("AWS_BATCH_JOB_NODE_INDEX".into(), i.to_string()));
+                env.push(("AWS_BATCH_JOB_NUM_NODES".into(), nodes.to_string()));
+                env.push(("AWS_BATCH_JOB_MAIN_NODE_INDEX".into(), "0".into()));
+            }
+            if let StepKind::Train(TrainStep {
+                program: Some(p), ..
+            }) = &step.kind
+            {
+                env.push(("SAGEMAKER_PROGRAM".into(), p.clone()));
+            }
+            env.extend(extra_env.iter().cloned());
+            node_jobs.push(crate::exec::NodeJob {
+                host: host.clone(),
+                root: node_root,
+                env,
+            });
+        }
+        // Fill `{{ outputs.X }}` / `{{ inputs.X }}` now that the directories
+        // exist, with the paths the step sees.
+        let seen_root = container_root.map_or_else(|| root.clone(), PathBuf::from);
+        let out_path = |n: &str| {
+            outputs
+                .iter()
+                .any(|o| o == n)
+                .then(|| contract::output_dir(&seen_root, n).display().to_string())
+        };
+        let in_path = |n: &str| {
+            channels
+                .iter()
+                .any(|c| c.name == n)
+                .then(|| seen_root.join("input/data").join(n).display().to_string())
+        };
+        let argv = argv
+            .iter()
+            .map(|a| template::fill_run_placeholders(a, &out_path, &in_path))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::failed)?;
+        // Its directory was made when the run started; the file is made here,
+        // so that starting the step creates nothing more.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| Error::io("create", &log_path, e))?;
+        let main = node_jobs.remove(0);
+        Ok(StepJob {
+            run_id,
+            step: step.name().to_string(),
+            attempt: 1,
+            root,
+            cwd: p.base_dir.clone(),
+            argv,
+            env: main.env,
+            log_path,
+            timeout: step.timeout,
+            resources: step.resources.clone(),
+            image,
+            executor,
+            network: step.network,
+            workers: node_jobs,
+            live_log: log_tx,
+            secrets: p.secrets.values().map(str::to_string).collect(),
+        })
     }
 }
 
