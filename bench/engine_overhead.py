@@ -13,7 +13,9 @@ installed), and each tool runs it in a fresh temporary directory:
   dvc cold/cached  `dvc repro` (skipped when dvc is not installed)
 
 Each measurement is the wall time of the whole process, repeated N times after
-one warm-up; the table shows medians. Usage:
+one warm-up round, the engine and make by turns; the table shows medians.
+Every sample runs in a directory of its own, and all of them are removed
+when the benchmark ends (see `fresh_dir`). Usage:
 
   python3 bench/engine_overhead.py [--bin PATH] [--runs N] [--layers L] [--width W]
                                    [--steps N]
@@ -121,32 +123,45 @@ def engine_env():
     return env
 
 
-def measure_pipeline(binary, yaml_text, runs):
-    """Cold and cached wall times, each in a fresh directory."""
-    cold, cached = [], []
-    for r in range(runs + 1):
-        with tempfile.TemporaryDirectory(prefix="engine-overhead-") as d:
-            with open(os.path.join(d, "dag.yaml"), "w") as f:
-                f.write(yaml_text)
-            cmd = [binary, "run", "dag.yaml", "-j", "2"]
-            c = timed(cmd, d, engine_env())
-            k = timed(cmd, d, engine_env())
-            if r > 0:  # run 0 warms the page cache
-                cold.append(c)
-                cached.append(k)
-    return cold, cached
+def fresh_dir(keep, prefix):
+    """A new temporary directory, removed only when the benchmark ends.
+
+    Removing each sample's directory before the next sample would slow the
+    next one: on an ext4 file system without a journal (this project's CI
+    machines) the inode allocator skips inodes freed in the last 60 s (up to
+    6 minutes while their blocks are dirty), looking each one up, so tens of
+    thousands of files just removed make every new file and directory cost
+    several times more, and the engine, which makes 14 a step to make's one,
+    would pay for the benchmark's own clean-up.
+    """
+    d = tempfile.mkdtemp(prefix=prefix)
+    keep.append(d)
+    return d
 
 
-def measure_make(text, runs):
-    times = []
+def measure_pipeline_and_make(binary, yaml_text, make_text, runs, keep):
+    """Cold and cached engine runs and a make run, by turns, each in a fresh
+    directory, so that both see the machine in the same state."""
+    cold, cached, made = [], [], []
     for r in range(runs + 1):
-        with tempfile.TemporaryDirectory(prefix="engine-overhead-make-") as d:
+        d = fresh_dir(keep, "engine-overhead-")
+        with open(os.path.join(d, "dag.yaml"), "w") as f:
+            f.write(yaml_text)
+        cmd = [binary, "run", "dag.yaml", "-j", "2"]
+        c = timed(cmd, d, engine_env())
+        k = timed(cmd, d, engine_env())
+        m = None
+        if make_text is not None:
+            d = fresh_dir(keep, "engine-overhead-make-")
             with open(os.path.join(d, "Makefile"), "w") as f:
-                f.write(text)
-            t = timed(["make", "-s", "-j2"], d)
-            if r > 0:
-                times.append(t)
-    return times
+                f.write(make_text)
+            m = timed(["make", "-s", "-j2"], d)
+        if r > 0:  # round 0 warms the page cache
+            cold.append(c)
+            cached.append(k)
+            if m is not None:
+                made.append(m)
+    return cold, cached, made
 
 
 def measure_dvc(text, runs):
@@ -191,11 +206,18 @@ def main():
           f"{runs} runs each after a warm-up, {os.cpu_count()} cores")
 
     rows = []
-    cold, cached = measure_pipeline(binary, yaml_text, runs)
+    keep = []
+    try:
+        has_make = shutil.which("make") is not None
+        make_text = makefile(args.layers, args.width) if has_make else None
+        cold, cached, made = measure_pipeline_and_make(binary, yaml_text, make_text, runs, keep)
+    finally:
+        for d in keep:
+            shutil.rmtree(d, ignore_errors=True)
     rows.append(("pipeline run -j 2 (cold)", cold))
     rows.append(("pipeline run -j 2 (all cached)", cached))
-    if shutil.which("make"):
-        rows.append(("make -j2", measure_make(makefile(args.layers, args.width), runs)))
+    if has_make:
+        rows.append(("make -j2", made))
     else:
         print("make is not installed: skipped")
     if shutil.which("dvc") and shutil.which("git"):
