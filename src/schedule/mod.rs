@@ -474,7 +474,7 @@ impl Run {
                                     Ok(()) => self.start_attempt(i, f.attempt + 1, backoff, &mut states, &mut running, &cancel_rx, events)?,
                                     Err(e) => {
                                         in_flight -= 1;
-                                        self.end_unsuccessful(i, StepStatus::Failed, f.attempt, e.to_string().trim_start_matches("error: ").to_string(), None, &mut states, events)?;
+                                        self.failed_with(i, f.attempt, e, &mut states, events)?;
                                         stopping.get_or_insert(RunStatus::Failed);
                                         let _ = cancel_tx.send(true);
                                     }
@@ -838,7 +838,7 @@ impl Run {
 
     /// Where a train step of this run keeps its checkpoints, across attempts and resumes.
     fn checkpoint_dir(&self, step: &str) -> PathBuf {
-        self.ws.run_dir(&self.run_id).join("checkpoints").join(step)
+        checkpoint_dir(&self.ws.run_dir(&self.run_id), step)
     }
 
     /// What step `i`'s job is made of, owned: laying it out (directories,
@@ -1162,7 +1162,7 @@ impl JobSpec {
             // main node's, for train steps); they belong to the run, so runs
             // going on at once never share them.
             if let (0, StepKind::Train(_)) = (i, &step.kind) {
-                let ckpt = run_dir.join("checkpoints").join(step.name());
+                let ckpt = checkpoint_dir(&run_dir, step.name());
                 std::fs::create_dir_all(&ckpt).map_err(|e| Error::io("create", &ckpt, e))?;
                 std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
                 std::os::unix::fs::symlink(&ckpt, root.join("checkpoints"))
@@ -1236,6 +1236,11 @@ impl JobSpec {
             secrets: p.secrets.values().map(str::to_string).collect(),
         })
     }
+}
+
+/// Where a train step's checkpoints live in a run (`runs/RUN/checkpoints/STEP`).
+fn checkpoint_dir(run_dir: &std::path::Path, step: &str) -> PathBuf {
+    run_dir.join("checkpoints").join(step)
 }
 
 /// A new attempt directory under `step_dir`: `1`, `2`... the first number
