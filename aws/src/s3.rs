@@ -16,10 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::StalledStreamProtectionConfig;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -28,6 +25,8 @@ use aws_sdk_s3::types::{
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::sync::Semaphore;
+
+use crate::config::{self, Rt, short, timeouts};
 
 /// `s3://bucket/key`: an object, or with an empty key or one ending in `/` a prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -370,28 +369,6 @@ fn status_of(r: &HttpResponse) -> u16 {
     r.status().as_u16()
 }
 
-/// The first line of an error chain, bounded.
-fn short(s: &str) -> String {
-    let line = s.lines().next().unwrap_or("");
-    let mut end = line.len().min(300);
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    line[..end].to_string()
-}
-
-/// The client's own runtime; shut down without waiting, so that dropping
-/// the last client is allowed anywhere (inside another runtime too).
-struct Rt(Option<tokio::runtime::Runtime>);
-
-impl Drop for Rt {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
 struct Inner {
     rt: Rt,
     client: Client,
@@ -418,82 +395,33 @@ impl fmt::Debug for S3 {
 /// SDK does not retry).
 const BODY_ATTEMPTS: u32 = 4;
 
-/// Attempts of one request (the SDK's standard retries: throttling, 5xx,
-/// broken connections, timeouts), with backoff from 200 ms up to 2 s.
-fn retry_config() -> RetryConfig {
-    RetryConfig::standard()
-        .with_max_attempts(5)
-        .with_initial_backoff(Duration::from_millis(200))
-        .with_max_backoff(Duration::from_secs(2))
-}
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The slowest an upload may go before its attempt is given up (on top of
 /// the request timeout): 32 KiB/s, so that a slow link is not mistaken for
 /// a dead one, while a server that takes the body and never answers is.
 const SLOWEST_UPLOAD: f64 = 32.0 * 1024.0;
 
-/// Timeouts of requests: connecting, and one attempt waiting for its answer.
-fn timeouts(attempt: Duration) -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(attempt)
-        .build()
-}
-
 impl S3 {
     /// Sets up a client from the standard AWS chain. Makes no request.
     pub fn connect(opts: ClientOptions) -> Result<S3, S3Error> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)))
-            .thread_name("s3")
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                S3Error::new(
-                    ErrorKind::Local,
-                    "s3://",
-                    format!("start the S3 client: {e}"),
-                )
-            })?;
+        let rt = Rt::start("s3").map_err(|e| S3Error::new(ErrorKind::Local, "s3://", e))?;
         let o = opts.clone();
         // On the client's runtime, and waited for on a channel: the caller's
         // thread may be driving a runtime of its own.
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        rt.spawn(async move {
-            use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-            let http = aws_smithy_http_client::Builder::new()
-                .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                .build_https();
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(http)
-                .retry_config(retry_config())
-                .timeout_config(timeouts(o.request_timeout))
-                .stalled_stream_protection(
-                    StalledStreamProtectionConfig::enabled()
-                        .grace_period(o.request_timeout)
-                        .build(),
-                );
-            if let Some(r) = &o.region {
-                loader = loader.region(aws_config::Region::new(r.clone()));
-            }
-            if let Some(e) = &o.endpoint_url {
-                loader = loader.endpoint_url(e.clone());
-            }
-            if let Some((key, secret)) = &o.static_credentials {
-                loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
-                    key, secret, None, None, "static",
-                ));
-            }
-            let shared = loader.load().await;
+        rt.handle().spawn(async move {
+            let shared = config::load(
+                o.region.as_deref(),
+                o.endpoint_url.as_deref(),
+                o.static_credentials
+                    .as_ref()
+                    .map(|(k, s)| (k.as_str(), s.as_str())),
+                o.request_timeout,
+            )
+            .await;
             let custom_endpoint = o.endpoint_url.is_some()
                 || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
                 || std::env::var_os("AWS_ENDPOINT_URL").is_some();
             let mut b = aws_sdk_s3::config::Builder::from(&shared);
-            if shared.region().is_none() {
-                b = b.region(aws_config::Region::new("us-east-1"));
-            }
             if custom_endpoint {
                 b = b.force_path_style(true);
             }
@@ -505,7 +433,7 @@ impl S3 {
         let concurrency = opts.concurrency.max(1);
         Ok(S3 {
             inner: Arc::new(Inner {
-                rt: Rt(Some(rt)),
+                rt,
                 client,
                 limit: Arc::new(Semaphore::new(concurrency)),
                 buckets: Default::default(),
@@ -520,13 +448,7 @@ impl S3 {
         fut: impl std::future::Future<Output = T> + Send + 'static,
     ) -> T {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let rt = self
-            .inner
-            .rt
-            .0
-            .as_ref()
-            .expect("runtime lives as long as the client");
-        rt.spawn(async move {
+        self.inner.rt.handle().spawn(async move {
             let _ = tx.send(fut.await);
         });
         rx.recv().expect("the client's runtime ran the request")
@@ -705,7 +627,7 @@ impl S3 {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<bytes::Bytes>, S3Error>>(ahead);
         let inner = self.inner.clone();
         let o = obj.clone();
-        let rt = self.inner.rt.0.as_ref().expect("runtime");
+        let rt = self.inner.rt.handle();
         rt.spawn(async move {
             let ranges = ranges(o.size, part);
             let mut pending = std::collections::VecDeque::new();

@@ -179,6 +179,13 @@ pub enum Command {
     /// Run the built-in step laid out at $SAGEMAKER_BASE_DIR (used inside steps).
     #[command(hide = true)]
     Builtin,
+    /// Run an AWS Batch job's step: stage its data from the shared store,
+    /// run it, store its results (used inside batch jobs).
+    #[command(hide = true)]
+    BatchNode {
+        /// The job's key prefix in the shared store (`jobs/RUN/STEP/ATTEMPT`).
+        prefix: String,
+    },
     /// Run a step's command and leave none of its processes behind (used by the local executor).
     #[command(hide = true)]
     Supervise {
@@ -362,6 +369,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Builtin => Ok(crate::exec::builtin::main()),
+        #[cfg(feature = "aws")]
+        Command::BatchNode { prefix } => Ok(crate::exec::batch::node::main(&prefix)),
+        #[cfg(not(feature = "aws"))]
+        Command::BatchNode { .. } => Err(crate::error::Error::failed(
+            "this build of pipeline has no AWS support (it was built without the `aws` feature)",
+        )),
         Command::Supervise {
             spawn_error,
             die_with,

@@ -25,27 +25,57 @@ use crate::spec::{LoadOptions, Loaded, load_source};
 use crate::store::Workspace;
 
 pub(super) fn backend_for(plan: &Plan) -> Result<Arc<dyn Backend>> {
-    for s in &plan.pipeline.steps {
-        if s.executor == Executor::Batch {
-            return Err(Error::invalid(
-                Diagnostic::new(format!(
-                    "step `{}` asks for the `batch` executor (AWS Batch), which this build cannot run",
-                    s.name()
-                ))
-                .help("write `executor: local` or `executor: docker` where it says `batch` (`--executor` replaces only the default, not a step's own choice)"),
-            ));
-        }
-    }
-    let docker = plan
-        .pipeline
-        .steps
-        .iter()
-        .any(|s| s.executor == Executor::Docker)
+    let on = |e: Executor| {
+        plan.pipeline
+            .steps
+            .iter()
+            .filter(move |s| crate::schedule::step_executor(s) == e)
+    };
+    let batch = if on(Executor::Batch).next().is_some() {
+        Some(batch_backend(plan)?)
+    } else {
+        None
+    };
+    let docker = on(Executor::Docker)
+        .next()
+        .is_some()
         .then(|| Arc::new(DockerBackend::new()) as Arc<dyn Backend>);
     Ok(Arc::new(Dispatch {
         local: Arc::new(LocalBackend),
         docker,
+        batch,
     }))
+}
+
+/// The batch backend, once what the run's batch steps need is checked.
+#[cfg(feature = "aws")]
+fn batch_backend(plan: &Plan) -> Result<Arc<dyn Backend>> {
+    let steps: Vec<(&str, &crate::spec::model::BatchSettings)> = plan
+        .pipeline
+        .steps
+        .iter()
+        .filter(|s| crate::schedule::step_executor(s) == Executor::Batch)
+        .map(|s| (s.name(), &s.batch))
+        .collect();
+    crate::exec::batch::preflight(&steps).map_err(Error::invalid)?;
+    Ok(Arc::new(crate::exec::batch::BatchBackend::new()))
+}
+
+#[cfg(not(feature = "aws"))]
+fn batch_backend(plan: &Plan) -> Result<Arc<dyn Backend>> {
+    let s = plan
+        .pipeline
+        .steps
+        .iter()
+        .find(|s| crate::schedule::step_executor(s) == Executor::Batch)
+        .expect("a batch step");
+    Err(Error::invalid(
+        Diagnostic::new(format!(
+            "step `{}` asks for the `batch` executor (AWS Batch), which this build cannot run (it was built without the `aws` feature)",
+            s.name()
+        ))
+        .help("build with the default features (`cargo build --release`), or write `executor: local` or `executor: docker` where it says `batch`"),
+    ))
 }
 
 fn default_jobs() -> usize {

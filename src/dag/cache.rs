@@ -46,6 +46,23 @@ pub const STEP_FIELDS_NOT_IN_KEY: &[(&str, &str)] = &[
         "resources.memory",
         "a limit: a step that finishes under it computes the same",
     ),
+    (
+        "batch.job_queue",
+        "where a batch step waits to run, not what it computes",
+    ),
+    ("batch.region", "where a batch step runs"),
+    (
+        "batch.job_role_arn",
+        "what the job may reach in the account; a step it lets read data reads that data as a channel, whose digest is in the key",
+    ),
+    (
+        "batch.execution_role_arn",
+        "what lets AWS Batch pull the image and write logs",
+    ),
+    (
+        "batch.runnable_timeout",
+        "how long a job may wait for a place to run",
+    ),
     ("description", "documentation"),
 ];
 
@@ -218,19 +235,28 @@ pub fn input_reading(def: &InputDef) -> Value {
 }
 
 fn remove_path(v: &mut Value, path: &str) {
-    let mut cur = v;
-    let mut parts = path.split('.').peekable();
-    while let Some(p) = parts.next() {
-        let Value::Object(m) = cur else { return };
-        if parts.peek().is_none() {
-            m.remove(p);
-            return;
+    /// Removes `parts` under `v`; whether `v` is left an empty object.
+    fn go(v: &mut Value, parts: &[&str]) -> bool {
+        let Value::Object(m) = v else { return false };
+        match parts {
+            [] => {}
+            [last] => {
+                m.remove(*last);
+            }
+            [first, rest @ ..] => {
+                if let Some(next) = m.get_mut(*first)
+                    && go(next, rest)
+                {
+                    m.remove(*first);
+                }
+            }
         }
-        match m.get_mut(p) {
-            Some(next) => cur = next,
-            None => return,
-        }
+        m.is_empty()
     }
+    // A section left empty goes too: a step that sets only fields out of
+    // the key has the key of one that sets none.
+    let parts: Vec<&str> = path.split('.').collect();
+    go(v, &parts);
 }
 
 /// The argv a user step runs (`kind: command`, or a train step's `run:`).
@@ -524,6 +550,10 @@ steps:
     retry: {attempts: 2, backoff: 1s, on: [exit-code, timeout]}
     timeout: 1h
     cache: {expire_after: 7d}
+    executor: batch
+    batch: {job_queue: q, region: eu-west-1, job_role_arn: "arn:aws:iam::1:role/j",
+            execution_role_arn: "arn:aws:iam::1:role/e", job_environment: {EXTRA: v},
+            runtime_image: "1.dkr.ecr.eu-west-1.amazonaws.com/pipeline:1", runnable_timeout: 10m}
   mine:
     kind: train
     image: my-trainer:3
@@ -834,8 +864,18 @@ params:
             cache: _,
             resources,
             network: _,
+            batch,
             description: _,
         } = step;
+        let crate::spec::model::BatchSettings {
+            job_queue: _,
+            region: _,
+            job_role_arn: _,
+            execution_role_arn: _,
+            job_environment: _,
+            runtime_image: _,
+            runnable_timeout: _,
+        } = batch;
         let crate::spec::model::Resources {
             cpus: _,
             memory: _,
@@ -855,6 +895,13 @@ params:
             ("resources.memory", false),
             ("resources.nodes", true),
             ("network", true),
+            ("batch.job_queue", false),
+            ("batch.region", false),
+            ("batch.job_role_arn", false),
+            ("batch.execution_role_arn", false),
+            ("batch.job_environment", true),
+            ("batch.runtime_image", true),
+            ("batch.runnable_timeout", false),
             ("description", false),
         ]
     }

@@ -8,11 +8,15 @@
 //! - [`local`]: child processes on this machine (one a node);
 //! - [`docker`]: containers on the local Docker Engine (one a node, on a
 //!   private network for multi-node steps);
+//! - [`batch`]: jobs on AWS Batch, their data staged through the shared S3
+//!   store (feature `aws`);
 //! - [`Dispatch`]: picks the backend each step's `executor` names.
 //! - [`pipe`]: feeds pipe-mode channels through named pipes while a node runs
 //!   (both backends start and stop it around each node).
 //! - [`builtin`]: what runs *inside* a built-in step's process (`pipeline builtin`).
 
+#[cfg(feature = "aws")]
+pub mod batch;
 pub mod builtin;
 pub mod contract;
 pub mod docker;
@@ -56,6 +60,8 @@ pub struct StepJob {
     pub live_log: Option<LogSink>,
     /// Secret values the step's environment holds: masked in what it prints.
     pub secrets: Vec<String>,
+    /// Where it runs on AWS Batch (`executor: batch`), as the file says.
+    pub batch: crate::spec::model::BatchSettings,
 }
 
 impl StepJob {
@@ -456,6 +462,7 @@ pub fn read_failure_file(root: &std::path::Path) -> Option<String> {
 pub struct Dispatch {
     pub local: std::sync::Arc<dyn Backend>,
     pub docker: Option<std::sync::Arc<dyn Backend>>,
+    pub batch: Option<std::sync::Arc<dyn Backend>>,
 }
 
 impl Backend for Dispatch {
@@ -463,10 +470,11 @@ impl Backend for Dispatch {
         "dispatch"
     }
     fn run(&self, job: StepJob, cancel: watch::Receiver<bool>) -> BoxFuture<Outcome> {
-        match (job.executor, &self.docker) {
-            (Executor::Docker, Some(d)) => d.run(job, cancel),
-            (Executor::Local, _) => self.local.run(job, cancel),
-            (e, _) => {
+        match (job.executor, &self.docker, &self.batch) {
+            (Executor::Docker, Some(d), _) => d.run(job, cancel),
+            (Executor::Batch, _, Some(b)) => b.run(job, cancel),
+            (Executor::Local, _, _) => self.local.run(job, cancel),
+            (e, _, _) => {
                 let reason = format!("no backend for the `{}` executor in this run", e.name());
                 Box::pin(async move {
                     Outcome::Failed(Failure {

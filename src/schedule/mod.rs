@@ -168,7 +168,7 @@ pub struct Run {
 }
 
 /// Where a step's root is in a container.
-const CONTAINER_ROOT: &str = "/opt/ml";
+pub const CONTAINER_ROOT: &str = "/opt/ml";
 
 /// Each node's view of the channels: `sharded_by_key` channels get a
 /// contiguous share of their files a node; the others are seen whole.
@@ -1234,6 +1234,7 @@ impl JobSpec {
             workers: node_jobs,
             live_log: log_tx,
             secrets: p.secrets.values().map(str::to_string).collect(),
+            batch: step.batch.clone(),
         })
     }
 }

@@ -590,6 +590,7 @@ struct StepCommon {
     cache: CachePolicy,
     resources: Resources,
     network: Network,
+    batch: BatchSettings,
 }
 
 impl StepCommon {
@@ -605,6 +606,7 @@ impl StepCommon {
                 nodes: 1,
             },
             network: Network::Bridge,
+            batch: BatchSettings::default(),
         }
     }
 }
@@ -616,6 +618,7 @@ const DEFAULT_KEYS: &[&str] = &[
     "cache",
     "resources",
     "network",
+    "batch",
 ];
 const COMMON_STEP_KEYS: &[&str] = &[
     "kind",
@@ -627,6 +630,7 @@ const COMMON_STEP_KEYS: &[&str] = &[
     "cache",
     "resources",
     "network",
+    "batch",
     "description",
 ];
 
@@ -678,6 +682,9 @@ fn common_from_fields(ctx: &Ctx, f: &Fields, base: &StepCommon) -> DResult<StepC
     }
     if let Some(n) = f.get("resources") {
         c.resources = decode_resources(ctx, n, &base.resources)?;
+    }
+    if let Some(n) = f.get("batch") {
+        c.batch = super::batch::decode(ctx, n, &base.batch)?;
     }
     if let Some(n) = f.get("network") {
         let s = ctx.string(n, "network")?;
@@ -924,6 +931,7 @@ fn decode_step(
         cache: common.cache,
         resources: common.resources,
         network: common.network,
+        batch: common.batch,
         description,
     })
 }
@@ -966,6 +974,52 @@ fn check_placement(ctx: &Ctx, f: &Fields, kind: &StepKind, common: &StepCommon) 
                 ),
             )
             .help("add `image: NAME` (built with `docker build`), or run the step with `executor: local`"));
+    }
+    if common.executor == Executor::Batch {
+        let own_code = match kind {
+            StepKind::Command(_) => true,
+            StepKind::Train(t) => t.algorithm.is_none(),
+            _ => false,
+        };
+        let key = if f.has("executor") {
+            "executor"
+        } else {
+            "kind"
+        };
+        if own_code {
+            return Err(ctx
+                .err(
+                    at(key),
+                    format!(
+                        "{} runs your own code, and the batch executor runs built-in steps only so far",
+                        f.what()
+                    ),
+                )
+                .help("run the step with `executor: docker` or `executor: local` (a step's `executor:` wins over `--executor batch`)"));
+        }
+        if common.resources.nodes > 1 {
+            return Err(ctx
+                .err(
+                    at("resources"),
+                    format!(
+                        "`nodes: {}` on the batch executor: multi-node jobs do not run there yet",
+                        common.resources.nodes
+                    ),
+                )
+                .help("run the step with `executor: docker`, which trains on several nodes the same way"));
+        }
+        if let StepKind::Train(t) = kind
+            && t.channels
+                .keys()
+                .any(|c| t.input_mode_of(c) == InputMode::Pipe)
+        {
+            return Err(ctx
+                .err(
+                    at("input_mode"),
+                    "pipe-mode channels do not run on the batch executor yet",
+                )
+                .help("use `input_mode: file`, or run the step with `executor: docker`"));
+        }
     }
     Ok(())
 }

@@ -261,6 +261,9 @@ pub struct Step {
     /// `network: none` cuts a container step off every network.
     #[serde(default, skip_serializing_if = "Network::is_bridge")]
     pub network: Network,
+    /// Where the step runs on AWS Batch (`executor: batch`).
+    #[serde(default, skip_serializing_if = "BatchSettings::is_empty")]
+    pub batch: BatchSettings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -522,6 +525,40 @@ impl Distribution {
             Distribution::FullyReplicated => "FullyReplicated",
             Distribution::ShardedByKey => "ShardedByS3Key",
         }
+    }
+}
+
+/// A step's `batch:` settings (see `spec/batch.rs`); what is not set here
+/// comes from the environment when the step is submitted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_role_arn: Option<String>,
+    /// Added to the job's environment (so it is in the step's cache key).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub job_environment: BTreeMap<String, String>,
+    /// The image built-in steps run in (the engine's runtime image, pushed
+    /// where the compute environment can pull it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_image: Option<String>,
+    /// How long a job may wait in RUNNABLE before the step fails.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "duration_opt"
+    )]
+    pub runnable_timeout: Option<Duration>,
+}
+
+impl BatchSettings {
+    pub fn is_empty(&self) -> bool {
+        *self == BatchSettings::default()
     }
 }
 

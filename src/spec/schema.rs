@@ -48,7 +48,17 @@ fn common_props() -> Map<String, Value> {
             "nodes": {"type": "integer", "minimum": 1, "maximum": 256},
             "instance_type": {"type": "string"}
         }), &[]),
-        "network": {"enum": Network::NAMES, "description": "none: no network at all (container executors)"}
+        "network": {"enum": Network::NAMES, "description": "none: no network at all (container executors)"},
+        "batch": object(json!({
+            "job_queue": {"type": "string", "minLength": 1},
+            "region": {"type": "string", "minLength": 1},
+            "job_role_arn": {"type": "string", "pattern": "^arn:"},
+            "execution_role_arn": {"type": "string", "pattern": "^arn:"},
+            "runtime_image": {"type": "string", "minLength": 1},
+            "runnable_timeout": duration(),
+            "job_environment": {"type": "object", "additionalProperties": scalar(),
+                "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}
+        }), &[])
     });
     match v {
         Value::Object(m) => m,

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use pipeline_aws::s3::{
-    Checksum, ClientOptions, ErrorKind, ObjectInfo, PutOptions, S3, S3Error, S3Uri,
+    Checksum, ClientOptions, ErrorKind, ObjectInfo, PutOptions, PutOutcome, S3, S3Error, S3Uri,
 };
 use serde::{Deserialize, Serialize};
 
@@ -375,6 +375,37 @@ impl Shared {
                 dir.display()
             )));
         }
+        self.push_entries(digest, dir, entries)
+    }
+
+    /// Puts the files of `dir`'s subdirectories `subdirs` (those that exist;
+    /// symbolic links followed) into the shared store as one artifact, whose
+    /// entries are paths under `dir`. Returns its digest.
+    pub fn put_dirs(&self, dir: &Path, subdirs: &[&str]) -> Result<String> {
+        let mut entries = Vec::new();
+        for sub in subdirs {
+            let p = dir.join(sub);
+            if !p.is_dir() {
+                continue;
+            }
+            entries.push(TreeEntry::Dir(sub.to_string()));
+            for e in tree_entries(&p).map_err(|e| Error::io("read", &p, e))? {
+                entries.push(match e {
+                    TreeEntry::Dir(r) => TreeEntry::Dir(format!("{sub}/{r}")),
+                    TreeEntry::File(r, d, n) => TreeEntry::File(format!("{sub}/{r}"), d, n),
+                });
+            }
+        }
+        let digest = digest_entries(&entries);
+        if !self.has(&digest)? {
+            self.push_entries(&digest, dir, entries)?;
+        }
+        Ok(digest)
+    }
+
+    /// Uploads the blobs of `entries` (files under `dir`) that the store
+    /// lacks, then their manifest.
+    fn push_entries(&self, digest: &str, dir: &Path, entries: Vec<TreeEntry>) -> Result<()> {
         let mut uploads = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for e in &entries {
@@ -415,9 +446,8 @@ impl Shared {
         Ok(())
     }
 
-    /// Brings the artifact `digest` into the local store (checked file by
-    /// file, and as a whole) and returns its local path.
-    pub fn fetch(&self, digest: &str, store: &Store) -> Result<PathBuf> {
+    /// The manifest of the artifact `digest`, checked against its digest.
+    fn manifest(&self, digest: &str) -> Result<Manifest> {
         let uri = self.tree(digest);
         let bytes = self.s3.get_bytes(&uri).map_err(error)?.ok_or_else(|| {
             Error::failed(format!(
@@ -431,6 +461,49 @@ impl Shared {
                 "{uri}: the manifest does not add up to the digest {digest}; the shared store has been changed by something other than this engine"
             )));
         }
+        Ok(m)
+    }
+
+    /// Writes the artifact `digest`'s files into the directory `dest`
+    /// (made when missing; files already there are replaced), every file
+    /// checked against its digest.
+    pub fn materialize(&self, digest: &str, dest: &Path) -> Result<()> {
+        let m = self.manifest(digest)?;
+        fs::create_dir_all(dest).map_err(|e| Error::io("create", dest, e))?;
+        self.download_entries(&m, dest)
+    }
+
+    /// The URI of `rel` under the store's root.
+    pub fn uri(&self, rel: &str) -> String {
+        self.root.join(rel).to_string()
+    }
+
+    /// Writes `bytes` at `rel` under the store's root unless something is
+    /// there already (then `false`: what is stored is never replaced).
+    pub fn put_once(&self, rel: &str, bytes: Vec<u8>) -> Result<bool> {
+        let put = PutOptions {
+            if_none_match: true,
+            ..PutOptions::default()
+        };
+        match self
+            .s3
+            .put_bytes(&self.root.join(rel), bytes, &put)
+            .map_err(error)?
+        {
+            PutOutcome::AlreadyThere => Ok(false),
+            _ => Ok(true),
+        }
+    }
+
+    /// The object at `rel` under the store's root, if there is one.
+    pub fn get(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        self.s3.get_bytes(&self.root.join(rel)).map_err(error)
+    }
+
+    /// Brings the artifact `digest` into the local store (checked file by
+    /// file, and as a whole) and returns its local path.
+    pub fn fetch(&self, digest: &str, store: &Store) -> Result<PathBuf> {
+        let m = self.manifest(digest)?;
         let tmp = store
             .root
             .join(format!(".fetch-{digest}-{}", std::process::id()));
@@ -444,6 +517,19 @@ impl Shared {
     }
 
     fn fetch_into(&self, m: &Manifest, tmp: &Path, store: &Store) -> Result<PathBuf> {
+        self.download_entries(m, tmp)?;
+        let (d, path) = store.ingest_local(tmp)?;
+        if d != m.digest {
+            return Err(Error::failed(format!(
+                "the artifact fetched for {} has the digest {d}",
+                m.digest
+            )));
+        }
+        Ok(path)
+    }
+
+    /// Makes `m`'s directories and downloads its files under `tmp`, each checked.
+    fn download_entries(&self, m: &Manifest, tmp: &Path) -> Result<()> {
         let mut items = Vec::new();
         for e in &m.entries {
             let rel = match e {
@@ -492,14 +578,7 @@ impl Shared {
                 )));
             }
         }
-        let (d, path) = store.ingest_local(tmp)?;
-        if d != m.digest {
-            return Err(Error::failed(format!(
-                "the artifact fetched for {} has the digest {d}",
-                m.digest
-            )));
-        }
-        Ok(path)
+        Ok(())
     }
 
     /// The shared cache's entry for `key`, when there is one whose

@@ -7,6 +7,7 @@
 mod harness;
 
 mod bad_input;
+mod batch;
 mod builtins;
 mod data_trust;
 mod docker;

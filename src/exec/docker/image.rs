@@ -14,6 +14,13 @@ use futures_util::StreamExt;
 
 use super::{CONTAINER_UID, RUNTIME_PROGRAM};
 
+/// Where Linux distributions keep the CA certificate bundle.
+const CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
 /// The repository the runtime image is tagged in.
 pub const RUNTIME_REPOSITORY: &str = "pipeline-runtime";
 
@@ -168,6 +175,7 @@ fn build_context(exe: &Path, libs: &[PathBuf]) -> Result<Vec<u8>, String> {
     let dockerfile = format!(
         "FROM scratch\n\
          COPY rootfs/ /\n\
+         COPY --chown={CONTAINER_UID}:{CONTAINER_UID} ml/ /opt/ml/\n\
          ENV PATH=/usr/local/bin\n\
          WORKDIR /opt/ml\n\
          USER {CONTAINER_UID}:{CONTAINER_UID}\n\
@@ -183,7 +191,21 @@ fn build_context(exe: &Path, libs: &[PathBuf]) -> Result<Vec<u8>, String> {
     add(&mut tar, "rootfs/etc/passwd", 0o644, passwd.as_bytes()).map_err(|e| fail("passwd", e))?;
     add(&mut tar, "rootfs/etc/group", 0o644, group.as_bytes()).map_err(|e| fail("group", e))?;
     add_dir(&mut tar, "rootfs/tmp", 0o1777).map_err(|e| fail("tmp", e))?;
-    add_dir(&mut tar, "rootfs/opt/ml", 0o755).map_err(|e| fail("/opt/ml", e))?;
+    // The container's user owns /opt/ml (COPY --chown: COPY itself makes
+    // everything root's): a batch job lays the step out there itself (on
+    // docker, the step's directories are mounted over it).
+    add_dir(&mut tar, "ml", 0o755).map_err(|e| fail("/opt/ml", e))?;
+    // This machine's CA certificates, for HTTPS to AWS from a batch job.
+    if let Some(ca) = CA_BUNDLES.iter().find(|p| Path::new(p).is_file()) {
+        let data = std::fs::read(ca).map_err(|e| fail(ca, e))?;
+        add(
+            &mut tar,
+            "rootfs/etc/ssl/certs/ca-certificates.crt",
+            0o644,
+            &data,
+        )
+        .map_err(|e| fail(ca, e))?;
+    }
     let program = std::fs::read(exe).map_err(|e| fail(&exe.display().to_string(), e))?;
     add(
         &mut tar,

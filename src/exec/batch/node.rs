@@ -1,0 +1,115 @@
+//! `pipeline batch-node PREFIX`: what runs inside an AWS Batch job (see the
+//! module above). It brings the step's root from the shared store to
+//! `/opt/ml` (every file checked against its digest), runs the step's
+//! command there with the step's environment, passing its output through,
+//! then puts `model/`, `output/` and `checkpoints/` back into the store and
+//! writes `PREFIX/result.json` once. Its exit code is the command's, so
+//! that AWS Batch's own view of the job agrees with the engine's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{JOB_FORMAT, JobManifest, JobResult, RESULT_DIRS, RESULT_FORMAT};
+
+/// Exit code when the job's own work (not the command) failed.
+const EXIT_STAGING: i32 = 70;
+
+/// The root the step's command sees (`SAGEMAKER_BASE_DIR` for tests that
+/// run a node outside a container).
+fn root() -> PathBuf {
+    std::env::var_os("PIPELINE_BATCH_NODE_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(crate::schedule::CONTAINER_ROOT))
+}
+
+pub fn main(prefix: &str) -> i32 {
+    let shared = match crate::store::remote::shared() {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            eprintln!(
+                "pipeline batch-node: PIPELINE_STORE is not set; the engine sets it for every job"
+            );
+            return EXIT_STAGING;
+        }
+        Err(e) => {
+            eprintln!("pipeline batch-node: {e}");
+            return EXIT_STAGING;
+        }
+    };
+    let root = root();
+    let report = |r: JobResult| {
+        let put = shared.put_once(
+            &format!("{prefix}/result.json"),
+            serde_json::to_vec_pretty(&r).expect("json"),
+        );
+        match put {
+            Ok(true) => {}
+            Ok(false) => eprintln!(
+                "pipeline batch-node: {prefix}/result.json is there already (an earlier attempt of this job wrote it); it is kept"
+            ),
+            Err(e) => eprintln!("pipeline batch-node: write {prefix}/result.json: {e}"),
+        }
+    };
+    let staging_failed = |what: String| {
+        eprintln!("pipeline batch-node: {what}");
+        report(JobResult {
+            format: RESULT_FORMAT.into(),
+            exit_code: None,
+            outputs: None,
+            error: Some(what),
+        });
+        EXIT_STAGING
+    };
+    let manifest: JobManifest = match shared.get(&format!("{prefix}/job.json")) {
+        Ok(Some(b)) => match serde_json::from_slice(&b) {
+            Ok(m) => m,
+            Err(e) => return staging_failed(format!("{prefix}/job.json: {e}")),
+        },
+        Ok(None) => return staging_failed(format!("no {prefix}/job.json in the store")),
+        Err(e) => return staging_failed(format!("read {prefix}/job.json: {e}")),
+    };
+    if manifest.format != JOB_FORMAT {
+        return staging_failed(format!(
+            "{prefix}/job.json is in the format `{}`, which this engine does not read (it reads {JOB_FORMAT}): the job's runtime image is another version of the engine than the one that submitted it",
+            manifest.format
+        ));
+    }
+    if let Err(e) = shared.materialize(&manifest.root, &root) {
+        return staging_failed(format!("bring the step's data to {}: {e}", root.display()));
+    }
+    let code = match run(&manifest, &root) {
+        Ok(c) => c,
+        Err(e) => return staging_failed(e),
+    };
+    match shared.put_dirs(&root, RESULT_DIRS) {
+        Ok(outputs) => {
+            report(JobResult {
+                format: RESULT_FORMAT.into(),
+                exit_code: Some(code),
+                outputs: Some(outputs),
+                error: None,
+            });
+            code
+        }
+        Err(e) => staging_failed(format!("store the step's outputs: {e}")),
+    }
+}
+
+/// Runs the step's command in `root` with its environment; its exit code
+/// (128 + the signal, when a signal ended it).
+fn run(m: &JobManifest, root: &Path) -> Result<i32, String> {
+    let Some((program, args)) = m.argv.split_first() else {
+        return Err("the job has no command".into());
+    };
+    let mut c = Command::new(program);
+    c.args(args).current_dir(root);
+    for (k, v) in &m.env {
+        c.env(k, v);
+    }
+    let status = c.status().map_err(|e| format!("start `{program}`: {e}"))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1))
+}

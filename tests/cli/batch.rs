@@ -1,0 +1,284 @@
+//! The batch executor against moto's AWS Batch, which runs each job as a
+//! container on the local Docker Engine (the runtime image is built here),
+//! with the shared store on moto's S3 at the same endpoint. `.ci/run`
+//! starts it (`.ci/batch-server.sh`, with `tests/moto_batch.py`); elsewhere
+//! these tests say `SKIPPED`. Checks that need no server run everywhere.
+
+use std::io::Write;
+
+use pipeline_aws::testing::{Kind, Server};
+
+use crate::harness::Test;
+
+const PENGUINS: &str = include_str!("../../pipelines/data/penguins.csv");
+
+/// moto's Batch endpoint and the queue made there, or `None` (the test
+/// skips, saying so; under CI it fails).
+struct Moto {
+    server: Server,
+    queue: String,
+}
+
+fn moto(test: &str) -> Option<Moto> {
+    let url = std::env::var("PIPELINE_TEST_BATCH_URL")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let queue = std::env::var("PIPELINE_TEST_BATCH_QUEUE")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let (Some(url), Some(queue)) = (url, queue) else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "{test} needs moto's Batch (PIPELINE_TEST_BATCH_URL, PIPELINE_TEST_BATCH_QUEUE); CI must start it (.ci/batch-server.sh)"
+            );
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: needs moto's Batch on the docker bridge (PIPELINE_TEST_BATCH_URL, PIPELINE_TEST_BATCH_QUEUE; `. .ci/batch-server.sh` starts it)"
+        );
+        return None;
+    };
+    if !crate::docker::docker(test) {
+        return None;
+    }
+    Some(Moto {
+        server: Server {
+            kind: Kind::Moto,
+            url,
+            access_key: "testing".into(),
+            secret_key: "testing".into(),
+        },
+        queue,
+    })
+}
+
+impl Moto {
+    /// A test whose commands use this moto for S3 and Batch, with its
+    /// queue, and jobs that reach it too (with the same test credentials).
+    fn test(&self) -> Test {
+        let jobs = format!(
+            "AWS_ACCESS_KEY_ID={},AWS_SECRET_ACCESS_KEY={},AWS_EC2_METADATA_DISABLED=true",
+            self.server.access_key, self.server.secret_key
+        );
+        self.server
+            .env()
+            .into_iter()
+            .fold(Test::new(), |t, (k, v)| t.env(k, &v))
+            .env("PIPELINE_BATCH_JOB_QUEUE", &self.queue)
+            .env("PIPELINE_BATCH_JOB_ENVIRONMENT", &jobs)
+    }
+
+    fn store(&self) -> String {
+        format!("s3://{}/store", self.server.bucket().bucket)
+    }
+}
+
+fn example() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/train.yaml"))
+        .unwrap()
+        .replace("path: data/penguins.csv", "path: penguins.csv")
+}
+
+fn digest(summary: &serde_json::Value, step: &str, output: &str) -> String {
+    summary["steps"][step]["outputs"][output]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{step}.{output} in {summary}"))
+        .to_string()
+}
+
+#[test]
+fn the_example_on_batch_gives_the_model_it_gives_locally() {
+    let Some(m) = moto("the_example_on_batch_gives_the_model_it_gives_locally") else {
+        return;
+    };
+    let local = Test::new()
+        .file("p.yaml", &example())
+        .file("penguins.csv", PENGUINS);
+    let on_disk = local.exec(["run", "p.yaml", "--json"]).success().summary();
+
+    let t = m
+        .test()
+        .file("p.yaml", &example())
+        .file("penguins.csv", PENGUINS);
+    let store = m.store();
+    let out = t.exec([
+        "run",
+        "p.yaml",
+        "--executor",
+        "batch",
+        "--store",
+        &store,
+        "--json",
+    ]);
+    let out = out.success();
+    let summary = out.summary();
+    for (step, output) in [
+        ("split", "train"),
+        ("split", "test"),
+        ("train", "model"),
+        ("evaluate", "metrics"),
+    ] {
+        assert_eq!(
+            digest(&summary, step, output),
+            digest(&on_disk, step, output),
+            "{step}.{output}\n{out}"
+        );
+    }
+    // Each step but `register` (which writes this machine's registry) was a job.
+    let logs = t.exec(["logs", summary["run_id"].as_str().unwrap(), "train"]);
+    assert!(
+        logs.stdout.contains("[batch] submitted job pipeline-"),
+        "{logs}"
+    );
+    assert!(logs.stdout.contains("is SUCCEEDED"), "{logs}");
+    let reg = t.exec(["logs", summary["run_id"].as_str().unwrap(), "register"]);
+    assert!(!reg.stdout.contains("[batch]"), "{reg}");
+
+    // The same run again: every step is cached, nothing is submitted.
+    let again = t
+        .exec([
+            "run",
+            "p.yaml",
+            "--executor",
+            "batch",
+            "--store",
+            &store,
+            "--json",
+        ])
+        .success()
+        .summary();
+    for step in ["split", "train", "evaluate"] {
+        assert_eq!(again["steps"][step]["cached"], true, "{step}: {again}");
+    }
+}
+
+#[test]
+fn a_failing_built_in_step_on_batch_fails_with_its_own_reason() {
+    let Some(m) = moto("a_failing_built_in_step_on_batch_fails_with_its_own_reason") else {
+        return;
+    };
+    // A target column the data does not have: the built-in says so at run
+    // time, in the job, and that reason comes back.
+    let text = example().replace("target: species", "target: no_such_column");
+    let t = m
+        .test()
+        .file("p.yaml", &text)
+        .file("penguins.csv", PENGUINS);
+    let out = t.exec([
+        "run",
+        "p.yaml",
+        "--executor",
+        "batch",
+        "--store",
+        &m.store(),
+    ]);
+    assert!(matches!(out.code, Some(1) | Some(2)), "{out}");
+    assert!(out.stderr.contains("no_such_column"), "{out}");
+}
+
+#[test]
+fn a_queue_that_does_not_exist_is_invalid_input_before_anything_runs() {
+    let Some(m) = moto("a_queue_that_does_not_exist_is_invalid_input_before_anything_runs") else {
+        return;
+    };
+    let t = m
+        .test()
+        .env("PIPELINE_BATCH_JOB_QUEUE", "no-such-queue")
+        .file("p.yaml", &example())
+        .file("penguins.csv", PENGUINS);
+    let out = t
+        .exec([
+            "run",
+            "p.yaml",
+            "--executor",
+            "batch",
+            "--store",
+            &m.store(),
+        ])
+        .code(2);
+    assert!(
+        out.stderr.contains("there is no job queue `no-such-queue`"),
+        "{out}"
+    );
+    // Nothing ran: no step was recorded.
+    let runs = t.exec(["runs", "list"]);
+    assert!(!runs.stdout.contains("succeeded"), "{runs}");
+}
+
+#[test]
+fn batch_without_a_queue_or_a_shared_store_is_invalid_input() {
+    let t = Test::new()
+        .env("PIPELINE_BATCH_JOB_QUEUE", "")
+        .env("PIPELINE_STORE", "")
+        .file("p.yaml", &example())
+        .file("penguins.csv", PENGUINS);
+    let out = t.exec(["run", "p.yaml", "--executor", "batch"]).code(2);
+    if out.stderr.contains("without the `aws` feature") {
+        return;
+    }
+    assert!(out.stderr.contains("needs a shared store"), "{out}");
+    assert!(out.stderr.contains("--store s3://BUCKET/PREFIX"), "{out}");
+    let out = t
+        .exec([
+            "run",
+            "p.yaml",
+            "--executor",
+            "batch",
+            "--store",
+            "s3://b/p",
+        ])
+        .code(2);
+    assert!(out.stderr.contains("no job queue is configured"), "{out}");
+    assert!(out.stderr.contains("PIPELINE_BATCH_JOB_QUEUE"), "{out}");
+}
+
+#[test]
+fn own_code_multi_node_and_pipe_mode_on_batch_are_refused_where_they_are_written() {
+    let t = Test::new().file(
+        "p.yaml",
+        "name: p\nsteps:\n  prep:\n    kind: command\n    executor: batch\n    run: [\"true\"]\n",
+    );
+    let out = t.exec(["validate", "p.yaml"]).code(2);
+    assert!(out.stderr.contains("p.yaml:5:15"), "{out}");
+    assert!(
+        out.stderr
+            .contains("the batch executor runs built-in steps only so far"),
+        "{out}"
+    );
+    let t = Test::new().file(
+        "p.yaml",
+        "name: p\ninputs:\n  d: {path: d.csv, target: y}\nsteps:\n  train:\n    kind: train\n    algorithm: gbdt\n    channels: {train: inputs.d}\n    executor: batch\n    resources: {nodes: 3}\n",
+    ).file("d.csv", "y,x\n1,2\n");
+    let out = t.exec(["validate", "p.yaml"]).code(2);
+    assert!(out.stderr.contains("p.yaml:10:16"), "{out}");
+    assert!(
+        out.stderr.contains("multi-node jobs do not run there yet"),
+        "{out}"
+    );
+}
+
+#[test]
+fn batch_settings_are_checked_where_they_are_written() {
+    let t = Test::new().file(
+        "p.yaml",
+        "name: p\ndefaults:\n  batch: {job_queue: q, job_role_arn: pipeline-job}\nsteps:\n  s:\n    kind: command\n    run: [\"true\"]\n",
+    );
+    let out = t.exec(["validate", "p.yaml"]).code(2);
+    assert!(out.stderr.contains("p.yaml:3:42"), "{out}");
+    assert!(out.stderr.contains("must be an IAM role's ARN"), "{out}");
+    let t = Test::new().file(
+        "p.yaml",
+        "name: p\ndefaults:\n  batch: {job_environment: {SM_HPS: x}}\nsteps:\n  s:\n    kind: command\n    run: [\"true\"]\n",
+    );
+    let out = t.exec(["validate", "p.yaml"]).code(2);
+    assert!(
+        out.stderr.contains("set by the engine for every job"),
+        "{out}"
+    );
+    let t = Test::new().file(
+        "p.yaml",
+        "name: p\ndefaults:\n  batch: {job_qeue: q}\nsteps:\n  s:\n    kind: command\n    run: [\"true\"]\n",
+    );
+    let out = t.exec(["validate", "p.yaml"]).code(2);
+    assert!(out.stderr.contains("job_queue"), "{out}");
+}
