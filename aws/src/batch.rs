@@ -535,6 +535,49 @@ impl Batch {
         })
     }
 
+    /// The IDs of the jobs named `name` in `queue`, in any state (newest
+    /// first, as AWS Batch lists them).
+    pub fn jobs_named(
+        &self,
+        queue: &str,
+        name: &str,
+    ) -> impl std::future::Future<Output = Result<Vec<String>, BatchError>> + Send + 'static {
+        let c = self.inner.batch.clone();
+        let (queue, name) = (queue.to_string(), name.to_string());
+        self.on_rt(async move {
+            let what = format!("look for the job `{name}` in the queue `{queue}`");
+            let mut ids = Vec::new();
+            let mut token: Option<String> = None;
+            // A job name is the engine's own and unique to an attempt: one page is the usual answer.
+            for _ in 0..20 {
+                let out = c
+                    .list_jobs()
+                    .job_queue(&queue)
+                    .filters(
+                        aws_sdk_batch::types::KeyValuesPair::builder()
+                            .name("JOB_NAME")
+                            .values(&name)
+                            .build(),
+                    )
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify(&what, e))?;
+                ids.extend(
+                    out.job_summary_list()
+                        .iter()
+                        .filter(|j| j.job_name() == Some(name.as_str()))
+                        .filter_map(|j| j.job_id().map(str::to_string)),
+                );
+                token = out.next_token().map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+            Ok(ids)
+        })
+    }
+
     /// Stops a job, whatever its state (a job not yet started is cancelled).
     pub fn terminate(
         &self,

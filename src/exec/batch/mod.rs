@@ -368,14 +368,90 @@ fn failed(kind: FailureKind, reason: String, exit_code: Option<i32>) -> Outcome 
     })
 }
 
-/// What the engine keeps of a submitted job, beside the attempt's directory.
-#[derive(Debug, Serialize, Deserialize)]
+/// What the engine keeps of an attempt's job, beside the attempt's
+/// directory (`ATTEMPT.batch.json`): written before the job is submitted,
+/// and again with its ID once AWS Batch gave one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
-    pub job_id: String,
+    /// `None` between the first write and the answer to SubmitJob: the job
+    /// may exist then, and is found by its name.
+    pub job_id: Option<String>,
     pub job_name: String,
     pub queue: String,
     pub region: Option<String>,
+    /// Where its job description and result are in the shared store.
     pub prefix: String,
+    /// The artifact of the root it was given, and a digest of its command
+    /// and environment: an attempt with the same two does the same work.
+    pub root: String,
+    pub command: String,
+    /// Set when this attempt follows a job an earlier attempt submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached_from: Option<String>,
+}
+
+impl JobRecord {
+    fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("json"))?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// The digest of a job's command and environment.
+fn command_digest(argv: &[String], env: &[(String, String)]) -> String {
+    let json = serde_json::to_vec(&(argv, env)).expect("json");
+    blake3::hash(&json).to_hex().to_string()
+}
+
+/// A job that an earlier attempt of this step in this run submitted for the
+/// same work (same root artifact, command, environment and queue) and that
+/// has not failed: an engine killed while it ran left it going, and `resume`
+/// follows it instead of submitting the work again. Its ID and prefix.
+async fn reattach(
+    client: &Batch,
+    step_dir: &std::path::Path,
+    me: &JobRecord,
+    mine: &std::path::Path,
+) -> Option<(String, String)> {
+    let mut earlier: Vec<(u64, JobRecord)> = std::fs::read_dir(step_dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.path() != mine)
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let n: u64 = name.strip_suffix(".batch.json")?.parse().ok()?;
+            let r: JobRecord = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+            Some((n, r))
+        })
+        .collect();
+    earlier.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, r) in earlier {
+        if r.attached_from.is_some()
+            || (&r.root, &r.command, &r.queue, &r.region)
+                != (&me.root, &me.command, &me.queue, &me.region)
+        {
+            continue;
+        }
+        let id = match &r.job_id {
+            Some(id) => id.clone(),
+            None => match client.jobs_named(&r.queue, &r.job_name).await {
+                Ok(ids) => match ids.into_iter().next() {
+                    Some(id) => id,
+                    None => continue,
+                },
+                Err(_) => continue,
+            },
+        };
+        if let Ok(states) = client.describe(vec![id.clone()]).await
+            && states
+                .iter()
+                .any(|s| s.id == id && s.state != State::Failed)
+        {
+            return Some((id, r.prefix));
+        }
+    }
+    None
 }
 
 async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<bool>) -> Outcome {
@@ -445,12 +521,12 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
         let argv = job.argv.clone();
         let env = job.env.clone();
         let id = job.job_id();
-        tokio::task::spawn_blocking(move || -> crate::error::Result<()> {
+        tokio::task::spawn_blocking(move || -> crate::error::Result<String> {
             let tree = shared.put_dirs(&root, &["input", "model", "output", "checkpoints"])?;
             let m = JobManifest {
                 format: JOB_FORMAT.into(),
                 job: id,
-                root: tree,
+                root: tree.clone(),
                 argv,
                 env,
             };
@@ -461,12 +537,12 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
                     shared.uri(&key)
                 )));
             }
-            Ok(())
+            Ok(tree)
         })
         .await
     };
-    match staged {
-        Ok(Ok(())) => {}
+    let tree = match staged {
+        Ok(Ok(t)) => t,
         Ok(Err(e)) => {
             return failed(
                 FailureKind::Spawn,
@@ -481,69 +557,111 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
                 None,
             );
         }
-    }
+    };
 
-    // 2. The job definition and the job.
-    let def = JobDefinition {
-        image,
-        vcpus: job.resources.cpus.map_or(1, |c| c.ceil().max(1.0) as u32),
-        memory_mib: job
-            .resources
-            .memory
-            .map_or(DEFAULT_MEMORY_MIB, |m| m.div_ceil(1 << 20)),
-        job_role_arn: r.job_role_arn.clone(),
-        execution_role_arn: r.execution_role_arn.clone(),
-        attempts: INFRASTRUCTURE_ATTEMPTS,
-        timeout_s: job.timeout.map(|t| t.as_secs().max(1)),
-    };
-    let definition = match inner.definition(&client, &def).await {
-        Ok(a) => a,
-        Err(e) => return failed(FailureKind::Spawn, e.to_string(), None),
-    };
-    let mut environment = r.job_environment.clone();
-    for (k, v) in store_environment(&shared) {
-        environment.insert(k, v);
-    }
+    // 2. The job: one an earlier attempt of this run left doing the same
+    // work, else a new one, recorded before it is submitted.
     let name = job_name(&job, &prefix);
-    let submit = Submit {
-        name: name.clone(),
-        queue: r.job_queue.clone(),
-        definition,
-        command: vec![
-            super::docker::RUNTIME_PROGRAM.to_string(),
-            "batch-node".into(),
-            prefix.clone(),
-        ],
-        environment,
-        tags: BTreeMap::from([
-            ("pipeline:run".to_string(), job.run_id.clone()),
-            ("pipeline:step".to_string(), job.step.clone()),
-            (
-                "pipeline:attempt".to_string(),
-                prefix.rsplit('/').next().unwrap_or_default().to_string(),
-            ),
-        ]),
-    };
-    let id = match client.submit(submit).await {
-        Ok(id) => id,
-        Err(e) => return failed(FailureKind::Spawn, e.to_string(), None),
-    };
-    let record = JobRecord {
-        job_id: id.clone(),
+    let record_path = job.root.with_extension("batch.json");
+    let mut record = JobRecord {
+        job_id: None,
         job_name: name.clone(),
         queue: r.job_queue.clone(),
         region: r.region.clone(),
         prefix: prefix.clone(),
+        root: tree,
+        command: command_digest(&job.argv, &job.env),
+        attached_from: None,
     };
-    let record_path = job.root.with_extension("batch.json");
-    let _ = std::fs::write(
-        &record_path,
-        serde_json::to_vec_pretty(&record).expect("json"),
-    );
-    say(
-        &mut log,
-        &format!("submitted job {name} ({id}) to the queue {}", r.job_queue),
-    );
+    let step_dir = job.root.parent().map(std::path::Path::to_path_buf);
+    let found = match &step_dir {
+        Some(d) => reattach(&client, d, &record, &record_path).await,
+        None => None,
+    };
+    let record_failed = |e: std::io::Error| {
+        failed(
+            FailureKind::Spawn,
+            format!("record the job in {}: {e}", record_path.display()),
+            None,
+        )
+    };
+    let (id, result_prefix) = if let Some((id, from)) = found {
+        record.job_id = Some(id.clone());
+        record.attached_from = Some(from.clone());
+        if let Err(e) = record.write(&record_path) {
+            return record_failed(e);
+        }
+        say(
+            &mut log,
+            &format!(
+                "following job {id}, which an earlier attempt submitted for the same work ({from})"
+            ),
+        );
+        (id, from)
+    } else {
+        let def = JobDefinition {
+            image,
+            vcpus: job.resources.cpus.map_or(1, |c| c.ceil().max(1.0) as u32),
+            memory_mib: job
+                .resources
+                .memory
+                .map_or(DEFAULT_MEMORY_MIB, |m| m.div_ceil(1 << 20)),
+            job_role_arn: r.job_role_arn.clone(),
+            execution_role_arn: r.execution_role_arn.clone(),
+            attempts: INFRASTRUCTURE_ATTEMPTS,
+            timeout_s: job.timeout.map(|t| t.as_secs().max(1)),
+        };
+        let definition = match inner.definition(&client, &def).await {
+            Ok(a) => a,
+            Err(e) => return failed(FailureKind::Spawn, e.to_string(), None),
+        };
+        let mut environment = r.job_environment.clone();
+        for (k, v) in store_environment(&shared) {
+            environment.insert(k, v);
+        }
+        let submit = Submit {
+            name: name.clone(),
+            queue: r.job_queue.clone(),
+            definition,
+            command: vec![
+                super::docker::RUNTIME_PROGRAM.to_string(),
+                "batch-node".into(),
+                prefix.clone(),
+            ],
+            environment,
+            tags: BTreeMap::from([
+                ("pipeline:run".to_string(), job.run_id.clone()),
+                ("pipeline:step".to_string(), job.step.clone()),
+                (
+                    "pipeline:attempt".to_string(),
+                    prefix.rsplit('/').next().unwrap_or_default().to_string(),
+                ),
+            ]),
+        };
+        if let Err(e) = record.write(&record_path) {
+            return record_failed(e);
+        }
+        let id = match client.submit(submit).await {
+            Ok(id) => id,
+            Err(e) => return failed(FailureKind::Spawn, e.to_string(), None),
+        };
+        record.job_id = Some(id.clone());
+        if let Err(e) = record.write(&record_path) {
+            // The job runs; it is found by its name on resume.
+            say(
+                &mut log,
+                &format!(
+                    "could not record the job's ID in {}: {e}",
+                    record_path.display()
+                ),
+            );
+        }
+        say(
+            &mut log,
+            &format!("submitted job {name} ({id}) to the queue {}", r.job_queue),
+        );
+        (id, prefix.clone())
+    };
 
     // 3. Follow it.
     let mut states = inner.watch(&client, &r.region, &id);
@@ -637,7 +755,7 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
     let fetched = {
         let shared = shared.clone();
         let root = job.root.clone();
-        let prefix = prefix.clone();
+        let prefix = result_prefix.clone();
         tokio::task::spawn_blocking(move || -> crate::error::Result<Option<JobResult>> {
             let Some(bytes) = shared.get(&format!("{prefix}/result.json"))? else {
                 return Ok(None);
