@@ -225,7 +225,7 @@ fn batch_without_a_queue_or_a_shared_store_is_invalid_input() {
             "--executor",
             "batch",
             "--store",
-            "s3://b/p",
+            "s3://my-bucket/p",
         ])
         .code(2);
     assert!(out.stderr.contains("no job queue is configured"), "{out}");
@@ -264,7 +264,7 @@ fn batch_settings_are_checked_where_they_are_written() {
         "name: p\ndefaults:\n  batch: {job_queue: q, job_role_arn: pipeline-job}\nsteps:\n  s:\n    kind: command\n    run: [\"true\"]\n",
     );
     let out = t.exec(["validate", "p.yaml"]).code(2);
-    assert!(out.stderr.contains("p.yaml:3:42"), "{out}");
+    assert!(out.stderr.contains("p.yaml:3:39"), "{out}");
     assert!(out.stderr.contains("must be an IAM role's ARN"), "{out}");
     let t = Test::new().file(
         "p.yaml",
@@ -281,4 +281,82 @@ fn batch_settings_are_checked_where_they_are_written() {
     );
     let out = t.exec(["validate", "p.yaml"]).code(2);
     assert!(out.stderr.contains("job_queue"), "{out}");
+}
+
+#[test]
+fn resume_follows_the_job_a_killed_engine_left_instead_of_submitting_it_again() {
+    let Some(m) = moto("resume_follows_the_job_a_killed_engine_left") else {
+        return;
+    };
+    let t = m
+        .test()
+        .file("p.yaml", &example())
+        .file("penguins.csv", PENGUINS);
+    let store = m.store();
+    let mut child = t
+        .command(["run", "p.yaml", "--executor", "batch", "--store", &store])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the engine");
+    // Killed once the train step's job is submitted (recorded with its ID).
+    let runs = t.path().join(".pipeline/runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let record = loop {
+        let found = std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("steps/train/1.batch.json"))
+            .find(|p| std::fs::read_to_string(p).is_ok_and(|s| s.contains("\"job_id\": \"")));
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the train step's job was never recorded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().expect("SIGKILL the engine");
+    child.wait().unwrap();
+    let run_id = record
+        .parent()
+        .and_then(|p| p.parent())
+        .and_then(|p| p.parent())
+        .and_then(|p| p.file_name())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let first: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+
+    let out = t
+        .exec(["resume", &run_id, "--store", &store, "--json"])
+        .success();
+    let s = out.summary();
+    assert_eq!(s["status"], "succeeded", "{out}");
+    // The resumed attempt followed the first job; none was submitted again.
+    let second_path = record.with_file_name("2.batch.json");
+    let second: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&second_path).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{}: {e}\n{out}", second_path.display()));
+    assert_eq!(second["job_id"], first["job_id"], "{second}");
+    assert_eq!(second["attached_from"], first["prefix"], "{second}");
+    let log = t.exec(["logs", &run_id, "train"]).success();
+    assert_eq!(
+        log.stdout.matches("[batch] submitted job").count(),
+        1,
+        "{log}"
+    );
+
+    // And the model is the one an uninterrupted run makes.
+    let local = Test::new()
+        .file("p.yaml", &example())
+        .file("penguins.csv", PENGUINS);
+    let on_disk = local.exec(["run", "p.yaml", "--json"]).success().summary();
+    assert_eq!(
+        digest(&s, "train", "model"),
+        digest(&on_disk, "train", "model")
+    );
 }

@@ -425,7 +425,7 @@ async fn reattach(
             Some((n, r))
         })
         .collect();
-    earlier.sort_by(|a, b| b.0.cmp(&a.0));
+    earlier.sort_by_key(|e| std::cmp::Reverse(e.0));
     for (_, r) in earlier {
         if r.attached_from.is_some()
             || (&r.root, &r.command, &r.queue, &r.region)
@@ -879,24 +879,23 @@ async fn stuck_reason(client: &Batch, queue: &str, waited: Duration) -> String {
         "the job waited in RUNNABLE for more than {} (`batch.runnable_timeout`): no compute environment of the queue `{queue}` took it",
         crate::spec::model::duration::format(waited)
     );
-    if let Ok(Some(q)) = client.queue(queue).await {
-        if let Ok(envs) = client
+    if let Ok(Some(q)) = client.queue(queue).await
+        && let Ok(envs) = client
             .compute_environments(q.compute_environments.clone())
             .await
-        {
-            let list: Vec<String> = envs
-                .iter()
-                .map(|(n, state, reason)| {
-                    if reason.is_empty() {
-                        format!("{n} is {state}")
-                    } else {
-                        format!("{n} is {state} ({reason})")
-                    }
-                })
-                .collect();
-            if !list.is_empty() {
-                why.push_str(&format!("; {}", list.join(", ")));
-            }
+    {
+        let list: Vec<String> = envs
+            .iter()
+            .map(|(n, state, reason)| {
+                if reason.is_empty() {
+                    format!("{n} is {state}")
+                } else {
+                    format!("{n} is {state} ({reason})")
+                }
+            })
+            .collect();
+        if !list.is_empty() {
+            why.push_str(&format!("; {}", list.join(", ")));
         }
     }
     why.push_str("; check that an environment is ENABLED and VALID with enough vCPUs and memory for the job's needs");
