@@ -970,3 +970,185 @@ pub fn preflight(steps: &[(&str, &BatchSettings)]) -> Result<(), Diagnostic> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(s: State, reason: Option<&str>, exit: Option<i32>) -> JobState {
+        JobState {
+            id: "j".into(),
+            state: s,
+            status_reason: reason.map(str::to_string),
+            exit_code: exit,
+            container_reason: None,
+            log_stream: None,
+        }
+    }
+
+    fn result(exit: Option<i32>, error: Option<&str>) -> JobResult {
+        JobResult {
+            format: RESULT_FORMAT.into(),
+            exit_code: exit,
+            outputs: Some("d".into()),
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn outcomes_come_from_the_result_then_from_aws_batch() {
+        let t = tempfile::tempdir().unwrap();
+        let ok = outcome(
+            "j",
+            &state(State::Succeeded, None, Some(0)),
+            Some(&result(Some(0), None)),
+            t.path(),
+        );
+        assert_eq!(ok, Outcome::Succeeded);
+        // The step's own failure file names the reason.
+        std::fs::create_dir_all(t.path().join("output")).unwrap();
+        std::fs::write(t.path().join("output/failure"), "bad column\n").unwrap();
+        let Outcome::Failed(f) = outcome(
+            "j",
+            &state(State::Failed, None, Some(3)),
+            Some(&result(Some(3), None)),
+            t.path(),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (f.kind, f.reason.as_str(), f.exit_code),
+            (FailureKind::ExitCode, "bad column", Some(3))
+        );
+        std::fs::remove_file(t.path().join("output/failure")).unwrap();
+        let Outcome::Failed(f) = outcome(
+            "j",
+            &state(State::Failed, None, Some(137)),
+            Some(&result(Some(137), None)),
+            t.path(),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (f.kind, f.reason.as_str()),
+            (FailureKind::Signal, "killed by signal 9")
+        );
+        // The job's own work failed: staging, never the step.
+        let Outcome::Failed(f) = outcome(
+            "j",
+            &state(State::Failed, None, Some(70)),
+            Some(&result(None, Some("no space"))),
+            t.path(),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (f.kind, f.reason.as_str()),
+            (FailureKind::Spawn, "job j: no space")
+        );
+        // No result: AWS Batch's reasons.
+        let Outcome::Failed(f) = outcome(
+            "j",
+            &state(
+                State::Failed,
+                Some("Host EC2 (instance i-1) terminated."),
+                None,
+            ),
+            None,
+            t.path(),
+        ) else {
+            panic!()
+        };
+        assert_eq!(f.kind, FailureKind::Signal);
+        assert!(
+            f.reason.contains("Host EC2 (instance i-1) terminated."),
+            "{}",
+            f.reason
+        );
+        let Outcome::Failed(f) = outcome(
+            "j",
+            &state(
+                State::Failed,
+                Some("CannotPullContainerError: no such image"),
+                None,
+            ),
+            None,
+            t.path(),
+        ) else {
+            panic!()
+        };
+        assert_eq!(f.kind, FailureKind::Spawn);
+        assert!(f.reason.contains("ECR"), "{}", f.reason);
+        // SUCCEEDED by AWS Batch's word but no result written: not a success.
+        assert!(matches!(
+            outcome("j", &state(State::Succeeded, None, Some(0)), None, t.path()),
+            Outcome::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn job_definitions_are_named_by_their_needs() {
+        let d = JobDefinition {
+            image: "i".into(),
+            vcpus: 1,
+            memory_mib: 2048,
+            job_role_arn: None,
+            execution_role_arn: None,
+            attempts: 3,
+            timeout_s: None,
+        };
+        let same = d.clone();
+        assert_eq!(d.name(), same.name());
+        assert!(d.name().starts_with("pipeline-") && d.name().len() <= 128);
+        for other in [
+            JobDefinition {
+                vcpus: 2,
+                ..d.clone()
+            },
+            JobDefinition {
+                memory_mib: 4096,
+                ..d.clone()
+            },
+            JobDefinition {
+                image: "j".into(),
+                ..d.clone()
+            },
+            JobDefinition {
+                timeout_s: Some(60),
+                ..d.clone()
+            },
+            JobDefinition {
+                job_role_arn: Some("arn:r".into()),
+                ..d.clone()
+            },
+        ] {
+            assert_ne!(other.name(), d.name(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn the_file_s_settings_win_over_the_environment() {
+        let s = BatchSettings {
+            job_queue: Some("q".into()),
+            region: Some("eu-west-1".into()),
+            job_environment: BTreeMap::from([("A".into(), "1".into())]),
+            runnable_timeout: Some(Duration::from_secs(60)),
+            ..BatchSettings::default()
+        };
+        let r = resolve("s", &s).unwrap();
+        assert_eq!(r.job_queue, "q");
+        assert_eq!(r.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(r.runnable_timeout, Duration::from_secs(60));
+        assert_eq!(r.job_environment.get("A").map(String::as_str), Some("1"));
+    }
+
+    #[test]
+    fn commands_differ_by_their_arguments_and_environment() {
+        let argv = vec!["p".to_string(), "builtin".to_string()];
+        let env = vec![("SM_HPS".to_string(), "{}".to_string())];
+        let base = command_digest(&argv, &env);
+        assert_eq!(base, command_digest(&argv, &env));
+        assert_ne!(base, command_digest(&argv[..1], &env));
+        assert_ne!(base, command_digest(&argv, &[]));
+    }
+}
