@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use aws_sdk_batch::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_batch::types::{
-    ContainerOverrides, ContainerProperties, EvaluateOnExit, JobDefinitionType, JobStatus,
-    JobTimeout, KeyValuePair, ResourceRequirement, ResourceType, RetryAction, RetryStrategy,
+    ContainerProperties, EvaluateOnExit, JobDefinitionType, JobStatus, JobTimeout, KeyValuePair,
+    NodeProperties, NodeRangeProperty, ResourceRequirement, ResourceType, RetryAction,
+    RetryStrategy,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
 
@@ -161,6 +162,12 @@ pub struct JobDefinition {
     pub attempts: u32,
     /// `attemptDurationSeconds` (AWS Batch's minimum is 60).
     pub timeout_s: Option<u64>,
+    /// Above 1: a multi-node parallel job of this many nodes, node 0 the main one.
+    pub nodes: u32,
+    /// The command, with `Ref::NAME` for what each job gives in its
+    /// `parameters` (AWS Batch substitutes them; the same on every node).
+    pub command: Vec<String>,
+    pub environment: BTreeMap<String, String>,
 }
 
 impl JobDefinition {
@@ -180,8 +187,8 @@ pub struct Submit {
     pub queue: String,
     /// The job definition's ARN (from [`Batch::job_definition`]).
     pub definition: String,
-    pub command: Vec<String>,
-    pub environment: BTreeMap<String, String>,
+    /// Values for the definition's command's `Ref::NAME`s.
+    pub parameters: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -397,6 +404,7 @@ impl Batch {
             }
             let mut props = ContainerProperties::builder()
                 .image(&def.image)
+                .set_command(Some(def.command.clone()))
                 .resource_requirements(
                     ResourceRequirement::builder()
                         .r#type(ResourceType::Vcpu)
@@ -409,6 +417,9 @@ impl Batch {
                         .value(def.memory_mib.max(4).to_string())
                         .build(),
                 );
+            for (k, v) in &def.environment {
+                props = props.environment(KeyValuePair::builder().name(k).value(v).build());
+            }
             if let Some(r) = &def.job_role_arn {
                 props = props.job_role_arn(r);
             }
@@ -430,11 +441,25 @@ impl Batch {
                         .build(),
                 )
                 .build();
-            let mut req = c
-                .register_job_definition()
-                .job_definition_name(&name)
-                .r#type(JobDefinitionType::Container)
-                .container_properties(props.build())
+            let mut req = c.register_job_definition().job_definition_name(&name);
+            req = if def.nodes > 1 {
+                req.r#type(JobDefinitionType::Multinode).node_properties(
+                    NodeProperties::builder()
+                        .num_nodes(def.nodes as i32)
+                        .main_node(0)
+                        .node_range_properties(
+                            NodeRangeProperty::builder()
+                                .target_nodes("0:")
+                                .container(props.build())
+                                .build(),
+                        )
+                        .build(),
+                )
+            } else {
+                req.r#type(JobDefinitionType::Container)
+                    .container_properties(props.build())
+            };
+            let mut req = req
                 .retry_strategy(retry)
                 .tags("pipeline:engine", env!("CARGO_PKG_VERSION"));
             if let Some(t) = def.timeout_s {
@@ -462,16 +487,12 @@ impl Batch {
         let c = self.inner.batch.clone();
         self.on_rt(async move {
             let what = format!("submit the job `{}` to the queue `{}`", s.name, s.queue);
-            let mut o = ContainerOverrides::builder().set_command(Some(s.command));
-            for (k, v) in &s.environment {
-                o = o.environment(KeyValuePair::builder().name(k).value(v).build());
-            }
             let mut req = c
                 .submit_job()
                 .job_name(&s.name)
                 .job_queue(&s.queue)
                 .job_definition(&s.definition)
-                .container_overrides(o.build())
+                .set_parameters(Some(s.parameters.clone().into_iter().collect()))
                 .propagate_tags(true);
             for (k, v) in &s.tags {
                 req = req.tags(k, v);

@@ -997,17 +997,6 @@ fn check_placement(ctx: &Ctx, f: &Fields, kind: &StepKind, common: &StepCommon) 
                 )
                 .help("run the step with `executor: docker` or `executor: local` (a step's `executor:` wins over `--executor batch`)"));
         }
-        if common.resources.nodes > 1 {
-            return Err(ctx
-                .err(
-                    at("resources"),
-                    format!(
-                        "`nodes: {}` on the batch executor: multi-node jobs do not run there yet",
-                        common.resources.nodes
-                    ),
-                )
-                .help("run the step with `executor: docker`, which trains on several nodes the same way"));
-        }
         if let StepKind::Train(t) = kind
             && t.channels
                 .keys()

@@ -68,9 +68,17 @@ pub struct JobManifest {
     pub format: String,
     /// `RUN-STEP-ATTEMPT`.
     pub job: String,
-    /// The artifact of the root's files (see the module's description).
-    pub root: String,
     pub argv: Vec<String>,
+    /// Each node's part, by its index (`AWS_BATCH_JOB_NODE_INDEX`); the main
+    /// node, 0, is the only one on a single-node job.
+    pub nodes: Vec<NodePart>,
+}
+
+/// One node's root and environment.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NodePart {
+    /// The artifact of the node's root (see the module's description).
+    pub root: String,
     pub env: Vec<(String, String)>,
 }
 
@@ -468,14 +476,6 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
         }
     };
     let say = |log: &mut LineWriter, s: &str| log.write(format!("[batch] {s}\n").as_bytes());
-    if job.resources.nodes > 1 {
-        return failed(
-            FailureKind::Spawn,
-            "multi-node steps do not run on the batch executor yet; run it with `executor: docker`"
-                .into(),
-            None,
-        );
-    }
     let r = match resolve(&job.step, &job.batch) {
         Ok(r) => r,
         Err(d) => return failed(FailureKind::Spawn, d.to_string(), None),
@@ -512,23 +512,46 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
         }
     };
 
-    // 1. The root and the job's description, into the store.
+    // 1. Each node's root and the job's description, into the store.
     let prefix = job_prefix(&job);
+    let nodes = job.nodes();
     let staged = {
         let shared = shared.clone();
-        let root = job.root.clone();
         let prefix = prefix.clone();
         let argv = job.argv.clone();
-        let env = job.env.clone();
         let id = job.job_id();
+        let multi = nodes.len() > 1;
+        let nodes: Vec<(std::path::PathBuf, Vec<(String, String)>)> = nodes
+            .iter()
+            .map(|n| {
+                let mut env = n.env.clone();
+                if multi {
+                    env.push((
+                        "PIPELINE_COORDINATOR_PORT".into(),
+                        super::docker::COORDINATOR_PORT.to_string(),
+                    ));
+                    env.push(("PIPELINE_JOB_ID".into(), id.clone()));
+                }
+                (n.root.clone(), env)
+            })
+            .collect();
         tokio::task::spawn_blocking(move || -> crate::error::Result<String> {
-            let tree = shared.put_dirs(&root, &["input", "model", "output", "checkpoints"])?;
+            let mut parts = Vec::with_capacity(nodes.len());
+            for (root, env) in nodes {
+                let tree = shared.put_dirs(&root, &["input", "model", "output", "checkpoints"])?;
+                parts.push(NodePart { root: tree, env });
+            }
+            // What the job is given, as one digest (for finding it again).
+            let whole = parts
+                .iter()
+                .map(|p| p.root.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
             let m = JobManifest {
                 format: JOB_FORMAT.into(),
                 job: id,
-                root: tree.clone(),
                 argv,
-                env,
+                nodes: parts,
             };
             let key = format!("{prefix}/job.json");
             if !shared.put_once(&key, serde_json::to_vec_pretty(&m).expect("json"))? {
@@ -537,7 +560,7 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
                     shared.uri(&key)
                 )));
             }
-            Ok(tree)
+            Ok(whole)
         })
         .await
     };
@@ -570,7 +593,10 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
         region: r.region.clone(),
         prefix: prefix.clone(),
         root: tree,
-        command: command_digest(&job.argv, &job.env),
+        command: command_digest(
+            &job.argv,
+            &nodes.iter().flat_map(|n| n.env.clone()).collect::<Vec<_>>(),
+        ),
         attached_from: None,
     };
     let step_dir = job.root.parent().map(std::path::Path::to_path_buf);
@@ -599,6 +625,12 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
         );
         (id, from)
     } else {
+        let mut environment = r.job_environment.clone();
+        for (k, v) in store_environment(&shared) {
+            environment.insert(k, v);
+        }
+        // What varies from job to job is a parameter, so that one definition
+        // serves every job with the same needs.
         let def = JobDefinition {
             image,
             vcpus: job.resources.cpus.map_or(1, |c| c.ceil().max(1.0) as u32),
@@ -610,25 +642,23 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
             execution_role_arn: r.execution_role_arn.clone(),
             attempts: INFRASTRUCTURE_ATTEMPTS,
             timeout_s: job.timeout.map(|t| t.as_secs().max(1)),
+            nodes: nodes.len() as u32,
+            command: vec![
+                super::docker::RUNTIME_PROGRAM.to_string(),
+                "batch-node".into(),
+                "Ref::prefix".into(),
+            ],
+            environment,
         };
         let definition = match inner.definition(&client, &def).await {
             Ok(a) => a,
             Err(e) => return failed(FailureKind::Spawn, e.to_string(), None),
         };
-        let mut environment = r.job_environment.clone();
-        for (k, v) in store_environment(&shared) {
-            environment.insert(k, v);
-        }
         let submit = Submit {
             name: name.clone(),
             queue: r.job_queue.clone(),
             definition,
-            command: vec![
-                super::docker::RUNTIME_PROGRAM.to_string(),
-                "batch-node".into(),
-                prefix.clone(),
-            ],
-            environment,
+            parameters: BTreeMap::from([("prefix".to_string(), prefix.clone())]),
             tags: BTreeMap::from([
                 ("pipeline:run".to_string(), job.run_id.clone()),
                 ("pipeline:step".to_string(), job.step.clone()),
@@ -1096,6 +1126,9 @@ mod tests {
             execution_role_arn: None,
             attempts: 3,
             timeout_s: None,
+            nodes: 1,
+            command: vec!["p".into()],
+            environment: BTreeMap::new(),
         };
         let same = d.clone();
         assert_eq!(d.name(), same.name());
@@ -1119,6 +1152,14 @@ mod tests {
             },
             JobDefinition {
                 job_role_arn: Some("arn:r".into()),
+                ..d.clone()
+            },
+            JobDefinition {
+                nodes: 3,
+                ..d.clone()
+            },
+            JobDefinition {
+                environment: BTreeMap::from([("A".into(), "1".into())]),
                 ..d.clone()
             },
         ] {

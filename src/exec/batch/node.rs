@@ -4,7 +4,10 @@
 //! command there with the step's environment, passing its output through,
 //! then puts `model/`, `output/` and `checkpoints/` back into the store and
 //! writes `PREFIX/result.json` once. Its exit code is the command's, so
-//! that AWS Batch's own view of the job agrees with the engine's.
+//! that AWS Batch's own view of the job agrees with the engine's. On a
+//! multi-node job every node runs it: each takes its own part of the job
+//! (by `AWS_BATCH_JOB_NODE_INDEX`), and only the main node's results are
+//! stored, as the step's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,13 +77,44 @@ pub fn main(prefix: &str) -> i32 {
             manifest.format
         ));
     }
-    if let Err(e) = shared.materialize(&manifest.root, &root) {
-        return staging_failed(format!("bring the step's data to {}: {e}", root.display()));
-    }
-    let code = match run(&manifest, &root) {
-        Ok(c) => c,
-        Err(e) => return staging_failed(e),
+    // A node of a multi-node job finds its part by its index (AWS Batch
+    // gives every node its own); only the main node's results are the step's.
+    let index = match std::env::var("AWS_BATCH_JOB_NODE_INDEX") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(i) => i,
+            Err(_) => {
+                return staging_failed(format!("AWS_BATCH_JOB_NODE_INDEX = `{v}` is not a number"));
+            }
+        },
+        Err(_) => 0,
     };
+    let Some(part) = manifest.nodes.get(index) else {
+        return staging_failed(format!(
+            "this is node {index}, and the job has {} node{}",
+            manifest.nodes.len(),
+            if manifest.nodes.len() == 1 { "" } else { "s" }
+        ));
+    };
+    let main = index == 0;
+    if let Err(e) = shared.materialize(&part.root, &root) {
+        let what = format!("bring the step's data to {}: {e}", root.display());
+        if main {
+            return staging_failed(what);
+        }
+        eprintln!("pipeline batch-node: {what}");
+        return EXIT_STAGING;
+    }
+    let code = match run(&manifest.argv, &part.env, &root) {
+        Ok(c) => c,
+        Err(e) if main => return staging_failed(e),
+        Err(e) => {
+            eprintln!("pipeline batch-node: {e}");
+            return EXIT_STAGING;
+        }
+    };
+    if !main {
+        return code;
+    }
     match shared.put_dirs(&root, RESULT_DIRS) {
         Ok(outputs) => {
             report(JobResult {
@@ -97,13 +131,13 @@ pub fn main(prefix: &str) -> i32 {
 
 /// Runs the step's command in `root` with its environment; its exit code
 /// (128 + the signal, when a signal ended it).
-fn run(m: &JobManifest, root: &Path) -> Result<i32, String> {
-    let Some((program, args)) = m.argv.split_first() else {
+fn run(argv: &[String], env: &[(String, String)], root: &Path) -> Result<i32, String> {
+    let Some((program, args)) = argv.split_first() else {
         return Err("the job has no command".into());
     };
     let mut c = Command::new(program);
     c.args(args).current_dir(root);
-    for (k, v) in &m.env {
+    for (k, v) in env {
         c.env(k, v);
     }
     let status = c.status().map_err(|e| format!("start `{program}`: {e}"))?;
