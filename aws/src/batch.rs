@@ -249,6 +249,8 @@ pub struct BatchOptions {
     pub region: Option<String>,
     /// Else `AWS_ENDPOINT_URL_BATCH` / `AWS_ENDPOINT_URL` (the SDK's own lookup).
     pub endpoint_url: Option<String>,
+    /// An access key and secret key instead of the standard chain (tests).
+    pub static_credentials: Option<(String, String)>,
 }
 
 struct Inner {
@@ -279,7 +281,9 @@ impl Batch {
             let shared = config::load(
                 opts.region.as_deref(),
                 opts.endpoint_url.as_deref(),
-                None,
+                opts.static_credentials
+                    .as_ref()
+                    .map(|(k, s)| (k.as_str(), s.as_str())),
                 Duration::from_secs(30),
             )
             .await;

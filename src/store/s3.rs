@@ -470,7 +470,34 @@ impl Shared {
     pub fn materialize(&self, digest: &str, dest: &Path) -> Result<()> {
         let m = self.manifest(digest)?;
         fs::create_dir_all(dest).map_err(|e| Error::io("create", dest, e))?;
-        self.download_entries(&m, dest)
+        // Into a directory of its own first, every file checked, and only
+        // then into place: a damaged blob never reaches `dest`.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let staging = dest.join(format!(".incoming-{}-{nanos}", std::process::id()));
+        fs::create_dir(&staging).map_err(|e| Error::io("create", &staging, e))?;
+        let moved = self.download_entries(&m, &staging).and_then(|()| {
+            for e in &m.entries {
+                match e {
+                    TreeEntry::Dir(r) => {
+                        let p = dest.join(r);
+                        fs::create_dir_all(&p).map_err(|e| Error::io("create", &p, e))?;
+                    }
+                    TreeEntry::File(r, _, _) => {
+                        let to = dest.join(r);
+                        if let Some(parent) = to.parent() {
+                            fs::create_dir_all(parent)
+                                .map_err(|e| Error::io("create", parent, e))?;
+                        }
+                        fs::rename(staging.join(r), &to).map_err(|e| Error::io("place", &to, e))?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        let _ = super::remove_tree(&staging);
+        moved
     }
 
     /// The URI of `rel` under the store's root.
@@ -493,6 +520,20 @@ impl Shared {
             PutOutcome::AlreadyThere => Ok(false),
             _ => Ok(true),
         }
+    }
+
+    /// The keys under `rel` (relative to the store's root), in key order.
+    pub fn keys(&self, rel: &str) -> Result<Vec<String>> {
+        let base = self.root.join("");
+        let mut keys: Vec<String> = self
+            .s3
+            .list(&self.root.join(rel))
+            .map_err(error)?
+            .into_iter()
+            .filter_map(|o| o.uri.key.strip_prefix(&base.key).map(str::to_string))
+            .collect();
+        keys.sort();
+        Ok(keys)
     }
 
     /// The object at `rel` under the store's root, if there is one.

@@ -446,3 +446,109 @@ fn three_node_gbdt_and_kmeans_on_batch_equal_their_one_node_models() {
     let log = three.exec(["logs", s3["run_id"].as_str().unwrap(), "gbdt"]);
     assert!(log.stdout.contains("[batch] submitted job"), "{log}");
 }
+
+#[test]
+fn a_reclaimed_job_s_next_attempt_continues_from_its_checkpoint_in_the_store() {
+    let Some(m) = moto("a_reclaimed_job_s_next_attempt_continues_from_its_checkpoint_in_the_store")
+    else {
+        return;
+    };
+    let pipeline = "name: spot\ninputs:\n  penguins: {path: penguins.csv, format: csv, header: true, target: species}\nsteps:\n  train:\n    kind: train\n    algorithm: gbdt\n    channels: {train: inputs.penguins}\n    hyperparameters: {objective: \"multi:softprob\", num_round: 4000, max_depth: 3, eta: 0.001}\n    retry: {attempts: 2, backoff: 1s, on: [signal]}\n";
+    let jobs = "AWS_ACCESS_KEY_ID=testing,AWS_SECRET_ACCESS_KEY=testing,AWS_EC2_METADATA_DISABLED=true,PIPELINE_BATCH_CHECKPOINT_INTERVAL=1s";
+    let t = m
+        .test()
+        .env("PIPELINE_BATCH_JOB_ENVIRONMENT", jobs)
+        .file("p.yaml", pipeline)
+        .file("penguins.csv", PENGUINS);
+    let store = m.store();
+    let child = t
+        .command([
+            "run",
+            "p.yaml",
+            "--executor",
+            "batch",
+            "--store",
+            &store,
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the engine");
+    let runs = t.path().join(".pipeline/runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let (run_id, job_id) = loop {
+        let found = std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find_map(|e| {
+                let r: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(e.path().join("steps/train/1.batch.json")).ok()?,
+                )
+                .ok()?;
+                Some((
+                    e.file_name().to_string_lossy().into_owned(),
+                    r["job_id"].as_str()?.to_string(),
+                ))
+            });
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(std::time::Instant::now() < deadline, "no job was recorded");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // Once the job has recorded a checkpoint in the store, its instance goes away.
+    let s3 = m.server.client();
+    let checkpoints =
+        pipeline_aws::s3::S3Uri::parse(&format!("{store}/jobs/{run_id}/train/1/checkpoints/"))
+            .unwrap();
+    while s3.list(&checkpoints).unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job recorded no checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let batch = pipeline_aws::batch::Batch::connect(pipeline_aws::batch::BatchOptions {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(m.server.url.clone()),
+        static_credentials: Some(("testing".into(), "testing".into())),
+    })
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(batch.terminate(
+        &job_id,
+        "Host EC2 (instance i-0123456789abcdef0) terminated.",
+    ))
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let log = t.exec(["logs", &run_id, "train"]).success();
+    assert!(
+        log.stdout
+            .contains("Host EC2 (instance i-0123456789abcdef0) terminated."),
+        "{log}"
+    );
+    assert!(
+        log.stdout.contains("are kept for the next attempt"),
+        "{log}"
+    );
+    assert!(
+        log.stdout
+            .contains("resuming from the checkpoint after round"),
+        "{log}"
+    );
+    assert_eq!(
+        log.stdout.matches("[batch] submitted job").count(),
+        2,
+        "{log}"
+    );
+}

@@ -94,6 +94,54 @@ pub struct JobResult {
     pub error: Option<String>,
 }
 
+/// A record of a job's checkpoints, `PREFIX/checkpoints/NNNNNNNN.json`, one
+/// each time they changed while the job ran (written once, numbered in order).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    /// The artifact of `checkpoints/` (entries under `checkpoints/`).
+    pub artifact: String,
+}
+
+/// The artifact of the last checkpoints a job under `prefix` recorded.
+pub fn latest_checkpoint(
+    shared: &crate::store::s3::Shared,
+    prefix: &str,
+) -> crate::error::Result<Option<String>> {
+    let keys = shared.keys(&format!("{prefix}/checkpoints/"))?;
+    let Some(last) = keys.iter().rev().find(|k| k.ends_with(".json")) else {
+        return Ok(None);
+    };
+    let Some(bytes) = shared.get(last)? else {
+        return Ok(None);
+    };
+    let r: CheckpointRecord = serde_json::from_slice(&bytes)
+        .map_err(|e| crate::error::Error::failed(format!("{last}: {e}")))?;
+    Ok(Some(r.artifact))
+}
+
+/// Stores `root/checkpoints` and records it under `prefix` as the newest.
+pub fn record_checkpoint(
+    shared: &crate::store::s3::Shared,
+    prefix: &str,
+    root: &std::path::Path,
+) -> crate::error::Result<String> {
+    let artifact = shared.put_dirs(root, &["checkpoints"])?;
+    let body = serde_json::to_vec(&CheckpointRecord {
+        artifact: artifact.clone(),
+    })
+    .expect("json");
+    let first = shared.keys(&format!("{prefix}/checkpoints/"))?.len();
+    // Another attempt of the same job may have recorded since the listing.
+    for n in first..first + 1000 {
+        if shared.put_once(&format!("{prefix}/checkpoints/{n:08}.json"), body.clone())? {
+            return Ok(artifact);
+        }
+    }
+    Err(crate::error::Error::failed(format!(
+        "record the checkpoints under {prefix}: 1000 numbers taken"
+    )))
+}
+
 /// The settings a step runs with: the file's, else the environment's.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -232,7 +280,7 @@ impl Inner {
         }
         let b = Batch::connect(BatchOptions {
             region: region.clone(),
-            endpoint_url: None,
+            ..BatchOptions::default()
         })
         .map_err(|e| e.to_string())?;
         c.insert(region.clone(), b.clone());
@@ -718,7 +766,11 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
                     Some(Err(e)) => break Err(e),
                     Some(Ok(s)) => {
                         if Some(s.state) != last {
-                            say(&mut log, &format!("job {id} is {}", s.state.name()));
+                            let why = match (&s.status_reason, s.state) {
+                                (Some(r), State::Failed) => format!(": {r}"),
+                                _ => String::new(),
+                            };
+                            say(&mut log, &format!("job {id} is {}{why}", s.state.name()));
                             last = Some(s.state);
                             runnable_since = (s.state == State::Runnable).then(Instant::now);
                         }
@@ -800,6 +852,41 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
         .await
     };
     let result = match fetched {
+        Ok(Ok(None)) => {
+            // It ended without a result (its instance went away, say): the
+            // checkpoints it recorded come back, for the next attempt.
+            let shared = shared.clone();
+            let root = job.root.clone();
+            let prefix = result_prefix.clone();
+            let kept =
+                tokio::task::spawn_blocking(move || -> crate::error::Result<Option<String>> {
+                    match latest_checkpoint(&shared, &prefix)? {
+                        Some(a) => {
+                            shared.materialize(&a, &root)?;
+                            Ok(Some(a))
+                        }
+                        None => Ok(None),
+                    }
+                })
+                .await;
+            match kept {
+                Ok(Ok(Some(a))) => say(
+                    &mut log,
+                    &format!("the job's last checkpoints ({a}) are kept for the next attempt"),
+                ),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => say(
+                    &mut log,
+                    &format!("the job's checkpoints could not be brought back: {e}"),
+                ),
+                Err(e) => say(
+                    &mut log,
+                    &format!("the job's checkpoints could not be brought back: {e}"),
+                ),
+            }
+            log.finish();
+            None
+        }
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             return failed(
@@ -970,7 +1057,7 @@ pub fn preflight(steps: &[(&str, &BatchSettings)]) -> Result<(), Diagnostic> {
     for ((region, queue), step) in queues {
         let client = Batch::connect(BatchOptions {
             region: region.clone(),
-            endpoint_url: None,
+            ..BatchOptions::default()
         })
         .map_err(|e| Diagnostic::new(e.to_string()))?;
         match rt.block_on(client.queue(&queue)) {

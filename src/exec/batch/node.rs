@@ -11,6 +11,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use super::{JOB_FORMAT, JobManifest, JobResult, RESULT_DIRS, RESULT_FORMAT};
 
@@ -104,7 +106,34 @@ pub fn main(prefix: &str) -> i32 {
         eprintln!("pipeline batch-node: {what}");
         return EXIT_STAGING;
     }
-    let code = match run(&manifest.argv, &part.env, &root) {
+    // The checkpoints an earlier attempt of this job recorded (AWS Batch
+    // runs the job again when its instance went away), over the ones it was
+    // given; and, while the step runs, its checkpoints whenever they change.
+    let mut sync = None;
+    if main {
+        match super::latest_checkpoint(&shared, prefix) {
+            Ok(Some(a)) => match shared.materialize(&a, &root) {
+                Ok(()) => eprintln!(
+                    "pipeline batch-node: continuing from the checkpoints an earlier attempt of this job recorded ({a})"
+                ),
+                Err(e) => eprintln!(
+                    "pipeline batch-node: the recorded checkpoints could not be brought back: {e}"
+                ),
+            },
+            Ok(None) => {}
+            Err(e) => eprintln!("pipeline batch-node: look for recorded checkpoints: {e}"),
+        }
+        sync = Some(Sync::start(
+            shared.clone(),
+            prefix.to_string(),
+            root.clone(),
+        ));
+    }
+    let ran = run(&manifest.argv, &part.env, &root);
+    if let Some(s) = sync {
+        s.stop();
+    }
+    let code = match ran {
         Ok(c) => c,
         Err(e) if main => return staging_failed(e),
         Err(e) => {
@@ -127,6 +156,97 @@ pub fn main(prefix: &str) -> i32 {
         }
         Err(e) => staging_failed(format!("store the step's outputs: {e}")),
     }
+}
+
+/// How often the step's checkpoints are looked at while it runs, unless
+/// `PIPELINE_BATCH_CHECKPOINT_INTERVAL` says (a duration).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Records the step's checkpoints in the store whenever they changed, at
+/// most once an interval, until stopped.
+struct Sync {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Sync {
+    fn start(shared: Arc<crate::store::s3::Shared>, prefix: String, root: PathBuf) -> Sync {
+        let interval = std::env::var("PIPELINE_BATCH_CHECKPOINT_INTERVAL")
+            .ok()
+            .and_then(|v| crate::spec::model::duration::parse(&v))
+            .unwrap_or(CHECKPOINT_INTERVAL);
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let dir = root.join("checkpoints");
+            let mut last = crate::store::tree_entries(&dir)
+                .ok()
+                .map(|e| crate::store::digest_entries(&e));
+            loop {
+                let (lock, cv) = &*s;
+                let stopped = cv
+                    .wait_timeout_while(lock.lock().expect("lock"), interval, |stop| !*stop)
+                    .map(|(g, _)| *g)
+                    .unwrap_or(true);
+                if stopped {
+                    return;
+                }
+                let Ok(entries) = crate::store::tree_entries(&dir) else {
+                    continue;
+                };
+                let now = crate::store::digest_entries(&entries);
+                if entries.is_empty() || last.as_deref() == Some(now.as_str()) {
+                    continue;
+                }
+                // A copy, each file read through one open: a file the step
+                // replaces meanwhile is either the old one whole or the new one.
+                let snapshot =
+                    std::env::temp_dir().join(format!("checkpoints-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&snapshot);
+                let copied = copy_tree(&dir, &snapshot.join("checkpoints"));
+                let recorded = copied
+                    .map_err(|e| format!("copy {}: {e}", dir.display()))
+                    .and_then(|()| {
+                        super::record_checkpoint(&shared, &prefix, &snapshot)
+                            .map_err(|e| e.to_string())
+                    });
+                let _ = std::fs::remove_dir_all(&snapshot);
+                match recorded {
+                    Ok(_) => last = Some(now),
+                    Err(e) => eprintln!("pipeline batch-node: record the checkpoints: {e}"),
+                }
+            }
+        });
+        Sync { stop, thread }
+    }
+
+    fn stop(self) {
+        let (lock, cv) = &*self.stop;
+        *lock.lock().expect("lock") = true;
+        cv.notify_all();
+        let _ = self.thread.join();
+    }
+}
+
+/// Copies the files and directories under `from` to `to` (made anew).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let meta = std::fs::metadata(&src)?;
+        if meta.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            match std::fs::copy(&src, &dst) {
+                Ok(_) => {}
+                // Replaced or removed since it was listed (a temporary file).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs the step's command in `root` with its environment; its exit code
