@@ -21,8 +21,8 @@ use tokio::sync::watch;
 use futures_util::StreamExt;
 
 use super::{
-    Backend, BoxFuture, Failure, FailureKind, LineWriter, Outcome, StepJob, read_failure_file,
-    wait_cancelled,
+    Backend, BoxFuture, Failure, FailureKind, LineWriter, Outcome, StepJob, failed,
+    read_failure_file, wait_cancelled,
 };
 
 /// How long a stopped step may take to exit after SIGTERM: the supervisor's
@@ -39,14 +39,6 @@ impl Backend for LocalBackend {
     fn run(&self, job: StepJob, cancel: watch::Receiver<bool>) -> BoxFuture<Outcome> {
         Box::pin(run_local(job, cancel))
     }
-}
-
-fn failed(kind: FailureKind, reason: String, exit_code: Option<i32>) -> Outcome {
-    Outcome::Failed(Failure {
-        kind,
-        reason,
-        exit_code,
-    })
 }
 
 async fn run_local(job: StepJob, cancel: watch::Receiver<bool>) -> Outcome {

@@ -386,6 +386,15 @@ pub enum Outcome {
     Failed(Failure),
 }
 
+/// A failed attempt's outcome.
+pub fn failed(kind: FailureKind, reason: String, exit_code: Option<i32>) -> Outcome {
+    Outcome::Failed(Failure {
+        kind,
+        reason,
+        exit_code,
+    })
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub kind: FailureKind,

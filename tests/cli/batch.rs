@@ -8,7 +8,7 @@ use std::io::Write;
 
 use pipeline_aws::testing::{Kind, Server};
 
-use crate::harness::Test;
+use crate::harness::{Test, output_digest as digest};
 
 const PENGUINS: &str = include_str!("../../pipelines/data/penguins.csv");
 
@@ -77,13 +77,6 @@ fn example() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/train.yaml"))
         .unwrap()
         .replace("path: data/penguins.csv", "path: penguins.csv")
-}
-
-fn digest(summary: &serde_json::Value, step: &str, output: &str) -> String {
-    summary["steps"][step]["outputs"][output]["digest"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{step}.{output} in {summary}"))
-        .to_string()
 }
 
 #[test]

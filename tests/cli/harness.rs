@@ -283,3 +283,11 @@ pub fn step_cached(summary: &Value, name: &str) -> bool {
         .as_bool()
         .unwrap_or_else(|| panic!("no `cached` for step `{name}` in {summary}"))
 }
+
+/// The digest of `step`'s `output` in a run's `--json` summary.
+pub fn output_digest(summary: &Value, step: &str, output: &str) -> String {
+    summary["steps"][step]["outputs"][output]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{step}.{output} in {summary}"))
+        .to_string()
+}

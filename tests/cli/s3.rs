@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use pipeline_aws::s3::{PutOptions, S3, S3Uri};
 use pipeline_aws::testing::{self, Server};
 
-use crate::harness::{Test, step_cached};
+use crate::harness::{Test, output_digest as digest, step_cached};
 
 /// A moto server (found as `pipeline_aws::testing` finds it), and a
 /// client of it for the tests' own fixtures.
@@ -63,13 +63,6 @@ fn penguins() -> Vec<u8> {
         "/pipelines/data/penguins.csv"
     ))
     .unwrap()
-}
-
-fn digest(summary: &serde_json::Value, step: &str, output: &str) -> String {
-    summary["steps"][step]["outputs"][output]["digest"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{step}.{output} in {summary}"))
-        .to_string()
 }
 
 #[test]

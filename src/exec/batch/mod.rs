@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::{
-    Backend, BoxFuture, Failure, FailureKind, LineWriter, Outcome, StepJob, read_failure_file,
+    Backend, BoxFuture, FailureKind, LineWriter, Outcome, StepJob, failed, read_failure_file,
     wait_cancelled,
 };
 use crate::spec::model::BatchSettings;
@@ -414,14 +414,6 @@ impl Backend for BatchBackend {
         let inner = self.inner.clone();
         Box::pin(async move { run_batch(inner, job, cancel).await })
     }
-}
-
-fn failed(kind: FailureKind, reason: String, exit_code: Option<i32>) -> Outcome {
-    Outcome::Failed(Failure {
-        kind,
-        reason,
-        exit_code,
-    })
 }
 
 /// What the engine keeps of an attempt's job, beside the attempt's

@@ -37,7 +37,7 @@ use tokio::sync::{Mutex, OnceCell, watch};
 
 use super::pipe::{Feeder, PipeChannel};
 use super::{
-    Backend, BoxFuture, Failure, FailureKind, LineWriter, NodeJob, Outcome, StepJob,
+    Backend, BoxFuture, FailureKind, LineWriter, NodeJob, Outcome, StepJob, failed,
     read_failure_file, wait_cancelled,
 };
 use crate::spec::model::Network;
@@ -134,14 +134,6 @@ impl Backend for DockerBackend {
         let inner = self.inner.clone();
         Box::pin(async move { run_docker(inner, job, cancel).await })
     }
-}
-
-fn failed(kind: FailureKind, reason: String, exit_code: Option<i32>) -> Outcome {
-    Outcome::Failed(Failure {
-        kind,
-        reason,
-        exit_code,
-    })
 }
 
 /// What an attempt created, to remove when it ends.
