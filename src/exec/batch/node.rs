@@ -19,12 +19,9 @@ use super::{JOB_FORMAT, JobManifest, JobResult, RESULT_DIRS, RESULT_FORMAT};
 /// Exit code when the job's own work (not the command) failed.
 const EXIT_STAGING: i32 = 70;
 
-/// The root the step's command sees (`SAGEMAKER_BASE_DIR` for tests that
-/// run a node outside a container).
+/// The root the step's command sees, as on every container executor.
 fn root() -> PathBuf {
-    std::env::var_os("PIPELINE_BATCH_NODE_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(crate::schedule::CONTAINER_ROOT))
+    PathBuf::from(crate::schedule::CONTAINER_ROOT)
 }
 
 pub fn main(prefix: &str) -> i32 {
