@@ -545,3 +545,141 @@ fn a_reclaimed_job_s_next_attempt_continues_from_its_checkpoint_in_the_store() {
         "{log}"
     );
 }
+
+/// Every job ID the attempts of a workspace's runs recorded.
+fn recorded_jobs(t: &Test) -> Vec<String> {
+    let mut ids = Vec::new();
+    for run in std::fs::read_dir(t.path().join(".pipeline/runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for step in std::fs::read_dir(run.path().join("steps"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for f in std::fs::read_dir(step.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if f.file_name().to_string_lossy().ends_with(".batch.json")
+                    && let Ok(text) = std::fs::read_to_string(f.path())
+                    && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+                    && let Some(id) = v["job_id"].as_str()
+                {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn twenty_kills_at_spread_out_moments_then_resume_give_the_uninterrupted_outputs() {
+    let Some(m) =
+        moto("twenty_kills_at_spread_out_moments_then_resume_give_the_uninterrupted_outputs")
+    else {
+        return;
+    };
+    let run_args = |store: &str| -> Vec<String> {
+        [
+            "run",
+            "p.yaml",
+            "--executor",
+            "batch",
+            "--store",
+            store,
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    // The uninterrupted run: its outputs, and how long it takes.
+    let reference = m
+        .test()
+        .file("p.yaml", &example())
+        .file("penguins.csv", PENGUINS);
+    let started = std::time::Instant::now();
+    let want = reference.exec(run_args(&m.store())).success().summary();
+    let took = started.elapsed();
+    let batch = pipeline_aws::batch::Batch::connect(pipeline_aws::batch::BatchOptions {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(m.server.url.clone()),
+        static_credentials: Some(("testing".into(), "testing".into())),
+    })
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for trial in 0..20u32 {
+        // Spread over the run's length by the golden ratio: every part is hit.
+        let at = took.mul_f64((f64::from(trial) * 0.618_034).fract());
+        // A store of its own: nothing is a cache hit from another trial.
+        let store = m.store();
+        let t = m
+            .test()
+            .file("p.yaml", &example())
+            .file("penguins.csv", PENGUINS);
+        let mut child = t
+            .command(run_args(&store))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the engine");
+        std::thread::sleep(at);
+        child.kill().expect("SIGKILL the engine");
+        child.wait().unwrap();
+        let runs: Vec<String> = std::fs::read_dir(t.path().join(".pipeline/runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let got = match runs.first() {
+            Some(run_id) => t
+                .exec(["resume", run_id, "--store", &store, "--json"])
+                .success()
+                .summary(),
+            // Killed before the run was recorded: there is nothing to resume.
+            None => t.exec(run_args(&store)).success().summary(),
+        };
+        for (step, output) in [
+            ("split", "train"),
+            ("train", "model"),
+            ("evaluate", "metrics"),
+        ] {
+            assert_eq!(
+                digest(&got, step, output),
+                digest(&want, step, output),
+                "trial {trial} (killed after {at:?}): {step}.{output}"
+            );
+        }
+        // No step's work was submitted twice, and no job is left running.
+        let run_id = got["run_id"].as_str().unwrap();
+        for step in ["split", "train", "evaluate"] {
+            let log = t.exec(["logs", run_id, step]).success();
+            assert!(
+                log.stdout.matches("[batch] submitted job").count() <= 1,
+                "trial {trial} (killed after {at:?}): {step}\n{log}"
+            );
+        }
+        let ids = recorded_jobs(&t);
+        let states = rt.block_on(batch.describe(ids.clone())).unwrap();
+        assert_eq!(states.len(), ids.len(), "trial {trial}: {ids:?}");
+        for s in states {
+            assert!(
+                s.state.is_done(),
+                "trial {trial}: job {} is {}",
+                s.id,
+                s.state.name()
+            );
+        }
+    }
+}
