@@ -57,8 +57,9 @@ fn batch_backend(plan: &Plan) -> Result<Arc<dyn Backend>> {
         .filter(|s| crate::schedule::step_executor(s) == Executor::Batch)
         .map(|s| (s.name(), &s.batch))
         .collect();
-    crate::exec::batch::preflight(&steps).map_err(Error::invalid)?;
-    Ok(Arc::new(crate::exec::batch::BatchBackend::new()))
+    let backend = crate::exec::batch::BatchBackend::new();
+    backend.preflight(&steps).map_err(Error::invalid)?;
+    Ok(Arc::new(backend))
 }
 
 #[cfg(not(feature = "aws"))]

@@ -68,6 +68,25 @@ impl Moto {
             .env("PIPELINE_BATCH_JOB_ENVIRONMENT", &jobs)
     }
 
+    /// A Batch client of this server for the tests' own requests, and a
+    /// runtime to wait on its answers.
+    fn batch(&self) -> (pipeline_aws::batch::Batch, tokio::runtime::Runtime) {
+        let client = pipeline_aws::batch::Batch::connect(pipeline_aws::batch::BatchOptions {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(self.server.url.clone()),
+            static_credentials: Some((
+                self.server.access_key.clone(),
+                self.server.secret_key.clone(),
+            )),
+        })
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        (client, rt)
+    }
+
     fn store(&self) -> String {
         format!("s3://{}/store", self.server.bucket().bucket)
     }
@@ -503,16 +522,7 @@ fn a_reclaimed_job_s_next_attempt_continues_from_its_checkpoint_in_the_store() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let batch = pipeline_aws::batch::Batch::connect(pipeline_aws::batch::BatchOptions {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(m.server.url.clone()),
-        static_credentials: Some(("testing".into(), "testing".into())),
-    })
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (batch, rt) = m.batch();
     rt.block_on(batch.terminate(
         &job_id,
         "Host EC2 (instance i-0123456789abcdef0) terminated.",
@@ -608,16 +618,7 @@ fn twenty_kills_at_spread_out_moments_then_resume_give_the_uninterrupted_outputs
     let started = std::time::Instant::now();
     let want = reference.exec(run_args(&m.store())).success().summary();
     let took = started.elapsed();
-    let batch = pipeline_aws::batch::Batch::connect(pipeline_aws::batch::BatchOptions {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(m.server.url.clone()),
-        static_credentials: Some(("testing".into(), "testing".into())),
-    })
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (batch, rt) = m.batch();
     for trial in 0..20u32 {
         // Spread over the run's length by the golden ratio: every part is hit.
         let at = took.mul_f64((f64::from(trial) * 0.618_034).fract());

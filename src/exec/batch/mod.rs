@@ -308,10 +308,7 @@ impl Inner {
         let docker = super::docker::connect().await.map_err(|e| {
             format!("{e}; or set `batch.runtime_image` (PIPELINE_BATCH_RUNTIME_IMAGE) to the runtime image pushed where your compute environment pulls from (docs/aws.md)")
         })?;
-        let tag = super::docker::image::runtime_tag()?;
-        if docker.inspect_image(&tag).await.is_err() {
-            super::docker::image::build_runtime(&docker, &tag, None, log).await?;
-        }
+        let tag = super::docker::image::ensure_runtime(&docker, log).await?;
         *built = Some(tag.clone());
         Ok(tag)
     }
@@ -440,9 +437,7 @@ pub struct JobRecord {
 
 impl JobRecord {
     fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("json"))?;
-        std::fs::rename(&tmp, path)
+        crate::store::write_atomic(path, &serde_json::to_vec_pretty(self).expect("json"))
     }
 }
 
@@ -1027,9 +1022,16 @@ fn store_environment(shared: &crate::store::s3::Shared) -> Vec<(String, String)>
     v
 }
 
-/// Checks, before anything runs, what a run's batch steps need: settings,
-/// a shared store, and queues that exist. Each problem is invalid input.
-pub fn preflight(steps: &[(&str, &BatchSettings)]) -> Result<(), Diagnostic> {
+impl BatchBackend {
+    /// Checks, before anything runs, what a run's batch steps need:
+    /// settings, a shared store, and queues that exist (with the clients the
+    /// steps will use). Each problem is invalid input.
+    pub fn preflight(&self, steps: &[(&str, &BatchSettings)]) -> Result<(), Diagnostic> {
+        preflight(&self.inner, steps)
+    }
+}
+
+fn preflight(inner: &Inner, steps: &[(&str, &BatchSettings)]) -> Result<(), Diagnostic> {
     if crate::store::remote::settings().url.is_none() {
         let (step, _) = steps[0];
         return Err(Diagnostic::new(format!(
@@ -1047,11 +1049,7 @@ pub fn preflight(steps: &[(&str, &BatchSettings)]) -> Result<(), Diagnostic> {
         .build()
         .map_err(|e| Diagnostic::new(format!("start: {e}")))?;
     for ((region, queue), step) in queues {
-        let client = Batch::connect(BatchOptions {
-            region: region.clone(),
-            ..BatchOptions::default()
-        })
-        .map_err(|e| Diagnostic::new(e.to_string()))?;
+        let client = inner.client(&region).map_err(Diagnostic::new)?;
         match rt.block_on(client.queue(&queue)) {
             Ok(Some(q)) if q.state == "ENABLED" => {}
             Ok(Some(q)) => {

@@ -38,6 +38,19 @@ pub fn runtime_tag() -> Result<String, String> {
     ))
 }
 
+/// The runtime image's tag for the running program, built first when the
+/// engine lacks it.
+pub async fn ensure_runtime(
+    docker: &Docker,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<String, String> {
+    let tag = runtime_tag()?;
+    if docker.inspect_image(&tag).await.is_err() {
+        build_runtime(docker, &tag, None, log).await?;
+    }
+    Ok(tag)
+}
+
 /// Builds the runtime image as `tag` (and `extra_tag`), printing the
 /// builder's progress through `log`.
 pub async fn build_runtime(

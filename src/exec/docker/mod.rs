@@ -116,10 +116,7 @@ impl Inner {
         if let Some(t) = built.as_ref() {
             return Ok(t.clone());
         }
-        let tag = image::runtime_tag()?;
-        if docker.inspect_image(&tag).await.is_err() {
-            image::build_runtime(docker, &tag, None, log).await?;
-        }
+        let tag = image::ensure_runtime(docker, log).await?;
         *built = Some(tag.clone());
         Ok(tag)
     }
