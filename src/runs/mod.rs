@@ -226,6 +226,52 @@ fn from_json<T: for<'de> Deserialize<'de> + Default>(s: Option<String>) -> T {
         .unwrap_or_default()
 }
 
+/// The first schema: runs, their steps, the step cache and remembered file digests.
+const MIGRATION_1: &str = "
+CREATE TABLE IF NOT EXISTS runs(
+    id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, file TEXT NOT NULL, source TEXT NOT NULL,
+    base_dir TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL, started_at TEXT NOT NULL,
+    finished_at TEXT, engine_version TEXT NOT NULL, pid INTEGER NOT NULL, options TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS steps(
+    run_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, cached INTEGER NOT NULL,
+    attempts INTEGER NOT NULL, started_at TEXT, finished_at TEXT, duration_s REAL, exit_code INTEGER,
+    failure TEXT, cache_key TEXT, outputs TEXT, metrics TEXT, inputs TEXT,
+    PRIMARY KEY(run_id, name));
+CREATE TABLE IF NOT EXISTS cache(
+    key TEXT PRIMARY KEY, pipeline TEXT NOT NULL, step TEXT NOT NULL, created_at TEXT NOT NULL,
+    created_unix INTEGER NOT NULL, parts TEXT NOT NULL, outputs TEXT NOT NULL, metrics TEXT NOT NULL,
+    run_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS cache_by_step ON cache(pipeline, step, created_unix);
+CREATE TABLE IF NOT EXISTS file_hashes(
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+    digest TEXT NOT NULL);
+PRAGMA user_version = 1;";
+
+/// Runs `f` again while SQLite reports the database busy or locked, until `deadline`.
+fn retry_busy<T>(
+    deadline: std::time::Instant,
+    mut f: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, m))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                if std::time::Instant::now() >= deadline {
+                    return Err(rusqlite::Error::SqliteFailure(e, m));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl RunsDb {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<RunsDb> {
@@ -239,46 +285,45 @@ impl RunsDb {
                 path.display()
             ))
         };
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(bad)?;
+        // Several engines may open a new workspace at once (concurrent runs,
+        // a scheduler beside a run). Switching to WAL needs a lock the busy
+        // handler does not always wait for, so that step is retried until the
+        // same deadline; migrations run under one writer's lock and re-read
+        // the version inside it, so two engines never both migrate.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        retry_busy(deadline, || conn.pragma_update(None, "journal_mode", "WAL")).map_err(bad)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(bad)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(bad)?;
-        if version > SCHEMA_VERSION {
+        let version = |conn: &Connection| -> rusqlite::Result<i64> {
+            conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        };
+        let mut v = retry_busy(deadline, || version(&conn)).map_err(bad)?;
+        if v < SCHEMA_VERSION {
+            retry_busy(deadline, || conn.execute_batch("BEGIN IMMEDIATE")).map_err(bad)?;
+            let migrated = (|| -> rusqlite::Result<i64> {
+                let v = version(&conn)?;
+                if v < 1 {
+                    conn.execute_batch(MIGRATION_1)?;
+                }
+                if v < 2 {
+                    conn.execute_batch(schedules::MIGRATION_2)?;
+                }
+                conn.execute_batch("COMMIT")?;
+                Ok(v)
+            })();
+            match migrated {
+                Ok(found) => v = found,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(bad(e));
+                }
+            }
+        }
+        if v > SCHEMA_VERSION {
             return Err(Error::failed(format!(
-                "the run database {} was written by a newer engine (schema {version}, this engine knows {SCHEMA_VERSION}); upgrade the engine",
+                "the run database {} was written by a newer engine (schema {v}, this engine knows {SCHEMA_VERSION}); upgrade the engine",
                 path.display()
             )));
-        }
-        if version < 1 {
-            conn.execute_batch(
-                "BEGIN;
-                CREATE TABLE IF NOT EXISTS runs(
-                    id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, file TEXT NOT NULL, source TEXT NOT NULL,
-                    base_dir TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL, started_at TEXT NOT NULL,
-                    finished_at TEXT, engine_version TEXT NOT NULL, pid INTEGER NOT NULL, options TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS steps(
-                    run_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, cached INTEGER NOT NULL,
-                    attempts INTEGER NOT NULL, started_at TEXT, finished_at TEXT, duration_s REAL, exit_code INTEGER,
-                    failure TEXT, cache_key TEXT, outputs TEXT, metrics TEXT, inputs TEXT,
-                    PRIMARY KEY(run_id, name));
-                CREATE TABLE IF NOT EXISTS cache(
-                    key TEXT PRIMARY KEY, pipeline TEXT NOT NULL, step TEXT NOT NULL, created_at TEXT NOT NULL,
-                    created_unix INTEGER NOT NULL, parts TEXT NOT NULL, outputs TEXT NOT NULL, metrics TEXT NOT NULL,
-                    run_id TEXT NOT NULL);
-                CREATE INDEX IF NOT EXISTS cache_by_step ON cache(pipeline, step, created_unix);
-                CREATE TABLE IF NOT EXISTS file_hashes(
-                    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
-                    digest TEXT NOT NULL);
-                PRAGMA user_version = 1;
-                COMMIT;",
-            )
-            .map_err(bad)?;
-        }
-        if version < 2 {
-            conn.execute_batch(schedules::MIGRATION_2).map_err(bad)?;
         }
         Ok(RunsDb { conn })
     }
@@ -649,6 +694,42 @@ pub fn new_run_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Engines started together on a new workspace all open (and one of them
+    /// creates) the database; none may fail with "database is locked".
+    #[test]
+    fn many_engines_opening_a_new_database_at_once_all_succeed() {
+        for round in 0..40 {
+            let t = tempfile::tempdir().unwrap();
+            let path = t.path().join("runs.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let opened: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        RunsDb::open(&path).map(|db| db.list_runs(10).map(|r| r.len()))
+                    })
+                })
+                .collect();
+            for o in opened {
+                let listed = o.join().unwrap();
+                assert!(
+                    matches!(listed, Ok(Ok(0))),
+                    "round {round}: {:?}",
+                    listed
+                        .map(|r| r.map_err(|e| e.to_string()))
+                        .map_err(|e| e.to_string())
+                );
+            }
+            let db = RunsDb::open(&path).unwrap();
+            let v: i64 = db
+                .conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, SCHEMA_VERSION);
+        }
+    }
 
     #[test]
     fn runs_and_steps_round_trip() {

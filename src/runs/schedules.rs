@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{RunsDb, from_json, json, now_rfc3339};
 use crate::error::Result;
 
-pub(super) const MIGRATION_2: &str = "BEGIN;
+pub(super) const MIGRATION_2: &str = "
 CREATE TABLE IF NOT EXISTS schedules(
     pipeline TEXT PRIMARY KEY, file TEXT NOT NULL, timing TEXT NOT NULL, registered_at TEXT NOT NULL,
     cursor_unix INTEGER NOT NULL, watch TEXT, updated_at TEXT NOT NULL);
@@ -21,8 +21,7 @@ CREATE TABLE IF NOT EXISTS firings(
     status TEXT NOT NULL, reason TEXT, run_id TEXT, inputs TEXT, claimed_at TEXT NOT NULL,
     finished_at TEXT,
     PRIMARY KEY(pipeline, at_unix, trigger));
-PRAGMA user_version = 2;
-COMMIT;";
+PRAGMA user_version = 2;";
 
 /// When a pipeline fires, as the scheduler last registered it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
