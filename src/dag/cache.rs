@@ -63,6 +63,10 @@ pub const STEP_FIELDS_NOT_IN_KEY: &[(&str, &str)] = &[
         "batch.runnable_timeout",
         "how long a job may wait for a place to run",
     ),
+    (
+        "batch.image_repository",
+        "where the staged image is pulled from; the image's ID is in the key",
+    ),
     ("description", "documentation"),
 ];
 
@@ -553,7 +557,8 @@ steps:
     executor: batch
     batch: {job_queue: q, region: eu-west-1, job_role_arn: "arn:aws:iam::1:role/j",
             execution_role_arn: "arn:aws:iam::1:role/e", job_environment: {EXTRA: v},
-            runtime_image: "1.dkr.ecr.eu-west-1.amazonaws.com/pipeline:1", runnable_timeout: 10m}
+            runtime_image: "1.dkr.ecr.eu-west-1.amazonaws.com/pipeline:1", runnable_timeout: 10m,
+            image_repository: 1.dkr.ecr.eu-west-1.amazonaws.com/staged}
   mine:
     kind: train
     image: my-trainer:3
@@ -874,6 +879,7 @@ params:
             execution_role_arn: _,
             job_environment: _,
             runtime_image: _,
+            image_repository: _,
             runnable_timeout: _,
         } = batch;
         let crate::spec::model::Resources {
@@ -902,6 +908,7 @@ params:
             ("batch.job_environment", true),
             ("batch.runtime_image", true),
             ("batch.runnable_timeout", false),
+            ("batch.image_repository", false),
             ("description", false),
         ]
     }

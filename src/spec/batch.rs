@@ -19,6 +19,7 @@ const KEYS: &[&str] = &[
     "execution_role_arn",
     "job_environment",
     "runtime_image",
+    "image_repository",
     "runnable_timeout",
 ];
 
@@ -65,6 +66,15 @@ pub fn decode(ctx: &Ctx, node: &Node, base: &BatchSettings) -> DResult<BatchSett
     }
     if let Some(v) = text("runtime_image")? {
         b.runtime_image = Some(v);
+    }
+    if let Some(v) = text("image_repository")? {
+        if v.contains(':') && !v.rsplit_once(':').is_some_and(|(_, p)| p.contains('/')) {
+            let n = f.get("image_repository").expect("present");
+            return Err(ctx
+                .err(n, format!("`image_repository` is a repository without a tag, not `{v}`"))
+                .help("for example `123456789012.dkr.ecr.eu-west-1.amazonaws.com/pipeline-staged`; the engine chooses the tags"));
+        }
+        b.image_repository = Some(v);
     }
     if let Some(n) = f.get("runnable_timeout") {
         b.runnable_timeout = Some(super::load::decode_duration(ctx, n, "runnable_timeout")?);

@@ -964,51 +964,36 @@ fn check_placement(ctx: &Ctx, f: &Fields, kind: &StepKind, common: &StepCommon) 
         StepKind::Train(t) => t.algorithm.is_none() && t.image.is_none(),
         _ => false,
     };
-    if common.executor == Executor::Docker && own_code_without_image {
+    let container = match common.executor {
+        Executor::Docker => Some("docker"),
+        Executor::Batch => Some("batch"),
+        _ => None,
+    };
+    if let Some(executor) = container
+        && own_code_without_image
+    {
         return Err(ctx
             .err(
                 at("run"),
                 format!(
-                    "{} runs your own command on the docker executor, which needs the image to run it in",
+                    "{} runs your own command on the {executor} executor, which needs the image to run it in",
                     f.what()
                 ),
             )
             .help("add `image: NAME` (built with `docker build`), or run the step with `executor: local`"));
     }
-    if common.executor == Executor::Batch {
-        let own_code = match kind {
-            StepKind::Command(_) => true,
-            StepKind::Train(t) => t.algorithm.is_none(),
-            _ => false,
-        };
-        let key = if f.has("executor") {
-            "executor"
-        } else {
-            "kind"
-        };
-        if own_code {
-            return Err(ctx
-                .err(
-                    at(key),
-                    format!(
-                        "{} runs your own code, and the batch executor runs built-in steps only so far",
-                        f.what()
-                    ),
-                )
-                .help("run the step with `executor: docker` or `executor: local` (a step's `executor:` wins over `--executor batch`)"));
-        }
-        if let StepKind::Train(t) = kind
-            && t.channels
-                .keys()
-                .any(|c| t.input_mode_of(c) == InputMode::Pipe)
-        {
-            return Err(ctx
-                .err(
-                    at("input_mode"),
-                    "pipe-mode channels do not run on the batch executor yet",
-                )
-                .help("use `input_mode: file`, or run the step with `executor: docker`"));
-        }
+    if common.executor == Executor::Batch
+        && let StepKind::Train(t) = kind
+        && t.channels
+            .keys()
+            .any(|c| t.input_mode_of(c) == InputMode::Pipe)
+    {
+        return Err(ctx
+            .err(
+                at("input_mode"),
+                "pipe-mode channels do not run on the batch executor yet",
+            )
+            .help("use `input_mode: file`, or run the step with `executor: docker`"));
     }
     Ok(())
 }

@@ -547,6 +547,10 @@ pub struct BatchSettings {
     /// where the compute environment can pull it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_image: Option<String>,
+    /// The repository (e.g. in ECR) the staged images of users' images are
+    /// pushed to, where the compute environment pulls them from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_repository: Option<String>,
     /// How long a job may wait in RUNNABLE before the step fails.
     #[serde(
         default,

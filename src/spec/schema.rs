@@ -55,6 +55,7 @@ fn common_props() -> Map<String, Value> {
             "job_role_arn": {"type": "string", "pattern": "^arn:"},
             "execution_role_arn": {"type": "string", "pattern": "^arn:"},
             "runtime_image": {"type": "string", "minLength": 1},
+            "image_repository": {"type": "string", "minLength": 1},
             "runnable_timeout": duration(),
             "job_environment": {"type": "object", "additionalProperties": scalar(),
                 "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}

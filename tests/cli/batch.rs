@@ -245,16 +245,17 @@ fn batch_without_a_queue_or_a_shared_store_is_invalid_input() {
 }
 
 #[test]
-fn own_code_and_pipe_mode_on_batch_are_refused_where_they_are_written() {
+fn own_code_without_an_image_and_pipe_mode_on_batch_are_refused_where_they_are_written() {
     let t = Test::new().file(
         "p.yaml",
         "name: p\nsteps:\n  prep:\n    kind: command\n    executor: batch\n    run: [\"true\"]\n",
     );
     let out = t.exec(["validate", "p.yaml"]).code(2);
-    assert!(out.stderr.contains("p.yaml:5:15"), "{out}");
+    assert!(out.stderr.contains("p.yaml:6:10"), "{out}");
     assert!(
-        out.stderr
-            .contains("the batch executor runs built-in steps only so far"),
+        out.stderr.contains(
+            "runs your own command on the batch executor, which needs the image to run it in"
+        ),
         "{out}"
     );
     let t = Test::new().file(
@@ -294,6 +295,18 @@ fn batch_settings_are_checked_where_they_are_written() {
     );
     let out = t.exec(["validate", "p.yaml"]).code(2);
     assert!(out.stderr.contains("job_queue"), "{out}");
+    let t = Test::new().file(
+        "p.yaml",
+        "name: p\ndefaults:\n  batch: {image_repository: \"1.dkr.ecr.eu-west-1.amazonaws.com/staged:v1\"}\nsteps:\n  s:\n    kind: command\n    run: [\"true\"]\n",
+    );
+    let out = t.exec(["validate", "p.yaml"]).code(2);
+    assert!(out.stderr.contains("p.yaml:3:29"), "{out}");
+    assert!(out.stderr.contains("a repository without a tag"), "{out}");
+    let t = Test::new().file(
+        "p.yaml",
+        "name: p\ndefaults:\n  batch: {image_repository: \"registry.local:5000/staged\"}\nsteps:\n  s:\n    kind: command\n    run: [\"true\"]\n",
+    );
+    t.exec(["validate", "p.yaml"]).success();
 }
 
 #[test]
@@ -683,4 +696,363 @@ fn twenty_kills_at_spread_out_moments_then_resume_give_the_uninterrupted_outputs
             );
         }
     }
+}
+
+/// The docker tests' user image with an entrypoint of its own and a user
+/// other than root, as SageMaker images often have: built once.
+fn image_with_entrypoint() -> String {
+    static BUILT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let base = crate::docker::user_image();
+            let tag = format!("{base}-entry");
+            let ctx = tempfile::tempdir().unwrap();
+            std::fs::write(
+                ctx.path().join("entry"),
+                "#!/bin/sh\necho \"entrypoint given: $*\" > /opt/ml/model/argv.txt 2>/dev/null\n\
+                 ck=/opt/ml/checkpoints/ck.txt\n\
+                 if [ -n \"$SM_HP_NAP\" ]; then\n\
+                   if [ -f $ck ]; then cp $ck /opt/ml/model/resumed.txt;\n\
+                   else echo \"round 7\" > $ck; echo napping; sleep \"$SM_HP_NAP\"; fi\n\
+                 fi\n\
+                 case \"$1\" in train) exec /usr/local/bin/train ;; *) exec \"$@\" ;; esac\n",
+            )
+            .unwrap();
+            std::fs::write(
+                ctx.path().join("Dockerfile"),
+                format!(
+                    "FROM {base}\n\
+                     COPY entry /usr/local/bin/entry\n\
+                     RUN [\"/bin/chmod\", \"755\", \"/usr/local/bin/entry\"]\n\
+                     USER 4321:4321\n\
+                     ENTRYPOINT [\"/usr/local/bin/entry\"]\n"
+                ),
+            )
+            .unwrap();
+            let out = std::process::Command::new("docker")
+                .args(["build", "-q", "-t", &tag])
+                .arg(ctx.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "docker build: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            tag
+        })
+        .clone()
+}
+
+fn read_output(summary: &serde_json::Value, step: &str, output: &str, file: &str) -> String {
+    let dir = summary["steps"][step]["outputs"][output]["path"]
+        .as_str()
+        .unwrap_or_default();
+    std::fs::read_to_string(std::path::Path::new(dir).join(file))
+        .unwrap_or_else(|e| panic!("{file} in {dir}: {e}\n{summary}"))
+}
+
+#[test]
+fn a_users_own_image_runs_unchanged_on_batch() {
+    let Some(m) = moto("a_users_own_image_runs_unchanged_on_batch") else {
+        return;
+    };
+    let image = image_with_entrypoint();
+    let p = format!(
+        r#"
+name: own-image
+defaults: {{executor: batch}}
+inputs:
+  parts: {{path: parts, format: csv, header: false}}
+steps:
+  train:
+    kind: train
+    image: {image}
+    channels: {{train: inputs.parts}}
+    hyperparameters: {{mode: ok}}
+  count:
+    kind: command
+    image: {image}
+    run: ["sh", "-c", "cat $SM_CHANNEL_MODEL/lines.txt > $PIPELINE_OUTPUT_COUNTED/n.txt; id -u >> $PIPELINE_OUTPUT_COUNTED/n.txt"]
+    inputs: {{model: train.model}}
+    outputs: [counted]
+"#
+    );
+    let t = m
+        .test()
+        .file("p.yaml", &p)
+        .file("parts/part-0.csv", "1,2\n3,4\n")
+        .file("parts/part-1.csv", "5,6\n7,8\n9,10\n");
+    let s = t
+        .exec(["run", "p.yaml", "--json", "--store", &m.store()])
+        .success()
+        .summary();
+    // Started as `IMAGE train`: through the image's own entrypoint, as its
+    // own user, with the channel laid out where the contract says.
+    assert_eq!(
+        read_output(&s, "train", "model", "argv.txt").trim(),
+        "entrypoint given: train"
+    );
+    assert_eq!(read_output(&s, "train", "model", "uid.txt").trim(), "4321");
+    assert_eq!(read_output(&s, "train", "model", "lines.txt").trim(), "5");
+    assert_eq!(
+        read_output(&s, "train", "model", "files.txt"),
+        "part-0.csv\npart-1.csv\n"
+    );
+    let env = read_output(&s, "train", "model", "env.txt");
+    assert!(
+        env.contains("SM_CHANNEL_TRAIN=/opt/ml/input/data/train"),
+        "{env}"
+    );
+    assert!(env.contains("SM_HP_MODE=ok"), "{env}");
+    // A command step's words go after the entrypoint, as with `docker run`.
+    assert_eq!(read_output(&s, "count", "counted", "n.txt"), "5\n4321\n");
+    // The same again is all cached; a changed image is not.
+    let again = t
+        .exec(["run", "p.yaml", "--json", "--store", &m.store()])
+        .success()
+        .summary();
+    assert_eq!(again["steps"]["train"]["cached"], true, "{again}");
+    assert_eq!(again["steps"]["count"]["cached"], true, "{again}");
+}
+
+#[test]
+fn a_users_image_that_fails_on_batch_fails_with_its_failure_file() {
+    let Some(m) = moto("a_users_image_that_fails_on_batch_fails_with_its_failure_file") else {
+        return;
+    };
+    let p = format!(
+        r#"
+name: own-image-fails
+inputs:
+  parts: {{path: parts, format: csv, header: false}}
+steps:
+  train:
+    kind: train
+    executor: batch
+    image: {image}
+    channels: {{train: inputs.parts}}
+    hyperparameters: {{mode: fail}}
+"#,
+        image = image_with_entrypoint()
+    );
+    let t = m
+        .test()
+        .file("p.yaml", &p)
+        .file("parts/part-0.csv", "1,2\n");
+    let out = t
+        .exec(["run", "p.yaml", "--json", "--store", &m.store()])
+        .code(1);
+    let s = out.summary();
+    assert_eq!(s["steps"]["train"]["status"], "failed", "{s}");
+    assert!(
+        out.stdout.contains("bad data: column x is empty"),
+        "the failure file is the reason: {out}"
+    );
+}
+
+#[test]
+fn resume_stops_a_job_of_the_killed_engine_it_does_not_follow() {
+    let Some(m) = moto("resume_stops_a_job_of_the_killed_engine_it_does_not_follow") else {
+        return;
+    };
+    let p = format!(
+        r#"
+name: left-going
+inputs:
+  parts: {{path: parts, format: csv, header: false}}
+steps:
+  train:
+    kind: train
+    executor: batch
+    image: {image}
+    channels: {{train: inputs.parts}}
+    hyperparameters: {{mode: ok, nap: 15}}
+"#,
+        image = image_with_entrypoint()
+    );
+    let t = m
+        .test()
+        .file("p.yaml", &p)
+        .file("parts/part-0.csv", "1,2\n");
+    let store = m.store();
+    let mut child = t
+        .command(["run", "p.yaml", "--store", &store])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the engine");
+    let runs = t.path().join(".pipeline/runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let record = loop {
+        let found = std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("steps/train/1.batch.json"))
+            .find(|p| std::fs::read_to_string(p).is_ok_and(|s| s.contains("\"job_id\": \"")));
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the train step's job was never recorded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().expect("SIGKILL the engine");
+    child.wait().unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    let first_id = first["job_id"].as_str().unwrap().to_string();
+    let run_id = record
+        .ancestors()
+        .nth(3)
+        .and_then(|p| p.file_name())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    // The job's image is now another tag: the first job's work is not the
+    // resumed attempt's, so resume must not follow it, nor leave it going.
+    let out = t
+        .command(["resume", &run_id, "--store", &store, "--json"])
+        .env("PIPELINE_BATCH_IMAGE_REPOSITORY", "pipeline-test/moved")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = t.exec(["logs", &run_id, "train"]).success();
+    assert!(
+        log.stdout.contains(&format!("stopped job {first_id}")),
+        "{log}"
+    );
+    assert_eq!(
+        log.stdout.matches("[batch] submitted job").count(),
+        2,
+        "{log}"
+    );
+    let (client, rt) = m.batch();
+    let state = rt
+        .block_on(client.describe(vec![first_id.clone()]))
+        .unwrap();
+    assert!(
+        state.iter().all(|s| s.state.is_done()),
+        "the first job still runs: {state:?}"
+    );
+}
+
+/// The job containers moto's Batch runs for `job_id`, by their environment.
+fn job_containers(job_id: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-q", "--filter", "label=moto-batch-harness"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|c| {
+            let env = std::process::Command::new("docker")
+                .args([
+                    "inspect",
+                    "--format",
+                    "{{range .Config.Env}}{{println .}}{{end}}",
+                    c,
+                ])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            env.lines()
+                .any(|l| l == format!("AWS_BATCH_JOB_ID={job_id}"))
+        })
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_job_stopped_with_sigterm_records_its_checkpoints_and_the_next_attempt_starts_from_them() {
+    let Some(m) = moto(
+        "a_job_stopped_with_sigterm_records_its_checkpoints_and_the_next_attempt_starts_from_them",
+    ) else {
+        return;
+    };
+    let p = format!(
+        r#"
+name: sigterm
+inputs:
+  parts: {{path: parts, format: csv, header: false}}
+steps:
+  train:
+    kind: train
+    executor: batch
+    image: {image}
+    channels: {{train: inputs.parts}}
+    hyperparameters: {{mode: ok, nap: 60}}
+    retry: {{attempts: 2, backoff: 0s, on: [signal]}}
+"#,
+        image = image_with_entrypoint()
+    );
+    // Checkpoints are looked at once an hour: only the SIGTERM can record them.
+    let jobs = format!(
+        "AWS_ACCESS_KEY_ID={k},AWS_SECRET_ACCESS_KEY={s},AWS_EC2_METADATA_DISABLED=true,PIPELINE_BATCH_CHECKPOINT_INTERVAL=1h",
+        k = m.server.access_key,
+        s = m.server.secret_key
+    );
+    let t = m
+        .test()
+        .env("PIPELINE_BATCH_JOB_ENVIRONMENT", &jobs)
+        .file("p.yaml", &p)
+        .file("parts/part-0.csv", "1,2\n");
+    let child = t
+        .command(["run", "p.yaml", "--store", &m.store(), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the engine");
+    let runs = t.path().join(".pipeline/runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let container = loop {
+        let id = std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("steps/train/1.batch.json")).ok())
+            .filter_map(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .find_map(|v| v["job_id"].as_str().map(String::from));
+        if let Some(c) = id.and_then(|id| job_containers(&id).into_iter().next()) {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first attempt's job never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // Give the step time to write its checkpoint, then stop the container
+    // as AWS Batch does: SIGTERM, then SIGKILL after a grace period.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let stopped = std::process::Command::new("docker")
+        .args(["stop", "-t", "30", &container])
+        .output()
+        .unwrap();
+    assert!(stopped.status.success(), "{stopped:?}");
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        read_output(&s, "train", "model", "resumed.txt"),
+        "round 7\n"
+    );
+    let run_id = s["run_id"].as_str().unwrap();
+    let log = t.exec(["logs", run_id, "train"]).success();
+    assert!(log.stdout.contains("stopped by SIGTERM"), "{log}");
 }

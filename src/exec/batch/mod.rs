@@ -9,10 +9,15 @@
 //!    manifest of blobs: data already there is not sent again), and a job
 //!    description (`jobs/RUN/STEP/ATTEMPT/job.json`: that artifact, the
 //!    command and its environment) beside it, written once;
-//! 2. the job runs the runtime image's `pipeline batch-node jobs/RUN/STEP/ATTEMPT`
-//!    ([`node`]): it brings the root to `/opt/ml`, runs the step's command
-//!    there, puts `model/`, `output/` and `checkpoints/` back into the store
-//!    and writes `result.json` (exit code and that artifact), once;
+//! 2. the job runs `pipeline batch-node jobs/RUN/STEP/ATTEMPT` ([`node`]) in
+//!    the runtime image (built-in steps) or in the *staged* image of the
+//!    step's own image (`docker::image::ensure_staged`: the user's image
+//!    with this program added under `/opt/pipeline`): it brings the root to
+//!    `/opt/ml`, runs the step's command there (for a user's image, the
+//!    image's own entrypoint with `train` or the step's command, as the
+//!    image's own user), puts `model/`, `output/` and `checkpoints/` back
+//!    into the store and writes `result.json` (exit code and that artifact),
+//!    once;
 //! 3. the engine follows the job (states read for every job at once, logs
 //!    from CloudWatch Logs into the step's log and the live display), then
 //!    brings the result into the attempt's root, where the scheduler stores
@@ -150,6 +155,7 @@ pub struct Resolved {
     pub job_role_arn: Option<String>,
     pub execution_role_arn: Option<String>,
     pub runtime_image: Option<String>,
+    pub image_repository: Option<String>,
     pub runnable_timeout: Duration,
     pub job_environment: BTreeMap<String, String>,
 }
@@ -204,6 +210,10 @@ pub fn resolve(step: &str, s: &BatchSettings) -> Result<Resolved, Diagnostic> {
             .runtime_image
             .clone()
             .or_else(|| env("PIPELINE_BATCH_RUNTIME_IMAGE")),
+        image_repository: s
+            .image_repository
+            .clone()
+            .or_else(|| env("PIPELINE_BATCH_IMAGE_REPOSITORY")),
         runnable_timeout,
         job_environment,
     })
@@ -311,6 +321,44 @@ impl Inner {
         let tag = super::docker::image::ensure_runtime(&docker, log).await?;
         *built = Some(tag.clone());
         Ok(tag)
+    }
+
+    /// The staged image of a user's image (see `docker::image`), built on
+    /// this machine's Docker Engine, where the user's image must be.
+    /// With a repository, the staged image is tagged there too, and the job
+    /// names it by that tag (pushing it is the user's: docs/aws.md).
+    async fn staged(
+        &self,
+        image: &str,
+        repository: Option<&str>,
+        log: &(dyn Fn(&str) + Sync),
+    ) -> Result<super::docker::image::Staged, String> {
+        let docker = super::docker::connect().await.map_err(|e| {
+            format!("{e}: a step's own image is made ready for AWS Batch on this machine's Docker Engine (docs/aws.md)")
+        })?;
+        let mut staged = super::docker::image::ensure_staged(&docker, image, log).await?;
+        if let Some(repo) = repository {
+            let tag = staged
+                .tag
+                .rsplit(':')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let opts = bollard::query_parameters::TagImageOptionsBuilder::new()
+                .repo(repo)
+                .tag(&tag)
+                .build();
+            docker
+                .tag_image(&staged.tag, Some(opts))
+                .await
+                .map_err(|e| format!("tag {} as {repo}:{tag}: {e}", staged.tag))?;
+            let remote = format!("{repo}:{tag}");
+            log(&format!(
+                "the job runs {remote} (the staged image of {image}); push it where the compute environment pulls from, if it is not there yet: docker push {remote}"
+            ));
+            staged.tag = remote;
+        }
+        Ok(staged)
     }
 
     /// Follows `id`: its state, as the poller reads it.
@@ -441,9 +489,19 @@ impl JobRecord {
     }
 }
 
-/// The digest of a job's command and environment.
-fn command_digest(argv: &[String], env: &[(String, String)]) -> String {
-    let json = serde_json::to_vec(&(argv, env)).expect("json");
+/// The image, the program that starts `batch-node` in it and the step's
+/// command, for a built-in step in the runtime image.
+fn runtime_command(image: String, argv: &[String]) -> (String, Vec<String>, Vec<String>) {
+    (
+        image,
+        vec![super::docker::RUNTIME_PROGRAM.to_string()],
+        argv.to_vec(),
+    )
+}
+
+/// The digest of a job's image, command and environment.
+fn command_digest(image: &str, argv: &[String], env: &[(String, String)]) -> String {
+    let json = serde_json::to_vec(&(image, argv, env)).expect("json");
     blake3::hash(&json).to_hex().to_string()
 }
 
@@ -451,11 +509,17 @@ fn command_digest(argv: &[String], env: &[(String, String)]) -> String {
 /// same work (same root artifact, command, environment and queue) and that
 /// has not failed: an engine killed while it ran left it going, and `resume`
 /// follows it instead of submitting the work again. Its ID and prefix.
+///
+/// Every other job an earlier attempt left going (one for other work: the
+/// step's inputs changed when its upstream ran again) is stopped, so that
+/// nothing of a killed engine's keeps running unfollowed; `stopped` hears of
+/// each.
 async fn reattach(
     client: &Batch,
     step_dir: &std::path::Path,
     me: &JobRecord,
     mine: &std::path::Path,
+    stopped: &mut (dyn FnMut(&str) + Send),
 ) -> Option<(String, String)> {
     let mut earlier: Vec<(u64, JobRecord)> = std::fs::read_dir(step_dir)
         .ok()?
@@ -469,13 +533,9 @@ async fn reattach(
         })
         .collect();
     earlier.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let mut followed: Option<(String, String)> = None;
+    let mut seen = std::collections::HashSet::new();
     for (_, r) in earlier {
-        if r.attached_from.is_some()
-            || (&r.root, &r.command, &r.queue, &r.region)
-                != (&me.root, &me.command, &me.queue, &me.region)
-        {
-            continue;
-        }
         let id = match &r.job_id {
             Some(id) => id.clone(),
             None => match client.jobs_named(&r.queue, &r.job_name).await {
@@ -486,15 +546,31 @@ async fn reattach(
                 Err(_) => continue,
             },
         };
-        if let Ok(states) = client.describe(vec![id.clone()]).await
-            && states
-                .iter()
-                .any(|s| s.id == id && s.state != State::Failed)
-        {
-            return Some((id, r.prefix));
+        if !seen.insert(id.clone()) || followed.as_ref().is_some_and(|f| f.0 == id) {
+            continue;
+        }
+        let Ok(states) = client.describe(vec![id.clone()]).await else {
+            continue;
+        };
+        let Some(state) = states.iter().find(|s| s.id == id).map(|s| s.state) else {
+            continue;
+        };
+        // An attempt that followed a job recorded that job's work as its own.
+        let same_work = (&r.root, &r.command, &r.queue, &r.region)
+            == (&me.root, &me.command, &me.queue, &me.region);
+        if followed.is_none() && same_work && state != State::Failed {
+            followed = Some((id, r.attached_from.unwrap_or(r.prefix)));
+        } else if !state.is_done() {
+            let why = "pipeline resume: this attempt's work is no longer the step's";
+            if client.terminate(&id, why).await.is_ok() {
+                stopped(&format!(
+                    "stopped job {id} ({}), which an earlier attempt left going for other work",
+                    r.job_name
+                ));
+            }
         }
     }
-    None
+    followed
 }
 
 async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<bool>) -> Outcome {
@@ -530,21 +606,35 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
         Ok(c) => c,
         Err(e) => return failed(FailureKind::Spawn, e, None),
     };
-    let image = match (&job.image, &r.runtime_image) {
-        (Some(i), _) => i.clone(),
-        (None, Some(i)) => i.clone(),
-        (None, None) => {
-            let lines = Mutex::new(Vec::new());
-            let note = |l: &str| lines.lock().expect("lock").push(l.to_string());
-            let built = inner.local_runtime(&note).await;
-            for l in lines.into_inner().expect("lock") {
-                say(&mut log, &l);
-            }
-            match built {
-                Ok(t) => t,
-                Err(e) => return failed(FailureKind::Spawn, e, None),
-            }
-        }
+    // The image, the command that starts `batch-node` in it, and the
+    // step's command as `batch-node` starts it.
+    let lines = Mutex::new(Vec::new());
+    let note = |l: &str| lines.lock().expect("lock").push(l.to_string());
+    let chosen = match (&job.image, &r.runtime_image) {
+        (Some(user), _) => inner
+            .staged(user, r.image_repository.as_deref(), &note)
+            .await
+            .map(|s| {
+                let cmd = if job.argv.is_empty() {
+                    vec!["train".to_string()]
+                } else {
+                    job.argv.clone()
+                };
+                let argv = s.entrypoint.iter().cloned().chain(cmd).collect::<Vec<_>>();
+                (s.tag, s.program, argv)
+            }),
+        (None, Some(i)) => Ok(runtime_command(i.clone(), &job.argv)),
+        (None, None) => inner
+            .local_runtime(&note)
+            .await
+            .map(|t| runtime_command(t, &job.argv)),
+    };
+    for l in lines.into_inner().expect("lock") {
+        say(&mut log, &l);
+    }
+    let (image, program, argv) = match chosen {
+        Ok(c) => c,
+        Err(e) => return failed(FailureKind::Spawn, e, None),
     };
 
     // 1. Each node's root and the job's description, into the store.
@@ -553,7 +643,7 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
     let staged = {
         let shared = shared.clone();
         let prefix = prefix.clone();
-        let argv = job.argv.clone();
+        let argv = argv.clone();
         let id = job.job_id();
         let multi = nodes.len() > 1;
         let nodes: Vec<(std::path::PathBuf, Vec<(String, String)>)> = nodes
@@ -629,16 +719,26 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
         prefix: prefix.clone(),
         root: tree,
         command: command_digest(
-            &job.argv,
+            &image,
+            &argv,
             &nodes.iter().flat_map(|n| n.env.clone()).collect::<Vec<_>>(),
         ),
         attached_from: None,
     };
     let step_dir = job.root.parent().map(std::path::Path::to_path_buf);
+    let mut stopped = Vec::new();
     let found = match &step_dir {
-        Some(d) => reattach(&client, d, &record, &record_path).await,
+        Some(d) => {
+            reattach(&client, d, &record, &record_path, &mut |l| {
+                stopped.push(l.to_string())
+            })
+            .await
+        }
         None => None,
     };
+    for l in stopped {
+        say(&mut log, &l);
+    }
     let record_failed = |e: std::io::Error| {
         failed(
             FailureKind::Spawn,
@@ -678,11 +778,11 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
             attempts: INFRASTRUCTURE_ATTEMPTS,
             timeout_s: job.timeout.map(|t| t.as_secs().max(1)),
             nodes: nodes.len() as u32,
-            command: vec![
-                super::docker::RUNTIME_PROGRAM.to_string(),
-                "batch-node".into(),
-                "Ref::prefix".into(),
-            ],
+            command: program
+                .iter()
+                .cloned()
+                .chain(["batch-node".to_string(), "Ref::prefix".to_string()])
+                .collect(),
             environment,
         };
         let definition = match inner.definition(&client, &def).await {
@@ -1264,9 +1364,10 @@ mod tests {
     fn commands_differ_by_their_arguments_and_environment() {
         let argv = vec!["p".to_string(), "builtin".to_string()];
         let env = vec![("SM_HPS".to_string(), "{}".to_string())];
-        let base = command_digest(&argv, &env);
-        assert_eq!(base, command_digest(&argv, &env));
-        assert_ne!(base, command_digest(&argv[..1], &env));
-        assert_ne!(base, command_digest(&argv, &[]));
+        let base = command_digest("i", &argv, &env);
+        assert_eq!(base, command_digest("i", &argv, &env));
+        assert_ne!(base, command_digest("i", &argv[..1], &env));
+        assert_ne!(base, command_digest("i", &argv, &[]));
+        assert_ne!(base, command_digest("j", &argv, &env));
     }
 }

@@ -24,7 +24,35 @@ fn root() -> PathBuf {
     PathBuf::from(crate::schedule::CONTAINER_ROOT)
 }
 
+/// In a staged image (a user's image made ready for AWS Batch), this
+/// program's CA certificates, for an image that has none of its own.
+fn staged_certificates() -> Option<PathBuf> {
+    let ours = Path::new(crate::exec::docker::image::STAGED_HOME).join("certs/ca-certificates.crt");
+    let system = crate::exec::docker::image::CA_BUNDLES
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    (ours.is_file() && !system && std::env::var_os("SSL_CERT_FILE").is_none()).then_some(ours)
+}
+
+/// Where copies are made while the step runs: the staged image's own scratch
+/// directory (a user's image may have no writable `/tmp`), else the usual one.
+fn scratch() -> PathBuf {
+    let ours = Path::new(crate::exec::docker::image::STAGED_HOME).join("tmp");
+    if ours.is_dir() {
+        ours
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 pub fn main(prefix: &str) -> i32 {
+    // Read by the TLS stack when the S3 client is made, below; the step's
+    // own program is started without it.
+    let certificates = staged_certificates();
+    if let Some(c) = &certificates {
+        // SAFETY: no other thread runs yet; this is the program's first act.
+        unsafe { std::env::set_var("SSL_CERT_FILE", c) };
+    }
     let shared = match crate::store::remote::shared() {
         Ok(Some(s)) => s,
         Ok(None) => {
@@ -126,11 +154,37 @@ pub fn main(prefix: &str) -> i32 {
             root.clone(),
         ));
     }
-    let ran = run(&manifest.argv, &part.env, &root);
+    let ran = run(
+        &manifest.argv,
+        &part.env,
+        &root,
+        certificates.is_some().then_some("SSL_CERT_FILE"),
+    );
+    // Stopped from outside (AWS Batch sends SIGTERM before it takes a spot
+    // instance away, on TerminateJob and at the attempt's timeout): the
+    // step's last checkpoints are recorded, and no result is written, so
+    // that the job's next attempt, if AWS Batch starts one, begins from them.
+    let stopped = matches!(
+        ran,
+        Ok(Ran {
+            terminated: true,
+            ..
+        })
+    );
     if let Some(s) = sync {
-        s.stop();
+        s.stop(stopped);
     }
-    let code = match ran {
+    if let Ok(Ran {
+        code,
+        terminated: true,
+    }) = ran
+    {
+        eprintln!(
+            "pipeline batch-node: stopped by SIGTERM; the step's checkpoints are recorded, and no result is written"
+        );
+        return code;
+    }
+    let code = match ran.map(|r| r.code) {
         Ok(c) => c,
         Err(e) if main => return staging_failed(e),
         Err(e) => {
@@ -163,7 +217,11 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 /// most once an interval, until stopped.
 struct Sync {
     stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: std::thread::JoinHandle<()>,
+    /// Ends with the digest of the checkpoints last recorded.
+    thread: std::thread::JoinHandle<Option<String>>,
+    shared: Arc<crate::store::s3::Shared>,
+    prefix: String,
+    dir: PathBuf,
 }
 
 impl Sync {
@@ -173,55 +231,78 @@ impl Sync {
             .and_then(|v| crate::spec::model::duration::parse(&v))
             .unwrap_or(CHECKPOINT_INTERVAL);
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let dir = root.join("checkpoints");
-            let mut last = crate::store::tree_entries(&dir)
-                .ok()
-                .map(|e| crate::store::digest_entries(&e));
-            loop {
-                let (lock, cv) = &*s;
-                let stopped = cv
-                    .wait_timeout_while(lock.lock().expect("lock"), interval, |stop| !*stop)
-                    .map(|(g, _)| *g)
-                    .unwrap_or(true);
-                if stopped {
-                    return;
+        let dir = root.join("checkpoints");
+        let thread = {
+            let (stop, shared, prefix, dir) =
+                (stop.clone(), shared.clone(), prefix.clone(), dir.clone());
+            std::thread::spawn(move || {
+                let mut last = crate::store::tree_entries(&dir)
+                    .ok()
+                    .map(|e| crate::store::digest_entries(&e));
+                loop {
+                    let (lock, cv) = &*stop;
+                    let stopped = cv
+                        .wait_timeout_while(lock.lock().expect("lock"), interval, |stop| !*stop)
+                        .map(|(g, _)| *g)
+                        .unwrap_or(true);
+                    if stopped {
+                        return last;
+                    }
+                    record_if_changed(&shared, &prefix, &dir, &mut last);
                 }
-                let Ok(entries) = crate::store::tree_entries(&dir) else {
-                    continue;
-                };
-                let now = crate::store::digest_entries(&entries);
-                if entries.is_empty() || last.as_deref() == Some(now.as_str()) {
-                    continue;
-                }
-                // A copy, each file read through one open: a file the step
-                // replaces meanwhile is either the old one whole or the new one.
-                let snapshot =
-                    std::env::temp_dir().join(format!("checkpoints-{}", std::process::id()));
-                let _ = std::fs::remove_dir_all(&snapshot);
-                let copied = copy_tree(&dir, &snapshot.join("checkpoints"));
-                let recorded = copied
-                    .map_err(|e| format!("copy {}: {e}", dir.display()))
-                    .and_then(|()| {
-                        super::record_checkpoint(&shared, &prefix, &snapshot)
-                            .map_err(|e| e.to_string())
-                    });
-                let _ = std::fs::remove_dir_all(&snapshot);
-                match recorded {
-                    Ok(_) => last = Some(now),
-                    Err(e) => eprintln!("pipeline batch-node: record the checkpoints: {e}"),
-                }
-            }
-        });
-        Sync { stop, thread }
+            })
+        };
+        Sync {
+            stop,
+            thread,
+            shared,
+            prefix,
+            dir,
+        }
     }
 
-    fn stop(self) {
+    /// Stops looking; with `flush`, records the checkpoints once more if
+    /// they changed since they were last recorded.
+    fn stop(self, flush: bool) {
         let (lock, cv) = &*self.stop;
         *lock.lock().expect("lock") = true;
         cv.notify_all();
-        let _ = self.thread.join();
+        let mut last = self.thread.join().ok().flatten();
+        if flush {
+            record_if_changed(&self.shared, &self.prefix, &self.dir, &mut last);
+        }
+    }
+}
+
+/// Records the checkpoints in `dir` unless they are empty or their digest is
+/// `last`, which then becomes theirs.
+fn record_if_changed(
+    shared: &Arc<crate::store::s3::Shared>,
+    prefix: &str,
+    dir: &Path,
+    last: &mut Option<String>,
+) {
+    let Ok(entries) = crate::store::tree_entries(dir) else {
+        return;
+    };
+    let now = crate::store::digest_entries(&entries);
+    if entries.is_empty() || last.as_deref() == Some(now.as_str()) {
+        return;
+    }
+    // A copy, each file read through one open: a file the step replaces
+    // meanwhile is either the old one whole or the new one.
+    let snapshot = scratch().join(format!("checkpoints-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&snapshot);
+    let copied = copy_tree(dir, &snapshot.join("checkpoints"));
+    let recorded = copied
+        .map_err(|e| format!("copy {}: {e}", dir.display()))
+        .and_then(|()| {
+            super::record_checkpoint(shared, prefix, &snapshot).map_err(|e| e.to_string())
+        });
+    let _ = std::fs::remove_dir_all(&snapshot);
+    match recorded {
+        Ok(_) => *last = Some(now),
+        Err(e) => eprintln!("pipeline batch-node: record the checkpoints: {e}"),
     }
 }
 
@@ -246,21 +327,62 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs the step's command in `root` with its environment; its exit code
-/// (128 + the signal, when a signal ended it).
-fn run(argv: &[String], env: &[(String, String)], root: &Path) -> Result<i32, String> {
+/// How the step's command ended.
+#[derive(Debug, Clone, Copy)]
+struct Ran {
+    /// Its exit code, or 128 + the signal that ended it.
+    code: i32,
+    /// Whether this program was sent SIGTERM meanwhile (and passed it on).
+    terminated: bool,
+}
+
+/// Runs the step's command in `root` with its environment (without
+/// `hidden`, a variable only this program needed). A SIGTERM sent to this
+/// program is passed on to the command, which then has until the container
+/// is killed to end.
+fn run(
+    argv: &[String],
+    env: &[(String, String)],
+    root: &Path,
+    hidden: Option<&str>,
+) -> Result<Ran, String> {
     let Some((program, args)) = argv.split_first() else {
         return Err("the job has no command".into());
     };
+    let term = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, term.clone())
+        .map_err(|e| format!("watch for SIGTERM: {e}"))?;
     let mut c = Command::new(program);
     c.args(args).current_dir(root);
+    if let Some(h) = hidden {
+        c.env_remove(h);
+    }
     for (k, v) in env {
         c.env(k, v);
     }
-    let status = c.status().map_err(|e| format!("start `{program}`: {e}"))?;
+    let mut child = c.spawn().map_err(|e| format!("start `{program}`: {e}"))?;
+    let mut passed_on = false;
+    let status = loop {
+        if let Some(s) = child
+            .try_wait()
+            .map_err(|e| format!("wait for `{program}`: {e}"))?
+        {
+            break s;
+        }
+        if !passed_on && term.load(std::sync::atomic::Ordering::Relaxed) {
+            passed_on = true;
+            eprintln!("pipeline batch-node: SIGTERM; passing it on to the step");
+            // SAFETY: kill(2) on our own child's pid, which it keeps until reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     use std::os::unix::process::ExitStatusExt;
-    Ok(status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1))
+    Ok(Ran {
+        code: status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(1),
+        terminated: passed_on,
+    })
 }
