@@ -234,6 +234,13 @@ mod hyperparameter_walk {
         ("eta", "1"),
     ];
     const GB_MULTI: &[(&str, &str)] = &[("objective", "multi:softprob"), ("num_round", "3")];
+    const GB_ETA: &[(&str, &str)] = &[
+        ("objective", "binary:logistic"),
+        ("num_round", "5"),
+        ("eta", "0.2"),
+    ];
+    const GB_TWEEDIE: &[(&str, &str)] = &[("objective", "reg:tweedie"), ("num_round", "5")];
+    const GB_HUBER: &[(&str, &str)] = &[("objective", "reg:pseudohubererror"), ("num_round", "5")];
     const LL: &[(&str, &str)] = &[("predictor_type", "binary_classifier")];
     const LL_MULTI: &[(&str, &str)] = &[
         ("predictor_type", "multiclass_classifier"),
@@ -307,6 +314,76 @@ mod hyperparameter_walk {
             Changes,
         ),
         ("gbdt", GB, Data::Binary, "eval_metric", "auc", Changes),
+        ("gbdt", GB, Data::Binary, "learning_rate", "0.1", Changes),
+        (
+            "gbdt",
+            GB_ETA,
+            Data::Binary,
+            "learning_rate",
+            "0.1",
+            Rejected,
+        ),
+        ("gbdt", GB, Data::Binary, "reg_lambda", "20", Changes),
+        ("gbdt", GB, Data::Binary, "reg_alpha", "5", Changes),
+        ("gbdt", GB, Data::Binary, "min_split_loss", "1", Changes),
+        (
+            "gbdt",
+            GB,
+            Data::Binary,
+            "objective",
+            "reg:tweedie",
+            Changes,
+        ),
+        (
+            "gbdt",
+            GB,
+            Data::Binary,
+            "objective",
+            "reg:squaredlogerror",
+            Changes,
+        ),
+        (
+            "gbdt",
+            GB,
+            Data::Binary,
+            "objective",
+            "reg:pseudohubererror",
+            Changes,
+        ),
+        (
+            "gbdt",
+            GB_TWEEDIE,
+            Data::Binary,
+            "tweedie_variance_power",
+            "1.2",
+            Changes,
+        ),
+        (
+            "gbdt",
+            GB_TWEEDIE,
+            Data::Binary,
+            "tweedie_variance_power",
+            "2",
+            Rejected,
+        ),
+        (
+            "gbdt",
+            GB,
+            Data::Binary,
+            "tweedie_variance_power",
+            "1.2",
+            Rejected,
+        ),
+        (
+            "gbdt",
+            GB_HUBER,
+            Data::Binary,
+            "huber_slope",
+            "0.3",
+            Changes,
+        ),
+        ("gbdt", GB_HUBER, Data::Binary, "huber_slope", "0", Rejected),
+        ("gbdt", GB, Data::Binary, "huber_slope", "0.3", Rejected),
         (
             "gbdt",
             GB_LONG,

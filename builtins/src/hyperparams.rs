@@ -88,6 +88,22 @@ impl Hyperparams {
         Ok(v)
     }
 
+    /// Which of `name` and its alias `alias` is given (`name` when neither
+    /// is), so that values and errors use the name the user wrote; both
+    /// given is an error, as they are one setting.
+    pub fn alias<'a>(&self, name: &'a str, alias: &'a str) -> Result<&'a str, BuiltinError> {
+        match (self.get_str(name), self.get_str(alias)) {
+            (Some(_), Some(v)) => Err(BuiltinError::hyperparameter(
+                alias,
+                Some(v),
+                format!("is another name for `{name}`, which is given too"),
+            )
+            .with_hint(format!("give one of `{name}` and `{alias}`"))),
+            (None, Some(_)) => Ok(alias),
+            _ => Ok(name),
+        }
+    }
+
     /// One of `choices`, or `default` when absent.
     pub fn choice(
         &self,

@@ -158,3 +158,170 @@ fn xgboost_loads_our_models_and_agrees() {
         &counts,
     );
 }
+
+/// XGBoost trains on the same rows with the same settings and predicts them.
+const TRAIN_SCRIPT: &str = r#"
+import sys, json
+import numpy as np
+import xgboost as xgb
+data, params, rounds = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+raw = np.genfromtxt(data, delimiter=",", skip_header=1, dtype=np.float64, missing_values="nan")
+y, X = raw[:, 0], raw[:, 1:].astype(np.float32)
+d = xgb.DMatrix(X, label=y, missing=np.nan)
+b = xgb.train(params, d, rounds)
+res = {}
+b2 = xgb.train(params, d, rounds, evals=[(d, "train")], evals_result=res, verbose_eval=False)
+metric = list(res["train"].values())[0][-1]
+print(json.dumps({"pred": b.predict(d).astype(np.float64).tolist(), "metric": metric}))
+"#;
+
+/// Features on a grid of 0.1 (fewer distinct values than bins), so that our
+/// bins and XGBoost's histogram cuts put rows on the same sides of a split.
+fn coarse(ds: Dataset) -> Dataset {
+    let rows: Vec<Vec<f32>> = (0..ds.n_rows())
+        .map(|i| {
+            ds.features()
+                .map(|c| {
+                    let v = c.values[i];
+                    if v.is_nan() {
+                        v
+                    } else {
+                        (v * 10.0).round() / 10.0
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let labels = ds.target().unwrap().values.clone();
+    Dataset::from_rows(&rows, Some(&labels))
+}
+
+#[test]
+fn new_objectives_train_as_xgboost_trains_them() {
+    if !have_xgboost() {
+        return;
+    }
+    let score = |r: &[f32]| {
+        let a = if r[0].is_nan() { 2.0 } else { r[0] };
+        let b = if r[1].is_nan() { -1.0 } else { r[1] };
+        (a - 0.5 * b) / 4.0
+    };
+    // Labels each objective takes: positive, non-negative with zeros, any.
+    let positive = coarse(data(600, 11, |r| (score(r)).exp() * 2.0 + 0.05));
+    let with_zeros = coarse(data(600, 12, |r| (score(r) - 0.3).max(0.0) * 3.0));
+    let any = coarse(data(600, 13, |r| score(r) * 5.0 + 1.0));
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a Dataset);
+    let cases: Vec<Case> = vec![
+        ("gamma", vec![("objective", "reg:gamma")], &positive),
+        (
+            "tweedie",
+            vec![
+                ("objective", "reg:tweedie"),
+                ("tweedie_variance_power", "1.3"),
+            ],
+            &with_zeros,
+        ),
+        (
+            "pseudohuber",
+            vec![
+                ("objective", "reg:pseudohubererror"),
+                ("huber_slope", "0.8"),
+            ],
+            &any,
+        ),
+        (
+            "squaredlogerror",
+            vec![("objective", "reg:squaredlogerror")],
+            &positive,
+        ),
+        (
+            "aliases",
+            vec![
+                ("objective", "reg:squarederror"),
+                ("learning_rate", "0.2"),
+                ("reg_lambda", "3"),
+                ("reg_alpha", "0.5"),
+                ("min_split_loss", "0.1"),
+            ],
+            &any,
+        ),
+    ];
+    for (name, mut pairs, ds) in cases {
+        // The same start for both (XGBoost estimates its own base_score otherwise).
+        pairs.extend([
+            ("num_round", "10"),
+            ("max_depth", "3"),
+            ("base_score", "0.5"),
+        ]);
+        let params = Params::from_hyperparameters(&Hyperparams::from_pairs(&pairs)).unwrap();
+        let model = gbdt::train(&params, ds, None, &TrainContext::quiet(1)).unwrap();
+        let ours = model.predict(ds).unwrap().values;
+        let dir =
+            std::env::temp_dir().join(format!("gbdt-xgb-train-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let csv = dir.join("d.csv");
+        let labels = &ds.target().unwrap().values;
+        let features = dir.join("x.csv");
+        write_features(ds, &features);
+        let text = std::fs::read_to_string(&features).unwrap();
+        let mut lines = text.lines();
+        let mut out = format!("label,{}\n", lines.next().unwrap());
+        for (l, y) in lines.zip(labels) {
+            out += &format!("{y:e},{l}\n");
+        }
+        std::fs::write(&csv, out).unwrap();
+        let mut xgb: serde_json::Map<String, serde_json::Value> = pairs
+            .iter()
+            .filter(|(k, _)| *k != "num_round")
+            .map(|(k, v)| {
+                let v = match (v.parse::<i64>(), v.parse::<f64>()) {
+                    (Ok(i), _) => serde_json::Value::from(i),
+                    (_, Ok(f)) => serde_json::Value::from(f),
+                    _ => serde_json::Value::from(*v),
+                };
+                (k.to_string(), v)
+            })
+            .collect();
+        xgb.insert("tree_method".into(), "hist".into());
+        xgb.insert("max_bin".into(), 256.into());
+        xgb.insert("nthread".into(), 1.into());
+        let out = Command::new("python3")
+            .args(["-c", TRAIN_SCRIPT])
+            .arg(&csv)
+            .arg(serde_json::Value::Object(xgb).to_string())
+            .arg("10")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: xgboost failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let theirs: Vec<f64> = serde_json::from_value(v["pred"].clone()).unwrap();
+        let worst = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (*a as f64 - b).abs() / (1.0 + b.abs()))
+            .fold(0.0, f64::max);
+        assert!(
+            worst < 1e-4,
+            "{name}: predictions differ by up to {worst:e} (relative)"
+        );
+        // Our training metric on the same predictions is XGBoost's.
+        let metric = model.training_metrics();
+        let their_metric = v["metric"].as_f64().unwrap();
+        let (mname, mine) = metric
+            .iter()
+            .find(|(k, _)| k.starts_with("train_"))
+            .map(|(k, v)| (k.clone(), *v))
+            .unwrap_or_else(|| panic!("{name}: no train metric in {metric:?}"));
+        assert!(
+            (mine - their_metric).abs() <= 1e-4 * (1.0 + their_metric.abs()),
+            "{name}: {mname} {mine} vs xgboost {their_metric}"
+        );
+        // And XGBoost loads the model we wrote and predicts what we predict.
+        check(name, &pairs, ds);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

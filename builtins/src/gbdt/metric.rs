@@ -46,6 +46,39 @@ pub fn evaluate(metric: EvalMetric, labels: &[f32], preds: &[f32], k: usize) -> 
                 .count() as f64
                 / n
         }
+        EvalMetric::Rmsle => (pairs()
+            .map(|(y, p)| (p.ln_1p() - y.ln_1p()).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt(),
+        EvalMetric::Mape => pairs().map(|(y, p)| ((y - p) / y).abs()).sum::<f64>() / n,
+        EvalMetric::GammaNloglik => pairs().map(|(y, p)| y / p + p.ln()).sum::<f64>() / n,
+        EvalMetric::GammaDeviance => {
+            const E: f64 = 1e-6;
+            2.0 * pairs()
+                .map(|(y, p)| {
+                    let r = (y + E) / (p + E);
+                    r - r.ln() - 1.0
+                })
+                .sum::<f64>()
+                / n
+        }
+        EvalMetric::Mphe(d) => {
+            pairs()
+                .map(|(y, p)| d * d * ((1.0 + ((p - y) / d).powi(2)).sqrt() - 1.0))
+                .sum::<f64>()
+                / n
+        }
+        EvalMetric::TweedieNloglik(rho) => {
+            pairs()
+                .map(|(y, p)| {
+                    let a = y * ((1.0 - rho) * p.ln()).exp() / (1.0 - rho);
+                    let b = ((2.0 - rho) * p.ln()).exp() / (2.0 - rho);
+                    b - a
+                })
+                .sum::<f64>()
+                / n
+        }
         EvalMetric::PoissonNloglik => {
             pairs()
                 .map(|(y, p)| {

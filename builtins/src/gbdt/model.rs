@@ -39,6 +39,10 @@ pub struct GbdtModel {
     pub best_iteration: Option<usize>,
     /// Figures recorded during training (validation score, rounds, ...).
     pub metrics: BTreeMap<String, f64>,
+    /// The objective's own setting: `reg:tweedie`'s variance power or
+    /// `reg:pseudohubererror`'s slope (predictions do not depend on it;
+    /// XGBoost's format records it).
+    pub objective_param: Option<f64>,
 }
 
 /// What a feature-importance figure measures, as in XGBoost.
@@ -69,6 +73,8 @@ struct ModelFile {
     best_iteration: Option<usize>,
     metrics: BTreeMap<String, f64>,
     feature_importance: BTreeMap<String, BTreeMap<String, f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    objective_param: Option<f64>,
     trees: Vec<Tree>,
 }
 
@@ -227,6 +233,7 @@ impl GbdtModel {
             trees: f.trees,
             best_iteration: f.best_iteration,
             metrics: f.metrics,
+            objective_param: f.objective_param,
         })
     }
 
@@ -256,6 +263,7 @@ impl GbdtModel {
             best_iteration: self.best_iteration,
             metrics: self.metrics.clone(),
             feature_importance: importance,
+            objective_param: self.objective_param,
             trees: self.trees.clone(),
         };
         serde_json::to_string(&f).expect("a model always serialises")

@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use super::grow::GradPair;
-use super::params::Objective;
+use super::params::{Objective, Params};
 use crate::error::{BuiltinError, DataError};
 
 /// Rows a parallel task handles; fixed so results never depend on the thread count.
@@ -41,6 +41,19 @@ pub fn check_labels(
         Objective::CountPoisson => (
             Box::new(|v: f32| v.is_finite() && v >= 0.0),
             "a count of at least 0".into(),
+        ),
+        Objective::Tweedie => (
+            Box::new(|v: f32| v.is_finite() && v >= 0.0),
+            "a number of at least 0".into(),
+        ),
+        Objective::Gamma => (
+            Box::new(|v: f32| v.is_finite() && v > 0.0),
+            "a number above 0".into(),
+        ),
+        Objective::PseudoHuber => (Box::new(|v: f32| v.is_finite()), "a finite number".into()),
+        Objective::SquaredLogError => (
+            Box::new(|v: f32| v.is_finite() && v > -1.0),
+            "a number above -1".into(),
         ),
     };
     match labels.iter().position(|&v| !ok(v)) {
@@ -92,7 +105,9 @@ pub fn base_margins(
     let n = stats.n.max(1.0);
     let mean = stats.sum / n;
     match obj {
-        Objective::SquaredError => vec![base_score.unwrap_or(mean)],
+        Objective::SquaredError | Objective::PseudoHuber => vec![base_score.unwrap_or(mean)],
+        Objective::SquaredLogError => vec![base_score.unwrap_or(mean).max(-1.0 + 1e-6)],
+        Objective::Gamma | Objective::Tweedie => vec![base_score.unwrap_or(mean).max(1e-6).ln()],
         Objective::RegLogistic | Objective::BinaryLogistic => {
             let p = base_score.unwrap_or(mean).clamp(1e-6, 1.0 - 1e-6);
             vec![(p / (1.0 - p)).ln()]
@@ -118,16 +133,20 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Gradients of output `class` at `margins` (row-major, `k` a row) into `out` (one a row).
+/// Gradients of output `class` at `margins` (row-major, `k` a row) into `out`
+/// (one a row); `p` gives the objective's own settings.
 pub fn gradients(
     obj: Objective,
     labels: &[f32],
     margins: &[f64],
     k: usize,
     class: usize,
-    scale_pos_weight: f64,
+    p: &Params,
     out: &mut [GradPair],
 ) {
+    let scale_pos_weight = p.scale_pos_weight;
+    let rho = p.tweedie_variance_power;
+    let slope = p.huber_slope;
     out.par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(c, chunk)| {
@@ -145,6 +164,30 @@ pub fn gradients(
                     Objective::CountPoisson => {
                         let m = margins[i];
                         (m.exp() - y, (m + POISSON_MAX_DELTA).exp())
+                    }
+                    Objective::Gamma => {
+                        let e = y * (-margins[i]).exp();
+                        (1.0 - e, e)
+                    }
+                    Objective::Tweedie => {
+                        let m = margins[i];
+                        let a = ((1.0 - rho) * m).exp();
+                        let b = ((2.0 - rho) * m).exp();
+                        (-y * a + b, -y * (1.0 - rho) * a + (2.0 - rho) * b)
+                    }
+                    Objective::PseudoHuber => {
+                        let z = margins[i] - y;
+                        let scale = 1.0 + (z / slope) * (z / slope);
+                        let root = scale.sqrt();
+                        (z / root, 1.0 / (scale * root))
+                    }
+                    Objective::SquaredLogError => {
+                        let m = margins[i].max(-1.0 + 1e-6);
+                        let d = m.ln_1p() - y.ln_1p();
+                        (
+                            d / (m + 1.0),
+                            ((1.0 - d) / ((m + 1.0) * (m + 1.0))).max(1e-6),
+                        )
                     }
                     Objective::MultiSoftprob | Objective::MultiSoftmax => {
                         let row = &margins[i * k..(i + 1) * k];
@@ -174,7 +217,10 @@ fn softmax_one(row: &[f64], class: usize) -> f64 {
 /// Predictions from margins: probabilities, means or counts; `k` values a row.
 pub fn transform(obj: Objective, margins: &[f64], k: usize) -> Vec<f32> {
     match obj {
-        Objective::SquaredError => margins.iter().map(|&m| m as f32).collect(),
+        Objective::SquaredError | Objective::PseudoHuber | Objective::SquaredLogError => {
+            margins.iter().map(|&m| m as f32).collect()
+        }
+        Objective::Gamma | Objective::Tweedie => margins.iter().map(|&m| m.exp() as f32).collect(),
         Objective::RegLogistic | Objective::BinaryLogistic => {
             margins.iter().map(|&m| sigmoid(m) as f32).collect()
         }
@@ -223,17 +269,68 @@ mod tests {
         let m = base_margins(Objective::BinaryLogistic, &stats, 0, None);
         assert!((m[0] - 3f64.ln()).abs() < 1e-9);
         let mut out = vec![GradPair::default(); 2];
+        let p = Params {
+            scale_pos_weight: 2.0,
+            ..Params::default()
+        };
         gradients(
             Objective::BinaryLogistic,
             &[0.0, 1.0],
             &[0.0, 0.0],
             1,
             0,
-            2.0,
+            &p,
             &mut out,
         );
         assert_eq!(out[0], GradPair { g: 0.5, h: 0.25 });
         assert_eq!(out[1], GradPair { g: -1.0, h: 0.5 });
+    }
+
+    /// Each new loss's gradient is the derivative of its loss, and its
+    /// hessian the gradient's (central differences).
+    #[test]
+    fn gradients_are_the_losses_derivatives() {
+        let p = Params {
+            tweedie_variance_power: 1.3,
+            huber_slope: 0.7,
+            ..Params::default()
+        };
+        let (rho, d) = (p.tweedie_variance_power, p.huber_slope);
+        type Loss<'a> = &'a dyn Fn(f64, f64) -> f64;
+        let losses: [(Objective, Loss); 4] = [
+            (Objective::Gamma, &|y: f64, m: f64| y * (-m).exp() + m),
+            (Objective::Tweedie, &|y: f64, m: f64| {
+                -y * ((1.0 - rho) * m).exp() / (1.0 - rho) + ((2.0 - rho) * m).exp() / (2.0 - rho)
+            }),
+            (Objective::PseudoHuber, &|y: f64, m: f64| {
+                d * d * ((1.0 + ((m - y) / d).powi(2)).sqrt() - 1.0)
+            }),
+            (Objective::SquaredLogError, &|y: f64, m: f64| {
+                0.5 * (m.ln_1p() - y.ln_1p()).powi(2)
+            }),
+        ];
+        let eps = 1e-4;
+        for (obj, loss) in losses {
+            for (y, m) in [(0.5f64, 0.2f64), (2.0, -0.3), (1.5, 1.1)] {
+                let mut out = vec![GradPair::default(); 1];
+                gradients(obj, &[y as f32], &[m], 1, 0, &p, &mut out);
+                let y = y as f32 as f64;
+                let g = (loss(y, m + eps) - loss(y, m - eps)) / (2.0 * eps);
+                let h = (loss(y, m + eps) - 2.0 * loss(y, m) + loss(y, m - eps)) / (eps * eps);
+                assert!(
+                    (out[0].g as f64 - g).abs() < 1e-3 * (1.0 + g.abs()),
+                    "{obj:?} g at {y},{m}: {} vs {g}",
+                    out[0].g
+                );
+                if obj != Objective::SquaredLogError || h > 1e-6 {
+                    assert!(
+                        (out[0].h as f64 - h).abs() < 1e-2 * (1.0 + h.abs()),
+                        "{obj:?} h at {y},{m}: {} vs {h}",
+                        out[0].h
+                    );
+                }
+            }
+        }
     }
 
     #[test]

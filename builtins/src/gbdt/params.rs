@@ -19,16 +19,29 @@ pub enum Objective {
     MultiSoftprob,
     MultiSoftmax,
     CountPoisson,
+    /// Gamma regression with a log link (positive labels).
+    Gamma,
+    /// Tweedie regression with a log link, variance power `tweedie_variance_power`.
+    Tweedie,
+    /// The pseudo-Huber loss with slope `huber_slope`.
+    PseudoHuber,
+    /// Squared error of `ln(1 + x)` (labels above -1).
+    SquaredLogError,
 }
 
 impl Objective {
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 11] = [
         "reg:squarederror",
+        "reg:linear",
         "reg:logistic",
         "binary:logistic",
         "multi:softprob",
         "multi:softmax",
         "count:poisson",
+        "reg:gamma",
+        "reg:tweedie",
+        "reg:pseudohubererror",
+        "reg:squaredlogerror",
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +52,10 @@ impl Objective {
             Objective::MultiSoftprob => "multi:softprob",
             Objective::MultiSoftmax => "multi:softmax",
             Objective::CountPoisson => "count:poisson",
+            Objective::Gamma => "reg:gamma",
+            Objective::Tweedie => "reg:tweedie",
+            Objective::PseudoHuber => "reg:pseudohubererror",
+            Objective::SquaredLogError => "reg:squaredlogerror",
         }
     }
 
@@ -50,6 +67,10 @@ impl Objective {
             "multi:softprob" => Objective::MultiSoftprob,
             "multi:softmax" => Objective::MultiSoftmax,
             "count:poisson" => Objective::CountPoisson,
+            "reg:gamma" => Objective::Gamma,
+            "reg:tweedie" => Objective::Tweedie,
+            "reg:pseudohubererror" => Objective::PseudoHuber,
+            "reg:squaredlogerror" => Objective::SquaredLogError,
             _ => return None,
         })
     }
@@ -58,20 +79,33 @@ impl Objective {
         matches!(self, Objective::MultiSoftprob | Objective::MultiSoftmax)
     }
 
-    /// The metric XGBoost reports when none is asked for.
-    pub fn default_metric(self) -> EvalMetric {
+    /// The metric XGBoost (3.x) reports when none is asked for; `param`
+    /// is the objective's own (Tweedie's power, the pseudo-Huber slope).
+    pub fn default_metric(self, param: f64) -> EvalMetric {
         match self {
             Objective::SquaredError => EvalMetric::Rmse,
             Objective::RegLogistic => EvalMetric::Rmse,
             Objective::BinaryLogistic => EvalMetric::Logloss,
             Objective::MultiSoftprob | Objective::MultiSoftmax => EvalMetric::Mlogloss,
             Objective::CountPoisson => EvalMetric::PoissonNloglik,
+            Objective::Gamma => EvalMetric::GammaDeviance,
+            Objective::Tweedie => EvalMetric::TweedieNloglik(param),
+            Objective::PseudoHuber => EvalMetric::Mphe(param),
+            Objective::SquaredLogError => EvalMetric::Rmsle,
         }
+    }
+
+    /// Whether predictions are the exponential of the margin (a log link).
+    pub fn log_link(self) -> bool {
+        matches!(
+            self,
+            Objective::CountPoisson | Objective::Gamma | Objective::Tweedie
+        )
     }
 }
 
 /// How a validation set is scored (for early stopping and the run's record).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum EvalMetric {
     Rmse,
     Mae,
@@ -82,10 +116,23 @@ pub enum EvalMetric {
     Merror,
     /// The Poisson negative log-likelihood, `count:poisson`'s default.
     PoissonNloglik,
+    /// Root mean squared error of `ln(1 + x)`.
+    Rmsle,
+    /// Mean absolute percentage error (a label of 0 makes it infinite, as in XGBoost).
+    Mape,
+    /// The gamma negative log-likelihood (shape 1).
+    GammaNloglik,
+    /// Twice the gamma deviance, `reg:gamma`'s default.
+    GammaDeviance,
+    /// Mean pseudo-Huber error with this slope (`huber_slope`).
+    Mphe(f64),
+    /// The Tweedie negative log-likelihood for this variance power (`tweedie-nloglik@RHO`).
+    TweedieNloglik(f64),
 }
 
 impl EvalMetric {
-    pub const NAMES: [&'static str; 8] = [
+    /// The names `eval_metric` takes, besides `tweedie-nloglik@RHO`.
+    pub const NAMES: [&'static str; 13] = [
         "rmse",
         "mae",
         "logloss",
@@ -94,26 +141,52 @@ impl EvalMetric {
         "mlogloss",
         "merror",
         "poisson-nloglik",
+        "rmsle",
+        "mape",
+        "gamma-nloglik",
+        "gamma-deviance",
+        "mphe",
     ];
 
-    pub fn name(self) -> &'static str {
+    /// The metric's name, as XGBoost prints it in its logs.
+    pub fn name(self) -> String {
         match self {
-            EvalMetric::Rmse => "rmse",
-            EvalMetric::Mae => "mae",
-            EvalMetric::Logloss => "logloss",
-            EvalMetric::Auc => "auc",
-            EvalMetric::Error => "error",
-            EvalMetric::Mlogloss => "mlogloss",
-            EvalMetric::Merror => "merror",
-            EvalMetric::PoissonNloglik => "poisson-nloglik",
+            EvalMetric::Rmse => "rmse".into(),
+            EvalMetric::Mae => "mae".into(),
+            EvalMetric::Logloss => "logloss".into(),
+            EvalMetric::Auc => "auc".into(),
+            EvalMetric::Error => "error".into(),
+            EvalMetric::Mlogloss => "mlogloss".into(),
+            EvalMetric::Merror => "merror".into(),
+            EvalMetric::PoissonNloglik => "poisson-nloglik".into(),
+            EvalMetric::Rmsle => "rmsle".into(),
+            EvalMetric::Mape => "mape".into(),
+            EvalMetric::GammaNloglik => "gamma-nloglik".into(),
+            EvalMetric::GammaDeviance => "gamma-deviance".into(),
+            EvalMetric::Mphe(_) => "mphe".into(),
+            EvalMetric::TweedieNloglik(rho) => format!("tweedie-nloglik@{rho}"),
         }
     }
 
-    fn from_name(s: &str) -> Option<EvalMetric> {
-        EvalMetric::NAMES
-            .iter()
-            .position(|n| *n == s)
-            .map(|i| ALL_METRICS[i])
+    /// The metric `s` names; `param` is the objective's own parameter, which
+    /// `mphe` reads (the pseudo-Huber slope).
+    fn from_name(s: &str, param: f64) -> Option<EvalMetric> {
+        Some(match s {
+            "rmse" => EvalMetric::Rmse,
+            "mae" => EvalMetric::Mae,
+            "logloss" => EvalMetric::Logloss,
+            "auc" => EvalMetric::Auc,
+            "error" => EvalMetric::Error,
+            "mlogloss" => EvalMetric::Mlogloss,
+            "merror" => EvalMetric::Merror,
+            "poisson-nloglik" => EvalMetric::PoissonNloglik,
+            "rmsle" => EvalMetric::Rmsle,
+            "mape" => EvalMetric::Mape,
+            "gamma-nloglik" => EvalMetric::GammaNloglik,
+            "gamma-deviance" => EvalMetric::GammaDeviance,
+            "mphe" => EvalMetric::Mphe(param),
+            _ => return None,
+        })
     }
 
     /// Whether a larger value is better (only AUC).
@@ -134,17 +207,6 @@ impl EvalMetric {
         )
     }
 }
-
-const ALL_METRICS: [EvalMetric; 8] = [
-    EvalMetric::Rmse,
-    EvalMetric::Mae,
-    EvalMetric::Logloss,
-    EvalMetric::Auc,
-    EvalMetric::Error,
-    EvalMetric::Mlogloss,
-    EvalMetric::Merror,
-    EvalMetric::PoissonNloglik,
-];
 
 /// How a tree grows (`grow_policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +237,10 @@ pub struct Params {
     pub scale_pos_weight: f64,
     pub seed: u64,
     pub objective: Objective,
+    /// `reg:tweedie`'s variance power (1 < p < 2).
+    pub tweedie_variance_power: f64,
+    /// `reg:pseudohubererror`'s slope (above 0).
+    pub huber_slope: f64,
     pub eval_metric: EvalMetric,
     /// Stop when the validation metric has not improved for this many rounds.
     pub early_stopping_rounds: Option<usize>,
@@ -206,6 +272,8 @@ impl Default for Params {
             scale_pos_weight: 1.0,
             seed: 0,
             objective: Objective::SquaredError,
+            tweedie_variance_power: 1.5,
+            huber_slope: 1.0,
             eval_metric: EvalMetric::Rmse,
             early_stopping_rounds: None,
             num_class: None,
@@ -220,19 +288,25 @@ impl Default for Params {
 pub const IMPLEMENTED: &[&str] = &[
     "num_round",
     "eta",
+    "learning_rate",
     "max_depth",
     "max_leaves",
     "grow_policy",
     "min_child_weight",
     "lambda",
+    "reg_lambda",
     "alpha",
+    "reg_alpha",
     "gamma",
+    "min_split_loss",
     "subsample",
     "colsample_bytree",
     "max_bin",
     "scale_pos_weight",
     "seed",
     "objective",
+    "tweedie_variance_power",
+    "huber_slope",
     "eval_metric",
     "early_stopping_rounds",
     "num_class",
@@ -289,11 +363,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     (
         "interaction_constraints",
         "splits are not constrained",
-        "remove it",
-    ),
-    (
-        "tweedie_variance_power",
-        "reg:tweedie is not an offered objective",
         "remove it",
     ),
     ("csv_weights", "rows cannot carry weights", "remove it"),
@@ -364,22 +433,74 @@ impl Params {
         let objective_name = hp.choice("objective", "reg:squarederror", &Objective::NAMES)?;
         let objective =
             Objective::from_name(&objective_name).expect("choice only returns known names");
-        let metric = match hp.get_str("eval_metric") {
-            None => objective.default_metric(),
-            Some(_) => {
-                let name = hp.choice("eval_metric", "rmse", &EvalMetric::NAMES)?;
-                EvalMetric::from_name(&name).expect("choice only returns known names")
-            }
+        let tweedie_variance_power: f64 =
+            hp.get("tweedie_variance_power", d.tweedie_variance_power)?;
+        if !(tweedie_variance_power > 1.0 && tweedie_variance_power < 2.0) {
+            return Err(BuiltinError::hyperparameter(
+                "tweedie_variance_power",
+                hp.get_str("tweedie_variance_power"),
+                "must lie strictly between 1 and 2",
+            )
+            .with_hint(
+                "1 is Poisson (count:poisson), 2 is gamma (reg:gamma); 1.5 is the default",
+            ));
+        }
+        hp.only_with(
+            "tweedie_variance_power",
+            objective == Objective::Tweedie,
+            "it is reg:tweedie's variance power",
+        )?;
+        let huber_slope: f64 = hp.get("huber_slope", d.huber_slope)?;
+        if !(huber_slope > 0.0 && huber_slope.is_finite()) {
+            return Err(BuiltinError::hyperparameter(
+                "huber_slope",
+                hp.get_str("huber_slope"),
+                "must be above 0",
+            ));
+        }
+        hp.only_with(
+            "huber_slope",
+            objective == Objective::PseudoHuber,
+            "it is reg:pseudohubererror's slope",
+        )?;
+        let param = match objective {
+            Objective::Tweedie => tweedie_variance_power,
+            _ => huber_slope,
         };
+        let metric = match hp.get_str("eval_metric") {
+            None => objective.default_metric(param),
+            Some(m) => match m.strip_prefix("tweedie-nloglik@") {
+                Some(rho) => match rho.parse::<f64>() {
+                    Ok(r) if r > 1.0 && r < 2.0 => EvalMetric::TweedieNloglik(r),
+                    _ => {
+                        return Err(BuiltinError::hyperparameter(
+                            "eval_metric",
+                            Some(m),
+                            "needs a variance power strictly between 1 and 2 after the `@`",
+                        )
+                        .with_hint("for example `tweedie-nloglik@1.5`"));
+                    }
+                },
+                None => {
+                    let name = hp.choice("eval_metric", "rmse", &EvalMetric::NAMES)?;
+                    EvalMetric::from_name(&name, param).expect("choice only returns known names")
+                }
+            },
+        };
+        if matches!(metric, EvalMetric::Mphe(_)) && objective != Objective::PseudoHuber {
+            // mphe's slope is the objective's; without it, the default.
+            hp.only_with("huber_slope", false, "it is reg:pseudohubererror's slope")?;
+        }
+        let metric_name = metric.name();
         let bad_metric = |why: &str| {
             BuiltinError::hyperparameter(
                 "eval_metric",
-                Some(metric.name()),
+                Some(&metric_name),
                 format!("{why} `{}`", objective.name()),
             )
             .with_hint(format!(
                 "leave it out to use `{}`, the objective's default",
-                objective.default_metric().name()
+                objective.default_metric(param).name()
             ))
         };
         if metric.needs_multiclass() && !objective.is_multiclass() {
@@ -416,7 +537,8 @@ impl Params {
         if let Some(b) = base_score {
             let ok = match objective {
                 Objective::BinaryLogistic | Objective::RegLogistic => b > 0.0 && b < 1.0,
-                Objective::CountPoisson => b > 0.0,
+                Objective::CountPoisson | Objective::Gamma | Objective::Tweedie => b > 0.0,
+                Objective::SquaredLogError => b > -1.0 && b.is_finite(),
                 _ => b.is_finite(),
             };
             if !ok {
@@ -425,26 +547,33 @@ impl Params {
                     Some(&b.to_string()),
                     format!("is outside the range of `{objective_name}` predictions"),
                 )
-                .with_hint("logistic objectives need 0 < base_score < 1, count:poisson needs base_score > 0"));
+                .with_hint("logistic objectives need 0 < base_score < 1; count:poisson, reg:gamma and reg:tweedie need base_score > 0; reg:squaredlogerror needs base_score > -1"));
             }
         }
         let early: usize = hp.get("early_stopping_rounds", 0)?;
+        // XGBoost's aliases, as SageMaker's container declares them.
+        let eta = hp.alias("eta", "learning_rate")?;
+        let gamma = hp.alias("gamma", "min_split_loss")?;
+        let lambda = hp.alias("lambda", "reg_lambda")?;
+        let alpha = hp.alias("alpha", "reg_alpha")?;
         let p = Params {
             num_round: hp.get_in("num_round", d.num_round, 1, 1_000_000)?,
-            eta: hp.get_in("eta", d.eta, 0.0, 1.0)?,
+            eta: hp.get_in(eta, d.eta, 0.0, 1.0)?,
             max_depth: hp.get_in("max_depth", d.max_depth, 0, 63)?,
             max_leaves: hp.get("max_leaves", d.max_leaves)?,
             grow_policy,
             min_child_weight: hp.get_in("min_child_weight", d.min_child_weight, 0.0, f64::MAX)?,
-            lambda: hp.get_in("lambda", d.lambda, 0.0, f64::MAX)?,
-            alpha: hp.get_in("alpha", d.alpha, 0.0, f64::MAX)?,
-            gamma: hp.get_in("gamma", d.gamma, 0.0, f64::MAX)?,
+            lambda: hp.get_in(lambda, d.lambda, 0.0, f64::MAX)?,
+            alpha: hp.get_in(alpha, d.alpha, 0.0, f64::MAX)?,
+            gamma: hp.get_in(gamma, d.gamma, 0.0, f64::MAX)?,
             subsample: hp.get_in("subsample", d.subsample, 1e-6, 1.0)?,
             colsample_bytree: hp.get_in("colsample_bytree", d.colsample_bytree, 1e-6, 1.0)?,
             max_bin: hp.get_in("max_bin", d.max_bin, 2, 256)?,
             scale_pos_weight: hp.get_in("scale_pos_weight", d.scale_pos_weight, 0.0, f64::MAX)?,
             seed: hp.get("seed", d.seed)?,
             objective,
+            tweedie_variance_power,
+            huber_slope,
             eval_metric: metric,
             early_stopping_rounds: (early > 0).then_some(early),
             num_class,
@@ -496,7 +625,7 @@ impl Params {
     /// written under other settings.
     pub(crate) fn fingerprint(&self) -> String {
         format!(
-            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}{}",
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}{}{}",
             self.num_round,
             self.eta,
             self.max_depth,
@@ -518,6 +647,12 @@ impl Params {
             match self.grow_policy {
                 GrowPolicy::Depthwise => "",
                 GrowPolicy::Lossguide => "|lossguide",
+            },
+            // Only for the objectives that have one, for the same reason.
+            match self.objective {
+                Objective::Tweedie => format!("|rho={}", self.tweedie_variance_power),
+                Objective::PseudoHuber => format!("|slope={}", self.huber_slope),
+                _ => String::new(),
             },
         )
     }

@@ -315,6 +315,7 @@ fn run(
             trees: Vec::new(),
             best_iteration: None,
             metrics: BTreeMap::new(),
+            objective_param: objective_param(params),
         },
     };
     let n_initial_trees = model.trees.len();
@@ -490,7 +491,7 @@ fn run(
                 &margins,
                 k,
                 c,
-                params.scale_pos_weight,
+                params,
                 &mut grads[c * n..(c + 1) * n],
             );
         }
@@ -670,6 +671,15 @@ fn run(
 /// What the starting margins are made of, over every node: the row count,
 /// the label sum (exact: labels rounded onto a common grid, so the sum does
 /// not depend on how rows are split) and, for classes, their counts.
+/// What the model keeps of the objective's own setting (for XGBoost's format).
+fn objective_param(p: &Params) -> Option<f64> {
+    match p.objective {
+        Objective::Tweedie => Some(p.tweedie_variance_power),
+        Objective::PseudoHuber => Some(p.huber_slope),
+        _ => None,
+    }
+}
+
 fn label_stats(
     labels: &[f32],
     k: usize,

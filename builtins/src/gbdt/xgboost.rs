@@ -73,7 +73,7 @@ impl GbdtModel {
             .map(|&m| {
                 num(match self.objective {
                     Objective::BinaryLogistic | Objective::RegLogistic => 1.0 / (1.0 + (-m).exp()),
-                    Objective::CountPoisson => m.exp(),
+                    o if o.log_link() => m.exp(),
                     _ => m,
                 })
             })
@@ -93,6 +93,17 @@ impl GbdtModel {
                 "name": self.objective.name(),
                 "poisson_regression_param": {"max_delta_step": "0.7"}
             }),
+            Objective::Tweedie => json!({
+                "name": self.objective.name(),
+                "tweedie_regression_param": {
+                    "tweedie_variance_power": num(self.objective_param.unwrap_or(1.5))
+                }
+            }),
+            Objective::PseudoHuber => json!({
+                "name": self.objective.name(),
+                "pseudo_huber_param": {"huber_slope": num(self.objective_param.unwrap_or(1.0))}
+            }),
+            Objective::SquaredLogError => json!({"name": self.objective.name()}),
             _ => json!({
                 "name": self.objective.name(),
                 "reg_loss_param": {"scale_pos_weight": "1"}
