@@ -297,6 +297,8 @@ mod hyperparameter_walk {
             Rejected,
         ),
         ("gbdt", GB, Data::Binary, "min_child_weight", "15", Changes),
+        ("gbdt", GB, Data::Binary, "max_delta_step", "0.1", Changes),
+        ("gbdt", GB, Data::Binary, "max_delta_step", "-1", Rejected),
         ("gbdt", GB, Data::Binary, "lambda", "20", Changes),
         ("gbdt", GB, Data::Binary, "alpha", "5", Changes),
         ("gbdt", GB, Data::Binary, "gamma", "1", Changes),

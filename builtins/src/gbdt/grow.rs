@@ -63,6 +63,8 @@ pub struct TreeParams {
     pub alpha: f64,
     pub gamma: f64,
     pub min_child_weight: f64,
+    /// Cap on a leaf's output before the learning rate (`max_delta_step`; 0: none).
+    pub max_delta_step: f64,
     pub max_depth: usize,
     /// 0 means no limit.
     pub max_leaves: usize,
@@ -80,14 +82,29 @@ impl TreeParams {
             0.0
         }
     }
-    /// How much a node with these sums lowers the loss as a leaf (up to a constant).
-    fn score(&self, s: Sum) -> f64 {
-        let t = self.shrink_l1(s.g);
-        t * t / (s.h + self.lambda)
+    /// The leaf output before the learning rate: the optimum, capped at
+    /// `max_delta_step` when one is set (as XGBoost's `CalcWeight`).
+    fn weight(&self, s: Sum) -> f64 {
+        let w = -self.shrink_l1(s.g) / (s.h + self.lambda);
+        if self.max_delta_step != 0.0 && w.abs() > self.max_delta_step {
+            self.max_delta_step.copysign(w)
+        } else {
+            w
+        }
     }
-    /// The optimal leaf output, learning rate applied.
+    /// How much a node with these sums lowers the loss as a leaf (up to a
+    /// constant); with a capped output, the loss at that output.
+    fn score(&self, s: Sum) -> f64 {
+        if self.max_delta_step == 0.0 {
+            let t = self.shrink_l1(s.g);
+            return t * t / (s.h + self.lambda);
+        }
+        let w = self.weight(s);
+        -(2.0 * s.g * w + (s.h + self.lambda) * w * w)
+    }
+    /// The leaf output, learning rate applied.
     pub fn leaf_value(&self, s: Sum) -> f64 {
-        -self.shrink_l1(s.g) / (s.h + self.lambda) * self.eta
+        self.weight(s) * self.eta
     }
 }
 
@@ -649,6 +666,7 @@ mod tests {
             alpha: 0.0,
             gamma: 0.0,
             min_child_weight: 0.0,
+            max_delta_step: 0.0,
             max_depth: 3,
             max_leaves: 0,
             lossguide: false,

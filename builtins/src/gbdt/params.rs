@@ -228,6 +228,8 @@ pub struct Params {
     pub max_leaves: usize,
     pub grow_policy: GrowPolicy,
     pub min_child_weight: f64,
+    /// Cap on a leaf's output before `eta` (0: none).
+    pub max_delta_step: f64,
     pub lambda: f64,
     pub alpha: f64,
     pub gamma: f64,
@@ -263,6 +265,7 @@ impl Default for Params {
             max_leaves: 0,
             grow_policy: GrowPolicy::Depthwise,
             min_child_weight: 1.0,
+            max_delta_step: 0.0,
             lambda: 1.0,
             alpha: 0.0,
             gamma: 0.0,
@@ -293,6 +296,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "max_leaves",
     "grow_policy",
     "min_child_weight",
+    "max_delta_step",
     "lambda",
     "reg_lambda",
     "alpha",
@@ -339,11 +343,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         "colsample_bynode",
         "columns are sampled once a tree only",
         "use `colsample_bytree`",
-    ),
-    (
-        "max_delta_step",
-        "leaf outputs are not capped",
-        "remove it; lower `eta` or raise `min_child_weight` to damp large steps",
     ),
     (
         "sampling_method",
@@ -563,6 +562,7 @@ impl Params {
             max_leaves: hp.get("max_leaves", d.max_leaves)?,
             grow_policy,
             min_child_weight: hp.get_in("min_child_weight", d.min_child_weight, 0.0, f64::MAX)?,
+            max_delta_step: hp.get_in("max_delta_step", d.max_delta_step, 0.0, f64::MAX)?,
             lambda: hp.get_in(lambda, d.lambda, 0.0, f64::MAX)?,
             alpha: hp.get_in(alpha, d.alpha, 0.0, f64::MAX)?,
             gamma: hp.get_in(gamma, d.gamma, 0.0, f64::MAX)?,
@@ -625,7 +625,7 @@ impl Params {
     /// written under other settings.
     pub(crate) fn fingerprint(&self) -> String {
         format!(
-            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}{}{}",
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}{}{}{}",
             self.num_round,
             self.eta,
             self.max_depth,
@@ -653,6 +653,11 @@ impl Params {
                 Objective::Tweedie => format!("|rho={}", self.tweedie_variance_power),
                 Objective::PseudoHuber => format!("|slope={}", self.huber_slope),
                 _ => String::new(),
+            },
+            if self.max_delta_step == 0.0 {
+                String::new()
+            } else {
+                format!("|max_delta_step={}", self.max_delta_step)
             },
         )
     }

@@ -445,6 +445,7 @@ fn run(
         alpha: params.alpha,
         gamma: params.gamma,
         min_child_weight: params.min_child_weight,
+        max_delta_step: params.max_delta_step,
         max_depth: params.depth_limit(),
         max_leaves: params.max_leaves,
         lossguide: params.grow_policy == super::GrowPolicy::Lossguide,
