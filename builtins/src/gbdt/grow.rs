@@ -17,7 +17,11 @@
 //! the thread count; ties between equally good splits go to the lower feature
 //! and bin.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
+
+use crate::split::rng::Rng;
 
 use super::binning::{BinnedMatrix, MISSING_BIN, SLOTS};
 use super::histogram::{Entry, Hist, build_histograms};
@@ -70,9 +74,37 @@ pub struct TreeParams {
     pub max_leaves: usize,
     /// Best-first growth (`grow_policy: lossguide`) instead of level by level.
     pub lossguide: bool,
+    /// Fractions of the tree's features each depth, and of the depth's
+    /// features each node, that a split may use (`colsample_bylevel`,
+    /// `colsample_bynode`; 1: all).
+    pub colsample_bylevel: f64,
+    pub colsample_bynode: f64,
+    /// Seeds this tree's depth and node samples of features.
+    pub column_seed: u64,
 }
 
 impl TreeParams {
+    /// The features a split of node `node` at `depth` may use: a sample of
+    /// `tree`'s for the depth, then of the depth's for the node (as
+    /// XGBoost's `colsample_bylevel` and `colsample_bynode`), each drawn from
+    /// the tree's seed and the depth or node alone, so it is the same on
+    /// every thread count and cluster node.
+    fn node_features<'a>(&self, tree: &'a [bool], depth: usize, node: usize) -> Cow<'a, [bool]> {
+        if self.colsample_bylevel >= 1.0 && self.colsample_bynode >= 1.0 {
+            return Cow::Borrowed(tree);
+        }
+        let mut set = Cow::Borrowed(tree);
+        if self.colsample_bylevel < 1.0 {
+            let mut rng = Rng::stream(self.column_seed, (depth as u64) << 1);
+            set = Cow::Owned(sample_features(&set, self.colsample_bylevel, &mut rng));
+        }
+        if self.colsample_bynode < 1.0 {
+            let mut rng = Rng::stream(self.column_seed, ((node as u64) << 1) | 1);
+            set = Cow::Owned(sample_features(&set, self.colsample_bynode, &mut rng));
+        }
+        set
+    }
+
     fn shrink_l1(&self, g: f64) -> f64 {
         if g > self.alpha {
             g - self.alpha
@@ -106,6 +138,23 @@ impl TreeParams {
     pub fn leaf_value(&self, s: Sum) -> f64 {
         self.weight(s) * self.eta
     }
+}
+
+/// `fraction` of the features flagged in `set` (at least one), drawn with `rng`.
+fn sample_features(set: &[bool], fraction: f64, rng: &mut Rng) -> Vec<bool> {
+    let mut have: Vec<usize> = (0..set.len()).filter(|&f| set[f]).collect();
+    let want = ((fraction * have.len() as f64) as usize)
+        .max(1)
+        .min(have.len());
+    for i in 0..want {
+        let j = i + rng.below(have.len() - i);
+        have.swap(i, j);
+    }
+    let mut out = vec![false; set.len()];
+    for &f in &have[..want] {
+        out[f] = true;
+    }
+    out
 }
 
 /// The best split found for a node.
@@ -177,7 +226,10 @@ pub fn grow_tree(
         }
         let splits: Vec<Option<Split>> = open
             .par_iter()
-            .map(|o| best_split(m, &o.hist, o.sum, use_feature, p))
+            .map(|o| {
+                let features = p.node_features(use_feature, depth, o.node);
+                best_split(m, &o.hist, o.sum, &features, p)
+            })
             .collect();
         // Under a leaf budget, the most useful splits of the level go first.
         let mut order: Vec<usize> = (0..open.len()).filter(|&i| splits[i].is_some()).collect();
@@ -383,7 +435,13 @@ fn grow_lossguide(
     let mut split_bin = vec![0u8];
     let splittable = |depth: usize| depth < p.max_depth;
     let root_split = if splittable(0) {
-        best_split(m, &root_hist, root_sum, use_feature, p)
+        best_split(
+            m,
+            &root_hist,
+            root_sum,
+            &p.node_features(use_feature, 0, 0),
+            p,
+        )
     } else {
         None
     };
@@ -456,7 +514,10 @@ fn grow_lossguide(
         let kids = [(l, o.start, mid, s.left, lh), (r, mid, o.end, s.right, rh)];
         let found: Vec<Option<Split>> = kids
             .par_iter()
-            .map(|(_, _, _, sum, hist)| best_split(m, hist, *sum, use_feature, p))
+            .map(|(node, _, _, sum, hist)| {
+                let features = p.node_features(use_feature, depth + 1, *node);
+                best_split(m, hist, *sum, &features, p)
+            })
             .collect();
         for ((node, start, end, sum, hist), split) in kids.into_iter().zip(found) {
             open.push(Candidate {
@@ -670,7 +731,43 @@ mod tests {
             max_depth: 3,
             max_leaves: 0,
             lossguide: false,
+            colsample_bylevel: 1.0,
+            colsample_bynode: 1.0,
+            column_seed: 0,
         }
+    }
+
+    #[test]
+    fn feature_samples_nest_and_depend_only_on_the_seed_depth_and_node() {
+        let tree = [true, true, false, true, true, true, true, false, true];
+        let p = TreeParams {
+            colsample_bylevel: 0.5,
+            colsample_bynode: 0.5,
+            column_seed: 42,
+            ..params()
+        };
+        let level_only = TreeParams {
+            colsample_bynode: 1.0,
+            ..p
+        };
+        for depth in 0..4 {
+            let level = level_only.node_features(&tree, depth, 99);
+            // 7 of the tree's features: 3 a depth, then 1 a node.
+            assert_eq!(level.iter().filter(|&&f| f).count(), 3);
+            assert!(level.iter().zip(&tree).all(|(l, t)| !l || *t));
+            // Every node of a depth samples from the same depth set.
+            assert_eq!(level, level_only.node_features(&tree, depth, 5));
+            for node in [1, 2, 17] {
+                let n = p.node_features(&tree, depth, node);
+                assert_eq!(n.iter().filter(|&&f| f).count(), 1);
+                assert!(n.iter().zip(level.iter()).all(|(n, l)| !n || *l));
+                assert_eq!(n, p.node_features(&tree, depth, node));
+            }
+        }
+        assert!(matches!(
+            params().node_features(&tree, 0, 0),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

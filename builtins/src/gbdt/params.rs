@@ -235,6 +235,10 @@ pub struct Params {
     pub gamma: f64,
     pub subsample: f64,
     pub colsample_bytree: f64,
+    /// Fraction of the tree's features each depth may use.
+    pub colsample_bylevel: f64,
+    /// Fraction of the depth's features each node may use.
+    pub colsample_bynode: f64,
     pub max_bin: usize,
     pub scale_pos_weight: f64,
     pub seed: u64,
@@ -271,6 +275,8 @@ impl Default for Params {
             gamma: 0.0,
             subsample: 1.0,
             colsample_bytree: 1.0,
+            colsample_bylevel: 1.0,
+            colsample_bynode: 1.0,
             max_bin: 256,
             scale_pos_weight: 1.0,
             seed: 0,
@@ -305,6 +311,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "min_split_loss",
     "subsample",
     "colsample_bytree",
+    "colsample_bylevel",
+    "colsample_bynode",
     "max_bin",
     "scale_pos_weight",
     "seed",
@@ -334,16 +342,6 @@ pub const IRRELEVANT: &[Irrelevant] = &[
 /// SageMaker XGBoost names with no implementation here: rejected, so a
 /// setting never silently does nothing.
 pub const UNSUPPORTED: &[Unsupported] = &[
-    (
-        "colsample_bylevel",
-        "columns are sampled once a tree only",
-        "use `colsample_bytree`",
-    ),
-    (
-        "colsample_bynode",
-        "columns are sampled once a tree only",
-        "use `colsample_bytree`",
-    ),
     (
         "sampling_method",
         "rows are sampled uniformly only",
@@ -568,6 +566,8 @@ impl Params {
             gamma: hp.get_in(gamma, d.gamma, 0.0, f64::MAX)?,
             subsample: hp.get_in("subsample", d.subsample, 1e-6, 1.0)?,
             colsample_bytree: hp.get_in("colsample_bytree", d.colsample_bytree, 1e-6, 1.0)?,
+            colsample_bylevel: hp.get_in("colsample_bylevel", d.colsample_bylevel, 1e-6, 1.0)?,
+            colsample_bynode: hp.get_in("colsample_bynode", d.colsample_bynode, 1e-6, 1.0)?,
             max_bin: hp.get_in("max_bin", d.max_bin, 2, 256)?,
             scale_pos_weight: hp.get_in("scale_pos_weight", d.scale_pos_weight, 0.0, f64::MAX)?,
             seed: hp.get("seed", d.seed)?,
@@ -625,7 +625,7 @@ impl Params {
     /// written under other settings.
     pub(crate) fn fingerprint(&self) -> String {
         format!(
-            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}{}{}{}",
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}{}{}{}{}",
             self.num_round,
             self.eta,
             self.max_depth,
@@ -658,6 +658,14 @@ impl Params {
                 String::new()
             } else {
                 format!("|max_delta_step={}", self.max_delta_step)
+            },
+            if self.colsample_bylevel == 1.0 && self.colsample_bynode == 1.0 {
+                String::new()
+            } else {
+                format!(
+                    "|colsample={},{}",
+                    self.colsample_bylevel, self.colsample_bynode
+                )
             },
         )
     }

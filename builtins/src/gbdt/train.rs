@@ -449,6 +449,9 @@ fn run(
         max_depth: params.depth_limit(),
         max_leaves: params.max_leaves,
         lossguide: params.grow_policy == super::GrowPolicy::Lossguide,
+        colsample_bylevel: params.colsample_bylevel,
+        colsample_bynode: params.colsample_bynode,
+        column_seed: 0,
     };
     let mut grads = vec![GradPair::default(); n * k];
     let mut stopped_early = false;
@@ -514,6 +517,10 @@ fn run(
         }
         for c in 0..k {
             let mut rows = sample.clone();
+            let tp = TreeParams {
+                column_seed: Rng::new(params.seed, r, 3 + c as u64).next(),
+                ..tp
+            };
             let g = grow_tree(
                 &binned,
                 &grads[c * n..(c + 1) * n],
