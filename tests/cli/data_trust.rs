@@ -91,7 +91,7 @@ fn unsupported_tree_methods_and_ignored_solver_settings_are_refused() {
             "trees are always grown from feature histograms",
         ),
         (
-            "{objective: \"binary:logistic\", colsample_bylevel: 0.5}",
+            "{objective: \"binary:logistic\", num_parallel_tree: 2}",
             "is not supported",
         ),
     ] {
