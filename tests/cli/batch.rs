@@ -1056,3 +1056,53 @@ steps:
     let log = t.exec(["logs", run_id, "train"]).success();
     assert!(log.stdout.contains("stopped by SIGTERM"), "{log}");
 }
+
+#[test]
+fn a_users_own_image_on_three_nodes_gets_the_batch_variables_and_its_shard() {
+    let Some(m) = moto("a_users_own_image_on_three_nodes_gets_the_batch_variables_and_its_shard")
+    else {
+        return;
+    };
+    let p = format!(
+        r#"
+name: own-image-nodes
+inputs:
+  parts: {{path: parts, format: csv, header: false}}
+steps:
+  train:
+    kind: train
+    executor: batch
+    image: {image}
+    channels: {{train: {{data: inputs.parts, distribution: sharded_by_key}}}}
+    hyperparameters: {{mode: ok}}
+    resources: {{nodes: 3}}
+"#,
+        image = image_with_entrypoint()
+    );
+    let t = m
+        .test()
+        .file("p.yaml", &p)
+        .file("parts/part-0.csv", "1,2\n3,4\n")
+        .file("parts/part-1.csv", "5,6\n7,8\n9,10\n")
+        .file("parts/part-2.csv", "1,1\n2,2\n3,3\n4,4\n");
+    let s = t
+        .exec(["run", "p.yaml", "--json", "--store", &m.store()])
+        .success()
+        .summary();
+    // The step's outputs are the main node's: its variables and its shard.
+    let env = read_output(&s, "train", "model", "env.txt");
+    for needle in [
+        "AWS_BATCH_JOB_NODE_INDEX=0",
+        "AWS_BATCH_JOB_NUM_NODES=3",
+        "AWS_BATCH_JOB_MAIN_NODE_INDEX=0",
+        "SM_HOSTS=[\"algo-1\",\"algo-2\",\"algo-3\"]",
+    ] {
+        assert!(env.contains(needle), "{needle} missing from\n{env}");
+    }
+    assert_eq!(
+        read_output(&s, "train", "model", "files.txt"),
+        "part-0.csv\n"
+    );
+    assert_eq!(read_output(&s, "train", "model", "lines.txt").trim(), "2");
+    assert_eq!(read_output(&s, "train", "model", "uid.txt").trim(), "4321");
+}
