@@ -326,6 +326,15 @@ mod hyperparameter_walk {
             Changes,
         ),
         ("gbdt", GB, Data::Binary, "eval_metric", "auc", Changes),
+        (
+            "gbdt",
+            GB,
+            Data::Binary,
+            "eval_metric",
+            "error@0.7",
+            Changes,
+        ),
+        ("gbdt", GB, Data::Binary, "eval_metric", "error@2", Rejected),
         ("gbdt", GB, Data::Binary, "learning_rate", "0.1", Changes),
         (
             "gbdt",

@@ -245,6 +245,14 @@ fn new_objectives_train_as_xgboost_trains_them() {
             &binary,
         ),
         (
+            "error@t",
+            vec![
+                ("objective", "binary:logistic"),
+                ("eval_metric", "error@0.7"),
+            ],
+            &binary,
+        ),
+        (
             "aliases",
             vec![
                 ("objective", "reg:squarederror"),

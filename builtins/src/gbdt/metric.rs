@@ -29,6 +29,7 @@ pub fn evaluate(metric: EvalMetric, labels: &[f32], preds: &[f32], k: usize) -> 
                 / n
         }
         EvalMetric::Error => pairs().filter(|&(y, p)| (p > 0.5) != (y > 0.5)).count() as f64 / n,
+        EvalMetric::ErrorAt(t) => pairs().filter(|&(y, p)| (p > t) != (y > 0.5)).count() as f64 / n,
         EvalMetric::Auc => auc(labels, preds),
         EvalMetric::Mlogloss => {
             -labels

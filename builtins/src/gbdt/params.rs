@@ -128,10 +128,12 @@ pub enum EvalMetric {
     Mphe(f64),
     /// The Tweedie negative log-likelihood for this variance power (`tweedie-nloglik@RHO`).
     TweedieNloglik(f64),
+    /// The binary error rate with this threshold on the probability (`error@T`).
+    ErrorAt(f64),
 }
 
 impl EvalMetric {
-    /// The names `eval_metric` takes, besides `tweedie-nloglik@RHO`.
+    /// The names `eval_metric` takes, besides `tweedie-nloglik@RHO` and `error@T`.
     pub const NAMES: [&'static str; 13] = [
         "rmse",
         "mae",
@@ -165,6 +167,7 @@ impl EvalMetric {
             EvalMetric::GammaDeviance => "gamma-deviance".into(),
             EvalMetric::Mphe(_) => "mphe".into(),
             EvalMetric::TweedieNloglik(rho) => format!("tweedie-nloglik@{rho}"),
+            EvalMetric::ErrorAt(t) => format!("error@{t}"),
         }
     }
 
@@ -203,7 +206,7 @@ impl EvalMetric {
     fn needs_binary(self) -> bool {
         matches!(
             self,
-            EvalMetric::Logloss | EvalMetric::Auc | EvalMetric::Error
+            EvalMetric::Logloss | EvalMetric::Auc | EvalMetric::Error | EvalMetric::ErrorAt(_)
         )
     }
 }
@@ -466,6 +469,17 @@ impl Params {
         };
         let metric = match hp.get_str("eval_metric") {
             None => objective.default_metric(param),
+            Some(m) if m.starts_with("error@") => match m["error@".len()..].parse::<f64>() {
+                Ok(t) if (0.0..=1.0).contains(&t) => EvalMetric::ErrorAt(t),
+                _ => {
+                    return Err(BuiltinError::hyperparameter(
+                        "eval_metric",
+                        Some(m),
+                        "needs a threshold from 0 to 1 after the `@`",
+                    )
+                    .with_hint("for example `error@0.7`; `error` means `error@0.5`"));
+                }
+            },
             Some(m) => match m.strip_prefix("tweedie-nloglik@") {
                 Some(rho) => match rho.parse::<f64>() {
                     Ok(r) if r > 1.0 && r < 2.0 => EvalMetric::TweedieNloglik(r),
