@@ -478,6 +478,10 @@ pub struct JobRecord {
     /// and environment: an attempt with the same two does the same work.
     pub root: String,
     pub command: String,
+    /// The digest of every node's `input/` alone (configuration and
+    /// channels): the work, whatever checkpoints the attempt started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
     /// Set when this attempt follows a job an earlier attempt submitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attached_from: Option<String>,
@@ -497,6 +501,18 @@ fn runtime_command(image: String, argv: &[String]) -> (String, Vec<String>, Vec<
         vec![super::docker::RUNTIME_PROGRAM.to_string()],
         argv.to_vec(),
     )
+}
+
+/// The digest of every node's `input/` (config and channels), or `None`
+/// when one cannot be read.
+fn input_digest(nodes: &[super::NodeJob]) -> Option<String> {
+    let mut all = String::new();
+    for n in nodes {
+        let entries = crate::store::tree_entries(&n.root.join("input")).ok()?;
+        all.push_str(&crate::store::digest_entries(&entries));
+        all.push(',');
+    }
+    Some(blake3::hash(all.as_bytes()).to_hex().to_string())
 }
 
 /// The digest of a job's image, command and environment.
@@ -556,8 +572,15 @@ async fn reattach(
             continue;
         };
         // An attempt that followed a job recorded that job's work as its own.
-        let same_work = (&r.root, &r.command, &r.queue, &r.region)
-            == (&me.root, &me.command, &me.queue, &me.region);
+        // The inputs decide, not the whole root: an attempt that starts from
+        // checkpoints the earlier job left (brought back before the engine
+        // was killed) does the same work.
+        let same_inputs = match (&r.inputs, &me.inputs) {
+            (Some(a), Some(b)) => a == b,
+            _ => r.root == me.root,
+        };
+        let same_work = same_inputs
+            && (&r.command, &r.queue, &r.region) == (&me.command, &me.queue, &me.region);
         if followed.is_none() && same_work && state != State::Failed {
             followed = Some((id, r.attached_from.unwrap_or(r.prefix)));
         } else if !state.is_done() {
@@ -718,6 +741,7 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
         region: r.region.clone(),
         prefix: prefix.clone(),
         root: tree,
+        inputs: input_digest(&nodes),
         command: command_digest(
             &image,
             &argv,
