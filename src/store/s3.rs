@@ -382,20 +382,12 @@ impl Shared {
     /// symbolic links followed) into the shared store as one artifact, whose
     /// entries are paths under `dir`. Returns its digest.
     pub fn put_dirs(&self, dir: &Path, subdirs: &[&str]) -> Result<String> {
-        let mut entries = Vec::new();
-        for sub in subdirs {
-            let p = dir.join(sub);
-            if !p.is_dir() {
-                continue;
-            }
-            entries.push(TreeEntry::Dir(sub.to_string()));
-            for e in tree_entries(&p).map_err(|e| Error::io("read", &p, e))? {
-                entries.push(match e {
-                    TreeEntry::Dir(r) => TreeEntry::Dir(format!("{sub}/{r}")),
-                    TreeEntry::File(r, d, n) => TreeEntry::File(format!("{sub}/{r}"), d, n),
-                });
-            }
-        }
+        self.put_tree(dir, dir_entries(dir, subdirs)?)
+    }
+
+    /// Stores the tree of `entries` (as [`dir_entries`] lists them, files
+    /// under `dir`) unless the store has it; its digest.
+    pub fn put_tree(&self, dir: &Path, entries: Vec<TreeEntry>) -> Result<String> {
         let digest = digest_entries(&entries);
         if !self.has(&digest)? {
             self.push_entries(&digest, dir, entries)?;
@@ -805,4 +797,24 @@ pub fn download_tree(src: &str, dest: &Path) -> Result<usize> {
         .collect();
     s3.download_many(&items).map_err(error)?;
     Ok(items.len())
+}
+
+/// The entries of `subdirs` of `dir` (those that exist), each under its
+/// own name: the tree [`Shared::put_dirs`] stores.
+pub fn dir_entries(dir: &Path, subdirs: &[&str]) -> Result<Vec<TreeEntry>> {
+    let mut entries = Vec::new();
+    for sub in subdirs {
+        let p = dir.join(sub);
+        if !p.is_dir() {
+            continue;
+        }
+        entries.push(TreeEntry::Dir(sub.to_string()));
+        for e in tree_entries(&p).map_err(|e| Error::io("read", &p, e))? {
+            entries.push(match e {
+                TreeEntry::Dir(r) => TreeEntry::Dir(format!("{sub}/{r}")),
+                TreeEntry::File(r, d, n) => TreeEntry::File(format!("{sub}/{r}"), d, n),
+            });
+        }
+    }
+    Ok(entries)
 }

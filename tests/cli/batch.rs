@@ -309,6 +309,29 @@ fn batch_settings_are_checked_where_they_are_written() {
     t.exec(["validate", "p.yaml"]).success();
 }
 
+/// Waits (at most 2 minutes) until the `train` step's first attempt has
+/// recorded its job's ID; that record's path.
+fn submitted_train_record(t: &Test) -> std::path::PathBuf {
+    let runs = t.path().join(".pipeline/runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let found = std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("steps/train/1.batch.json"))
+            .find(|p| std::fs::read_to_string(p).is_ok_and(|s| s.contains("\"job_id\": \"")));
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the train step's job was never recorded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn resume_follows_the_job_a_killed_engine_left_instead_of_submitting_it_again() {
     let Some(m) = moto("resume_follows_the_job_a_killed_engine_left") else {
@@ -326,24 +349,7 @@ fn resume_follows_the_job_a_killed_engine_left_instead_of_submitting_it_again() 
         .spawn()
         .expect("start the engine");
     // Killed once the train step's job is submitted (recorded with its ID).
-    let runs = t.path().join(".pipeline/runs");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let record = loop {
-        let found = std::fs::read_dir(&runs)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("steps/train/1.batch.json"))
-            .find(|p| std::fs::read_to_string(p).is_ok_and(|s| s.contains("\"job_id\": \"")));
-        if let Some(p) = found {
-            break p;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the train step's job was never recorded"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let record = submitted_train_record(&t);
     child.kill().expect("SIGKILL the engine");
     child.wait().unwrap();
     let run_id = record
@@ -882,24 +888,7 @@ steps:
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start the engine");
-    let runs = t.path().join(".pipeline/runs");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let record = loop {
-        let found = std::fs::read_dir(&runs)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("steps/train/1.batch.json"))
-            .find(|p| std::fs::read_to_string(p).is_ok_and(|s| s.contains("\"job_id\": \"")));
-        if let Some(p) = found {
-            break p;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the train step's job was never recorded"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let record = submitted_train_record(&t);
     child.kill().expect("SIGKILL the engine");
     child.wait().unwrap();
     let first: serde_json::Value =
@@ -1012,17 +1001,13 @@ steps:
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start the engine");
-    let runs = t.path().join(".pipeline/runs");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(submitted_train_record(&t)).unwrap())
+            .unwrap();
+    let id = record["job_id"].as_str().unwrap().to_string();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let container = loop {
-        let id = std::fs::read_dir(&runs)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path().join("steps/train/1.batch.json")).ok())
-            .filter_map(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .find_map(|v| v["job_id"].as_str().map(String::from));
-        if let Some(c) = id.and_then(|id| job_containers(&id).into_iter().next()) {
+        if let Some(c) = job_containers(&id).into_iter().next() {
             break c;
         }
         assert!(

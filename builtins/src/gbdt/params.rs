@@ -498,10 +498,6 @@ impl Params {
                 }
             },
         };
-        if matches!(metric, EvalMetric::Mphe(_)) && objective != Objective::PseudoHuber {
-            // mphe's slope is the objective's; without it, the default.
-            hp.only_with("huber_slope", false, "it is reg:pseudohubererror's slope")?;
-        }
         let metric_name = metric.name();
         let bad_metric = |why: &str| {
             BuiltinError::hyperparameter(

@@ -40,6 +40,8 @@ use pipeline_aws::batch::{
     Batch, BatchError, BatchOptions, JobDefinition, JobState, State, Submit,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::store::TreeEntry;
 use tokio::sync::watch;
 
 use super::{
@@ -503,18 +505,6 @@ fn runtime_command(image: String, argv: &[String]) -> (String, Vec<String>, Vec<
     )
 }
 
-/// The digest of every node's `input/` (config and channels), or `None`
-/// when one cannot be read.
-fn input_digest(nodes: &[super::NodeJob]) -> Option<String> {
-    let mut all = String::new();
-    for n in nodes {
-        let entries = crate::store::tree_entries(&n.root.join("input")).ok()?;
-        all.push_str(&crate::store::digest_entries(&entries));
-        all.push(',');
-    }
-    Some(blake3::hash(all.as_bytes()).to_hex().to_string())
-}
-
 /// The digest of a job's image, command and environment.
 fn command_digest(image: &str, argv: &[String], env: &[(String, String)]) -> String {
     let json = serde_json::to_vec(&(image, argv, env)).expect("json");
@@ -683,10 +673,28 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
                 (n.root.clone(), env)
             })
             .collect();
-        tokio::task::spawn_blocking(move || -> crate::error::Result<String> {
+        tokio::task::spawn_blocking(move || -> crate::error::Result<(String, String)> {
             let mut parts = Vec::with_capacity(nodes.len());
+            let mut inputs = blake3::Hasher::new();
             for (root, env) in nodes {
-                let tree = shared.put_dirs(&root, &["input", "model", "output", "checkpoints"])?;
+                let entries = crate::store::s3::dir_entries(
+                    &root,
+                    &["input", "model", "output", "checkpoints"],
+                )?;
+                // The work is what `input/` holds (configuration and
+                // channels), whatever checkpoints the attempt starts from.
+                let input: Vec<_> = entries
+                    .iter()
+                    .filter(|e| match e {
+                        TreeEntry::Dir(p) | TreeEntry::File(p, ..) => {
+                            p == "input" || p.starts_with("input/")
+                        }
+                    })
+                    .cloned()
+                    .collect();
+                inputs.update(crate::store::digest_entries(&input).as_bytes());
+                inputs.update(b",");
+                let tree = shared.put_tree(&root, entries)?;
                 parts.push(NodePart { root: tree, env });
             }
             // What the job is given, as one digest (for finding it again).
@@ -708,11 +716,11 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
                     shared.uri(&key)
                 )));
             }
-            Ok(whole)
+            Ok((whole, inputs.finalize().to_hex().to_string()))
         })
         .await
     };
-    let tree = match staged {
+    let (tree, inputs) = match staged {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
             return failed(
@@ -741,7 +749,7 @@ async fn run_batch(inner: Arc<Inner>, job: StepJob, mut cancel: watch::Receiver<
         region: r.region.clone(),
         prefix: prefix.clone(),
         root: tree,
-        inputs: input_digest(&nodes),
+        inputs: Some(inputs),
         command: command_digest(
             &image,
             &argv,
