@@ -195,6 +195,14 @@ pub enum Command {
         /// Die when this process (the parent) does, checked as it starts.
         #[arg(long)]
         die_with: Option<i32>,
+        /// Seconds the step's processes have after SIGTERM before SIGKILL.
+        #[arg(long)]
+        grace: Option<f64>,
+        /// The node's host name, with `--hosts-file` (its `/etc/hosts`).
+        #[arg(long, requires = "hosts_file")]
+        hostname: Option<String>,
+        #[arg(long)]
+        hosts_file: Option<PathBuf>,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<std::ffi::OsString>,
     },
@@ -378,8 +386,22 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Supervise {
             spawn_error,
             die_with,
+            grace,
+            hostname,
+            hosts_file,
             command,
-        } => Ok(crate::exec::supervise::main(spawn_error, die_with, command)),
+        } => Ok(crate::exec::supervise::main(
+            crate::exec::supervise::Options {
+                spawn_error,
+                die_with,
+                grace: grace
+                    .filter(|g| g.is_finite() && *g >= 0.0)
+                    .map(std::time::Duration::from_secs_f64),
+                hostname,
+                hosts_file,
+            },
+            command,
+        )),
         Command::Image {
             command: ImageCommand::Build { tag },
         } => image_build(tag.as_deref()),

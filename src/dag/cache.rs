@@ -43,6 +43,10 @@ pub const STEP_FIELDS_NOT_IN_KEY: &[(&str, &str)] = &[
     ),
     ("cache", "how results are reused, not what they are"),
     (
+        "stop_timeout",
+        "how long a stopped step has to end; a step that is not stopped computes the same",
+    ),
+    (
         "resources.memory",
         "a limit: a step that finishes under it computes the same",
     ),
@@ -323,14 +327,25 @@ fn shell_words(text: &str) -> Vec<&str> {
 /// workspace (`.pipeline/`) are never taken. Returns `(relative name, path)`,
 /// sorted and without repeats.
 pub fn program_paths(step: &Step, base_dir: &Path) -> Vec<(String, PathBuf)> {
-    let argv = user_argv(step);
-    if argv.is_empty() {
-        return vec![];
-    }
-    let Ok(base) = base_dir.canonicalize() else {
-        return vec![];
-    };
     let mut out: BTreeMap<String, PathBuf> = BTreeMap::new();
+    // The code a step names (`source_dir`, or an `entry_point` alone), by
+    // its name as written: it may live anywhere, and is copied whole.
+    if let Some(code) = step.code()
+        && let Some(src) = code.source(base_dir, step.user_image().is_some())
+        && let Ok(real) = src.canonicalize()
+    {
+        let name = code
+            .source_dir
+            .as_ref()
+            .or(code.entry_point.as_ref())
+            .map(|s| s.value.clone())
+            .unwrap_or_default();
+        out.insert(name, real);
+    }
+    let argv = user_argv(step);
+    let Ok(base) = base_dir.canonicalize() else {
+        return out.into_iter().collect();
+    };
     for arg in argv {
         let words = std::iter::once(arg.as_str()).chain(shell_words(arg));
         for w in words {
@@ -866,11 +881,13 @@ params:
             executor: _,
             retry: _,
             timeout: _,
+            stop_timeout: _,
             cache: _,
             resources,
             network: _,
             batch,
             description: _,
+            env: _,
         } = step;
         let crate::spec::model::BatchSettings {
             job_queue: _,
@@ -897,6 +914,7 @@ params:
             ("retry", false),
             ("timeout", false),
             ("cache", false),
+            ("stop_timeout", false),
             ("resources.cpus", true),
             ("resources.memory", false),
             ("resources.nodes", true),
@@ -910,6 +928,7 @@ params:
             ("batch.runnable_timeout", false),
             ("batch.image_repository", false),
             ("description", false),
+            ("env", true),
         ]
     }
 

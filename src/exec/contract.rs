@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::training_env::TrainingEnv;
 use crate::error::{Error, Result};
 use crate::spec::model::{DataFormat, Distribution, InputDef, InputMode, Step, StepKind};
 
@@ -266,6 +267,10 @@ pub struct Layout<'a> {
     pub current_host: String,
     pub hosts: Vec<String>,
     pub num_cpus: usize,
+    /// `TRAINING_JOB_NAME`: the run's and the step's names.
+    pub job_name: String,
+    /// The user's code (a directory, or one file), copied to `code/`.
+    pub code: Option<PathBuf>,
     /// Extra facts for built-ins (resolved registry versions, run id...).
     pub extra: serde_json::Value,
 }
@@ -312,10 +317,26 @@ impl Layout<'_> {
                 json!({"ContentType": content_type, "TrainingInputMode": mode.sagemaker_name(), "S3DistributionType": c.distribution.sagemaker_name(), "RecordWrapperType": "None"}),
             );
         }
-        write("inputdataconfig.json", &serde_json::Value::Object(idc))?;
         write(
-            "resourceconfig.json",
-            &json!({"current_host": self.current_host, "hosts": self.hosts, "network_interface_name": "eth0"}),
+            "inputdataconfig.json",
+            &serde_json::Value::Object(idc.clone()),
+        )?;
+        let network_interface = match self.step.executor {
+            crate::spec::model::Executor::Local => "lo",
+            _ => "eth0",
+        };
+        let resource_config =
+            TrainingEnv::resource_config(&self.current_host, &self.hosts, network_interface);
+        write("resourceconfig.json", &resource_config)?;
+        // Paths as the step sees them: inside a container, under /opt/ml.
+        let base = container_root
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.to_path_buf());
+        let p = |rel: &str| base.join(rel).display().to_string();
+        // SageMaker's XGBoost image reads it before it checkpoints.
+        write(
+            "checkpointconfig.json",
+            &json!({"LocalPath": p("checkpoints")}),
         )?;
         let channel_info: BTreeMap<&str, serde_json::Value> = self
             .channels
@@ -346,39 +367,31 @@ impl Layout<'_> {
         // The backend that runs this node feeds them (`pipe::Feeder::for_node`).
         super::pipe::register(root, pipes);
 
-        // Paths as the step sees them: inside a container, under /opt/ml.
-        let base = container_root
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.to_path_buf());
-        let p = |rel: &str| base.join(rel).display().to_string();
-        let mut env = vec![
-            ("SM_MODEL_DIR".to_string(), p("model")),
-            ("SM_OUTPUT_DATA_DIR".into(), p("output/data")),
-            ("SM_OUTPUT_DIR".into(), p("output")),
-            ("SM_INPUT_DIR".into(), p("input")),
-            ("SM_INPUT_CONFIG_DIR".into(), p("input/config")),
-            ("SM_CHECKPOINT_DIR".into(), p("checkpoints")),
-            (
-                "SM_CHANNELS".into(),
-                json!(self.channels.iter().map(|c| &c.name).collect::<Vec<_>>()).to_string(),
-            ),
-            ("SM_HPS".into(), json!(self.hyperparameters).to_string()),
-            ("SM_CURRENT_HOST".into(), self.current_host.clone()),
-            ("SM_HOSTS".into(), json!(self.hosts).to_string()),
-            ("SM_NUM_CPUS".into(), self.num_cpus.to_string()),
-            ("SM_NUM_GPUS".into(), "0".into()),
-        ];
+        let entry_point = self.step.entry_point();
+        let training = TrainingEnv {
+            base: &base,
+            hosts: &self.hosts,
+            current_host: &self.current_host,
+            hyperparameters: self.hyperparameters,
+            input_data_config: &idc,
+            resource_config: &resource_config,
+            network_interface,
+            num_cpus: self.num_cpus,
+            num_gpus: 0,
+            entry_point,
+            job_name: &self.job_name,
+        };
+        let mut env = training.vars();
+        env.push(("SM_CHECKPOINT_DIR".into(), p("checkpoints")));
         if container_root.is_none() {
             env.push(("SAGEMAKER_BASE_DIR".into(), root.display().to_string()));
         }
-        for c in self.channels {
-            env.push((
-                format!("SM_CHANNEL_{}", env_name(&c.name)),
-                p(&format!("input/data/{}", c.name)),
-            ));
+        if let Some(e) = entry_point {
+            env.push(("SAGEMAKER_PROGRAM".into(), e.to_string()));
         }
-        for (k, v) in self.hyperparameters {
-            env.push((format!("SM_HP_{}", env_name(k)), v.clone()));
+        if let Some(src) = &self.code {
+            copy_code(src, &root.join("code"))?;
+            env.push(("SAGEMAKER_SUBMIT_DIRECTORY".into(), p("code")));
         }
         for o in self.outputs {
             let rel = output_dir(Path::new(""), o);
@@ -470,6 +483,54 @@ impl Layout<'_> {
     }
 }
 
+/// Copies the user's code to `dest` (`code/`, SageMaker's `/opt/ml/code`):
+/// a directory's tree, or one file into it. A copy, not a link, so that the
+/// step runs what was there when it started and cannot change the
+/// pipeline's sources; links are followed (their content is copied), and a
+/// workspace (`.pipeline/`) inside is left out.
+fn copy_code(src: &Path, dest: &Path) -> Result<()> {
+    let io = |p: &Path, e| Error::io("copy the code from", p, e);
+    fs::create_dir_all(dest).map_err(|e| io(dest, e))?;
+    let meta = fs::metadata(src).map_err(|e| io(src, e))?;
+    if !meta.is_dir() {
+        let name = src.file_name().unwrap_or(src.as_os_str());
+        fs::copy(src, dest.join(name)).map_err(|e| io(src, e))?;
+        return Ok(());
+    }
+    // Bounded: a link loop must not copy forever.
+    let mut stack = vec![(src.to_path_buf(), dest.to_path_buf(), 0usize)];
+    while let Some((from, to, depth)) = stack.pop() {
+        if depth > 64 {
+            return Err(Error::failed(format!(
+                "the code in {} is nested more than 64 directories deep (a link loop?)",
+                src.display()
+            )));
+        }
+        for entry in fs::read_dir(&from).map_err(|e| io(&from, e))? {
+            let entry = entry.map_err(|e| io(&from, e))?;
+            let name = entry.file_name();
+            if depth == 0 && name == ".pipeline" {
+                continue;
+            }
+            let path = entry.path();
+            let target = to.join(&name);
+            let meta = fs::metadata(&path).map_err(|e| io(&path, e))?;
+            if meta.is_dir() {
+                fs::create_dir(&target).map_err(|e| io(&target, e))?;
+                stack.push((path, target, depth + 1));
+            } else {
+                fs::copy(&path, &target).map_err(|e| io(&path, e))?;
+                // A stored (read-only) file stays writable in the copy.
+                let mut perm = meta.permissions();
+                use std::os::unix::fs::PermissionsExt;
+                perm.set_mode(perm.mode() | 0o200);
+                fs::set_permissions(&target, perm).map_err(|e| io(&target, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates `dir`, whose parent usually exists; an existing directory (or a
 /// link to one, as `checkpoints/` may be) is fine.
 fn make_dir(dir: &Path) -> std::io::Result<()> {
@@ -481,7 +542,7 @@ fn make_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// `SM_CHANNEL_` names: upper case, `-` as `_`.
+/// `PIPELINE_OUTPUT_` names: upper case, anything but letters and digits as `_`.
 pub fn env_name(name: &str) -> String {
     name.chars()
         .map(|c| {

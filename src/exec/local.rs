@@ -12,6 +12,7 @@
 //! environment, by which `resume` finds and stops what an engine killed
 //! outright left behind.
 
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -21,13 +22,23 @@ use tokio::sync::watch;
 use futures_util::StreamExt;
 
 use super::{
-    Backend, BoxFuture, Failure, FailureKind, LineWriter, Outcome, StepJob, failed,
+    Backend, BoxFuture, Failure, FailureKind, LineWriter, NodeJob, Outcome, StepJob, failed,
     read_failure_file, wait_cancelled,
 };
 
-/// How long a stopped step may take to exit after SIGTERM: the supervisor's
-/// own grace, then a little for it to kill and reap what is left.
-const GRACE: Duration = Duration::from_secs(super::supervise::GRACE.as_secs() + 2);
+/// The hosts file of `node` (written beside its root), naming every node of
+/// the step; `None` when it cannot be written (the step then runs without).
+fn hosts_file(job: &StepJob, node: &NodeJob) -> Option<PathBuf> {
+    let hosts: Vec<String> = job.nodes().into_iter().map(|n| n.host).collect();
+    let machine = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let path = node.root.with_extension("hosts");
+    std::fs::write(&path, super::supervise::hosts_file_text(&machine, &hosts)).ok()?;
+    Some(path)
+}
+
+/// How long a stopped step may take to exit after SIGTERM beyond the
+/// supervisor's own grace: a little for it to kill and reap what is left.
+const GRACE_MARGIN: Duration = Duration::from_secs(2);
 
 pub struct LocalBackend;
 
@@ -242,9 +253,21 @@ async fn run_process(
         .arg(std::process::id().to_string())
         .arg("--spawn-error")
         .arg(&spawn_error)
-        .arg("--")
+        .arg("--grace")
+        .arg(job.stop_grace.as_secs_f64().to_string());
+    if let Some(hosts) = hosts_file(job, &node) {
+        cmd.arg("--hostname")
+            .arg(&node.host)
+            .arg("--hosts-file")
+            .arg(hosts);
+    }
+    cmd.arg("--")
         .args(&job.argv)
-        .current_dir(&job.cwd)
+        .current_dir(if job.in_code_dir {
+            node.root.join("code")
+        } else {
+            job.cwd.clone()
+        })
         .envs(node.env.iter().map(|(k, v)| (k, v)))
         .env(
             super::supervise::ATTEMPT_VAR,
@@ -313,7 +336,10 @@ async fn run_process(
         // SAFETY: signalling our own child's process group.
         unsafe { libc::kill(-pid, libc::SIGTERM) };
     }
-    if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+    if tokio::time::timeout(job.stop_grace + GRACE_MARGIN, child.wait())
+        .await
+        .is_err()
+    {
         if let Some(pid) = pid {
             // SAFETY: as above.
             unsafe { libc::kill(-pid, libc::SIGKILL) };

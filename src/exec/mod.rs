@@ -24,6 +24,7 @@ pub mod hooks;
 pub mod local;
 pub mod pipe;
 pub mod supervise;
+pub mod training_env;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -44,11 +45,16 @@ pub struct StepJob {
     pub root: PathBuf,
     /// Working directory for local processes (the pipeline file's directory).
     pub cwd: PathBuf,
+    /// The step runs its entry point itself: from each node's code
+    /// directory (`code/` under its root), as the training toolkit runs it.
+    pub in_code_dir: bool,
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     /// stdout and stderr are appended here.
     pub log_path: PathBuf,
     pub timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL when the step is stopped.
+    pub stop_grace: Duration,
     pub resources: Resources,
     /// The user's image, for container backends (else the runtime image).
     pub image: Option<String>,

@@ -22,8 +22,25 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// How long the step's processes have after SIGTERM before SIGKILL.
-pub const GRACE: Duration = Duration::from_secs(5);
+/// How long the step's processes have after SIGTERM before SIGKILL, when
+/// the step does not say (`stop_timeout`): SageMaker's 120 seconds.
+pub const GRACE: Duration = Duration::from_secs(120);
+
+/// How the supervisor runs a step, besides its command.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Where to write why the command could not start.
+    pub spawn_error: Option<PathBuf>,
+    /// The engine's pid: the supervisor dies with it.
+    pub die_with: Option<i32>,
+    /// How long after SIGTERM the step's processes are killed ([`GRACE`] if not given).
+    pub grace: Option<Duration>,
+    /// The step's node name (`algo-1`...) and a hosts file naming every
+    /// node: the step sees them as its host name and `/etc/hosts`
+    /// ([`isolate_names`]).
+    pub hostname: Option<String>,
+    pub hosts_file: Option<PathBuf>,
+}
 
 /// The environment variable naming the attempt every process of a local
 /// step belongs to: `RUN/STEP/ATTEMPT/HOST`.
@@ -51,7 +68,14 @@ const HANDLED: [libc::c_int; 5] = [
 /// checks that its parent is still `die_with`, since a parent that ended
 /// before the request would not deliver it. The parent can then start the
 /// supervisor with `posix_spawn` (no code of its own in the child).
-pub fn main(spawn_error: Option<PathBuf>, die_with: Option<i32>, command: Vec<OsString>) -> i32 {
+pub fn main(opts: Options, command: Vec<OsString>) -> i32 {
+    let Options {
+        spawn_error,
+        die_with,
+        grace,
+        hostname,
+        hosts_file,
+    } = opts;
     if let Some(parent) = die_with {
         // SAFETY: plain syscalls on this process's own state.
         let orphaned = unsafe {
@@ -67,6 +91,15 @@ pub fn main(spawn_error: Option<PathBuf>, die_with: Option<i32>, command: Vec<Os
         eprintln!("error: `pipeline supervise` needs a command after `--`");
         return crate::error::EXIT_INVALID;
     };
+    if let (Some(name), Some(hosts)) = (&hostname, &hosts_file)
+        && let Err(e) = isolate_names(name, hosts)
+    {
+        // The step still runs: only code that looks its nodes up by name
+        // (SageMaker's training toolkit does) misses them.
+        eprintln!(
+            "note: the step cannot be given the host name `{name}` and its nodes' names ({e}); programs that look up algo-1... by name will not find them"
+        );
+    }
     // SAFETY: plain syscalls on this process's own state.
     let set = unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -96,7 +129,7 @@ pub fn main(spawn_error: Option<PathBuf>, die_with: Option<i32>, command: Vec<Os
             return 127;
         }
     };
-    let status = supervise(main_pid, &set);
+    let status = supervise(main_pid, &set, grace.unwrap_or(GRACE));
     kill_and_reap_all();
     exit_like(status)
 }
@@ -188,8 +221,78 @@ fn spawn(program: &OsString, args: &[OsString]) -> std::io::Result<libc::pid_t> 
     Ok(pid)
 }
 
+/// Gives this process (and so the step it starts) a private host name and
+/// `/etc/hosts`, as a SageMaker node has: `hostname` is the node's name
+/// and `hosts_file` (the machine's hosts file plus a line naming every
+/// node) is bind-mounted over `/etc/hosts`, in a mount and UTS namespace
+/// of its own. Nothing outside the step sees either.
+///
+/// As root that is two `unshare`s; otherwise a user namespace first, in
+/// which this process keeps its own user and group ids (mapped to
+/// themselves) and, once it execs the step, no capability.
+fn isolate_names(hostname: &str, hosts_file: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let last = std::io::Error::last_os_error;
+    let hosts = std::ffi::CString::new(hosts_file.as_os_str().as_bytes())?;
+    // SAFETY: plain syscalls on this process's own state; single-threaded here.
+    unsafe {
+        let (uid, gid) = (libc::geteuid(), libc::getegid());
+        if uid == 0 {
+            if libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS) != 0 {
+                return Err(last());
+            }
+        } else {
+            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWUTS) != 0 {
+                return Err(last());
+            }
+            std::fs::write("/proc/self/setgroups", "deny")?;
+            std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+            std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+        }
+        // Mounts made here must not reach the machine's own namespace.
+        let root = c"/";
+        if libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(last());
+        }
+        if libc::mount(
+            hosts.as_ptr(),
+            c"/etc/hosts".as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(last());
+        }
+        if libc::sethostname(hostname.as_ptr().cast(), hostname.len()) != 0 {
+            return Err(last());
+        }
+    }
+    Ok(())
+}
+
+/// The hosts file a node of a local step sees: the machine's own, then
+/// every node's name on the loopback address (local nodes are processes
+/// of this machine).
+pub fn hosts_file_text(machine: &str, hosts: &[String]) -> String {
+    let mut text = machine.to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("# the step's nodes\n");
+    text.push_str(&format!("127.0.0.1\t{}\n", hosts.join(" ")));
+    text
+}
+
 /// Waits for the main process, passing on a stop request; returns its wait status.
-fn supervise(main_pid: libc::pid_t, set: &libc::sigset_t) -> libc::c_int {
+fn supervise(main_pid: libc::pid_t, set: &libc::sigset_t, grace: Duration) -> libc::c_int {
     let mut kill_at: Option<Instant> = None;
     loop {
         // Reap whatever ended: the main process, or orphans re-parented here.
@@ -224,7 +327,7 @@ fn supervise(main_pid: libc::pid_t, set: &libc::sigset_t) -> libc::c_int {
         if sig > 0 && sig != libc::SIGCHLD && kill_at.is_none() {
             // The engine signalled our process group; those outside it hear it from us.
             signal_descendants(libc::SIGTERM, true);
-            kill_at = Some(Instant::now() + GRACE);
+            kill_at = Some(Instant::now() + grace);
         }
     }
 }

@@ -35,7 +35,7 @@ use crate::runs::{
 };
 use crate::spec::expr::Value;
 use crate::spec::model::{
-    CachePolicy, Distribution, Executor, InputMode, RefTarget, Step, StepKind, TrainStep,
+    CachePolicy, Distribution, Executor, InputMode, RefTarget, Step, StepKind,
 };
 use crate::spec::source::Diagnostic;
 use crate::spec::template;
@@ -1096,30 +1096,36 @@ impl JobSpec {
         let step_dir = run_dir.join("steps").join(step.name());
         let root = new_attempt_dir(&step_dir)?;
         let outputs = step.outputs();
-        let (hps, argv, image, extra_env) = match &step.kind {
-            StepKind::Command(c) => (
-                c.hyperparameters.clone(),
-                c.run.clone(),
-                c.image.clone(),
-                // Secrets enter the step here, in its environment, and nowhere else.
-                c.env
-                    .iter()
-                    .map(|(k, v)| {
-                        template::fill_secrets(v, &|n| p.secrets.get(n).map(str::to_string))
-                            .map(|v| (k.clone(), v))
-                    })
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(Error::failed)?,
+        let (hps, argv, image) = match &step.kind {
+            StepKind::Command(c) => (c.hyperparameters.clone(), c.run.clone(), c.image.clone()),
+            StepKind::Train(t) if t.algorithm.is_none() => {
+                (t.hyperparameters.clone(), t.run.clone(), t.image.clone())
+            }
+            StepKind::Train(t) => (t.hyperparameters.clone(), builtin_argv()?, None),
+            StepKind::Evaluate(e) => (e.hyperparameters.clone(), builtin_argv()?, None),
+            _ => (BTreeMap::new(), builtin_argv()?, None),
+        };
+        // Secrets enter the step here, in its environment, and nowhere else.
+        let extra_env = step
+            .env
+            .iter()
+            .map(|(k, v)| {
+                template::fill_secrets(v, &|n| p.secrets.get(n).map(str::to_string))
+                    .map(|v| (k.clone(), v))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::failed)?;
+        // The user's code, copied into each node's `code/`; with no command
+        // and no image, the engine starts its entry point as the toolkit does.
+        let code = step.code();
+        let code_source = code.and_then(|c| c.source(&p.base_dir, image.is_some()));
+        let (argv, in_code_dir) = match code {
+            Some(c) if argv.is_empty() && image.is_none() => (
+                c.command(crate::exec::training_env::user_args(&hps))
+                    .unwrap_or_default(),
+                true,
             ),
-            StepKind::Train(t) if t.algorithm.is_none() => (
-                t.hyperparameters.clone(),
-                t.run.clone(),
-                t.image.clone(),
-                vec![],
-            ),
-            StepKind::Train(t) => (t.hyperparameters.clone(), builtin_argv()?, None, vec![]),
-            StepKind::Evaluate(e) => (e.hyperparameters.clone(), builtin_argv()?, None, vec![]),
-            _ => (BTreeMap::new(), builtin_argv()?, None, vec![]),
+            _ => (argv, false),
         };
         let num_cpus = step_threads(step);
         let executor = step_executor(step);
@@ -1156,6 +1162,8 @@ impl JobSpec {
                 current_host: host.clone(),
                 hosts: hosts.clone(),
                 num_cpus,
+                job_name: job_name(&p.name, step.name(), &run_id),
+                code: code_source.clone(),
                 extra: extra.clone(),
             };
             // Checkpoints outlive attempts, kills and resumes of this run (the
@@ -1175,12 +1183,6 @@ impl JobSpec {
                 env.push(("AWS_BATCH_JOB_NODE_INDEX".into(), i.to_string()));
                 env.push(("AWS_BATCH_JOB_NUM_NODES".into(), nodes.to_string()));
                 env.push(("AWS_BATCH_JOB_MAIN_NODE_INDEX".into(), "0".into()));
-            }
-            if let StepKind::Train(TrainStep {
-                program: Some(p), ..
-            }) = &step.kind
-            {
-                env.push(("SAGEMAKER_PROGRAM".into(), p.clone()));
             }
             env.extend(extra_env.iter().cloned());
             node_jobs.push(crate::exec::NodeJob {
@@ -1223,10 +1225,12 @@ impl JobSpec {
             attempt: 1,
             root,
             cwd: p.base_dir.clone(),
+            in_code_dir,
             argv,
             env: main.env,
             log_path,
             timeout: step.timeout,
+            stop_grace: step.stop_grace(),
             resources: step.resources.clone(),
             image,
             executor,
@@ -1237,6 +1241,22 @@ impl JobSpec {
             batch: step.batch.clone(),
         })
     }
+}
+
+/// `TRAINING_JOB_NAME`: the pipeline, step and run, within SageMaker's
+/// rule for job names (letters, digits and `-`, at most 63).
+fn job_name(pipeline: &str, step: &str, run_id: &str) -> String {
+    let text = format!("{pipeline}-{step}-{run_id}");
+    let mut out = String::new();
+    for c in text.chars() {
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
+            out.push(c);
+        }
+    }
+    // Keep the end, which tells runs apart.
+    let skip = out.len().saturating_sub(63);
+    out[skip..].trim_matches('-').to_string()
 }
 
 /// Where a train step's checkpoints live in a run (`runs/RUN/checkpoints/STEP`).

@@ -587,6 +587,7 @@ struct StepCommon {
     executor: Executor,
     retry: Retry,
     timeout: Option<Duration>,
+    stop_timeout: Option<Duration>,
     cache: CachePolicy,
     resources: Resources,
     network: Network,
@@ -599,6 +600,7 @@ impl StepCommon {
             executor: Executor::Local,
             retry: Retry::default(),
             timeout: None,
+            stop_timeout: None,
             cache: CachePolicy::On,
             resources: Resources {
                 cpus: None,
@@ -615,6 +617,7 @@ const DEFAULT_KEYS: &[&str] = &[
     "executor",
     "retry",
     "timeout",
+    "stop_timeout",
     "cache",
     "resources",
     "network",
@@ -627,11 +630,13 @@ const COMMON_STEP_KEYS: &[&str] = &[
     "executor",
     "retry",
     "timeout",
+    "stop_timeout",
     "cache",
     "resources",
     "network",
     "batch",
     "description",
+    "env",
 ];
 
 fn decode_common(
@@ -660,6 +665,9 @@ fn common_from_fields(ctx: &Ctx, f: &Fields, base: &StepCommon) -> DResult<StepC
     }
     if let Some(n) = f.get("timeout") {
         c.timeout = Some(decode_duration(ctx, n, "timeout")?);
+    }
+    if let Some(n) = f.get("stop_timeout") {
+        c.stop_timeout = Some(decode_duration(ctx, n, "stop_timeout")?);
     }
     if let Some(n) = f.get("cache") {
         c.cache = match &n.kind {
@@ -835,6 +843,8 @@ fn decode_step(
             "image",
             "run",
             "program",
+            "source_dir",
+            "entry_point",
             "channels",
             "hyperparameters",
             "input_mode",
@@ -860,7 +870,8 @@ fn decode_step(
             "inputs",
             "outputs",
             "image",
-            "env",
+            "source_dir",
+            "entry_point",
             "hyperparameters",
         ],
         other => {
@@ -928,11 +939,13 @@ fn decode_step(
         executor: common.executor,
         retry: common.retry,
         timeout: common.timeout,
+        stop_timeout: common.stop_timeout,
         cache: common.cache,
         resources: common.resources,
         network: common.network,
         batch: common.batch,
         description,
+        env: decode_env(ctx, &f)?,
     })
 }
 
@@ -974,7 +987,7 @@ fn check_placement(ctx: &Ctx, f: &Fields, kind: &StepKind, common: &StepCommon) 
     {
         return Err(ctx
             .err(
-                at("run"),
+                f.get("run").or(f.get("entry_point")).unwrap_or(f.node),
                 format!(
                     "{} runs your own command on the {executor} executor, which needs the image to run it in",
                     f.what()
@@ -1270,7 +1283,12 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
         .map(|n| decode_run(ctx, n))
         .transpose()?
         .unwrap_or_default();
-    if algorithm.is_none() && image.is_none() && run.is_empty() {
+    if algorithm.is_none()
+        && image.is_none()
+        && run.is_empty()
+        && f.get("entry_point").is_none()
+        && f.get("program").is_none()
+    {
         return Err(ctx
             .err(
                 f.node,
@@ -1325,17 +1343,14 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
         input_mode.as_ref(),
         &modes,
     )?;
-    let program = f
-        .get("program")
-        .map(|n| ctx.string(n, "program"))
-        .transpose()?;
-    if let (Some(p), None) = (&program, &image) {
+    let code = super::code::decode(ctx, f)?;
+    if let (Some(a), false) = (&algorithm, code.is_empty()) {
         return Err(Diagnostic::at(
             &ctx.source,
-            p.span,
-            "`program` names the script your image's `train` runs; it needs `image`",
+            a.span,
+            "`algorithm` runs a built-in; `source_dir` and `entry_point` are for your own code",
         )
-        .help("add `image: NAME`, or remove `program`"));
+        .help("remove `algorithm` to run your script, or remove `source_dir`/`entry_point`"));
     }
     if algorithm.is_some() && !channels.contains_key("train") {
         return Err(ctx
@@ -1357,7 +1372,7 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
         channels,
         distribution,
         channel_formats,
-        program: program.map(|p| p.value),
+        code,
         hyperparameters,
         input_mode: input_mode.map_or(InputMode::File, |m| m.value),
         channel_modes: modes.into_iter().map(|(k, m)| (k, m.value)).collect(),
@@ -1855,7 +1870,17 @@ fn check_env_key(ctx: &Ctx, k: &Spanned<String>) -> DResult<()> {
 }
 
 fn decode_command(ctx: &Ctx, f: &Fields) -> DResult<CommandStep> {
-    let run = decode_run(ctx, f.req(ctx, "run")?)?;
+    let code = super::code::decode(ctx, f)?;
+    // With an entry point and no `run:`, the entry point is what runs.
+    let run_node = match (f.get("run"), &code.entry_point) {
+        (Some(n), _) => Some(n),
+        (None, Some(_)) => None,
+        (None, None) => Some(f.req(ctx, "run")?),
+    };
+    let run = run_node
+        .map(|n| decode_run(ctx, n))
+        .transpose()?
+        .unwrap_or_default();
     let inputs = match f.get("inputs") {
         Some(n) => decode_channels(ctx, n, "inputs")?,
         None => BTreeMap::new(),
@@ -1874,16 +1899,8 @@ fn decode_command(ctx: &Ctx, f: &Fields) -> DResult<CommandStep> {
             ));
         }
     }
-    let mut env = BTreeMap::new();
-    if let Some(n) = f.get("env") {
-        for (k, v) in ctx.entries(n, "env")? {
-            check_env_key(ctx, &k)?;
-            env.insert(k.value, ctx.scalar_string(v, "env")?.value);
-        }
-    }
     // Run-time templates must name this step's own outputs and inputs.
-    let run_node = f.req(ctx, "run")?;
-    for arg in &run {
+    for (arg, run_node) in run.iter().filter_map(|a| run_node.map(|n| (a, n))) {
         let (outs, ins) = template::placeholder_names(arg);
         for o in outs {
             if !outputs.iter().any(|x| x.value == o) {
@@ -1919,8 +1936,20 @@ fn decode_command(ctx: &Ctx, f: &Fields) -> DResult<CommandStep> {
             .map(|n| ctx.string(n, "image"))
             .transpose()?
             .map(|s| s.value),
-        env,
+        code,
     })
+}
+
+/// A step's `env:`: names the step can read that the contract does not set.
+fn decode_env(ctx: &Ctx, f: &Fields) -> DResult<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    if let Some(n) = f.get("env") {
+        for (k, v) in ctx.entries(n, "env")? {
+            check_env_key(ctx, &k)?;
+            env.insert(k.value, ctx.scalar_string(v, "env")?.value);
+        }
+    }
+    Ok(env)
 }
 
 #[cfg(test)]

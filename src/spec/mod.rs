@@ -7,6 +7,7 @@
 //! Nothing downstream sees raw YAML.
 
 pub mod batch;
+pub mod code;
 pub mod decode;
 pub mod expr;
 pub mod load;

@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::code::Code;
 use serde::{Deserialize, Serialize};
 
 use super::expr::Expr;
@@ -256,6 +257,14 @@ pub struct Step {
         with = "duration_opt"
     )]
     pub timeout: Option<Duration>,
+    /// How long a stopped step's processes have between SIGTERM and
+    /// SIGKILL (absent: SageMaker's 120 s).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "duration_opt"
+    )]
+    pub stop_timeout: Option<Duration>,
     pub cache: CachePolicy,
     pub resources: Resources,
     /// `network: none` cuts a container step off every network.
@@ -266,11 +275,44 @@ pub struct Step {
     pub batch: BatchSettings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Added to the step's environment. Secret params appear here as
+    /// placeholders, filled in only when the step starts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
 impl Step {
     pub fn name(&self) -> &str {
         &self.name.value
+    }
+
+    /// How long the step's processes have between SIGTERM and SIGKILL.
+    pub fn stop_grace(&self) -> Duration {
+        self.stop_timeout.unwrap_or(crate::exec::supervise::GRACE)
+    }
+
+    /// The user's code this step names (`source_dir`, `entry_point`), if any.
+    pub fn code(&self) -> Option<&Code> {
+        match &self.kind {
+            StepKind::Train(t) if t.algorithm.is_none() => Some(&t.code),
+            StepKind::Command(c) => Some(&c.code),
+            _ => None,
+        }
+        .filter(|c| !c.is_empty())
+    }
+
+    /// The script the step runs (`SAGEMAKER_PROGRAM`), if it names one.
+    pub fn entry_point(&self) -> Option<&str> {
+        self.code().and_then(Code::program)
+    }
+
+    /// The image a user step runs in, as written.
+    pub fn user_image(&self) -> Option<&str> {
+        match &self.kind {
+            StepKind::Command(c) => c.image.as_deref(),
+            StepKind::Train(t) if t.algorithm.is_none() => t.image.as_deref(),
+            _ => None,
+        }
     }
 
     /// The data the step reads: `(channel, reference)` in a stable order.
@@ -442,9 +484,9 @@ pub struct TrainStep {
     /// How to read a channel, where the channel says (`target:`, `header:`...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub channel_formats: BTreeMap<String, ChannelFormat>,
-    /// `SAGEMAKER_PROGRAM` for the user's image: the script its `train` runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub program: Option<String>,
+    /// `source_dir` and `entry_point`: the user's script (`SAGEMAKER_PROGRAM`).
+    #[serde(flatten)]
+    pub code: Code,
     pub hyperparameters: BTreeMap<String, String>,
     /// How every channel's data reaches the step (`input_mode:`), unless
     /// the channel says otherwise (`channel_modes`).
@@ -669,9 +711,9 @@ pub struct CommandStep {
     pub outputs: Vec<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// Secret params appear here as placeholders, filled in only when the step starts.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    /// `source_dir` and `entry_point`: the user's script.
+    #[serde(flatten)]
+    pub code: Code,
     /// Written to `hyperparameters.json` and `SM_HPS`/`SM_HP_*`, as for a train step.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hyperparameters: BTreeMap<String, String>,

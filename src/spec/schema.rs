@@ -41,6 +41,8 @@ fn common_props() -> Map<String, Value> {
             "on": {"type": "array", "items": {"enum": RetryOn::NAMES}}
         }), &[]),
         "timeout": duration(),
+        "stop_timeout": {"type": ["string", "number"], "description": "between SIGTERM and SIGKILL when the step is stopped (default 120s, as SageMaker)"},
+        "env": {"type": "object", "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}, "additionalProperties": scalar()},
         "cache": {"oneOf": [{"type": "boolean"}, object(json!({"expire_after": duration()}), &["expire_after"])]},
         "resources": object(json!({
             "cpus": {"type": "number", "exclusiveMinimum": 0},
@@ -108,7 +110,9 @@ pub fn pipeline_schema() -> Value {
             json!({
                 "algorithm": {"enum": crate::exec::builtin::ALGORITHMS},
                 "image": {"type": "string"}, "run": run,
-                "program": {"type": "string", "description": "SAGEMAKER_PROGRAM for your image's `train`"},
+                "source_dir": {"type": "string", "description": "your code's directory, copied to /opt/ml/code"},
+                "entry_point": {"type": "string", "description": "the script that runs (SAGEMAKER_PROGRAM), in source_dir"},
+                "program": {"type": "string", "description": "older name of entry_point"},
                 "channels": {"type": "object", "additionalProperties": {"oneOf": [
                     {"type": "string"},
                     object(json!({
@@ -162,14 +166,15 @@ pub fn pipeline_schema() -> Value {
                 "run": run, "inputs": refs,
                 "outputs": {"type": "array", "items": {"type": "string"}},
                 "image": {"type": "string"},
-                "env": {"type": "object", "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}, "additionalProperties": scalar()},
+                "source_dir": {"type": "string", "description": "your code's directory, copied to /opt/ml/code"},
+                "entry_point": {"type": "string", "description": "the script that runs (SAGEMAKER_PROGRAM), in source_dir; without `run`, the engine starts it"},
                 "hyperparameters": hps
             }),
-            &["run"]
+            &[]
         ),
     ]);
     let mut defaults = common_props();
-    for k in ["kind", "description", "after", "when"] {
+    for k in ["kind", "description", "after", "when", "env"] {
         defaults.remove(k);
     }
     json!({

@@ -20,6 +20,12 @@ pub fn check(ctx: &Ctx, p: &Pipeline, decls: &[ParamDecl]) -> Vec<Diagnostic> {
         }
     }
     for step in &p.steps {
+        if let Some(code) = step.code()
+            && let Err(d) =
+                super::code::check_exists(ctx, code, &p.base_dir, step.user_image().is_some())
+        {
+            errors.push(d);
+        }
         for (_, r) in step.inputs() {
             match &r.target {
                 RefTarget::Input(name) => {

@@ -99,6 +99,7 @@ echo "user train on $(hostname) as uid $(id -u)"
 m=/opt/ml/model
 id -u > $m/uid.txt
 ls /sys/class/net > $m/net.txt
+grep -w "$(hostname)" /etc/hosts > $m/hosts.txt || true
 cp /opt/ml/input/config/resourceconfig.json $m/
 env | grep -E '^(SM_|AWS_BATCH|SAGEMAKER_PROGRAM|PIPELINE_COORD)' | sort > $m/env.txt
 ls $SM_CHANNEL_TRAIN > $m/files.txt
@@ -309,6 +310,11 @@ fn a_users_image_runs_under_the_container_contract() {
     let s = out.summary();
     assert_ne!(model_file(&t, &s, "uid.txt").trim(), "0", "runs as root");
     assert_eq!(model_file(&t, &s, "net.txt").trim(), "lo", "network: none");
+    // With no network the node still finds its own name, as SageMaker code expects.
+    assert!(
+        model_file(&t, &s, "hosts.txt").contains("algo-1"),
+        "algo-1 is not in the container's hosts file"
+    );
     assert_eq!(model_file(&t, &s, "lines.txt").trim(), "9");
     assert_eq!(model_file(&t, &s, "channel_writable.txt").trim(), "no");
     let env = model_file(&t, &s, "env.txt");

@@ -21,6 +21,7 @@ mod reproduce;
 mod run;
 mod runs;
 mod s3;
+mod sagemaker;
 mod schedule;
 mod signals;
 mod trust_engine;

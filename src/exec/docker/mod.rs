@@ -51,8 +51,6 @@ pub const COORDINATOR_PORT: u16 = 7070;
 /// Labels on everything the backend creates.
 const LABEL_OWNER: &str = "org.pipeline.owner-pid";
 const LABEL_JOB: &str = "org.pipeline.job";
-/// How long a stopped container may take to exit after SIGTERM.
-const GRACE_S: i32 = 5;
 /// After the first node fails, how long the others may take to fail on their
 /// own (so the node that caused it is the one named).
 const SETTLE: Duration = Duration::from_millis(1500);
@@ -648,12 +646,15 @@ async fn supervise(
         .await;
     }
     // Stop whatever still runs.
-    let stop = StopContainerOptionsBuilder::new().t(GRACE_S).build();
-    for (i, n) in names.iter().enumerate() {
-        if !exits.iter().any(|x| x.node == i) {
-            let _ = docker.stop_container(n, Some(stop.clone())).await;
-        }
-    }
+    // At once, so that each has the whole grace period.
+    let grace = i32::try_from(job.stop_grace.as_secs()).unwrap_or(i32::MAX);
+    let stop = StopContainerOptionsBuilder::new().t(grace).build();
+    let stops = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !exits.iter().any(|x| x.node == *i))
+        .map(|(_, n)| docker.stop_container(n, Some(stop.clone())));
+    let _ = futures_util::future::join_all(stops).await;
     for t in log_tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
@@ -740,7 +741,14 @@ fn container_config(
         env: Some(env),
         hostname: Some(node.host.clone()),
         user: Some(format!("{uid}:{gid}")),
-        working_dir: Some("/opt/ml".into()),
+        working_dir: Some(
+            if job.in_code_dir {
+                "/opt/ml/code"
+            } else {
+                "/opt/ml"
+            }
+            .into(),
+        ),
         labels: Some(labels.clone()),
         networking_config: endpoints,
         host_config: Some(HostConfig {
@@ -752,6 +760,9 @@ fn container_config(
             memory_swap: job.resources.memory.map(|m| m as i64),
             init: Some(true),
             security_opt: Some(vec!["no-new-privileges".into()]),
+            // With no network the node's own name is not in the container's
+            // hosts file; SageMaker code (its training toolkit) looks it up.
+            extra_hosts: (network_mode == "none").then(|| vec![format!("{}:127.0.0.1", node.host)]),
             ..Default::default()
         }),
         ..Default::default()

@@ -1,0 +1,263 @@
+//! SageMaker training code runs unchanged: the real sagemaker-training
+//! toolkit's `train` entry point with a `source_dir` script, on one node
+//! and on three; the variables and config files SageMaker writes; a script
+//! started by the engine as the toolkit starts it; `stop_timeout`.
+//!
+//! The toolkit tests need `pip install sagemaker-training`; without it they
+//! say `SKIPPED` (and fail under CI, which installs it).
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{Test, step_status};
+
+/// Whether python3 can import `module`; says so when it cannot (and fails under CI).
+fn python_with(test: &str, module: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test} needs python3 with {module}; CI must install it");
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: needs python3 with {module} (pip install sagemaker-training)"
+        );
+    }
+    ok
+}
+
+/// A script as SageMaker framework images run it: arguments from the
+/// hyperparameters, data and model directories from `SM_*`. It records
+/// what it saw into its model directory (the main node's is stored).
+const SCRIPT: &str = r#"
+import argparse, json, os, socket
+p = argparse.ArgumentParser()
+p.add_argument("--max-depth", type=int)
+p.add_argument("--eta", type=float)
+p.add_argument("--name")
+args = p.parse_args()
+hosts = json.loads(os.environ["SM_HOSTS"])
+seen = {
+    "args": vars(args),
+    "cwd": os.getcwd(),
+    "hostname": socket.gethostname(),
+    "resolved": {h: socket.gethostbyname(h) for h in hosts},
+    "files": sorted(os.listdir(os.environ["SM_CHANNEL_TRAIN"])),
+    "helper": open("lib/helper.txt").read().strip(),
+    "env": {k: v for k, v in os.environ.items()
+            if k.startswith(("SM_", "SAGEMAKER_", "TRAINING_JOB_NAME", "MY_"))},
+    "config": sorted(os.listdir(os.environ["SM_INPUT_CONFIG_DIR"])),
+}
+if os.environ["SM_CURRENT_HOST"] == hosts[0]:
+    with open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w") as f:
+        json.dump(seen, f, sort_keys=True)
+print("trained on", socket.gethostname())
+"#;
+
+fn pipeline(run: &str, nodes: u32) -> String {
+    format!(
+        r#"
+name: toolkit
+inputs:
+  data: {{path: data.csv, format: csv, target: y}}
+steps:
+  train:
+    kind: train
+{run}    source_dir: src
+    entry_point: train.py
+    channels: {{train: inputs.data}}
+    hyperparameters: {{max-depth: 3, eta: 0.1, name: '"x"'}}
+    env: {{MY_SETTING: on}}
+    resources: {{nodes: {nodes}}}
+    timeout: 120s
+"#
+    )
+}
+
+fn with_code(t: Test) -> Test {
+    t.file("data.csv", "x,y\n1,0\n2,1\n3,0\n")
+        .file("src/train.py", SCRIPT)
+        .file("src/lib/helper.txt", "helper v1\n")
+}
+
+/// The `seen.json` the main node wrote.
+fn seen(t: &Test, summary: &Value) -> Value {
+    let model = summary["steps"]["train"]["outputs"]["model"]["path"]
+        .as_str()
+        .expect("model path")
+        .to_string();
+    let text = std::fs::read_to_string(std::path::Path::new(&model).join("seen.json"))
+        .unwrap_or_else(|e| panic!("seen.json in {model}: {e}\n{}", t.path().display()));
+    serde_json::from_str(&text).expect("seen.json")
+}
+
+fn check_seen(seen: &Value, nodes: usize) {
+    assert_eq!(seen["args"]["max_depth"], 3, "{seen}");
+    assert_eq!(seen["args"]["eta"], 0.1, "{seen}");
+    assert_eq!(seen["args"]["name"], "x", "{seen}");
+    assert_eq!(seen["hostname"], "algo-1", "{seen}");
+    assert_eq!(seen["helper"], "helper v1", "{seen}");
+    assert!(seen["cwd"].as_str().unwrap().ends_with("/code"), "{seen}");
+    let resolved = seen["resolved"].as_object().unwrap();
+    assert_eq!(resolved.len(), nodes, "{seen}");
+    let env = &seen["env"];
+    assert_eq!(env["SM_HP_MAX-DEPTH"], "3", "{seen}");
+    assert_eq!(
+        env["SM_HPS"], r#"{"eta":0.1,"max-depth":3,"name":"x"}"#,
+        "{seen}"
+    );
+    assert_eq!(env["SM_USER_ENTRY_POINT"], "train.py", "{seen}");
+    assert_eq!(env["SAGEMAKER_PROGRAM"], "train.py", "{seen}");
+    assert_eq!(env["MY_SETTING"], "on", "{seen}");
+    assert!(
+        env["TRAINING_JOB_NAME"]
+            .as_str()
+            .unwrap()
+            .starts_with("toolkit-train-"),
+        "{seen}"
+    );
+    let rc: Value = serde_json::from_str(env["SM_RESOURCE_CONFIG"].as_str().unwrap()).unwrap();
+    assert_eq!(rc["current_instance_type"], "local", "{seen}");
+    assert_eq!(
+        rc["instance_groups"][0]["hosts"].as_array().unwrap().len(),
+        nodes
+    );
+    let te: Value = serde_json::from_str(env["SM_TRAINING_ENV"].as_str().unwrap()).unwrap();
+    assert_eq!(te["is_master"], true, "{seen}");
+    assert_eq!(te["module_name"], "train", "{seen}");
+    for f in [
+        "checkpointconfig.json",
+        "hyperparameters.json",
+        "inputdataconfig.json",
+        "resourceconfig.json",
+    ] {
+        assert!(
+            seen["config"].as_array().unwrap().iter().any(|c| c == f),
+            "{f}: {seen}"
+        );
+    }
+}
+
+#[test]
+fn the_training_toolkit_runs_a_source_dir_script_locally() {
+    let test = "the_training_toolkit_runs_a_source_dir_script_locally";
+    if !python_with(test, "sagemaker_training") {
+        return;
+    }
+    let t = with_code(Test::new()).file("p.yaml", &pipeline("    run: [train]\n", 1));
+    let started = Instant::now();
+    let out = t.exec(["run", "p.yaml", "--json"]);
+    let s = out.summary();
+    assert_eq!(step_status(&s, "train"), "succeeded", "{out}");
+    // The toolkit waits up to 15 minutes for names it cannot resolve.
+    assert!(started.elapsed() < Duration::from_secs(60), "{out}");
+    check_seen(&seen(&t, &s), 1);
+}
+
+#[test]
+fn the_training_toolkit_runs_on_three_local_nodes() {
+    let test = "the_training_toolkit_runs_on_three_local_nodes";
+    if !python_with(test, "sagemaker_training") {
+        return;
+    }
+    let t = with_code(Test::new()).file("p.yaml", &pipeline("    run: [train]\n", 3));
+    let out = t.exec(["run", "p.yaml", "--json"]);
+    let s = out.summary();
+    assert_eq!(step_status(&s, "train"), "succeeded", "{out}");
+    check_seen(&seen(&t, &s), 3);
+    let logs = t.exec(["logs", s["run_id"].as_str().unwrap(), "train"]);
+    for h in ["algo-1", "algo-2", "algo-3"] {
+        assert!(
+            logs.stdout.contains(&format!("trained on {h}")),
+            "{h}: {logs}"
+        );
+    }
+}
+
+#[test]
+fn the_engine_starts_an_entry_point_as_the_toolkit_does() {
+    if !python_with(
+        "the_engine_starts_an_entry_point_as_the_toolkit_does",
+        "json",
+    ) {
+        return;
+    }
+    let t = with_code(Test::new()).file("p.yaml", &pipeline("", 1));
+    let out = t.exec(["run", "p.yaml", "--json"]).success();
+    let s = out.summary();
+    check_seen(&seen(&t, &s), 1);
+
+    // Unchanged code: cached. A change to any file of the source directory
+    // (not only the entry point) runs the step again.
+    let again = t.exec(["run", "p.yaml", "--json"]).success();
+    assert!(crate::harness::step_cached(&again.summary(), "train"));
+    t.write("src/lib/helper.txt", "helper v2\n");
+    let changed = t.exec(["run", "p.yaml", "--json"]).success();
+    let cs = changed.summary();
+    assert!(!crate::harness::step_cached(&cs, "train"), "{changed}");
+    assert_eq!(seen(&t, &cs)["helper"], "helper v2");
+}
+
+#[test]
+fn code_that_is_not_there_is_refused_before_anything_runs() {
+    let base = "name: c\nsteps:\n  s:\n    kind: command\n";
+    let t = Test::new()
+        .file("src/train.py", "print(1)\n")
+        .file(
+            "missing.yaml",
+            &format!("{base}    source_dir: nowhere\n    entry_point: train.py\n"),
+        )
+        .file(
+            "no_entry.yaml",
+            &format!("{base}    source_dir: src\n    entry_point: other.py\n"),
+        )
+        .file(
+            "outside.yaml",
+            &format!("{base}    source_dir: src\n    entry_point: ../train.py\n"),
+        )
+        .file("alone.yaml", &format!("{base}    source_dir: src\n"))
+        .file(
+            "builtin.yaml",
+            "name: c\ninputs:\n  d: {path: d.csv, target: y}\nsteps:\n  t:\n    kind: train\n    algorithm: gbdt\n    source_dir: src\n    entry_point: train.py\n    channels: {train: inputs.d}\n",
+        )
+        .file("d.csv", "x,y\n1,0\n");
+    t.exec(["validate", "missing.yaml"])
+        .invalid_at("missing.yaml:5:17")
+        .stderr_contains("not a directory");
+    t.exec(["validate", "no_entry.yaml"])
+        .invalid_at("no_entry.yaml:6:18")
+        .stderr_contains("not a file in `src`");
+    t.exec(["validate", "outside.yaml"])
+        .invalid_at("outside.yaml:6:18")
+        .stderr_contains("not inside `source_dir`");
+    t.exec(["validate", "alone.yaml"])
+        .invalid_at("alone.yaml:5:17")
+        .stderr_contains("needs `entry_point`");
+    t.exec(["validate", "builtin.yaml"])
+        .invalid_at("builtin.yaml:7:16")
+        .stderr_contains("for your own code");
+}
+
+#[test]
+fn a_stopped_step_has_its_stop_timeout_to_finish() {
+    // The step catches SIGTERM and needs 6 s to save its work: more than
+    // the old fixed grace of 5 s, less than the step's `stop_timeout`.
+    let t = Test::new().file(
+        "p.yaml",
+        "name: g\nsteps:\n  s:\n    kind: command\n    run: [sh, -c, 'trap \"sleep 6; echo saved > saved.txt; exit 0\" TERM; echo started; while true; do sleep 0.1; done']\n    timeout: 1s\n    stop_timeout: 20s\n",
+    );
+    let started = Instant::now();
+    let out = t.exec(["run", "p.yaml"]).code(1);
+    assert!(
+        out.stderr.contains("timed out") || out.stdout.contains("timed out"),
+        "{out}"
+    );
+    assert_eq!(t.read("saved.txt").trim(), "saved", "{out}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{out}");
+}
