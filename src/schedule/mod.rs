@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod firing;
 pub mod guard;
 pub mod inputs;
+pub mod train_metrics;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -224,9 +225,18 @@ fn store_outputs(
     store: &store::Store,
     root: &std::path::Path,
     names: &[String],
+    train: Option<&train_metrics::Sources>,
 ) -> Result<StoredOutputs> {
     let mut outputs = BTreeMap::new();
     let mut metrics = BTreeMap::new();
+    if let Some(t) = train {
+        if t.builtin_model {
+            metrics.extend(train_metrics::of_builtin_model(&contract::output_dir(
+                root, "model",
+            )));
+        }
+        metrics.extend(train_metrics::of_log(&t.log, &t.definitions)?);
+    }
     for o in names {
         let dir = contract::output_dir(root, o);
         if !dir.is_dir() {
@@ -886,6 +896,7 @@ impl Run {
         let mut guards = st.guards.clone();
         let store = self.ws.store();
         let outputs = self.plan.pipeline.steps[i].outputs();
+        let train = train_metrics::Sources::of(&self.plan.pipeline.steps[i], &job.log_path);
         if delay.is_zero() {
             events(Event::StepStarted {
                 step: name.clone(),
@@ -934,9 +945,11 @@ impl Run {
                 Some(if outputs.is_empty() {
                     Ok(Default::default())
                 } else {
-                    tokio::task::spawn_blocking(move || store_outputs(&store, &root, &outputs))
-                        .await
-                        .unwrap_or_else(|e| Err(Error::failed(format!("store the outputs: {e}"))))
+                    tokio::task::spawn_blocking(move || {
+                        store_outputs(&store, &root, &outputs, train.as_ref())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(Error::failed(format!("store the outputs: {e}"))))
                 })
             } else {
                 None

@@ -19,6 +19,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::decode::{Ctx, DResult, Fields};
+use super::model::MetricDefinition;
 use super::source::{Diagnostic, Spanned};
 
 /// `source_dir` and `entry_point`, as written.
@@ -177,4 +178,52 @@ pub fn check_exists(ctx: &Ctx, code: &Code, base_dir: &Path, with_image: bool) -
         .help("give the script's path relative to the pipeline's directory, or `source_dir` with the directory it is in"));
     }
     Ok(())
+}
+
+/// `metric_definitions: [{name, regex}]`, SageMaker's way of reading
+/// metrics from a training log: each regex must compile and capture the
+/// value in its first group; names are unique.
+pub fn decode_metric_definitions(ctx: &Ctx, f: &Fields) -> DResult<Vec<MetricDefinition>> {
+    let Some(node) = f.get("metric_definitions") else {
+        return Ok(vec![]);
+    };
+    let mut out: Vec<MetricDefinition> = Vec::new();
+    for item in ctx.seq(node, "metric_definitions")? {
+        let d = ctx.fields(item, "a metric definition", &["name", "regex"])?;
+        let name = ctx.string(d.req(ctx, "name")?, "name")?;
+        let regex_node = d.req(ctx, "regex")?;
+        let regex = ctx.string(regex_node, "regex")?;
+        if out.iter().any(|m| m.name == name.value) {
+            return Err(Diagnostic::at(
+                &ctx.source,
+                name.span,
+                format!("the metric `{}` is defined twice", name.value),
+            ));
+        }
+        match regex::Regex::new(&regex.value) {
+            Err(e) => {
+                return Err(Diagnostic::at(
+                    &ctx.source,
+                    regex.span,
+                    format!("cannot read the regex of metric `{}`", name.value),
+                )
+                .label(e.to_string().lines().last().unwrap_or("").trim().to_string())
+                .help("write a regular expression (Rust's `regex` syntax, as SageMaker's), e.g. 'validation-auc:([0-9.]+)'"));
+            }
+            Ok(r) if r.captures_len() < 2 => {
+                return Err(Diagnostic::at(
+                    &ctx.source,
+                    regex.span,
+                    format!("the regex of metric `{}` captures nothing", name.value),
+                )
+                .help("put the value in a group: 'loss=([0-9.eE+-]+)'"));
+            }
+            Ok(_) => {}
+        }
+        out.push(MetricDefinition {
+            name: name.value,
+            regex: regex.value,
+        });
+    }
+    Ok(out)
 }

@@ -487,6 +487,9 @@ pub struct TrainStep {
     /// `source_dir` and `entry_point`: the user's script (`SAGEMAKER_PROGRAM`).
     #[serde(flatten)]
     pub code: Code,
+    /// Metrics read from the step's log (SageMaker's `metric_definitions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_definitions: Vec<MetricDefinition>,
     pub hyperparameters: BTreeMap<String, String>,
     /// How every channel's data reaches the step (`input_mode:`), unless
     /// the channel says otherwise (`channel_modes`).
@@ -505,6 +508,14 @@ impl TrainStep {
             .copied()
             .unwrap_or(self.input_mode)
     }
+}
+
+/// A metric a train step's log reports: the first capture group of
+/// `regex`, on the last line it matches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricDefinition {
+    pub name: String,
+    pub regex: String,
 }
 
 /// How a channel's data reaches a train step (SageMaker's `TrainingInputMode`).

@@ -113,6 +113,10 @@ pub fn pipeline_schema() -> Value {
                 "source_dir": {"type": "string", "description": "your code's directory, copied to /opt/ml/code"},
                 "entry_point": {"type": "string", "description": "the script that runs (SAGEMAKER_PROGRAM), in source_dir"},
                 "program": {"type": "string", "description": "older name of entry_point"},
+                "metric_definitions": {"type": "array", "items": object(json!({
+                    "name": {"type": "string"},
+                    "regex": {"type": "string", "description": "the value is its first group; tabs also read as #011"}
+                }), &["name", "regex"])},
                 "channels": {"type": "object", "additionalProperties": {"oneOf": [
                     {"type": "string"},
                     object(json!({

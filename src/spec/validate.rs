@@ -193,18 +193,33 @@ fn check_when(
                     ));
                 }
                 Some(t) => {
-                    if path.len() != 3
-                        || path[1] != "metrics"
-                        || !t.outputs().iter().any(|o| o == "metrics")
-                    {
+                    let reports = t.outputs().iter().any(|o| o == "metrics")
+                        || matches!(t.kind, StepKind::Train(_));
+                    if path.len() != 3 || path[1] != "metrics" || !reports {
                         errors.push(
                             Diagnostic::at(&ctx.source, at(&joined), format!("the condition reads `{joined}`, which is not a metric"))
-                                .help(format!("write `{s}.metrics.NAME`, where `{s}` is an evaluate step (or lists a `metrics` output)")),
+                                .help(format!("write `{s}.metrics.NAME`, where `{s}` is an evaluate or train step (or lists a `metrics` output)")),
                         );
                     } else if let StepKind::Evaluate(e) = &t.kind {
                         let known = evaluate_metric_names(e);
                         if !known.iter().any(|k| *k == path[2]) {
                             errors.push(unknown_metric(ctx, at(&joined), &path[2], s, &known));
+                        }
+                    } else if let StepKind::Train(tr) = &t.kind
+                        && tr.algorithm.is_none()
+                    {
+                        // Your own code reports what its metric_definitions find.
+                        let known: Vec<String> = tr
+                            .metric_definitions
+                            .iter()
+                            .map(|m| m.name.clone())
+                            .collect();
+                        if !known.iter().any(|k| *k == path[2]) {
+                            errors.push(
+                                unknown_metric(ctx, at(&joined), &path[2], s, &known).help(
+                                    format!("add it to `{s}`'s `metric_definitions` (a name and a regex that finds it in the log)"),
+                                ),
+                            );
                         }
                     }
                 }

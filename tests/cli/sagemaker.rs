@@ -14,6 +14,8 @@ use serde_json::Value;
 
 use crate::harness::{Test, step_status};
 
+const PENGUINS: &str = include_str!("../../pipelines/data/penguins.csv");
+
 /// Whether python3 can import `module`; says so when it cannot (and fails under CI).
 fn python_with(test: &str, module: &str) -> bool {
     let ok = Command::new("python3")
@@ -260,4 +262,83 @@ fn a_stopped_step_has_its_stop_timeout_to_finish() {
     );
     assert_eq!(t.read("saved.txt").trim(), "saved", "{out}");
     assert!(started.elapsed() < Duration::from_secs(20), "{out}");
+}
+
+#[test]
+fn train_steps_record_their_metrics_for_when_and_the_summary() {
+    // A built-in reports its own figures; a script, what its
+    // metric_definitions find in its log (a SageMaker XGBoost regex, written
+    // for CloudWatch's `#011` tabs, matches the tab-separated line).
+    let t = Test::new()
+        .file("penguins.csv", PENGUINS)
+        .file(
+            "p.yaml",
+            r##"
+name: metrics
+inputs:
+  penguins: {path: penguins.csv, target: species}
+steps:
+  split:
+    kind: split
+    input: inputs.penguins
+    fractions: {train: 0.7, validation: 0.3}
+  gbdt:
+    kind: train
+    algorithm: gbdt
+    channels: {train: split.train, validation: split.validation}
+    hyperparameters: {objective: "multi:softprob", num_round: 5, eval_metric: mlogloss}
+  script:
+    kind: train
+    run: [sh, -c, 'printf "[0]\tvalidation-auc:0.5\n[1]\tvalidation-auc:0.875\nloss = 0.25\n"; touch $SM_MODEL_DIR/m']
+    channels: {train: split.train}
+    metric_definitions:
+      - {name: "validation:auc", regex: '.*\[[0-9]+\].*#011validation-auc:([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?).*'}
+      - {name: loss, regex: 'loss = ([0-9.]+)'}
+  good:
+    kind: command
+    run: [sh, -c, 'echo ok']
+    when: "gbdt.metrics.validation_mlogloss < 5 and script.metrics.loss < 0.5"
+  bad:
+    kind: command
+    run: [sh, -c, 'echo ok']
+    when: "script.metrics.loss > 0.5"
+"##,
+        );
+    let out = t.exec(["run", "p.yaml", "--json"]).success();
+    let s = out.summary();
+    let gm = &s["steps"]["gbdt"]["metrics"];
+    assert!(gm["validation_mlogloss"].as_f64().is_some(), "{s}");
+    assert_eq!(gm["rounds"].as_f64(), Some(5.0), "{s}");
+    let sm = &s["steps"]["script"]["metrics"];
+    assert_eq!(sm["validation:auc"], 0.875, "{s}");
+    assert_eq!(sm["loss"], 0.25, "{s}");
+    assert_eq!(step_status(&s, "good"), "succeeded", "{s}");
+    assert_eq!(step_status(&s, "bad"), "skipped", "{s}");
+    // The built-in's log has XGBoost's own line for each round.
+    let logs = t
+        .exec(["logs", s["run_id"].as_str().unwrap(), "gbdt"])
+        .success();
+    assert!(logs.stdout.contains("[4]\tvalidation-mlogloss:"), "{logs}");
+    // A cached step keeps its metrics.
+    let again = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    assert_eq!(again["steps"]["script"]["metrics"]["loss"], 0.25, "{again}");
+
+    // A metric no definition names is refused before anything runs.
+    t.write(
+        "q.yaml",
+        &t.read("p.yaml")
+            .replace("script.metrics.loss > 0.5", "script.metrics.accuracy > 0.5"),
+    );
+    t.exec(["validate", "q.yaml"])
+        .code(2)
+        .stderr_contains("reports no metric `accuracy`")
+        .stderr_contains("metric_definitions");
+    t.write(
+        "r.yaml",
+        &t.read("p.yaml")
+            .replace("'loss = ([0-9.]+)'", "'loss = [0-9.]+'"),
+    );
+    t.exec(["validate", "r.yaml"])
+        .code(2)
+        .stderr_contains("captures nothing");
 }

@@ -566,8 +566,10 @@ fn run(
             if better {
                 best = Some(Best { round: r, score });
             }
+            // XGBoost's own line (`[0]<TAB>validation-auc:0.91234`, the
+            // round counted from 0), which SageMaker's metric regexes read.
             log(&format!(
-                "[{round}] validation-{}: {score:.6}",
+                "[{r}]\tvalidation-{}:{score:.5}",
                 params.eval_metric.name()
             ));
             if let (Some(esr), Some(b)) = (params.early_stopping_rounds, best)

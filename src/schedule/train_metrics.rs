@@ -1,0 +1,159 @@
+//! A train step's final metrics, recorded with its outputs (and readable by
+//! `when:`, as an evaluate step's are): a built-in's own figures from its
+//! `model.json` (`train_auc`, `validation_auc`, `rounds`, ...), and what the
+//! step's `metric_definitions` find in the log of the attempt that succeeded
+//! (the last value each regex matched, as SageMaker reports a job's final
+//! metric).
+//!
+//! SageMaker applies metric regexes to CloudWatch's copy of the log, in
+//! which a tab reads `#011`; a regex is tried on each line as written and
+//! with its tabs written that way, so regexes copied from SageMaker match.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::spec::model::{MetricDefinition, Step, StepKind};
+
+/// Where a step's metrics come from, besides a `metrics` output.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// A built-in train step: its `model.json` holds its figures.
+    pub builtin_model: bool,
+    pub definitions: Vec<MetricDefinition>,
+    pub log: PathBuf,
+}
+
+impl Sources {
+    pub fn of(step: &Step, log: &Path) -> Option<Sources> {
+        let StepKind::Train(t) = &step.kind else {
+            return None;
+        };
+        Some(Sources {
+            builtin_model: t.algorithm.is_some(),
+            definitions: t.metric_definitions.clone(),
+            log: log.to_path_buf(),
+        })
+    }
+}
+
+/// The numbers of a built-in model's `metrics` (in `model_dir/model.json`).
+pub fn of_builtin_model(model_dir: &Path) -> BTreeMap<String, Value> {
+    let Ok(text) = std::fs::read_to_string(model_dir.join("model.json")) else {
+        return BTreeMap::new();
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        return BTreeMap::new();
+    };
+    v.get("metrics")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| v.is_number())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What `definitions` find in the last attempt's part of `log` (the text
+/// after the last `--- attempt N of step S ---` line).
+pub fn of_log(log: &Path, definitions: &[MetricDefinition]) -> Result<BTreeMap<String, Value>> {
+    let mut out = BTreeMap::new();
+    if definitions.is_empty() {
+        return Ok(out);
+    }
+    let regexes: Vec<(&str, regex::Regex)> = definitions
+        .iter()
+        .map(|d| {
+            regex::Regex::new(&d.regex)
+                .map(|r| (d.name.as_str(), r))
+                .map_err(|e| Error::failed(format!("the regex of metric `{}`: {e}", d.name)))
+        })
+        .collect::<Result<_>>()?;
+    let file = std::fs::File::open(log).map_err(|e| Error::io("read the log", log, e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io("read the log", log, e))?;
+        if n == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.starts_with("--- attempt ") && text.ends_with(" ---") {
+            // An earlier attempt's figures are not the result's.
+            out.clear();
+            continue;
+        }
+        let escaped = text.contains('\t').then(|| text.replace('\t', "#011"));
+        for (name, re) in &regexes {
+            let found = [Some(text), escaped.as_deref()]
+                .into_iter()
+                .flatten()
+                .find_map(|t| re.captures(t))
+                .and_then(|c| c.get(1))
+                .and_then(|m| m.as_str().trim().parse::<f64>().ok())
+                .filter(|x| x.is_finite());
+            if let Some(x) = found {
+                out.insert(name.to_string(), Value::from(x));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(name: &str, regex: &str) -> MetricDefinition {
+        MetricDefinition {
+            name: name.into(),
+            regex: regex.into(),
+        }
+    }
+
+    #[test]
+    fn the_last_attempts_last_match_is_the_metric() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        std::fs::write(
+            &log,
+            "--- attempt 1 of step t ---\n\
+             loss=9.0\n\
+             --- attempt 2 of step t ---\n\
+             epoch 1 loss=0.5 acc=0.7\n\
+             [0]\tvalidation-auc:0.81\n\
+             epoch 2 loss=0.25 acc=n/a\n\
+             [1]\tvalidation-auc:0.875\n\
+             [algo-2] loss=0.1\n",
+        )
+        .unwrap();
+        let m = of_log(
+            &log,
+            &[
+                def("loss", r"loss=([0-9.]+)"),
+                def("acc", r"acc=(\S+)"),
+                // As SageMaker's XGBoost image defines it, for CloudWatch's text.
+                def(
+                    "validation:auc",
+                    r".*\[[0-9]+\].*#011validation-auc:([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?).*",
+                ),
+                def("never", r"never=([0-9]+)"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(m["loss"], 0.1);
+        // `n/a` is no number: the last number stands.
+        assert_eq!(m["acc"], 0.7);
+        assert_eq!(m["validation:auc"], 0.875);
+        assert!(!m.contains_key("never"));
+    }
+}
