@@ -342,3 +342,104 @@ steps:
         .code(2)
         .stderr_contains("captures nothing");
 }
+
+/// Rows of a binary task, label first and no header (SageMaker's CSV).
+fn binary_rows(n: usize) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        let a = (i * 37 % 101) as f64 / 10.0;
+        let b = (i * 53 % 97) as f64 / 9.0;
+        let c = (i * 11 % 7) as f64;
+        let y = u8::from(a + 0.5 * b - 0.2 * c > 6.0);
+        s += &format!("{y},{a},{b},{c}\n");
+    }
+    s
+}
+
+#[test]
+fn the_stock_xgboost_loads_our_model_tar_gz_and_predicts_on_a_plain_matrix() {
+    let test = "the_stock_xgboost_loads_our_model_tar_gz_and_predicts_on_a_plain_matrix";
+    if !python_with(test, "xgboost") {
+        return;
+    }
+    let t = Test::new().file("train.csv", &binary_rows(300)).file(
+        "p.yaml",
+        r#"
+name: servable
+inputs:
+  rows: {path: train.csv, format: csv, header: false, label_size: 1}
+steps:
+  train:
+    kind: train
+    algorithm: gbdt
+    channels: {train: inputs.rows}
+    hyperparameters: {objective: "binary:logistic", num_round: 20, max_depth: 3}
+"#,
+    );
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    let model = s["steps"]["train"]["outputs"]["model"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.exec([
+        "predict",
+        "--model",
+        &model,
+        "--data",
+        "train.csv",
+        "--header",
+        "false",
+        "--label-size",
+        "1",
+        "--out",
+        "ours.csv",
+    ])
+    .success();
+    // As SageMaker's XGBoost container serves it: every file of the
+    // archive loaded with Booster().load_model, predicting on a headerless
+    // matrix of the features.
+    let script = r#"
+import json, sys, tarfile, tempfile, os
+import numpy as np, xgboost as xgb
+d = tempfile.mkdtemp()
+with tarfile.open(sys.argv[1]) as t:
+    names = t.getnames()
+    t.extractall(d)
+preds = []
+for n in names:
+    b = xgb.Booster()
+    b.load_model(os.path.join(d, n))
+    x = np.loadtxt(sys.argv[2], delimiter=",")[:, 1:]
+    preds.append(b.predict(xgb.DMatrix(x)).tolist())
+print(json.dumps({"names": names, "preds": preds}))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(std::path::Path::new(&model).join("model.tar.gz"))
+        .arg(t.path().join("train.csv"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["names"], serde_json::json!(["xgboost-model"]), "{v}");
+    let theirs: Vec<f64> = v["preds"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let ours: Vec<f64> = t
+        .read("ours.csv")
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ours.len(), theirs.len());
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert!((a - b).abs() <= 1e-5, "row {i}: ours {a}, xgboost {b}");
+    }
+}

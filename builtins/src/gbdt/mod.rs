@@ -24,7 +24,7 @@ pub mod train;
 pub mod tree;
 pub mod xgboost;
 
-pub use model::{GbdtModel, Importance};
+pub use model::{GbdtModel, Importance, SERVABLE_FILE};
 pub use params::{EvalMetric, GrowPolicy, Objective, Params};
 pub use train::{train, train_from};
 pub use tree::Tree;

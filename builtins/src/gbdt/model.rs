@@ -333,13 +333,19 @@ impl Model for GbdtModel {
     fn save(&self, dir: &Path) -> Result<(), BuiltinError> {
         write_atomic(&dir.join("model.json"), &self.to_json_string())?;
         let xgb = serde_json::to_string(&self.to_xgboost_json()).expect("json values serialise");
-        write_atomic(&dir.join("xgboost-model.json"), &xgb)
+        write_atomic(&dir.join("xgboost-model.json"), &xgb)?;
+        let servable =
+            serde_json::to_string(&self.to_servable_xgboost_json()).expect("json values serialise");
+        write_atomic(&dir.join(SERVABLE_FILE), &servable)
     }
 
     fn training_metrics(&self) -> BTreeMap<String, f64> {
         self.metrics.clone()
     }
 }
+
+/// The file SageMaker's XGBoost container loads from `model.tar.gz`.
+pub const SERVABLE_FILE: &str = "xgboost-model";
 
 #[cfg(test)]
 mod tests {

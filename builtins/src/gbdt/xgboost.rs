@@ -63,8 +63,20 @@ fn tree_json(t: &Tree, id: usize, n_features: usize) -> Value {
 
 impl GbdtModel {
     /// The model in XGBoost's JSON format: `xgboost.Booster(model_file=...)` loads it
-    /// and predicts what [`Model::predict`](crate::model::Model::predict) does.
+    /// and predicts what [`Model::predict`](crate::model::Model::predict) does,
+    /// on a `DMatrix` with the same feature names.
     pub fn to_xgboost_json(&self) -> Value {
+        self.xgboost_json(true)
+    }
+
+    /// The model as SageMaker's XGBoost container serves it (`xgboost-model`):
+    /// without feature names, so that it predicts on a plain matrix whose
+    /// columns are the features in training order.
+    pub fn to_servable_xgboost_json(&self) -> Value {
+        self.xgboost_json(false)
+    }
+
+    fn xgboost_json(&self, named: bool) -> Value {
         let k = self.n_outputs;
         let nf = self.feature_names.len();
         let base: Vec<String> = self
@@ -121,8 +133,8 @@ impl GbdtModel {
             "version": [3, 1, 0],
             "learner": {
                 "attributes": {},
-                "feature_names": self.feature_names,
-                "feature_types": vec!["float"; nf],
+                "feature_names": if named { self.feature_names.clone() } else { vec![] },
+                "feature_types": vec!["float"; if named { nf } else { 0 }],
                 "gradient_booster": {
                     "name": "gbtree",
                     "model": {

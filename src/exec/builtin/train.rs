@@ -112,7 +112,7 @@ fn train(
     }
     let out = layout.output("model");
     model.save(&out)?;
-    package(&out)?;
+    package(&out, algorithm)?;
     for (k, v) in model.training_metrics() {
         println!("{k}: {v}");
     }
@@ -125,8 +125,11 @@ fn train(
 
 /// Packs the model's files into `model.tar.gz` beside them, as SageMaker
 /// hands models over: deterministic (sorted names, no times or owners), so the
-/// same model always packs to the same bytes.
-fn package(dir: &std::path::Path) -> Result<(), StepError> {
+/// same model always packs to the same bytes. A gbdt archive holds
+/// `xgboost-model` alone, which SageMaker's XGBoost container (and
+/// `xgboost.Booster().load_model`) loads; it loads every file it finds, so
+/// nothing else may be beside it.
+fn package(dir: &std::path::Path, algorithm: &str) -> Result<(), StepError> {
     let fail = |e: std::io::Error| {
         StepError::failed(format!("package the model in {}: {e}", dir.display()))
     };
@@ -136,6 +139,7 @@ fn package(dir: &std::path::Path) -> Result<(), StepError> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.file_name())
         .filter(|n| n != "model.tar.gz")
+        .filter(|n| algorithm != "gbdt" || n == builtins::gbdt::SERVABLE_FILE)
         .collect();
     names.sort();
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
