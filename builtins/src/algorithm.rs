@@ -93,7 +93,19 @@ pub fn train(
                 "continuing training from an earlier model is supported for gbdt, not {name}; remove the `model` channel"
             )));
         }
-        let from = gbdt::GbdtModel::load(dir)?;
+        let mut from = gbdt::GbdtModel::load_initial(dir)?;
+        // A model XGBoost saved without names has the data's, column for column.
+        if from.feature_names.is_empty() {
+            let names = train.feature_names();
+            if names.len() != from.feature_levels.len() {
+                return Err(BuiltinError::failed(format!(
+                    "continue training: the initial model has {} features, the training data {}",
+                    from.feature_levels.len(),
+                    names.len()
+                )));
+            }
+            from.feature_names = names;
+        }
         let p = gbdt::Params::from_hyperparameters(hp)?;
         return Ok(Box::new(gbdt::train_from(
             &from, &p, train, validation, ctx,

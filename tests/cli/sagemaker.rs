@@ -443,3 +443,91 @@ print(json.dumps({"names": names, "preds": preds}))
         assert!((a - b).abs() <= 1e-5, "row {i}: ours {a}, xgboost {b}");
     }
 }
+
+#[test]
+fn gbdt_continues_from_a_model_xgboost_saved_in_a_sagemaker_artifact() {
+    let test = "gbdt_continues_from_a_model_xgboost_saved_in_a_sagemaker_artifact";
+    if !python_with(test, "xgboost") {
+        return;
+    }
+    let t = Test::new().file("train.csv", &binary_rows(300));
+    // XGBoost trains 10 rounds and hands the model over as SageMaker's
+    // XGBoost container does: `xgboost-model` (JSON) in `model.tar.gz`.
+    let make = r#"
+import sys, tarfile, os, json
+import numpy as np, xgboost as xgb
+d = np.loadtxt(sys.argv[1], delimiter=",")
+m = xgb.DMatrix(d[:, 1:], label=d[:, 0])
+b = xgb.train({"objective": "binary:logistic", "max_depth": 3, "eta": 0.3}, m, 10)
+os.makedirs("prior", exist_ok=True)
+b.save_model("xgboost-model.json")
+with tarfile.open("prior/model.tar.gz", "w:gz") as t:
+    t.add("xgboost-model.json", arcname="xgboost-model")
+print(json.dumps(b.predict(m).tolist()))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", make])
+        .arg(t.path().join("train.csv"))
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
+    t.write(
+        "p.yaml",
+        r#"
+name: incremental
+inputs:
+  rows: {path: train.csv, format: csv, header: false, label_size: 1}
+  prior: {path: prior}
+steps:
+  train:
+    kind: train
+    algorithm: gbdt
+    channels: {train: inputs.rows, model: inputs.prior}
+    hyperparameters: {objective: "binary:logistic", num_round: 3, max_depth: 3}
+"#,
+    );
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    let model = s["steps"]["train"]["outputs"]["model"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s["steps"]["train"]["metrics"]["trees"].as_f64(),
+        Some(13.0),
+        "{s}"
+    );
+    // The first 10 trees of the result are XGBoost's own, read faithfully.
+    let check = r#"
+import sys, json
+import numpy as np, xgboost as xgb
+d = np.loadtxt(sys.argv[2], delimiter=",")
+b = xgb.Booster()
+b.load_model(sys.argv[1])
+print(json.dumps(b.predict(xgb.DMatrix(d[:, 1:]), iteration_range=(0, 10)).tolist()))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", check])
+        .arg(std::path::Path::new(&model).join("xgboost-model"))
+        .arg(t.path().join("train.csv"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again.len(), before.len());
+    for (i, (a, b)) in before.iter().zip(&again).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5,
+            "row {i}: xgboost {a}, after the round trip {b}"
+        );
+    }
+}

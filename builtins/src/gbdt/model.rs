@@ -198,6 +198,36 @@ impl GbdtModel {
             .map_err(|m| BuiltinError::failed(format!("read {}: {m}", path.display())))
     }
 
+    /// The model to continue training from in `dir`: ours (`model.json`),
+    /// or one XGBoost saved in JSON (`xgboost-model`, as SageMaker's XGBoost
+    /// container names it, or `xgboost-model.json`).
+    pub fn load_initial(dir: &Path) -> Result<GbdtModel, BuiltinError> {
+        if dir.join("model.json").is_file() {
+            return Self::load(dir);
+        }
+        let Some(path) = [SERVABLE_FILE, "xgboost-model.json"]
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+        else {
+            return Err(BuiltinError::failed(format!(
+                "the model channel ({}) holds no model: neither our model.json nor XGBoost's xgboost-model",
+                dir.display()
+            )));
+        };
+        let bytes = std::fs::read(&path).map_err(|e| io_failed("read", &path, e))?;
+        // JSON opens with `{` then a quoted key; UBJSON's `{` is followed by a type marker.
+        let mut start = bytes.iter().copied().filter(|b| !b.is_ascii_whitespace());
+        if start.next() != Some(b'{') || !matches!(start.next(), Some(b'"') | Some(b'}')) {
+            return Err(BuiltinError::failed(format!(
+                "{} is not in XGBoost's JSON format (UBJSON or the old binary format are not read); save it with `booster.save_model(\"xgboost-model.json\")`",
+                path.display()
+            )));
+        }
+        Self::from_xgboost_json(&String::from_utf8_lossy(&bytes))
+            .map_err(|m| BuiltinError::failed(format!("read {}: {m}", path.display())))
+    }
+
     pub(crate) fn from_json_str(text: &str) -> Result<GbdtModel, String> {
         let f: ModelFile =
             serde_json::from_str(text).map_err(|e| format!("not a gbdt model file: {e}"))?;

@@ -91,7 +91,12 @@ fn train(
         None
     };
     let initial = layout.channel("model");
-    let initial = initial.exists().then_some(initial.as_path());
+    let initial = if initial.exists() {
+        Some(unpacked_model(layout, &initial)?)
+    } else {
+        None
+    };
+    let initial = initial.as_deref();
     let log = |line: &str| println!("{line}");
     let ctx = TrainContext {
         threads: layout.threads(),
@@ -121,6 +126,47 @@ fn train(
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Where the files of the model to continue from are: the channel itself,
+/// or — when it holds only a `model.tar.gz`, as a SageMaker model artifact
+/// does — that archive unpacked into the step's scratch directory.
+fn unpacked_model(
+    layout: &Layout,
+    channel: &std::path::Path,
+) -> Result<std::path::PathBuf, StepError> {
+    let archive = channel.join("model.tar.gz");
+    let has_model = [
+        "model.json",
+        builtins::gbdt::SERVABLE_FILE,
+        "xgboost-model.json",
+    ]
+    .iter()
+    .any(|n| channel.join(n).is_file());
+    if has_model || !archive.is_file() {
+        return Ok(channel.to_path_buf());
+    }
+    let fail = |e: std::io::Error| {
+        StepError::failed(format!("unpack the model {}: {e}", archive.display()))
+    };
+    let dest = layout.root.join("initial-model");
+    std::fs::create_dir_all(&dest).map_err(fail)?;
+    let file = std::fs::File::open(&archive).map_err(fail)?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    // Plain files only, by their names, flat: nothing may land outside `dest`.
+    for entry in tar.entries().map_err(fail)? {
+        let mut entry = entry.map_err(fail)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().map_err(fail)?.into_owned();
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        let mut out = std::fs::File::create(dest.join(name)).map_err(fail)?;
+        std::io::copy(&mut entry, &mut out).map_err(fail)?;
+    }
+    Ok(dest)
 }
 
 /// Packs the model's files into `model.tar.gz` beside them, as SageMaker
