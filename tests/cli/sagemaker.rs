@@ -531,3 +531,150 @@ print(json.dumps(b.predict(xgb.DMatrix(d[:, 1:]), iteration_range=(0, 10)).tolis
         );
     }
 }
+
+/// Writes the build context of a framework-like image: this machine's
+/// Python, the sagemaker-training toolkit and what it imports, and the
+/// shared libraries they load, at their own paths, from scratch (no image
+/// can be pulled here). Prints the toolkit's `train` path.
+const IMAGE_CONTEXT: &str = r#"
+import os, shutil, subprocess, sys, sysconfig
+import sagemaker_training.cli.train, sagemaker_training.trainer, sagemaker_training.entry_point
+import sagemaker_training.runner, sagemaker_training.process, sagemaker_training.modules
+import sagemaker_training.files, argparse, json, socket, tarfile, tempfile
+ctx = os.path.join(sys.argv[1], "root")
+site = sysconfig.get_paths()["purelib"]
+stdlib = sysconfig.get_paths()["stdlib"]
+def copy(path):
+    dest = ctx + path
+    if os.path.isdir(path):
+        shutil.copytree(path, dest, symlinks=False, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "test", "tests", "site-packages", "idlelib", "tkinter", "ensurepip"))
+    elif not os.path.exists(dest):
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copy2(path, dest)
+copy(stdlib)
+tops = set()
+for m in list(sys.modules.values()):
+    f = getattr(m, "__file__", None) or ""
+    if f.startswith(site + os.sep):
+        tops.add(os.path.relpath(f, site).split(os.sep)[0])
+# Package metadata too (importlib.metadata reads versions from it).
+tops.update(n for n in os.listdir(site) if n.endswith(".dist-info"))
+for t in sorted(tops):
+    copy(os.path.join(site, t))
+    libs = os.path.join(site, t + ".libs")
+    if os.path.isdir(libs):
+        copy(libs)
+exe = os.path.realpath(sys.executable)
+train = shutil.which("train", path=os.path.dirname(sys.executable)) or os.path.join(os.path.dirname(exe), "train")
+for p in [exe, train, sysconfig.get_config_var("LIBDIR") + "/" + sysconfig.get_config_var("LDLIBRARY")]:
+    copy(p)
+os.symlink(os.path.basename(exe), ctx + os.path.join(os.path.dirname(exe), "python3")) if not os.path.exists(ctx + os.path.join(os.path.dirname(exe), "python3")) else None
+# Every shared library an ELF file here loads.
+elves = []
+for d, _, files in os.walk(ctx):
+    for f in files:
+        p = os.path.join(d, f)
+        with open(p, "rb") as h:
+            if h.read(4) == b"\x7fELF":
+                elves.append(p)
+for e in elves:
+    out = subprocess.run(["ldd", e], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        for w in parts:
+            if w.startswith("/") and os.path.exists(w):
+                copy(os.path.realpath(w))
+                real = os.path.realpath(w)
+                if real != w and not os.path.exists(ctx + w):
+                    os.makedirs(os.path.dirname(ctx + w), exist_ok=True)
+                    shutil.copy2(real, ctx + w)
+os.makedirs(ctx + "/tmp", exist_ok=True)
+os.chmod(ctx + "/tmp", 0o1777)
+for d, dirs, _ in os.walk(ctx):
+    os.chmod(d, 0o1777 if d.endswith("/tmp") else 0o755)
+print(os.path.dirname(exe))
+"#;
+
+/// A framework-like image with the real toolkit, built once; `None` (and
+/// a SKIPPED line) when the machine cannot build it.
+fn toolkit_image(test: &str) -> Option<String> {
+    static IMAGE: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    let built = IMAGE.get_or_init(|| {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = Command::new("python3")
+            .args(["-c", IMAGE_CONTEXT])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "the toolkit image's context: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let bin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        std::fs::copy("/bin/busybox", dir.path().join("root/busybox")).map_err(|e| e.to_string())?;
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            format!(
+                "FROM scratch\nCOPY root/ /\nRUN [\"/busybox\", \"mkdir\", \"-p\", \"/bin\"]\nRUN [\"/busybox\", \"--install\", \"-s\", \"/bin\"]\nENV PATH={bin}:/bin\n"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let tag = "pipeline-test/sagemaker-toolkit:1";
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", tag])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "docker build of the toolkit image: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(tag.to_string())
+    });
+    match built {
+        Ok(tag) => Some(tag.clone()),
+        Err(why) => {
+            if std::env::var_os("CI").is_some() {
+                panic!("{test} needs {why}; CI must provide it");
+            }
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: needs {why}");
+            None
+        }
+    }
+}
+
+#[test]
+fn the_training_toolkit_runs_in_a_container_with_and_without_a_network() {
+    let test = "the_training_toolkit_runs_in_a_container_with_and_without_a_network";
+    if !crate::docker::docker(test) || !python_with(test, "sagemaker_training") {
+        return;
+    }
+    let Some(image) = toolkit_image(test) else {
+        return;
+    };
+    for network in ["bridge", "none"] {
+        let t = with_code(Test::new()).file(
+            "p.yaml",
+            &pipeline(
+                &format!("    executor: docker\n    image: {image}\n    network: {network}\n"),
+                1,
+            ),
+        );
+        let started = Instant::now();
+        let out = t.exec(["run", "p.yaml", "--json"]);
+        let s = out.summary();
+        assert_eq!(step_status(&s, "train"), "succeeded", "{network}: {out}");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{network}: {out}"
+        );
+        let seen = seen(&t, &s);
+        check_seen(&seen, 1);
+        assert_eq!(seen["cwd"], "/opt/ml/code", "{network}: {seen}");
+    }
+}

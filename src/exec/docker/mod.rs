@@ -325,9 +325,12 @@ fn hand_over(root: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         return Ok(());
     }
-    for d in ["model", "output", "checkpoints"] {
-        let p = std::fs::canonicalize(root.join(d))?;
-        chown_tree(&p, uid, gid)?;
+    for d in ["model", "output", "checkpoints", "code"] {
+        let p = root.join(d);
+        if d == "code" && !p.is_dir() {
+            continue;
+        }
+        chown_tree(&std::fs::canonicalize(p)?, uid, gid)?;
     }
     Ok(())
 }
@@ -385,6 +388,11 @@ fn mounts(root: &Path) -> std::io::Result<Vec<Mount>> {
             target.into(),
             false,
         ));
+    }
+    // The user's code (`source_dir`), a copy of its own: writable, as SageMaker's.
+    let code = root.join("code");
+    if code.is_dir() {
+        m.push(bind(code, "/opt/ml/code".into(), false));
     }
     Ok(m)
 }
