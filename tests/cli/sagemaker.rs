@@ -34,6 +34,38 @@ fn python_with(test: &str, module: &str) -> bool {
     ok
 }
 
+/// Runs a Python `script` with `args` in `dir`; its stdout, read as JSON.
+fn python_json(dir: &std::path::Path, script: &str, args: &[&std::path::Path]) -> Value {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Asserts two lists of predictions agree to 1e-5.
+fn assert_agree(what: &str, a: &[f64], b: &[f64]) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 1e-5, "{what}: row {i}: {x} against {y}");
+    }
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("a list")
+        .iter()
+        .map(|x| x.as_f64().expect("a number"))
+        .collect()
+}
+
 /// A script as SageMaker framework images run it: arguments from the
 /// hyperparameters, data and model directories from `SM_*`. It records
 /// what it saw into its model directory (the main node's is stored).
@@ -413,35 +445,26 @@ for n in names:
     preds.append(b.predict(xgb.DMatrix(x)).tolist())
 print(json.dumps({"names": names, "preds": preds}))
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(std::path::Path::new(&model).join("model.tar.gz"))
-        .arg(t.path().join("train.csv"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = python_json(
+        t.path(),
+        script,
+        &[
+            &std::path::Path::new(&model).join("model.tar.gz"),
+            &t.path().join("train.csv"),
+        ],
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["names"], serde_json::json!(["xgboost-model"]), "{v}");
-    let theirs: Vec<f64> = v["preds"][0]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
     let ours: Vec<f64> = t
         .read("ours.csv")
         .lines()
         .skip(1)
         .map(|l| l.split(',').next().unwrap().parse().unwrap())
         .collect();
-    assert_eq!(ours.len(), theirs.len());
-    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-        assert!((a - b).abs() <= 1e-5, "row {i}: ours {a}, xgboost {b}");
-    }
+    assert_agree(
+        "ours against the stock xgboost",
+        &ours,
+        &floats(&v["preds"][0]),
+    );
 }
 
 #[test]
@@ -465,18 +488,7 @@ with tarfile.open("prior/model.tar.gz", "w:gz") as t:
     t.add("xgboost-model.json", arcname="xgboost-model")
 print(json.dumps(b.predict(m).tolist()))
 "#;
-    let out = Command::new("python3")
-        .args(["-c", make])
-        .arg(t.path().join("train.csv"))
-        .current_dir(t.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let before: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
+    let before = floats(&python_json(t.path(), make, &[&t.path().join("train.csv")]));
     t.write(
         "p.yaml",
         r#"
@@ -511,25 +523,15 @@ b = xgb.Booster()
 b.load_model(sys.argv[1])
 print(json.dumps(b.predict(xgb.DMatrix(d[:, 1:]), iteration_range=(0, 10)).tolist()))
 "#;
-    let out = Command::new("python3")
-        .args(["-c", check])
-        .arg(std::path::Path::new(&model).join("xgboost-model"))
-        .arg(t.path().join("train.csv"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let again: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(again.len(), before.len());
-    for (i, (a, b)) in before.iter().zip(&again).enumerate() {
-        assert!(
-            (a - b).abs() <= 1e-5,
-            "row {i}: xgboost {a}, after the round trip {b}"
-        );
-    }
+    let again = floats(&python_json(
+        t.path(),
+        check,
+        &[
+            &std::path::Path::new(&model).join("xgboost-model"),
+            &t.path().join("train.csv"),
+        ],
+    ));
+    assert_agree("xgboost's trees after the round trip", &before, &again);
 }
 
 /// Writes the build context of a framework-like image: this machine's
