@@ -92,6 +92,11 @@ if os.environ["SM_CURRENT_HOST"] == hosts[0]:
     with open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w") as f:
         json.dump(seen, f, sort_keys=True)
 print("trained on", socket.gethostname())
+# A container's name resolves while it runs: every node stays a moment, so
+# that the others' look-ups above (made as they start) find it.
+if len(hosts) > 1:
+    import time
+    time.sleep(3)
 "#;
 
 fn pipeline(run: &str, nodes: u32) -> String {
@@ -659,12 +664,13 @@ fn the_training_toolkit_runs_in_a_container_with_and_without_a_network() {
     let Some(image) = toolkit_image(test) else {
         return;
     };
-    for network in ["bridge", "none"] {
+    // One node on the bridge, one with no network, three on their own network.
+    for (network, nodes) in [("bridge", 1), ("none", 1), ("bridge", 3)] {
         let t = with_code(Test::new()).file(
             "p.yaml",
             &pipeline(
                 &format!("    executor: docker\n    image: {image}\n    network: {network}\n"),
-                1,
+                nodes,
             ),
         );
         let started = Instant::now();
@@ -676,7 +682,7 @@ fn the_training_toolkit_runs_in_a_container_with_and_without_a_network() {
             "{network}: {out}"
         );
         let seen = seen(&t, &s);
-        check_seen(&seen, 1);
+        check_seen(&seen, nodes as usize);
         assert_eq!(seen["cwd"], "/opt/ml/code", "{network}: {seen}");
     }
 }
