@@ -1,5 +1,5 @@
 //! The data readers on arbitrary bytes: CSV with a header and a target,
-//! headerless SageMaker CSV, and libsvm. A bad file must be a located
+//! headerless SageMaker CSV, libsvm, RecordIO-protobuf and JSON Lines. A bad file must be a located
 //! `DataError`, never a panic, a hang or unbounded memory.
 #![no_main]
 
@@ -47,6 +47,13 @@ fuzz_target!(|data: &[u8]| {
         let svm = write("data.libsvm", data);
         let _ = read(&svm, &ReadOptions::libsvm());
     }
+    // RecordIO-protobuf bounds its dense size itself (a sparse shape or key
+    // sets the width), before it allocates.
+    let rec = write("data.rec", data);
+    let _ = read(&rec, &ReadOptions::recordio_protobuf());
+    let jsonl = write("data.jsonl", data);
+    let _ = read(&jsonl, &ReadOptions::jsonlines(None));
+    let _ = read(&jsonl, &ReadOptions::jsonlines(Some(first)));
 });
 
 /// An upper bound of the values a libsvm reading of `data` holds densely:

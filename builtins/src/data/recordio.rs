@@ -1065,4 +1065,31 @@ mod tests {
         let e = err(&file(&[named]));
         assert!(e.contains("named `other`"), "{e}");
     }
+
+    /// Every prefix of a good file, and the file with any one byte changed,
+    /// reads as data or as an error: never a panic.
+    #[test]
+    fn cut_and_corrupted_files_never_panic() {
+        let recs = vec![
+            record(
+                &value(Values::F32(&[1.0, 2.0]), &[], &[], true),
+                Some(&value(Values::F32(&[1.0]), &[], &[], true)),
+            ),
+            record(
+                &value(Values::F64(&[3.0]), &[1], &[2], false),
+                Some(&value(Values::I32(&[0]), &[], &[], false)),
+            ),
+        ];
+        let bytes = file(&recs);
+        for n in 0..bytes.len() {
+            let _ = read(&bytes[..n]);
+        }
+        for i in 0..bytes.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[i] ^= flip;
+                let _ = read(&b);
+            }
+        }
+    }
 }
