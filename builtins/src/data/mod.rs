@@ -480,6 +480,39 @@ mod tests {
             &ReadOptions::libsvm(),
         );
         same("h.libsvm", b"1 1:0.5\n0 2-1\n", &ReadOptions::libsvm());
+        let rec = {
+            use recordio::write::{Values, frame, record, value};
+            let mut out = Vec::new();
+            for (xs, y) in [([1.5f32, 0.0], 1.0f32), ([2.0, 3.0], 0.0)] {
+                let r = record(
+                    &value(Values::F32(&xs), &[], &[], true),
+                    Some(&value(Values::F32(&[y]), &[], &[], true)),
+                );
+                frame(&mut out, &r);
+            }
+            out
+        };
+        same("l.rec", &rec, &ReadOptions::recordio_protobuf());
+        same(
+            "m.rec",
+            &rec[..rec.len() - 5],
+            &ReadOptions::recordio_protobuf(),
+        );
+        same(
+            "n.jsonl",
+            b"{\"features\": [1, 2], \"label\": 0}\n{\"features\": [3, 4], \"label\": 1}",
+            &ReadOptions::jsonlines(None),
+        );
+        same(
+            "o.jsonl",
+            b"{\"x\": 1, \"c\": \"red\", \"y\": 0}\n{\"x\": 2, \"c\": \"blue\", \"y\": 1}\n",
+            &ReadOptions::jsonlines(Some("y")),
+        );
+        same(
+            "p.jsonl",
+            b"{\"x\": 1}\n{\"x\": }\n",
+            &ReadOptions::jsonlines(None),
+        );
         // Parquet: a real file, and bytes that are not Parquet.
         let pq = {
             use std::sync::Arc;
@@ -528,6 +561,14 @@ mod tests {
         assert_eq!(
             Format::from_extension(Path::new("x.svm")),
             Some(Format::Libsvm)
+        );
+        assert_eq!(
+            Format::from_extension(Path::new("x.rec")),
+            Some(Format::RecordioProtobuf)
+        );
+        assert_eq!(
+            Format::from_extension(Path::new("x.JSONL")),
+            Some(Format::Jsonlines)
         );
         assert_eq!(Format::from_extension(Path::new("x")), None);
     }

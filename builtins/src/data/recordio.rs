@@ -46,10 +46,10 @@ const LENGTH_MASK: u32 = (1 << 29) - 1;
 /// Reads RecordIO-protobuf `bytes` (the contents of `path`); `None` when the
 /// file holds no records.
 pub fn read_table(path: &Path, bytes: &[u8]) -> Result<Option<Table>, DataError> {
-    let mut frames = Frames { bytes, pos: 0 };
+    let frames = Frames { bytes, pos: 0 };
     let mut rows = Rows::default();
     let mut number = 0u64;
-    while let Some(frame) = frames.next() {
+    for frame in frames {
         number += 1;
         let located = |offset: usize, what: String| {
             DataError::new(path, format!("record {number} (at byte {offset}): {what}"))
