@@ -74,6 +74,14 @@ with open("sparse.bin", "wb") as f:
     write_spmatrix_to_sparse_tensor(f, scipy.sparse.csr_matrix(x), y)
 with open("sparse_x.rec", "wb") as f:
     write_spmatrix_to_sparse_tensor(f, scipy.sparse.csr_matrix(x))
+# The dense labelled data again, as two part files.
+import os
+os.makedirs("parts", exist_ok=True)
+half = len(x) // 2
+with open("parts/part-0.rec", "wb") as f:
+    write_numpy_to_dense_tensor(f, x[:half], y[:half])
+with open("parts/part-1.rec", "wb") as f:
+    write_numpy_to_dense_tensor(f, x[half:], y[half:])
 "#;
 
 #[test]
@@ -95,7 +103,19 @@ inputs:
   csv_x: {path: unlabelled.csv, header: false}
   dense_x: {path: dense_x.rec, format: recordio-protobuf}
   sparse_x: {path: sparse_x.rec, content_type: application/x-recordio-protobuf}
+  parts: {path: parts, format: recordio-protobuf}
 steps:
+  gbdt_parts:
+    kind: train
+    algorithm: gbdt
+    channels: {train: inputs.parts}
+    hyperparameters: {objective: "binary:logistic", num_round: 20, max_depth: 3}
+  gbdt_pipe:
+    kind: train
+    algorithm: gbdt
+    input_mode: pipe
+    channels: {train: inputs.parts}
+    hyperparameters: {objective: "binary:logistic", num_round: 20, max_depth: 3}
 "#,
     );
     let algorithms = [
@@ -140,6 +160,15 @@ steps:
         assert!(
             config.contains(&format!("\"ContentType\": \"{want}\"")),
             "{step}: {config}"
+        );
+    }
+    // Part files, read from a directory or streamed one after another
+    // through a pipe, are the whole file.
+    for step in ["gbdt_parts", "gbdt_pipe"] {
+        assert_eq!(
+            output_digest(&s, step, "model"),
+            output_digest(&s, "gbdt_csv", "model"),
+            "{step}"
         );
     }
     for (short, _, _) in algorithms {
