@@ -45,12 +45,95 @@ const LENGTH_MASK: u32 = (1 << 29) - 1;
 
 /// Reads RecordIO-protobuf `bytes` (the contents of `path`); `None` when the
 /// file holds no records.
+///
+/// Two passes: the first decodes and checks every record and measures the
+/// data (rows, width, labels), so that its dense size is known, and refused
+/// when too large, before anything is allocated for it (a sparse file's
+/// rows of zeros cost it a few bytes each, and the dense columns 4 bytes a
+/// column); the second decodes again, straight into the columns.
 pub fn read_table(path: &Path, bytes: &[u8]) -> Result<Option<Table>, DataError> {
+    let mut shape = Shape::default();
+    each_record(path, bytes, |number, record| shape.check(number, record))?;
+    if shape.rows == 0 {
+        return Ok(None);
+    }
+    let width = shape.width();
+    if width == 0 {
+        return Err(DataError::new(path, "the records hold no features")
+            .hint("write each record's features under `values` in its features map"));
+    }
+    if width.saturating_mul(shape.rows) > MAX_VALUES {
+        return Err(DataError::new(
+            path,
+            format!(
+                "{} rows x {width} features is too large to hold densely",
+                shape.rows
+            ),
+        )
+        .hint("reduce the feature width (a sparse tensor's shape or highest key sets it), or split the data"));
+    }
+    let rows = shape.rows as usize;
+    let mut columns = vec![vec![0.0f32; rows]; width as usize];
+    let mut labels = Vec::with_capacity(if shape.labelled == Some(true) {
+        rows
+    } else {
+        0
+    });
+    // For each column, the last row (+1) that gave it a value: catches a
+    // key given twice in one record.
+    let mut seen = vec![0usize; width as usize];
+    let mut row = 0usize;
+    each_record(path, bytes, |_, record| {
+        if let Some(label) = record.label {
+            labels.push(label.values[0]);
+        }
+        let Some(features) = record.features else {
+            return Ok(());
+        };
+        if features.keys.is_empty() {
+            for (col, v) in columns.iter_mut().zip(features.values) {
+                col[row] = v;
+            }
+        } else {
+            for (&k, v) in features.keys.iter().zip(features.values) {
+                let k = k as usize;
+                if seen[k] == row + 1 {
+                    return Err(bad(format!("its key {k} appears twice"))
+                        .fix("give each column once per record"));
+                }
+                seen[k] = row + 1;
+                columns[k][row] = v;
+            }
+        }
+        row += 1;
+        Ok(())
+    })?;
+    let mut out = Vec::with_capacity(columns.len() + 1);
+    if shape.labelled == Some(true) {
+        out.push(Column::numeric("label", labels));
+    }
+    out.extend(
+        columns
+            .into_iter()
+            .enumerate()
+            .map(|(j, v)| Column::numeric(format!("f{j}"), v)),
+    );
+    Ok(Some(Table {
+        columns: out,
+        has_header: false,
+    }))
+}
+
+/// Calls `each` with every record of `bytes` and its 1-based number; errors
+/// name the record and its byte offset.
+fn each_record(
+    path: &Path,
+    bytes: &[u8],
+    mut each: impl FnMut(u64, Record) -> Result<(), Bad>,
+) -> Result<(), DataError> {
     let frames = Frames { bytes, pos: 0 };
-    let mut rows = Rows::default();
-    let mut number = 0u64;
-    for frame in frames {
-        number += 1;
+    for (i, frame) in frames.enumerate() {
+        let number = i as u64 + 1;
         let located = |offset: usize, what: String| {
             DataError::new(path, format!("record {number} (at byte {offset}): {what}"))
         };
@@ -64,7 +147,7 @@ pub fn read_table(path: &Path, bytes: &[u8]) -> Result<Option<Table>, DataError>
                 "the record is not an `aialgs.data.Record` message; write the file again (e.g. with sagemaker.amazon.common.write_numpy_to_dense_tensor)",
             ))
         })?;
-        rows.push(number, record).map_err(|bad| {
+        each(number, record).map_err(|bad| {
             let e = located(offset, bad.what);
             match bad.fix {
                 Some(fix) => e.hint(fix),
@@ -72,10 +155,7 @@ pub fn read_table(path: &Path, bytes: &[u8]) -> Result<Option<Table>, DataError>
             }
         })?;
     }
-    if number == 0 {
-        return Ok(None);
-    }
-    rows.finish(path).map(Some)
+    Ok(())
 }
 
 /// What is wrong, and how to fix it when that is more than "write it again".
@@ -481,24 +561,26 @@ fn decode_tensor(buf: &[u8], kind: Kind, map: &str) -> Result<Tensor, Bad> {
     Ok(t)
 }
 
-/// The rows read so far, straight into columns.
+/// What the first pass learns of the records, checking each against the
+/// ones before it.
 #[derive(Default)]
-struct Rows {
-    labels: Vec<f32>,
+struct Shape {
+    rows: u64,
     /// Whether the records have labels (known from the first).
     labelled: Option<bool>,
-    columns: Vec<Vec<f32>>,
     /// The width a record stated (a dense record's length or a sparse one's
     /// shape), and the record that stated it first.
-    width: Option<(u64, u64)>,
-    /// For each column, the last row (+1) that gave it a value: catches a
-    /// key given twice in one record.
-    seen: Vec<u64>,
-    n_rows: u64,
+    stated: Option<(u64, u64)>,
+    /// One more than the highest key of a sparse record without a shape.
+    keys: u64,
 }
 
-impl Rows {
-    fn push(&mut self, number: u64, record: Record) -> Result<(), Bad> {
+impl Shape {
+    fn width(&self) -> u64 {
+        self.stated.map_or(self.keys, |(w, _)| w)
+    }
+
+    fn check(&mut self, number: u64, record: Record) -> Result<(), Bad> {
         let Some(features) = record.features else {
             return Err(bad("it has no feature tensor (`values` in the features map)")
                 .fix("every record needs its features under `values`, as SageMaker's writers put them"));
@@ -519,24 +601,38 @@ impl Rows {
             }
             _ => {}
         }
-        if let Some(label) = record.label {
-            if !label.keys.is_empty() || label.values.len() != 1 {
-                return Err(bad(format!(
-                    "its label tensor holds {} values{}; a record has one label",
-                    label.values.len(),
-                    if label.keys.is_empty() {
-                        ""
-                    } else {
-                        " (sparse)"
-                    }
-                ))
-                .fix("write one number as each record's label"));
-            }
-            self.labels.push(label.values[0]);
+        if let Some(label) = &record.label
+            && (!label.keys.is_empty() || label.values.len() != 1)
+        {
+            return Err(bad(format!(
+                "its label tensor holds {} values{}; a record has one label",
+                label.values.len(),
+                if label.keys.is_empty() {
+                    ""
+                } else {
+                    " (sparse)"
+                }
+            ))
+            .fix("write one number as each record's label"));
         }
         // A sparse row of zeros has a shape but neither keys nor values.
         let sparse =
             !features.keys.is_empty() || (features.values.is_empty() && !features.shape.is_empty());
+        if sparse && features.shape.len() > 1 {
+            return Err(bad(format!(
+                "its sparse feature tensor has the shape {:?}; a sparse record's shape is one number, its width",
+                features.shape
+            ))
+            .fix("give sparse records the shape [WIDTH], as write_spmatrix_to_sparse_tensor does"));
+        }
+        if sparse && features.keys.len() != features.values.len() {
+            return Err(bad(format!(
+                "its sparse feature tensor has {} keys but {} values",
+                features.keys.len(),
+                features.values.len()
+            ))
+            .fix("give one key (column index) for every value"));
+        }
         let stated = if features.shape.is_empty() {
             (!sparse).then_some(features.values.len() as u64)
         } else {
@@ -554,120 +650,46 @@ impl Rows {
             }
             Some(product)
         };
-        if sparse && features.keys.len() != features.values.len() {
-            return Err(bad(format!(
-                "its sparse feature tensor has {} keys but {} values",
-                features.keys.len(),
-                features.values.len()
-            ))
-            .fix("give one key (column index) for every value"));
-        }
-        if let Some(w) = stated {
-            match self.width {
-                Some((first, at)) if first != w => {
+        match (stated, self.stated) {
+            (Some(w), Some((first, at))) if w != first => {
+                return Err(bad(format!(
+                    "it has {w} features, but record {at} has {first}"
+                ))
+                .fix("every record needs the same number of features (a sparse record's shape is its width)"));
+            }
+            (Some(w), None) => {
+                if self.keys > w {
                     return Err(bad(format!(
-                        "it has {w} features, but record {at} has {first}"
+                        "it has {w} features, but earlier sparse records have keys up to {}",
+                        self.keys - 1
                     ))
-                    .fix("every record needs the same number of features (a sparse record's shape is its width)"));
+                    .fix("give every sparse record the shape of the full width"));
                 }
-                Some(_) => {}
-                None => {
-                    if (self.columns.len() as u64) > w {
-                        return Err(bad(format!(
-                            "it has {w} features, but earlier sparse records have keys up to {}",
-                            self.columns.len() - 1
-                        ))
-                        .fix("give every sparse record the shape of the full width"));
-                    }
-                    self.width = Some((w, number));
-                }
+                self.stated = Some((w, number));
             }
+            _ => {}
         }
-        let row = self.n_rows;
-        let needed = stated.unwrap_or(0).max(
-            features
-                .keys
-                .iter()
-                .max()
-                .map_or(0, |&k| k.saturating_add(1)),
-        );
-        if let Some((w, _)) = self.width
-            && needed > w
-        {
-            let key = features.keys.iter().max().copied().unwrap_or_default();
-            return Err(
-                bad(format!("its key {key} is outside the feature width {w}"))
-                    .fix("keys are 0-based column indices below the tensor's shape"),
-            );
+        if let Some(&key) = features.keys.iter().max() {
+            if let Some((w, _)) = self.stated
+                && key >= w
+            {
+                return Err(
+                    bad(format!("its key {key} is outside the feature width {w}"))
+                        .fix("keys are 0-based column indices below the tensor's shape"),
+                );
+            }
+            self.keys = self.keys.max(key.saturating_add(1));
         }
-        self.grow(needed)?;
-        if sparse {
-            for col in &mut self.columns {
-                col.push(0.0);
-            }
-            for (&k, &v) in features.keys.iter().zip(&features.values) {
-                let k = k as usize;
-                if self.seen[k] == row + 1 {
-                    return Err(bad(format!("its key {k} appears twice"))
-                        .fix("give each column once per record"));
-                }
-                self.seen[k] = row + 1;
-                self.columns[k][row as usize] = v;
-            }
-        } else {
-            // Dense: `needed` is its length, which the checks above made
-            // equal the width of every record so far.
-            for (col, &v) in self.columns.iter_mut().zip(&features.values) {
-                col.push(v);
-            }
-            for col in self.columns.iter_mut().skip(features.values.len()) {
-                col.push(0.0);
-            }
-        }
-        self.n_rows += 1;
-        Ok(())
-    }
-
-    /// Adds columns (zeros for the rows so far) up to `width`.
-    fn grow(&mut self, width: u64) -> Result<(), Bad> {
-        if width <= self.columns.len() as u64 {
-            return Ok(());
-        }
-        if width.saturating_mul(self.n_rows + 1) > MAX_VALUES {
+        self.rows += 1;
+        if self.width().saturating_mul(self.rows) > MAX_VALUES {
             return Err(bad(format!(
-                "{} rows x {width} features is too large to hold densely",
-                self.n_rows + 1
+                "{} rows x {} features is too large to hold densely",
+                self.rows,
+                self.width()
             ))
-            .fix("reduce the feature width (a sparse tensor's shape or highest key sets it)"));
+            .fix("reduce the feature width (a sparse tensor's shape or highest key sets it), or split the data"));
         }
-        let rows = self.n_rows as usize;
-        self.columns.resize_with(width as usize, || vec![0.0; rows]);
-        self.seen.resize(width as usize, 0);
         Ok(())
-    }
-
-    fn finish(mut self, path: &Path) -> Result<Table, DataError> {
-        if let Some((w, _)) = self.width {
-            self.grow(w).map_err(|b| DataError::new(path, b.what))?;
-        }
-        if self.columns.is_empty() {
-            return Err(DataError::new(path, "the records hold no features")
-                .hint("write each record's features under `values` in its features map"));
-        }
-        let mut out = Vec::with_capacity(self.columns.len() + 1);
-        if self.labelled == Some(true) {
-            out.push(Column::numeric("label", self.labels));
-        }
-        out.extend(
-            self.columns
-                .into_iter()
-                .enumerate()
-                .map(|(j, v)| Column::numeric(format!("f{j}"), v)),
-        );
-        Ok(Table {
-            columns: out,
-            has_header: false,
-        })
     }
 }
 
@@ -1055,6 +1077,13 @@ mod tests {
         assert!(e.contains("key 1 appears twice"), "{e}");
         let e = err(&file(&[sparse(&[1 << 40], &[])]));
         assert!(e.contains("too large"), "{e}");
+        let e = err(&file(&[sparse(&[1], &[2, 3])]));
+        assert!(e.contains("shape is one number"), "{e}");
+        // Rows of zeros of a wide shape: small on disk, refused before they
+        // fill memory.
+        let wide = sparse(&[], &[1 << 25]);
+        let e = err(&file(&vec![wide; 40]));
+        assert!(e.contains("record 33") && e.contains("too large"), "{e}");
         let e = err(&file(&[record(&[], None)]));
         assert!(e.contains("no feature tensor"), "{e}");
         let mut named = Vec::new();
