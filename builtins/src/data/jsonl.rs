@@ -85,7 +85,7 @@ pub fn read_table(
     match shape {
         None => Ok(None),
         Some(Shape::SageMaker(s)) => s.finish(path).map(Some),
-        Some(Shape::Named(n)) => n.finish(path).map(Some),
+        Some(Shape::Named(n)) => Ok(Some(n.finish())),
     }
 }
 
@@ -180,13 +180,6 @@ impl SageMaker {
             }
         }
         if self.rows == 0 {
-            if items.len().saturating_mul(16) > MAX_VALUES {
-                return Err((
-                    at,
-                    "the features list is too long".to_string(),
-                    shape_hint(),
-                ));
-            }
             self.columns = vec![Vec::new(); items.len()];
         } else if items.len() != self.columns.len() {
             return Err((
@@ -421,7 +414,7 @@ impl Named {
         Ok(())
     }
 
-    fn finish(self, _path: &Path) -> Result<Table, DataError> {
+    fn finish(self) -> Table {
         let columns = self
             .columns
             .into_iter()
@@ -433,10 +426,10 @@ impl Named {
                 }
             })
             .collect();
-        Ok(Table {
+        Table {
             columns,
             has_header: true,
-        })
+        }
     }
 }
 
