@@ -45,11 +45,12 @@ pub fn read_table(
     opts: &ReadOptions,
     force_text: &[String],
 ) -> Result<Option<Table>, DataError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut shape: Option<Shape> = None;
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = i as u64 + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        // Part files streamed one after another may each start with one.
+        let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
         if raw.trim_ascii().is_empty() {
             continue;
         }
@@ -819,6 +820,11 @@ mod tests {
             .unwrap();
         assert_eq!(t.names(), ["f0"]);
         assert!(read("\n  \n").unwrap().is_none());
+        // A byte-order mark at the start of the file, or of a streamed part.
+        let t = read("\u{feff}{\"features\": [1]}\n\u{feff}{\"features\": [2]}\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.columns[0].values, [1.0, 2.0]);
     }
 
     #[test]
