@@ -421,6 +421,14 @@ fn content_type_and_format_must_agree() {
     t.exec(["validate", "p.yaml"])
         .invalid_at("p.yaml:3:52")
         .stderr_contains("headerless");
+    // A split writes CSV: other data is refused at its reference.
+    t.write(
+        "p.yaml",
+        "name: ct\ninputs:\n  d: {path: d.csv, content_type: application/jsonlines}\nsteps:\n  split:\n    kind: split\n    input: inputs.d\n    fractions: {train: 0.5, test: 0.5}\n",
+    );
+    t.exec(["validate", "p.yaml"])
+        .invalid_at("p.yaml:7:12")
+        .stderr_contains("which is jsonlines data");
     // SageMaker's spellings are accepted, and its text/csv is headerless.
     t.write(
         "p.yaml",
