@@ -9,17 +9,21 @@ use crate::harness::{Test, output_digest};
 
 const PENGUINS: &str = include_str!("../../pipelines/data/penguins.csv");
 
-/// Runs `script` with python3 in the sandbox; `false` (saying so) when
-/// python3 or `needs` is missing, which fails the test under CI.
-fn python(t: &Test, needs: &str, script: &str) -> bool {
-    t.write("write.py", script);
-    let out = std::process::Command::new("python3")
-        .arg("write.py")
-        .current_dir(t.path())
-        .env("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-        .output();
-    match out {
-        Ok(o) if o.status.success() => true,
+/// Runs `script` with python3 in the sandbox, once `imports` (Python
+/// import statements) work; `false`, saying so, when python3 or a module is
+/// missing, which fails the test under CI. A script that fails once its
+/// modules are there fails the test.
+fn python(t: &Test, needs: &str, imports: &str, script: &str) -> bool {
+    let run = |file: &str, text: &str| {
+        t.write(file, text);
+        std::process::Command::new("python3")
+            .arg(file)
+            .current_dir(t.path())
+            .env("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+            .output()
+    };
+    match run("imports.py", imports) {
+        Ok(o) if o.status.success() => {}
         other => {
             let why = match other {
                 Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
@@ -30,9 +34,16 @@ fn python(t: &Test, needs: &str, script: &str) -> bool {
                 "CI must have python3 with {needs}:\n{why}"
             );
             eprintln!("SKIPPED: needs python3 with {needs}");
-            false
+            return false;
         }
     }
+    let out = run("write.py", script).expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "write.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
 }
 
 /// Penguins' numeric measurements (rows with all four), an island
@@ -87,7 +98,8 @@ with open("parts/part-1.rec", "wb") as f:
 #[test]
 fn recordio_protobuf_from_the_sagemaker_sdk_trains_the_models_csv_does() {
     let t = Test::new().file("penguins.csv", PENGUINS);
-    if !python(&t, "numpy, scipy and sagemaker<3", WRITE_RECORDIO) {
+    let imports = "import numpy, scipy.sparse\nimport sagemaker.amazon.common\n";
+    if !python(&t, "numpy, scipy and sagemaker<3", imports, WRITE_RECORDIO) {
         return;
     }
     // Both start with the RecordIO magic.
@@ -307,7 +319,7 @@ with open("d.csv", "w") as f:
     for r in rows:
         f.write(f"{r[0]},{r[1]},{r[2]}\n")
 "#;
-    if !python(&t, "pyarrow", script) {
+    if !python(&t, "pyarrow", "import pyarrow.parquet\n", script) {
         return;
     }
     t.write(
