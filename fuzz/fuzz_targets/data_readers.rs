@@ -1,5 +1,5 @@
 //! The data readers on arbitrary bytes: CSV with a header and a target,
-//! headerless SageMaker CSV, and libsvm. A bad file must be a located
+//! headerless SageMaker CSV, libsvm, RecordIO-protobuf and JSON Lines. A bad file must be a located
 //! `DataError`, never a panic, a hang or unbounded memory.
 #![no_main]
 
@@ -47,6 +47,15 @@ fuzz_target!(|data: &[u8]| {
         let svm = write("data.libsvm", data);
         let _ = read(&svm, &ReadOptions::libsvm());
     }
+    // RecordIO-protobuf is read densely too: a sparse record's shape or key
+    // sets the width of every row, so the same limit applies.
+    if recordio_dense_values(data) <= 1 << 22 {
+        let rec = write("data.rec", data);
+        let _ = read(&rec, &ReadOptions::recordio_protobuf());
+    }
+    let jsonl = write("data.jsonl", data);
+    let _ = read(&jsonl, &ReadOptions::jsonlines(None));
+    let _ = read(&jsonl, &ReadOptions::jsonlines(Some(first)));
 });
 
 /// An upper bound of the values a libsvm reading of `data` holds densely:
@@ -70,4 +79,25 @@ fn dense_values(data: &[u8]) -> u64 {
         }
     }
     lines.saturating_mul(max_index.saturating_add(1))
+}
+
+/// An upper bound of the values a RecordIO-protobuf reading of `data` holds
+/// densely: the records (at most one a magic number anywhere) times the
+/// width, which is at most the largest varint starting at any byte (a key or
+/// a sparse shape) or a count of the values the data holds.
+fn recordio_dense_values(data: &[u8]) -> u64 {
+    let magic = 0xced7_230a_u32.to_le_bytes();
+    let records = data.windows(4).filter(|w| *w == magic).count() as u64 + 1;
+    let mut widest = data.len() as u64;
+    for start in 0..data.len() {
+        let mut v = 0u64;
+        for (i, &b) in data[start..].iter().take(10).enumerate() {
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        widest = widest.max(v.saturating_add(1));
+    }
+    records.saturating_mul(widest)
 }

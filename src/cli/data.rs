@@ -7,6 +7,7 @@ use builtins::{ColumnKind, Dataset};
 
 use super::registry::{reg_err, registry_path};
 use crate::error::{Error, Result};
+use crate::spec::model::DataFormat;
 use crate::spec::source::Diagnostic;
 use crate::store::Workspace;
 
@@ -22,36 +23,24 @@ pub struct ReadArgs {
     /// Headerless CSV: leading label columns (SageMaker style).
     #[arg(long, default_value_t = 0)]
     pub label_size: usize,
-    /// csv, parquet or libsvm (default: from the file's extension).
+    /// csv, parquet, libsvm, recordio-protobuf or jsonlines (default: from
+    /// the file's extension).
     #[arg(long)]
     pub format: Option<String>,
 }
 
 impl ReadArgs {
     fn options(&self, path: &Path) -> Result<ReadOptions> {
-        let name = match &self.format {
-            Some(f) => f.clone(),
-            None => match path
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-            {
-                Some("parquet") | Some("pq") => "parquet".into(),
-                Some("libsvm") | Some("svm") => "libsvm".into(),
-                _ => "csv".into(),
-            },
-        };
-        let format = match name.as_str() {
-            "csv" => Format::Csv,
-            "parquet" => Format::Parquet,
-            "libsvm" => Format::Libsvm,
-            other => {
-                return Err(Error::invalid(
-                    Diagnostic::new(format!("unknown data format `{other}` given with --format"))
-                        .help("use csv, parquet or libsvm"),
-                ));
-            }
+        let format = match &self.format {
+            Some(f) => DataFormat::parse(f)
+                .map(crate::exec::builtin::format_of)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        Diagnostic::new(format!("unknown data format `{f}` given with --format"))
+                            .help(format!("use one of: {}", DataFormat::NAMES.join(", "))),
+                    )
+                })?,
+            None => Format::from_extension(path).unwrap_or(Format::Csv),
         };
         Ok(ReadOptions {
             format,

@@ -306,11 +306,8 @@ impl Layout<'_> {
         write("hyperparameters.json", &json!(self.hyperparameters))?;
         let mut idc = serde_json::Map::new();
         for c in self.channels {
-            let content_type = match c.input.as_ref().map(|i| i.format) {
-                Some(crate::spec::model::DataFormat::Parquet) => "application/x-parquet",
-                Some(crate::spec::model::DataFormat::Libsvm) => "text/libsvm",
-                _ => "text/csv",
-            };
+            let content_type = channel_reading(self.step, &c.name, c.input.as_ref())
+                .map_or("text/csv", |d| d.format.content_type());
             let mode = input_mode(self.step, &c.name);
             idc.insert(
                 c.name.clone(),
@@ -472,8 +469,8 @@ impl Layout<'_> {
         }
         let lines = reading.as_ref().and_then(|d| match d.format {
             DataFormat::Csv => Some(super::pipe::Lines::Csv),
-            DataFormat::Libsvm => Some(super::pipe::Lines::Libsvm),
-            DataFormat::Parquet => None,
+            DataFormat::Libsvm | DataFormat::Jsonlines => Some(super::pipe::Lines::Libsvm),
+            DataFormat::Parquet | DataFormat::RecordioProtobuf => None,
         });
         Ok(super::pipe::PipeChannel {
             name: c.name.clone(),

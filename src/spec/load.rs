@@ -259,6 +259,7 @@ fn decode_input(
                 &[
                     "path",
                     "format",
+                    "content_type",
                     "header",
                     "target",
                     "label_size",
@@ -272,39 +273,32 @@ fn decode_input(
             (ctx.string(f.req(ctx, "path")?, "path")?, Some(f))
         }
     };
-    let format = match f.as_ref().and_then(|f| f.get("format")) {
-        Some(n) => {
-            let s = ctx.string(n, "format")?;
-            DataFormat::parse(&s).ok_or_else(|| {
-                ctx.err(n, format!("unknown data format `{}`", s.value))
-                    .suggest(&s, DataFormat::NAMES.iter().copied())
-                    .help(format!("use one of: {}", DataFormat::NAMES.join(", ")))
-            })?
-        }
-        None => guess_format(&path),
+    let (named, content_type) = match &f {
+        Some(f) => decode_format_fields(ctx, f)?,
+        None => (None, None),
     };
-    let header = match f.as_ref().and_then(|f| f.get("header")) {
+    let format = named.unwrap_or_else(|| guess_format(&path));
+    let header_node = f.as_ref().and_then(|f| f.get("header"));
+    let header = match header_node {
         Some(n) => ctx.bool(n, "header")?.value,
-        None => true,
+        None => content_type.and_then(|c| c.header).unwrap_or(true),
     };
     let target = f
         .as_ref()
         .and_then(|f| f.get("target"))
         .map(|n| ctx.string(n, "target"))
-        .transpose()?
-        .map(|s| s.value);
-    let label_size = label_size(ctx, f.as_ref().and_then(|f| f.get("label_size")))?;
-    if target.is_some() && !header {
-        let n = f.as_ref().and_then(|f| f.key("target")).unwrap_or(node);
-        return Err(ctx
-            .err(
-                n,
-                "`target` names a column, but `header: false` means the columns have no names",
-            )
-            .help(
-                "use `label_size: 1` for a headerless file with the label first, or `header: true`",
-            ));
+        .transpose()?;
+    let label_size = match &f {
+        Some(f) => merged_label_size(ctx, f, content_type)?,
+        None => None,
+    };
+    if let Some(t) = &target {
+        // An input may give both (a header's target wins); a content type's
+        // `label_size=` with a named target is a contradiction.
+        let both = content_type.is_some_and(|c| c.label_size.is_some());
+        check_target(ctx, t, format, header, header_node.is_some(), both)?;
     }
+    let target = target.map(|s| s.value);
     if let Some(d) = remote_path(ctx, &path) {
         return Err(d);
     }
@@ -333,15 +327,18 @@ fn decode_input(
         Some(f) => decode_column_settings(ctx, f, target.as_deref())?,
         None => ColumnSettings::default(),
     };
-    if format == DataFormat::Libsvm
+    if matches!(format, DataFormat::Libsvm | DataFormat::RecordioProtobuf)
         && let Some(f) = &f
         && let Some(k) = ["categorical", "features", "id_columns"]
             .iter()
             .find_map(|k| f.key(k))
     {
         return Err(ctx
-            .err(k, "libsvm data has no column names to refer to")
-            .help("remove it, or store the data as CSV or Parquet"));
+            .err(
+                k,
+                format!("{} data has no column names to refer to", format.name()),
+            )
+            .help("remove it, or store the data as CSV, Parquet or JSON Lines"));
     }
     let def = InputDef {
         path: path.value,
@@ -349,7 +346,7 @@ fn decode_input(
         format,
         header,
         target,
-        label_size: label_size.map(|l| l.value as u32),
+        label_size,
         missing_values: columns
             .missing_values
             .as_ref()
@@ -499,6 +496,122 @@ fn label_size(ctx: &Ctx, node: Option<&Node>) -> DResult<Option<Spanned<u64>>> {
     Ok(Some(ls))
 }
 
+/// `format:` and `content_type:` of an input or a channel: the format they
+/// name (either, or both when they agree) and what the content type adds.
+fn decode_format_fields(
+    ctx: &Ctx,
+    f: &Fields,
+) -> DResult<(Option<DataFormat>, Option<ContentType>)> {
+    let format = match f.get("format") {
+        Some(n) => {
+            let s = ctx.string(n, "format")?;
+            Some(DataFormat::parse(&s).ok_or_else(|| {
+                ctx.err(n, format!("unknown data format `{}`", s.value))
+                    .suggest(&s, DataFormat::NAMES.iter().copied())
+                    .help(format!("use one of: {}", DataFormat::NAMES.join(", ")))
+            })?)
+        }
+        None => None,
+    };
+    let Some(n) = f.get("content_type") else {
+        return Ok((format, None));
+    };
+    let s = ctx.string(n, "content_type")?;
+    let ct = ContentType::parse(&s.value).map_err(|why| {
+        ctx.err(n, why)
+            .suggest(&s, ContentType::NAMES.iter().copied())
+            .help(format!("use one of: {}", ContentType::NAMES.join(", ")))
+    })?;
+    if let Some(named) = format
+        && named != ct.format
+    {
+        return Err(ctx
+            .err(
+                n,
+                format!(
+                    "`content_type: {}` is {} data, but `format: {}` says otherwise",
+                    s.value.trim(),
+                    ct.format.name(),
+                    named.name()
+                ),
+            )
+            .help(format!(
+                "give one of them: `format: {}` (`content_type: {}`), or `format: {}` (`content_type: {}`)",
+                named.name(),
+                named.content_type(),
+                ct.format.name(),
+                ct.format.content_type()
+            )));
+    }
+    Ok((Some(ct.format), Some(ct)))
+}
+
+/// `label_size:` with what a content type says (`text/csv; label_size=1`):
+/// both given, they must agree.
+fn merged_label_size(ctx: &Ctx, f: &Fields, ct: Option<ContentType>) -> DResult<Option<u32>> {
+    let given = label_size(ctx, f.get("label_size"))?;
+    let from_type = ct.and_then(|c| c.label_size);
+    match (given, from_type) {
+        (Some(g), Some(t)) if g.value != u64::from(t) => Err(Diagnostic::at(
+            &ctx.source,
+            g.span,
+            format!(
+                "`label_size: {}` disagrees with the content type's `label_size={t}`",
+                g.value
+            ),
+        )
+        .help("give the label size once: in `content_type` or as `label_size`")),
+        (Some(g), _) => Ok(Some(g.value as u32)),
+        (None, t) => Ok(t),
+    }
+}
+
+/// `target:` of an input or a channel, against the format and header it is read with.
+fn check_target(
+    ctx: &Ctx,
+    t: &Spanned<String>,
+    format: DataFormat,
+    header: bool,
+    header_given: bool,
+    label_size_too: bool,
+) -> DResult<()> {
+    let at = |msg: &str| Diagnostic::at(&ctx.source, t.span, msg.to_string());
+    match format {
+        DataFormat::Libsvm => {
+            return Err(at(
+                "libsvm data has its label first on every line; it has no named target",
+            )
+            .help("remove `target`"));
+        }
+        DataFormat::RecordioProtobuf => {
+            return Err(at("RecordIO-protobuf data has its label in each record's `label` map; it has no named target")
+                .help("remove `target`; records with a label are read with it as the target"));
+        }
+        _ => {}
+    }
+    if label_size_too {
+        return Err(at(
+            "give `target` (a named column) or `label_size` (the first column), not both",
+        )
+        .help("`target: COLUMN` for data with a header, `label_size: 1` for headerless CSV"));
+    }
+    if format == DataFormat::Csv && !header {
+        if !header_given {
+            return Err(at(
+                "`content_type: text/csv` is headerless CSV, as SageMaker reads it: there are no column names for `target`",
+            )
+            .help("add `header: true` for a file with a header line, or use `content_type: \"text/csv; label_size=1\"` for the label in the first column"));
+        }
+        return Err(at(
+            "`target` names a column, but `header: false` means the columns have no names",
+        )
+        .help(
+            "use `label_size: 1` for a headerless file with the label first, or `header: true`",
+        ));
+    }
+    Ok(())
+}
+
 /// Remote paths are not read yet: say so at validation rather than fail at run time.
 /// (Remove the `s3://` arm when S3 inputs are supported.)
 /// A remote path that is not usable: a scheme other than `s3://`, a
@@ -576,6 +689,10 @@ fn guess_format(path: &str) -> DataFormat {
         DataFormat::Parquet
     } else if lower.ends_with(".libsvm") || lower.ends_with(".svm") {
         DataFormat::Libsvm
+    } else if lower.ends_with(".rec") || lower.ends_with(".recordio") {
+        DataFormat::RecordioProtobuf
+    } else if lower.ends_with(".jsonl") || lower.ends_with(".jsonlines") {
+        DataFormat::Jsonlines
     } else {
         DataFormat::Csv
     }
@@ -1473,6 +1590,7 @@ fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
                     "header",
                     "label_size",
                     "format",
+                    "content_type",
                     "input_mode",
                 ],
             )?;
@@ -1508,60 +1626,38 @@ fn decode_train_channels(ctx: &Ctx, node: &Node) -> DResult<TrainChannels> {
     })
 }
 
-/// How a channel says its data is read (`target`, `header`, `label_size`, `format`).
+/// How a channel says its data is read (`target`, `header`, `label_size`,
+/// `format` or `content_type`).
 fn decode_channel_format(ctx: &Ctx, cf: &Fields) -> DResult<ChannelFormat> {
-    let format = match cf.get("format") {
-        Some(n) => {
-            let s = ctx.string(n, "format")?;
-            Some(DataFormat::parse(&s).ok_or_else(|| {
-                ctx.err(n, format!("unknown data format `{}`", s.value))
-                    .suggest(&s, DataFormat::NAMES.iter().copied())
-                    .help(format!("use one of: {}", DataFormat::NAMES.join(", ")))
-            })?)
-        }
-        None => None,
-    };
-    let header = cf
+    let (format, content_type) = decode_format_fields(ctx, cf)?;
+    let header_given = cf
         .get("header")
         .map(|n| ctx.bool(n, "header"))
         .transpose()?
         .map(|b| b.value);
+    let header = header_given.or(content_type.and_then(|c| c.header));
     let target = cf
         .get("target")
         .map(|n| ctx.string(n, "target"))
         .transpose()?;
-    let label_size = label_size(ctx, cf.get("label_size"))?;
-    if let (Some(t), Some(_)) = (&target, &label_size) {
-        return Err(Diagnostic::at(
-            &ctx.source,
-            t.span,
-            "give the channel `target` (a named column) or `label_size` (the first column), not both",
-        )
-        .help("`target: COLUMN` for data with a header, `label_size: 1` for headerless CSV"));
-    }
-    if let (Some(t), Some(false)) = (&target, header) {
-        return Err(Diagnostic::at(
-            &ctx.source,
-            t.span,
-            "`target` names a column, but `header: false` means the columns have no names",
-        )
-        .help(
-            "use `label_size: 1` for a headerless file with the label first, or `header: true`",
-        ));
-    }
-    if let (Some(t), Some(DataFormat::Libsvm)) = (&target, format) {
-        return Err(Diagnostic::at(
-            &ctx.source,
-            t.span,
-            "libsvm data has its label first on every line; it has no named target",
-        )
-        .help("remove `target`"));
+    let label_size = merged_label_size(ctx, cf, content_type)?;
+    if let Some(t) = &target {
+        // What the channel does not say comes from its input, so only what
+        // it says is checked here (a CSV with a header unless it says not).
+        check_target(
+            ctx,
+            t,
+            format.unwrap_or(DataFormat::Csv),
+            header.unwrap_or(true),
+            header_given.is_some(),
+            label_size.is_some(),
+        )?;
     }
     Ok(ChannelFormat {
         format,
         header,
         target: target.map(|t| t.value),
-        label_size: label_size.map(|l| l.value as u32),
+        label_size,
     })
 }
 

@@ -135,22 +135,119 @@ pub struct ChannelFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum DataFormat {
     Csv,
     Parquet,
     Libsvm,
+    /// SageMaker's RecordIO-protobuf (`aialgs.data.Record` messages).
+    RecordioProtobuf,
+    /// One JSON object a line.
+    Jsonlines,
 }
 
 impl DataFormat {
-    pub const NAMES: &'static [&'static str] = &["csv", "parquet", "libsvm"];
+    pub const NAMES: &'static [&'static str] =
+        &["csv", "parquet", "libsvm", "recordio-protobuf", "jsonlines"];
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "csv" => Some(DataFormat::Csv),
             "parquet" => Some(DataFormat::Parquet),
             "libsvm" => Some(DataFormat::Libsvm),
+            "recordio-protobuf" => Some(DataFormat::RecordioProtobuf),
+            "jsonlines" => Some(DataFormat::Jsonlines),
             _ => None,
         }
+    }
+
+    /// The name used in pipeline files.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataFormat::Csv => "csv",
+            DataFormat::Parquet => "parquet",
+            DataFormat::Libsvm => "libsvm",
+            DataFormat::RecordioProtobuf => "recordio-protobuf",
+            DataFormat::Jsonlines => "jsonlines",
+        }
+    }
+
+    /// SageMaker's name for the format: the `ContentType` of a channel.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            DataFormat::Csv => "text/csv",
+            DataFormat::Parquet => "application/x-parquet",
+            DataFormat::Libsvm => "text/libsvm",
+            DataFormat::RecordioProtobuf => "application/x-recordio-protobuf",
+            DataFormat::Jsonlines => "application/jsonlines",
+        }
+    }
+}
+
+/// What a SageMaker content type (`content_type:`) says about how data is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentType {
+    pub format: DataFormat,
+    /// `text/csv` is headerless, as SageMaker reads it.
+    pub header: Option<bool>,
+    /// `text/csv; label_size=N`.
+    pub label_size: Option<u32>,
+}
+
+impl ContentType {
+    /// The content types accepted, as SageMaker spells them.
+    pub const NAMES: &'static [&'static str] = &[
+        "text/csv",
+        "text/csv; label_size=1",
+        "text/libsvm",
+        "text/x-libsvm",
+        "application/x-parquet",
+        "application/x-recordio-protobuf",
+        "application/jsonlines",
+    ];
+
+    /// Parses a content type (the media type case-insensitively, spaces
+    /// around `;` and `=` ignored); the error says what is wrong.
+    pub fn parse(s: &str) -> Result<ContentType, String> {
+        let mut parts = s.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let format = match media.as_str() {
+            "text/csv" => DataFormat::Csv,
+            "text/libsvm" | "text/x-libsvm" => DataFormat::Libsvm,
+            "application/x-parquet" => DataFormat::Parquet,
+            "application/x-recordio-protobuf" => DataFormat::RecordioProtobuf,
+            "application/jsonlines" | "application/jsonl" => DataFormat::Jsonlines,
+            _ => return Err(format!("`{}` is not a content type read here", s.trim())),
+        };
+        let mut ct = ContentType {
+            format,
+            header: (format == DataFormat::Csv).then_some(false),
+            label_size: None,
+        };
+        for p in parts {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+            match (k.as_str(), format) {
+                ("label_size", DataFormat::Csv) => {
+                    ct.label_size = Some(match v {
+                        "0" => 0,
+                        "1" => 1,
+                        _ => {
+                            return Err(format!(
+                                "`label_size={v}`: SageMaker's built-ins read one label column, so it is 0 or 1"
+                            ));
+                        }
+                    });
+                }
+                ("charset", _) if v.eq_ignore_ascii_case("utf-8") => {}
+                _ => {
+                    return Err(format!(
+                        "`{}` is not a parameter of `{media}` read here",
+                        p.trim()
+                    ));
+                }
+            }
+        }
+        Ok(ct)
     }
 }
 

@@ -8,7 +8,8 @@
 use serde_json::{Map, Value, json};
 
 use super::model::{
-    CatchUp, Concurrency, DataFormat, Distribution, Executor, InputMode, Network, RetryOn, StepKind,
+    CatchUp, Concurrency, ContentType, DataFormat, Distribution, Executor, InputMode, Network,
+    RetryOn, StepKind,
 };
 
 fn reference() -> Value {
@@ -90,6 +91,8 @@ pub fn pipeline_schema() -> Value {
         json!({"oneOf": [{"type": "string"}, {"type": "array", "items": scalar(), "minItems": 1}]});
     let input_mode = json!({"enum": InputMode::NAMES,
         "description": "file: the channel's files under input/data/CHANNEL/; pipe: streamed through the named pipes input/data/CHANNEL_0, CHANNEL_1, ... (one an epoch)"});
+    let content_type = json!({"type": "string", "examples": ContentType::NAMES,
+        "description": "SageMaker's name for the data's format, instead of `format` (text/csv is headerless; `text/csv; label_size=1` has the label first)"});
     let steps = json!([
         step(
             "split",
@@ -126,6 +129,7 @@ pub fn pipeline_schema() -> Value {
                         "header": {"type": "boolean"},
                         "label_size": {"type": "integer", "minimum": 0, "maximum": 1},
                         "format": {"enum": DataFormat::NAMES},
+                        "content_type": content_type.clone(),
                         "input_mode": input_mode.clone()
                     }), &["data"])
                 ]}},
@@ -204,7 +208,8 @@ pub fn pipeline_schema() -> Value {
                 "on_change": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string", "pattern": "^inputs\\."}, "minItems": 1}]},
                 "poll_interval": duration()}), &[]),
             "inputs": {"type": "object", "additionalProperties": {"oneOf": [{"type": "string"}, object(json!({
-                "path": {"type": "string"}, "format": {"enum": DataFormat::NAMES}, "header": {"type": "boolean"},
+                "path": {"type": "string"}, "format": {"enum": DataFormat::NAMES},
+                "content_type": content_type, "header": {"type": "boolean"},
                 "target": {"type": "string"}, "label_size": {"type": "integer", "minimum": 0, "maximum": 1},
                 "missing_values": {"type": "array", "items": {"type": "string"}},
                 "categorical": {"type": "array", "items": {"type": "string"}},

@@ -3,7 +3,9 @@
 //! Errors are collected (up to a screenful) rather than stopping at the first.
 
 use super::decode::Ctx;
-use super::model::{Approval, EvalMethod, EvaluateStep, Pipeline, RefTarget, Step, StepKind};
+use super::model::{
+    Approval, DataFormat, EvalMethod, EvaluateStep, Pipeline, RefTarget, Step, StepKind,
+};
 use super::params::ParamDecl;
 use super::source::{Diagnostic, Span, closest};
 
@@ -108,6 +110,7 @@ pub fn check(ctx: &Ctx, p: &Pipeline, decls: &[ParamDecl]) -> Vec<Diagnostic> {
                 );
             }
         }
+        check_split_formats(ctx, p, step, &mut errors);
         check_when(ctx, &lines, p, step, decls, &mut errors);
         check_approval(ctx, p, step, &mut errors);
         if errors.len() >= MAX_ERRORS {
@@ -116,6 +119,37 @@ pub fn check(ctx: &Ctx, p: &Pipeline, decls: &[ParamDecl]) -> Vec<Diagnostic> {
     }
     errors.truncate(MAX_ERRORS);
     errors
+}
+
+/// A split writes CSV files with a header: an input in another format is
+/// refused here, at the reference, rather than misread when the step runs.
+fn check_split_formats(ctx: &Ctx, p: &Pipeline, step: &Step, errors: &mut Vec<Diagnostic>) {
+    if !matches!(step.kind, StepKind::Split(_)) {
+        return;
+    }
+    for (_, r) in step.inputs() {
+        let RefTarget::Input(name) = &r.target else {
+            continue;
+        };
+        let Some(def) = p.inputs.get(name) else {
+            continue;
+        };
+        if def.format != DataFormat::Csv {
+            errors.push(
+                Diagnostic::at(
+                    &ctx.source,
+                    r.span,
+                    format!(
+                        "step `{}` splits `{}`, which is {} data, but a split splits CSV files with a header",
+                        step.name(),
+                        r.text,
+                        def.format.name()
+                    ),
+                )
+                .help("give the split the data as CSV, or split it with a `command` step"),
+            );
+        }
+    }
 }
 
 fn suggest_ref(d: Diagnostic, text: &str, all: &[String]) -> Diagnostic {

@@ -11,6 +11,7 @@ mod batch;
 mod builtins;
 mod data_trust;
 mod docker;
+mod formats;
 mod frontend;
 mod isolation;
 mod kill_resume;

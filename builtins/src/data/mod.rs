@@ -2,7 +2,7 @@
 //!
 //! [`read`] is the one entry point: a file, or a directory of part files, in
 //! CSV (with a header and a named target, or headerless SageMaker-style with
-//! the label first), Parquet or libsvm. [`read_bytes`] reads the same from
+//! the label first), Parquet, libsvm, RecordIO-protobuf or JSON Lines. [`read_bytes`] reads the same from
 //! memory (a stream read to its end), through the same code. Every reader builds columns directly
 //! (never rows of strings) and ends in the same checks ([`table::finish`]), so
 //! a bad file gets the same kind of error whatever its format: the file, the
@@ -18,10 +18,12 @@ mod csv_fields;
 mod csv_levels;
 mod csv_numbers;
 mod float;
+mod jsonl;
 mod libsvm;
 mod missing;
 mod parquet;
 mod parts;
+mod recordio;
 mod table;
 
 pub use missing::Missing;
@@ -38,17 +40,24 @@ pub enum Format {
     Csv,
     Parquet,
     Libsvm,
+    /// SageMaker's `application/x-recordio-protobuf`.
+    RecordioProtobuf,
+    /// One JSON object a line (`application/jsonlines`).
+    Jsonlines,
 }
 
 impl Format {
     /// The format a file name's extension says (`.csv`, `.tsv`, `.parquet`,
-    /// `.pq`, `.libsvm`, `.svm`), case-insensitively; `None` when it says none.
+    /// `.pq`, `.libsvm`, `.svm`, `.rec`, `.recordio`, `.jsonl`, `.jsonlines`),
+    /// case-insensitively; `None` when it says none.
     pub fn from_extension(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
             "csv" | "tsv" => Some(Format::Csv),
             "parquet" | "pq" => Some(Format::Parquet),
             "libsvm" | "svm" => Some(Format::Libsvm),
+            "rec" | "recordio" => Some(Format::RecordioProtobuf),
+            "jsonl" | "jsonlines" => Some(Format::Jsonlines),
             _ => None,
         }
     }
@@ -59,6 +68,8 @@ impl Format {
             Format::Csv => "csv",
             Format::Parquet => "parquet",
             Format::Libsvm => "libsvm",
+            Format::RecordioProtobuf => "recordio-protobuf",
+            Format::Jsonlines => "jsonlines",
         }
     }
 }
@@ -69,16 +80,17 @@ pub struct ReadOptions {
     pub format: Format,
     /// CSV: the first line names the columns.
     pub header: bool,
-    /// CSV with a header, Parquet: the name of the target column.
+    /// CSV with a header, Parquet, JSON Lines: the name of the target column.
     pub target: Option<String>,
     /// Headerless CSV: how many leading columns are the label (0 or 1).
-    /// Parquet without `target`: 1 makes the first column the target.
+    /// Parquet and JSON Lines of named columns without `target`: 1 makes the
+    /// first column the target.
     pub label_size: usize,
     /// CSV: the byte between fields (`b','`; `b'\t'` for TSV).
     pub delimiter: u8,
-    /// CSV: which cell texts mean "no value".
+    /// CSV, JSON Lines: which cell texts mean "no value".
     pub missing: Missing,
-    /// CSV: columns read as categories even where their cells are numbers.
+    /// CSV, JSON Lines: columns read as categories even where their cells are numbers.
     pub categorical: Vec<String>,
 }
 
@@ -131,6 +143,27 @@ impl ReadOptions {
             categorical: Vec::new(),
         }
     }
+    /// RecordIO-protobuf; the target is `label` when the records have one.
+    pub fn recordio_protobuf() -> Self {
+        ReadOptions {
+            format: Format::RecordioProtobuf,
+            header: false,
+            ..ReadOptions::libsvm()
+        }
+    }
+    /// JSON Lines, optionally with a named target column (SageMaker's
+    /// `{"features": [...], "label": x}` has the target `label`).
+    pub fn jsonlines(target: Option<&str>) -> Self {
+        ReadOptions {
+            format: Format::Jsonlines,
+            header: true,
+            target: target.map(str::to_string),
+            label_size: 0,
+            delimiter: b',',
+            missing: Missing::Usual,
+            categorical: Vec::new(),
+        }
+    }
     /// The same options with another CSV field delimiter.
     pub fn with_delimiter(mut self, delimiter: u8) -> Self {
         self.delimiter = delimiter;
@@ -174,8 +207,9 @@ fn one_table(path: &Path, table: Option<Table>, opts: &ReadOptions) -> Result<Da
 
 /// The column names of the data at `path` (a file, or the first part file of
 /// a directory) as [`read`] would name them, reading only the first line of a
-/// CSV file or a Parquet file's schema. `None` for libsvm (its columns are
-/// numbered by the rows) and for an empty file.
+/// CSV file or a Parquet file's schema. `None` for libsvm and
+/// RecordIO-protobuf (their columns are numbered by the rows), for JSON
+/// Lines (any line may add a column) and for an empty file.
 pub fn column_names(path: &Path, opts: &ReadOptions) -> Result<Option<Vec<String>>, DataError> {
     let meta = std::fs::metadata(path).map_err(|e| not_readable(path, &e))?;
     let file = if meta.is_dir() {
@@ -187,7 +221,7 @@ pub fn column_names(path: &Path, opts: &ReadOptions) -> Result<Option<Vec<String
         path.to_path_buf()
     };
     match opts.format {
-        Format::Libsvm => Ok(None),
+        Format::Libsvm | Format::RecordioProtobuf | Format::Jsonlines => Ok(None),
         Format::Parquet => parquet::column_names(&file).map(Some),
         Format::Csv => {
             use std::io::Read;
@@ -297,6 +331,8 @@ fn table_of(
     match opts.format {
         Format::Csv => csv::read_table(name, &bytes, opts, force_text),
         Format::Libsvm => libsvm::read_table(name, &bytes),
+        Format::RecordioProtobuf => recordio::read_table(name, &bytes),
+        Format::Jsonlines => jsonl::read_table(name, &bytes, opts, force_text),
         Format::Parquet => unreachable!("read above"),
     }
 }
@@ -444,6 +480,39 @@ mod tests {
             &ReadOptions::libsvm(),
         );
         same("h.libsvm", b"1 1:0.5\n0 2-1\n", &ReadOptions::libsvm());
+        let rec = {
+            use recordio::write::{Values, frame, record, value};
+            let mut out = Vec::new();
+            for (xs, y) in [([1.5f32, 0.0], 1.0f32), ([2.0, 3.0], 0.0)] {
+                let r = record(
+                    &value(Values::F32(&xs), &[], &[], true),
+                    Some(&value(Values::F32(&[y]), &[], &[], true)),
+                );
+                frame(&mut out, &r);
+            }
+            out
+        };
+        same("l.rec", &rec, &ReadOptions::recordio_protobuf());
+        same(
+            "m.rec",
+            &rec[..rec.len() - 5],
+            &ReadOptions::recordio_protobuf(),
+        );
+        same(
+            "n.jsonl",
+            b"{\"features\": [1, 2], \"label\": 0}\n{\"features\": [3, 4], \"label\": 1}",
+            &ReadOptions::jsonlines(None),
+        );
+        same(
+            "o.jsonl",
+            b"{\"x\": 1, \"c\": \"red\", \"y\": 0}\n{\"x\": 2, \"c\": \"blue\", \"y\": 1}\n",
+            &ReadOptions::jsonlines(Some("y")),
+        );
+        same(
+            "p.jsonl",
+            b"{\"x\": 1}\n{\"x\": }\n",
+            &ReadOptions::jsonlines(None),
+        );
         // Parquet: a real file, and bytes that are not Parquet.
         let pq = {
             use std::sync::Arc;
@@ -492,6 +561,14 @@ mod tests {
         assert_eq!(
             Format::from_extension(Path::new("x.svm")),
             Some(Format::Libsvm)
+        );
+        assert_eq!(
+            Format::from_extension(Path::new("x.rec")),
+            Some(Format::RecordioProtobuf)
+        );
+        assert_eq!(
+            Format::from_extension(Path::new("x.JSONL")),
+            Some(Format::Jsonlines)
         );
         assert_eq!(Format::from_extension(Path::new("x")), None);
     }

@@ -78,7 +78,8 @@ pub fn read_dir(dir: &Path, opts: &ReadOptions) -> Result<Dataset, DataError> {
         if let Some(c) = mixed {
             // Numbers here and text elsewhere: the same mix the CSV reader
             // refuses within one file (a column with no values here is fine).
-            if opts.format != Format::Csv || c.values.iter().any(|v| !v.is_nan()) {
+            let by_text = matches!(opts.format, Format::Csv | Format::Jsonlines);
+            if !by_text || c.values.iter().any(|v| !v.is_nan()) {
                 let other = parts_text_file(&parts_paths, &text_in, &c.name);
                 return Err(DataError::new(
                     p.as_path(),

@@ -88,7 +88,16 @@ fn target_name(
             return Ok((opts.label_size > 0).then(|| "label".to_string()));
         }
         Format::Csv => opts.target.clone(),
-        Format::Parquet => match &opts.target {
+        // Records with labels have the column `label`; a target cannot be named.
+        Format::RecordioProtobuf => {
+            return Ok(names.contains(&"label").then(|| "label".to_string()));
+        }
+        // SageMaker's shape (no names of its own): `label` when the lines have one.
+        Format::Jsonlines if !table.has_header => match &opts.target {
+            Some(t) => Some(t.clone()),
+            None => return Ok(names.contains(&"label").then(|| "label".to_string())),
+        },
+        Format::Parquet | Format::Jsonlines => match &opts.target {
             Some(t) => Some(t.clone()),
             None if opts.label_size > 0 => return Ok(names.first().map(|n| n.to_string())),
             None => None,

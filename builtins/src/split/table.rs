@@ -196,6 +196,8 @@ fn check_format(file: &Path) -> Result<(), BuiltinError> {
     let format = match ext.as_str() {
         "parquet" | "pq" => "parquet",
         "libsvm" | "svm" => "libsvm",
+        "rec" | "recordio" => "RecordIO-protobuf",
+        "jsonl" | "jsonlines" => "JSON Lines",
         _ => return Ok(()),
     };
     Err(DataError::new(

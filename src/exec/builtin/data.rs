@@ -29,11 +29,14 @@ pub fn read_options_of(def: &InputDef) -> ReadOptions {
     }
 }
 
-fn format_of(f: DataFormat) -> Format {
+/// The reader's format for a pipeline file's data format.
+pub fn format_of(f: DataFormat) -> Format {
     match f {
         DataFormat::Csv => Format::Csv,
         DataFormat::Parquet => Format::Parquet,
         DataFormat::Libsvm => Format::Libsvm,
+        DataFormat::RecordioProtobuf => Format::RecordioProtobuf,
+        DataFormat::Jsonlines => Format::Jsonlines,
     }
 }
 
@@ -180,7 +183,7 @@ pub fn read_labelled(
     let (ds, _) = read_channel_with_ids(layout, cfg, name, keep)?;
     if ds.target().is_none() {
         return Err(StepError::invalid(format!(
-            "channel `{name}` has no target column, which {why} needs: give its input `target: COLUMN` (with a header) or `label_size: 1` (SageMaker-style CSV, label first), or declare it on a train channel (`{{data: REF, target: COLUMN}}`)"
+            "channel `{name}` has no target column, which {why} needs: give its input `target: COLUMN` (with a header) or `label_size: 1` (SageMaker-style CSV or Parquet, label first), or declare it on a train channel (`{{data: REF, target: COLUMN}}`); RecordIO-protobuf records and JSON Lines `{{\"features\": [...]}}` lines need a `label`"
         )));
     }
     Ok(ds)

@@ -16,7 +16,7 @@ mod split;
 mod train;
 mod transform;
 
-pub use data::read_options_of;
+pub use data::{format_of, read_options_of};
 pub use transform::write_predictions;
 
 use std::collections::BTreeMap;
