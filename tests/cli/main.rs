@@ -14,6 +14,7 @@ mod docker;
 mod frontend;
 mod isolation;
 mod kill_resume;
+mod onnx;
 mod pipe_mode;
 mod planner;
 mod render;
