@@ -30,7 +30,7 @@ impl Writer {
         self.buf.push(v as u8);
     }
     fn key(&mut self, field: u32, wire: u32) {
-        self.raw_varint(u64::from(field << 3 | wire));
+        self.raw_varint(u64::from((field << 3) | wire));
     }
     /// An integer field (negative numbers take ten bytes, as protobuf's `int64`).
     pub fn int(&mut self, field: u32, v: i64) {
