@@ -30,6 +30,7 @@ pub mod kmeans;
 pub mod linear;
 pub mod metrics;
 pub mod model;
+pub mod onnx;
 pub mod pca;
 pub mod split;
 

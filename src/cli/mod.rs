@@ -123,13 +123,19 @@ pub enum Command {
     },
     /// Copy files to or from S3: a file or directory to `s3://BUCKET/PREFIX`, or an object or prefix to a directory.
     Cp { src: String, dest: String },
-    /// Copy an artifact of a run out of the store: to a directory, or to S3.
+    /// Copy an artifact of a run out of the store: to a directory, or to S3;
+    /// with `--format onnx`, a built-in model as one ONNX file.
     Export {
         run_id: String,
         /// STEP.OUTPUT, e.g. `train.model` (a train step's model is its `model.tar.gz`).
         output: String,
-        /// A new or empty directory, or an `s3://BUCKET/PREFIX` URI.
+        /// A new or empty directory, or an `s3://BUCKET/PREFIX` URI; with
+        /// `--format onnx`, the new `.onnx` file to write.
         dest: String,
+        /// Convert the model instead of copying its files: `onnx` writes a
+        /// gbdt, linear-learner, kmeans or pca model as an ONNX file (see docs/models/).
+        #[arg(long, value_enum)]
+        format: Option<export::Format>,
     },
     /// Print a run's step logs.
     Logs {
@@ -356,7 +362,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             run_id,
             output,
             dest,
-        } => export::export(&run_id, &output, &dest),
+            format,
+        } => export::export(&run_id, &output, &dest, format),
         Command::Logs { run_id, step } => runs::logs(&run_id, step.as_deref()),
         Command::Registry { registry, command } => registry::run(command, registry.as_deref()),
         Command::Schedule(a) => match a.command {

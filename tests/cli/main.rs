@@ -15,6 +15,7 @@ mod formats;
 mod frontend;
 mod isolation;
 mod kill_resume;
+mod onnx;
 mod pipe_mode;
 mod planner;
 mod render;

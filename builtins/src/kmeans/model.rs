@@ -50,7 +50,7 @@ impl KMeansModel {
     pub(super) fn set_validation_inertia(&mut self, v: f64) {
         self.validation_inertia = Some(v);
     }
-    pub(super) fn stats(&self) -> &FeatureStats {
+    pub(crate) fn stats(&self) -> &FeatureStats {
         &self.features
     }
     /// The centres, `k x n_features` row-major.

@@ -86,7 +86,7 @@ impl LinearModel {
         }
     }
 
-    fn kind(&self) -> PredictorType {
+    pub(crate) fn kind(&self) -> PredictorType {
         match self.predictor_type.as_str() {
             "binary_classifier" => PredictorType::Binary,
             "multiclass_classifier" => PredictorType::Multiclass,
@@ -95,6 +95,17 @@ impl LinearModel {
     }
     fn outputs(&self) -> usize {
         self.bias.len()
+    }
+    /// Feature names, means (imputation and centring) and scales.
+    pub(crate) fn features(&self) -> &FeatureStats {
+        &self.features
+    }
+    pub(crate) fn normalize_data(&self) -> bool {
+        self.normalize_data
+    }
+    /// A regressor predicts `score * label_scale + label_mean`: `(label_scale, label_mean)`.
+    pub(crate) fn label_transform(&self) -> (f64, f64) {
+        (self.label_scale, self.label_mean)
     }
     /// Weights (`n_features x outputs`, row-major) on the imputed and, with
     /// `normalize_data`, standardised features.

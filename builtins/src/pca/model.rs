@@ -88,7 +88,16 @@ impl PcaModel {
         Ok(if total > 0.0 { kept / total } else { 0.0 })
     }
 
-    fn shift(&self) -> Vec<f32> {
+    /// Feature names and training means.
+    pub(crate) fn features(&self) -> &FeatureStats {
+        &self.features
+    }
+    pub(crate) fn num_components(&self) -> usize {
+        self.num_components
+    }
+
+    /// What is subtracted from a row before projecting it (the means, or zeros).
+    pub(crate) fn shift(&self) -> Vec<f32> {
         if self.subtract_mean {
             self.features.mean.iter().map(|&m| m as f32).collect()
         } else {
