@@ -30,9 +30,11 @@ use super::{
 /// the step; `None` when it cannot be written (the step then runs without).
 fn hosts_file(job: &StepJob, node: &NodeJob) -> Option<PathBuf> {
     let hosts: Vec<String> = job.nodes().into_iter().map(|n| n.host).collect();
-    let machine = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    // The machine's own, read once: every local node of every step starts from it.
+    static MACHINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let machine = MACHINE.get_or_init(|| std::fs::read_to_string("/etc/hosts").unwrap_or_default());
     let path = node.root.with_extension("hosts");
-    std::fs::write(&path, super::supervise::hosts_file_text(&machine, &hosts)).ok()?;
+    std::fs::write(&path, super::supervise::hosts_file_text(machine, &hosts)).ok()?;
     Some(path)
 }
 

@@ -231,9 +231,7 @@ fn store_outputs(
     let mut metrics = BTreeMap::new();
     if let Some(t) = train {
         if t.builtin_model {
-            metrics.extend(train_metrics::of_builtin_model(&contract::output_dir(
-                root, "model",
-            )));
+            metrics.extend(train_metrics::of_builtin(root));
         }
         metrics.extend(train_metrics::of_log(&t.log, &t.definitions)?);
     }

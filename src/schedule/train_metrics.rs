@@ -1,6 +1,6 @@
 //! A train step's final metrics, recorded with its outputs (and readable by
-//! `when:`, as an evaluate step's are): a built-in's own figures from its
-//! `model.json` (`train_auc`, `validation_auc`, `rounds`, ...), and what the
+//! `when:`, as an evaluate step's are): a built-in's own figures, which it
+//! writes to [`BUILTIN_FILE`] (`train_auc`, `validation_auc`, `rounds`, ...), and what the
 //! step's `metric_definitions` find in the log of the attempt that succeeded
 //! (the last value each regex matched, as SageMaker reports a job's final
 //! metric).
@@ -21,7 +21,7 @@ use crate::spec::model::{MetricDefinition, Step, StepKind};
 /// Where a step's metrics come from, besides a `metrics` output.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
-    /// A built-in train step: its `model.json` holds its figures.
+    /// A built-in train step: it writes its figures to [`BUILTIN_FILE`].
     pub builtin_model: bool,
     pub definitions: Vec<MetricDefinition>,
     pub log: PathBuf,
@@ -40,22 +40,17 @@ impl Sources {
     }
 }
 
-/// The numbers of a built-in model's `metrics` (in `model_dir/model.json`).
-pub fn of_builtin_model(model_dir: &Path) -> BTreeMap<String, Value> {
-    let Ok(text) = std::fs::read_to_string(model_dir.join("model.json")) else {
+/// Where, under the step's root, a built-in train step writes its figures
+/// (beside `output/failure`; not an output of the step).
+pub const BUILTIN_FILE: &str = "output/pipeline-metrics.json";
+
+/// The numbers a built-in train step wrote to [`BUILTIN_FILE`] under `root`.
+pub fn of_builtin(root: &Path) -> BTreeMap<String, Value> {
+    let Ok(text) = std::fs::read(root.join(BUILTIN_FILE)) else {
         return BTreeMap::new();
     };
-    let Ok(v) = serde_json::from_str::<Value>(&text) else {
-        return BTreeMap::new();
-    };
-    v.get("metrics")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter(|(_, v)| v.is_number())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
+    serde_json::from_slice::<BTreeMap<String, Value>>(&text)
+        .map(|m| m.into_iter().filter(|(_, v)| v.is_number()).collect())
         .unwrap_or_default()
 }
 

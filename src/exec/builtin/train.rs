@@ -118,7 +118,14 @@ fn train(
     let out = layout.output("model");
     model.save(&out)?;
     package(&out, algorithm)?;
-    for (k, v) in model.training_metrics() {
+    let metrics = model.training_metrics();
+    // For the engine to record (`schedule/train_metrics.rs`), without reading the model back.
+    let path = layout
+        .root
+        .join(crate::schedule::train_metrics::BUILTIN_FILE);
+    crate::store::write_atomic(&path, &serde_json::to_vec(&metrics).expect("json"))
+        .map_err(|e| StepError::failed(format!("write {}: {e}", path.display())))?;
+    for (k, v) in metrics {
         println!("{k}: {v}");
     }
     println!(
