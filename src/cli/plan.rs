@@ -169,6 +169,9 @@ pub fn explain(plan: &Plan, db: Option<&RunsDb>, no_cache: bool) -> Result<Vec<P
                 // Looked up by index: a scan of the lines so far made plans quadratic.
                 *k != EdgeKind::Order && maybe[*j]
             });
+        if unknown.is_none() {
+            unknown = crate::spec::tune::decided_when_it_runs(step);
+        }
         if let Some(u) = unknown {
             line.reason = u;
         } else {

@@ -888,6 +888,7 @@ params:
             batch,
             description: _,
             env: _,
+            trial: _,
         } = step;
         let crate::spec::model::BatchSettings {
             job_queue: _,
@@ -929,6 +930,7 @@ params:
             ("batch.image_repository", false),
             ("description", false),
             ("env", true),
+            ("trial", true),
         ]
     }
 

@@ -21,6 +21,8 @@ pub enum EdgeKind {
     Condition,
     /// `after:` only: order, no data.
     Order,
+    /// A tune step reads its trials' results; a bayesian trial, earlier trials' results.
+    Trial,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +32,7 @@ pub struct Edge {
     pub span: Span,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Plan {
     pub pipeline: Arc<Pipeline>,
     /// Node i is step i (file order).
@@ -77,6 +79,9 @@ impl Plan {
             }
             for a in &step.after {
                 add(&a.value, EdgeKind::Order, a.span);
+            }
+            for t in crate::spec::tune::waits_for(step) {
+                add(&t, EdgeKind::Trial, step.name.span);
             }
         }
         let order = match stable_topo_order(&graph) {
@@ -253,6 +258,12 @@ impl ReadyQueue {
     /// Takes the next ready step.
     pub fn dequeue(&mut self) -> Option<usize> {
         self.ready.pop_first()
+    }
+    /// Takes the first ready step `allowed` accepts (the others stay ready).
+    pub fn dequeue_where(&mut self, allowed: impl Fn(usize) -> bool) -> Option<usize> {
+        let i = self.ready.iter().copied().find(|&i| allowed(i))?;
+        self.ready.remove(&i);
+        Some(i)
     }
     /// Marks `i` finished; steps it unblocks become ready.
     pub fn finish(&mut self, i: usize) {

@@ -60,6 +60,7 @@ fn edges(plan: &Plan) -> Vec<(String, String, String, bool)> {
                     .join(", "),
                 EdgeKind::Condition => "when".into(),
                 EdgeKind::Order => "after".into(),
+                EdgeKind::Trial => "trial".into(),
             };
             out.push((from, id(s.name()), lbl, kind != EdgeKind::Data));
         }

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+pub mod tune;
+
 const TEMPLATE: &str = include_str!("template.html");
 
 /// A report page.

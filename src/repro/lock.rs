@@ -400,6 +400,9 @@ fn seeds_of(step: &Step) -> BTreeMap<String, u64> {
                 out.insert("hyperparameters.seed".to_string(), seed);
             }
         }
+        StepKind::Tune(t) => {
+            out.insert("seed".to_string(), t.seed);
+        }
         StepKind::Register(_) | StepKind::Transform(_) => {}
     }
     out

@@ -16,6 +16,7 @@ pub mod firing;
 pub mod guard;
 pub mod inputs;
 pub mod train_metrics;
+pub mod tune;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -353,6 +354,22 @@ impl Run {
         let mut laid_out: Option<(usize, Result<StepJob>)> = None;
 
         let mut succeeded: Vec<(usize, u32, Option<Result<StoredOutputs>>)> = Vec::new();
+        // Tune steps: each trial's point, and which trials hold one of their
+        // tune step's `max_parallel_jobs` slots (from launch until they end).
+        let mut points = tune::Points::default();
+        let mut launched = vec![false; p.steps.len()];
+        let slots: Vec<Option<(usize, u32)>> = p
+            .steps
+            .iter()
+            .map(|s| {
+                let t = s.trial.as_ref()?;
+                let ti = p.step_index(&t.tune)?;
+                match &p.steps[ti].kind {
+                    StepKind::Tune(tu) => Some((ti, tu.max_parallel_jobs)),
+                    _ => None,
+                }
+            })
+            .collect();
         loop {
             let mut started = false;
             while stopping.is_none() && in_flight < self.jobs {
@@ -404,17 +421,47 @@ impl Run {
                     Ok(()) => queue.finish(i),
                     Err(e) => {
                         self.failed_with(i, attempt, e, &mut states, events)?;
-                        stopping.get_or_insert(RunStatus::Failed);
-                        let _ = cancel_tx.send(true);
+                        if p.steps[i].trial.is_some() {
+                            queue.finish(i);
+                        } else {
+                            stopping.get_or_insert(RunStatus::Failed);
+                            let _ = cancel_tx.send(true);
+                        }
                     }
                 }
             }
             while stopping.is_none() && in_flight + laying_out.len() < 2 * self.jobs {
-                let Some(i) = queue.dequeue() else { break };
-                match self.decide(i, &mut states, events) {
+                // A trial waits while its tune step has `max_parallel_jobs` trials going.
+                let full = |i: usize| {
+                    slots[i].is_some_and(|(ti, limit)| {
+                        let going = slots
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, s)| {
+                                s.is_some_and(|(t, _)| t == ti)
+                                    && launched[*j]
+                                    && matches!(
+                                        states[*j].record.status,
+                                        StepStatus::Pending | StepStatus::Running
+                                    )
+                            })
+                            .count();
+                        going >= limit as usize
+                    })
+                };
+                let Some(i) = queue.dequeue_where(|i| !full(i)) else {
+                    break;
+                };
+                match self.decide(i, &mut states, &mut points, events) {
                     Ok(Decision::Settled) => queue.finish(i),
                     Ok(Decision::Launch(spec)) => {
+                        launched[i] = true;
                         laying_out.push_back((i, tokio::task::spawn_blocking(move || spec.build())))
+                    }
+                    Err(e) if p.steps[i].trial.is_some() && !matches!(e, Error::Invalid(_)) => {
+                        // A trial that cannot start is recorded; the search goes on.
+                        self.failed_with(i, 0, e, &mut states, events)?;
+                        queue.finish(i);
                     }
                     Err(e) => {
                         invalid_input |= matches!(e, Error::Invalid(_));
@@ -493,8 +540,13 @@ impl Run {
                                     self.end_unsuccessful(i, StepStatus::Cancelled, f.attempt, "stopped: the run was cancelled or another step failed".into(), None, &mut states, events)?;
                                 } else {
                                     self.end_unsuccessful(i, StepStatus::Failed, f.attempt, fail.reason, fail.exit_code, &mut states, events)?;
-                                    stopping.get_or_insert(RunStatus::Failed);
-                                    let _ = cancel_tx.send(true);
+                                    if step.trial.is_some() {
+                                        // A failed trial is a result of the search, not the end of the run.
+                                        queue.finish(i);
+                                    } else {
+                                        stopping.get_or_insert(RunStatus::Failed);
+                                        let _ = cancel_tx.send(true);
+                                    }
                                 }
                             }
                         }
@@ -527,8 +579,23 @@ impl Run {
         &mut self,
         i: usize,
         states: &mut [StepState],
+        points: &mut tune::Points,
         events: &mut dyn FnMut(Event),
     ) -> Result<Decision> {
+        if let Some(resolved) = tune::resolved_trial(
+            points,
+            &self.plan.pipeline,
+            states,
+            &self.plan.pipeline.steps[i],
+        )? {
+            // The trial's hyperparameters, proposed now, are part of its
+            // step from here on (its key, its job, its record).
+            let mut plan = (*self.plan).clone();
+            let mut pipeline = (*plan.pipeline).clone();
+            pipeline.steps[i] = resolved;
+            plan.pipeline = Arc::new(pipeline);
+            self.plan = Arc::new(plan);
+        }
         let plan = self.plan.clone();
         let step = &plan.pipeline.steps[i];
         let name = step.name().to_string();
@@ -585,6 +652,9 @@ impl Run {
             return Ok(Decision::Settled);
         }
 
+        if let StepKind::Tune(t) = &step.kind {
+            return self.settle_tune(i, t, states, points, events);
+        }
         let channels = self.channels(step, states)?;
         let digests: BTreeMap<String, String> = channels
             .iter()
@@ -616,31 +686,9 @@ impl Run {
                 store::remote::cached(&self.db, &self.ws.store(), &key, shares_cache(step))?
             && hit.is_fresh(step.cache)
         {
-            // Outputs are read where they are stored here: a result from the
-            // shared cache is brought to this machine now.
-            let store = self.ws.store();
-            let mut outputs = hit.outputs.clone();
-            for o in outputs.values_mut() {
-                o.path = store.local_path(&o.digest)?.display().to_string();
-            }
-            let st = &mut states[i];
-            st.record.status = StepStatus::Succeeded;
-            st.record.cached = true;
-            st.record.outputs = outputs;
-            st.record.metrics = hit.metrics.clone();
-            st.record.duration_s = Some(0.0);
-            st.record.finished_at = Some(now_rfc3339());
-            self.db.upsert_step(&st.record)?;
-            events(Event::StepFinished {
-                step: name,
-                status: StepStatus::Succeeded,
-                cached: true,
-                duration_s: 0.0,
-                reason: None,
-            });
-            return Ok(Decision::Settled);
+            return self.settle_cached(i, &hit, states, events);
         }
-        let extra = self.step_facts(step, &states[i].record)?;
+        let extra = self.step_facts(step, &states[i].record, states)?;
         states[i].guards = channels
             .iter()
             // A channel streamed from S3 has nothing on this machine to guard.
@@ -669,6 +717,39 @@ impl Run {
         let spec = self.job_spec(i, channels.clone(), extra.clone());
         states[i].prepared = Some((channels, extra));
         Ok(Decision::Launch(Box::new(spec)))
+    }
+
+    /// Step `i` is a cache hit: its outputs and metrics are `hit`'s.
+    fn settle_cached(
+        &mut self,
+        i: usize,
+        hit: &CacheEntry,
+        states: &mut [StepState],
+        events: &mut dyn FnMut(Event),
+    ) -> Result<Decision> {
+        // Outputs are read where they are stored here: a result from the
+        // shared cache is brought to this machine now.
+        let store = self.ws.store();
+        let mut outputs = hit.outputs.clone();
+        for o in outputs.values_mut() {
+            o.path = store.local_path(&o.digest)?.display().to_string();
+        }
+        let st = &mut states[i];
+        st.record.status = StepStatus::Succeeded;
+        st.record.cached = true;
+        st.record.outputs = outputs;
+        st.record.metrics = hit.metrics.clone();
+        st.record.duration_s = Some(0.0);
+        st.record.finished_at = Some(now_rfc3339());
+        self.db.upsert_step(&st.record)?;
+        events(Event::StepFinished {
+            step: st.record.name.clone(),
+            status: StepStatus::Succeeded,
+            cached: true,
+            duration_s: 0.0,
+            reason: None,
+        });
+        Ok(Decision::Settled)
     }
 
     /// Lays out step `i` again, in a new attempt directory, for a retry.
@@ -755,7 +836,12 @@ impl Run {
 
     /// Facts a built-in step needs beyond its spec: the run, the registry, and
     /// for a register step the lineage of the model it registers.
-    fn step_facts(&mut self, step: &Step, record: &StepRecord) -> Result<serde_json::Value> {
+    fn step_facts(
+        &mut self,
+        step: &Step,
+        record: &StepRecord,
+        states: &[StepState],
+    ) -> Result<serde_json::Value> {
         let p = self.plan.pipeline.clone();
         let registry =
             std::path::absolute(&self.registry_path).unwrap_or_else(|_| self.registry_path.clone());
@@ -792,6 +878,25 @@ impl Run {
                             .unwrap_or_else(|| "custom".into()),
                         t.hyperparameters.clone(),
                     ),
+                    // A tuned model: what its best trial trained with.
+                    Some(StepKind::Tune(t)) => {
+                        let best = p.step_index(s).and_then(|ti| {
+                            let n = states[ti].record.metrics.get("best_trial")?.as_u64()?;
+                            p.step_index(&crate::spec::tune::trial_name(s, n as u32))
+                        });
+                        let hps = match best.map(|b| &self.plan.pipeline.steps[b].kind) {
+                            Some(StepKind::Train(tr)) => tr.hyperparameters.clone(),
+                            _ => t.train.hyperparameters.clone(),
+                        };
+                        (
+                            t.train
+                                .algorithm
+                                .clone()
+                                .or_else(|| t.train.image.clone())
+                                .unwrap_or_else(|| "custom".into()),
+                            hps,
+                        )
+                    }
                     _ => ("unknown".to_string(), BTreeMap::new()),
                 },
                 _ => ("unknown".to_string(), BTreeMap::new()),

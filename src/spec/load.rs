@@ -122,6 +122,7 @@ pub fn load_source(source: Arc<Source>, base_dir: &Path, opts: &LoadOptions) -> 
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
+    super::tune::expand(&mut pipeline);
     Ok(Loaded { pipeline, source })
 }
 
@@ -981,6 +982,7 @@ fn decode_step(
             "variants",
             "seed",
         ],
+        "tune" => TUNE_KEYS,
         "register" => &["model", "group", "metrics", "approval", "tags"],
         "transform" => &["model", "data"],
         "command" => &[
@@ -1012,9 +1014,17 @@ fn decode_step(
             model: req_ref(ctx, &f, "model")?,
             data: req_ref(ctx, &f, "data")?,
         }),
+        "tune" => {
+            let train = decode_train(ctx, &f)?;
+            // Every trial runs where the tune step says, as a train step would.
+            check_placement(ctx, &f, &StepKind::Train(train.clone()), &common)?;
+            StepKind::Tune(Box::new(super::tune::decode(ctx, &f, train)?))
+        }
         _ => StepKind::Command(decode_command(ctx, &f)?),
     };
-    check_placement(ctx, &f, &kind, &common)?;
+    if !matches!(kind, StepKind::Tune(_)) {
+        check_placement(ctx, &f, &kind, &common)?;
+    }
     let after = match f.get("after") {
         Some(n) => ctx.string_list(n, "after")?,
         None => vec![],
@@ -1048,7 +1058,7 @@ fn decode_step(
         .map(|n| ctx.string(n, "description"))
         .transpose()?
         .map(|s| s.value);
-    Ok(Step {
+    let step = Step {
         name,
         kind,
         after,
@@ -1064,8 +1074,33 @@ fn decode_step(
         batch: common.batch,
         description,
         env: decode_env(ctx, &f)?,
-    })
+        trial: None,
+    };
+    if let Some(e) = super::tune::check(ctx, &step, node).into_iter().next() {
+        return Err(e);
+    }
+    Ok(step)
 }
+
+/// A tune step's keys: a train step's and its own.
+const TUNE_KEYS: &[&str] = &[
+    "algorithm",
+    "image",
+    "run",
+    "program",
+    "source_dir",
+    "entry_point",
+    "metric_definitions",
+    "channels",
+    "hyperparameters",
+    "input_mode",
+    "ranges",
+    "objective",
+    "strategy",
+    "max_jobs",
+    "max_parallel_jobs",
+    "seed",
+];
 
 /// What a step asks of where it runs, checked against its executor.
 fn check_placement(ctx: &Ctx, f: &Fields, kind: &StepKind, common: &StepCommon) -> DResult<()> {

@@ -17,6 +17,7 @@ pub mod schedule;
 pub mod schema;
 pub mod source;
 pub mod template;
+pub mod tune;
 pub mod validate;
 pub mod yaml;
 

@@ -376,6 +376,9 @@ pub struct Step {
     /// placeholders, filled in only when the step starts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// The tune step and index of a train step that is one of its trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<super::tune::Trial>,
 }
 
 impl Step {
@@ -445,6 +448,8 @@ impl Step {
                 v.push(("data".into(), &t.data));
             }
             StepKind::Command(c) => v.extend(c.inputs.iter().map(|(k, r)| (k.clone(), r))),
+            // What its trials read (validated once here, resolved by each trial).
+            StepKind::Tune(t) => v.extend(t.train.channels.iter().map(|(k, r)| (k.clone(), r))),
         }
         v
     }
@@ -463,6 +468,7 @@ impl Step {
             StepKind::Register(_) => vec!["version".into()],
             StepKind::Transform(_) => vec!["predictions".into()],
             StepKind::Command(c) => c.outputs.iter().map(|o| o.value.clone()).collect(),
+            StepKind::Tune(_) => super::tune::OUTPUTS.iter().map(|o| o.to_string()).collect(),
         }
     }
 }
@@ -477,6 +483,7 @@ pub enum StepKind {
     Register(RegisterStep),
     Transform(TransformStep),
     Command(CommandStep),
+    Tune(Box<super::tune::TuneStep>),
 }
 
 impl StepKind {
@@ -487,6 +494,7 @@ impl StepKind {
         "register",
         "transform",
         "command",
+        "tune",
     ];
     pub fn name(&self) -> &'static str {
         match self {
@@ -496,6 +504,7 @@ impl StepKind {
             StepKind::Register(_) => "register",
             StepKind::Transform(_) => "transform",
             StepKind::Command(_) => "command",
+            StepKind::Tune(_) => "tune",
         }
     }
     /// Outputs every step of this kind has, for messages about references.
@@ -505,6 +514,7 @@ impl StepKind {
             "evaluate" => &["metrics", "report"],
             "register" => &["version"],
             "transform" => &["predictions"],
+            "tune" => super::tune::OUTPUTS,
             _ => &[],
         }
     }

@@ -93,6 +93,32 @@ pub fn pipeline_schema() -> Value {
         "description": "file: the channel's files under input/data/CHANNEL/; pipe: streamed through the named pipes input/data/CHANNEL_0, CHANNEL_1, ... (one an epoch)"});
     let content_type = json!({"type": "string", "examples": ContentType::NAMES,
         "description": "SageMaker's name for the data's format, instead of `format` (text/csv is headerless; `text/csv; label_size=1` has the label first)"});
+    let train_props = json!({
+        "algorithm": {"enum": crate::exec::builtin::ALGORITHMS},
+        "image": {"type": "string"}, "run": run,
+        "source_dir": {"type": "string", "description": "your code's directory, copied to /opt/ml/code"},
+        "entry_point": {"type": "string", "description": "the script that runs (SAGEMAKER_PROGRAM), in source_dir"},
+        "program": {"type": "string", "description": "older name of entry_point"},
+        "metric_definitions": {"type": "array", "items": object(json!({
+            "name": {"type": "string"},
+            "regex": {"type": "string", "description": "the value is its first group; tabs also read as #011"}
+        }), &["name", "regex"])},
+        "channels": {"type": "object", "additionalProperties": {"oneOf": [
+            {"type": "string"},
+            object(json!({
+                "data": {"type": "string"},
+                "distribution": {"enum": Distribution::NAMES},
+                "target": {"type": "string"},
+                "header": {"type": "boolean"},
+                "label_size": {"type": "integer", "minimum": 0, "maximum": 1},
+                "format": {"enum": DataFormat::NAMES},
+                "content_type": content_type.clone(),
+                "input_mode": input_mode.clone()
+            }), &["data"])
+        ]}},
+        "hyperparameters": hps,
+        "input_mode": input_mode
+    });
     let steps = json!([
         step(
             "split",
@@ -108,36 +134,8 @@ pub fn pipeline_schema() -> Value {
             }),
             &[]
         ),
-        step(
-            "train",
-            json!({
-                "algorithm": {"enum": crate::exec::builtin::ALGORITHMS},
-                "image": {"type": "string"}, "run": run,
-                "source_dir": {"type": "string", "description": "your code's directory, copied to /opt/ml/code"},
-                "entry_point": {"type": "string", "description": "the script that runs (SAGEMAKER_PROGRAM), in source_dir"},
-                "program": {"type": "string", "description": "older name of entry_point"},
-                "metric_definitions": {"type": "array", "items": object(json!({
-                    "name": {"type": "string"},
-                    "regex": {"type": "string", "description": "the value is its first group; tabs also read as #011"}
-                }), &["name", "regex"])},
-                "channels": {"type": "object", "additionalProperties": {"oneOf": [
-                    {"type": "string"},
-                    object(json!({
-                        "data": {"type": "string"},
-                        "distribution": {"enum": Distribution::NAMES},
-                        "target": {"type": "string"},
-                        "header": {"type": "boolean"},
-                        "label_size": {"type": "integer", "minimum": 0, "maximum": 1},
-                        "format": {"enum": DataFormat::NAMES},
-                        "content_type": content_type.clone(),
-                        "input_mode": input_mode.clone()
-                    }), &["data"])
-                ]}},
-                "hyperparameters": hps,
-                "input_mode": input_mode
-            }),
-            &[]
-        ),
+        step("train", train_props.clone(), &[]),
+        step("tune", tune_props(&train_props), &["ranges", "objective"]),
         step(
             "evaluate",
             json!({
@@ -244,4 +242,29 @@ mod tests {
             "schemas/pipeline.schema.json is stale: run `cargo run -- schema > schemas/pipeline.schema.json`"
         );
     }
+}
+
+/// A tune step's keys: a train step's, and the search's own.
+fn tune_props(train: &Value) -> Value {
+    let mut props = train.as_object().cloned().unwrap_or_default();
+    let scaling = json!({"enum": super::tune::Scaling::NAMES});
+    let tuned = json!({
+        "ranges": {"type": "object", "additionalProperties": {"oneOf": [
+            object(json!({"type": {"const": "integer"}, "min": {"type": "integer"}, "max": {"type": "integer"}, "scaling": scaling.clone()}), &["type", "min", "max"]),
+            object(json!({"type": {"const": "continuous"}, "min": {"type": "number"}, "max": {"type": "number"}, "scaling": scaling}), &["type", "min", "max"]),
+            object(json!({"type": {"const": "categorical"}, "values": {"type": "array", "items": scalar(), "minItems": 1}}), &["type", "values"])
+        ]}},
+        "objective": object(json!({
+            "metric": {"type": "string", "description": "e.g. validation:auc (a built-in's CHANNEL:METRIC, or a metric_definitions name)"},
+            "type": {"enum": ["maximize", "minimize"]}
+        }), &["metric", "type"]),
+        "strategy": {"enum": super::tune::Strategy::NAMES},
+        "max_jobs": {"type": "integer", "minimum": 1},
+        "max_parallel_jobs": {"type": "integer", "minimum": 1},
+        "seed": {"type": ["integer", "string"]}
+    });
+    if let Value::Object(t) = tuned {
+        props.extend(t);
+    }
+    Value::Object(props)
 }

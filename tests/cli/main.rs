@@ -27,3 +27,4 @@ mod sagemaker;
 mod schedule;
 mod signals;
 mod trust_engine;
+mod tune;

@@ -164,6 +164,9 @@ fn run(root: &Path) -> Result<(), StepError> {
         StepKind::Evaluate(e) => evaluate::run(&layout, e, &cfg),
         StepKind::Transform(t) => transform::run(&layout, t, &cfg),
         StepKind::Command(_) => Err(StepError::failed("a command step is not a built-in step")),
+        StepKind::Tune(_) => Err(StepError::failed(
+            "a tune step is not run as a process: the engine reads its trials",
+        )),
     };
     result.map_err(|mut e| {
         e.message = user_paths(&e.message, &layout, &cfg);

@@ -1,0 +1,485 @@
+//! The scheduler's part of `kind: tune` (see `spec/tune.rs` for the trials
+//! a tune step expands into).
+//!
+//! - A bayesian trial's point is worked out when the trial is decided, from
+//!   the results of the trials it reads (all finished: the plan makes it wait
+//!   for them), in trial-index order, with the points of the trials between
+//!   them and it as pending (the constant liar). Every point is a pure
+//!   function of the seed, the trial index and those results, so a resumed
+//!   run proposes again exactly what the killed one did.
+//! - The tune step itself runs in the engine, not as a process: when every
+//!   trial has ended it ranks them, and writes `leaderboard`, `metrics` and
+//!   `report`; its `model` is the best trial's model, the same stored
+//!   artifact. Its cache key is made of its spec and each trial's model digest
+//!   (or its failure), so a re-run whose trials are all cached is cached too.
+
+use std::collections::BTreeMap;
+
+use builtins::tune::{Space, Value as Point};
+
+use super::StepState;
+use crate::error::{Error, Result};
+use crate::runs::{OutputRecord, StepRecord, StepStatus};
+use crate::spec::model::{Pipeline, Step, StepKind};
+use crate::spec::tune::{Strategy, Trial, TuneStep, trial_name};
+
+/// Each trial's point, worked out once (tune step index, trial index).
+#[derive(Debug, Default)]
+pub struct Points {
+    memo: BTreeMap<(usize, u32), Vec<Point>>,
+}
+
+impl Points {
+    /// The point trial `j` of the tune step at `tune` trains at. For a
+    /// bayesian trial, every trial it reads must have ended.
+    pub(super) fn point(
+        &mut self,
+        p: &Pipeline,
+        states: &[StepState],
+        tune: usize,
+        j: u32,
+    ) -> Result<Vec<Point>> {
+        if let Some(pt) = self.memo.get(&(tune, j)) {
+            return Ok(pt.clone());
+        }
+        let StepKind::Tune(t) = &p.steps[tune].kind else {
+            return Err(Error::failed(format!(
+                "step `{}` is not a tune step",
+                p.steps[tune].name()
+            )));
+        };
+        let space = t.space();
+        let pt = match t.strategy {
+            Strategy::Grid => builtins::tune::grid(&space, u64::from(j)),
+            Strategy::Random => builtins::tune::random(&space, t.seed, u64::from(j)),
+            Strategy::Bayesian => {
+                let sees = sees(t, j);
+                let settings = builtins::tune::TpeSettings::default();
+                if (sees as usize) < settings.startup {
+                    builtins::tune::random(&space, t.seed, u64::from(j))
+                } else {
+                    let mut done = Vec::with_capacity(sees as usize);
+                    for k in 0..sees {
+                        let rec = trial_record(p, states, p.steps[tune].name(), k)?;
+                        if !ended(rec.status) {
+                            return Err(Error::failed(format!(
+                                "trial `{}` is proposed from `{}`, which has not ended",
+                                trial_name(p.steps[tune].name(), j),
+                                rec.name
+                            )));
+                        }
+                        let loss = (rec.status == StepStatus::Succeeded)
+                            .then(|| t.objective.loss(&rec.metrics))
+                            .flatten();
+                        done.push((self.point(p, states, tune, k)?, loss));
+                    }
+                    let mut pending = Vec::with_capacity((j - sees) as usize);
+                    for k in sees..j {
+                        pending.push(self.point(p, states, tune, k)?);
+                    }
+                    builtins::tune::tpe(&space, t.seed, u64::from(j), &done, &pending, &settings)
+                }
+            }
+        };
+        self.memo.insert((tune, j), pt.clone());
+        Ok(pt)
+    }
+}
+
+/// How many of the first trials bayesian trial `j` reads.
+fn sees(t: &TuneStep, j: u32) -> u32 {
+    (j + 1).saturating_sub(t.window())
+}
+
+/// A trial that will not run again in this run.
+fn ended(s: StepStatus) -> bool {
+    matches!(
+        s,
+        StepStatus::Succeeded | StepStatus::Failed | StepStatus::Skipped
+    )
+}
+
+fn trial_record<'a>(
+    p: &Pipeline,
+    states: &'a [StepState],
+    tune: &str,
+    k: u32,
+) -> Result<&'a StepRecord> {
+    let name = trial_name(tune, k);
+    let i = p
+        .step_index(&name)
+        .ok_or_else(|| Error::failed(format!("the plan has no trial `{name}`")))?;
+    Ok(&states[i].record)
+}
+
+/// Trial step `step` with the hyperparameters of its point filled in, when
+/// its point is proposed as it starts (`None`: it was known at planning).
+pub(super) fn resolved_trial(
+    points: &mut Points,
+    p: &Pipeline,
+    states: &[StepState],
+    step: &Step,
+) -> Result<Option<Step>> {
+    let Some(Trial {
+        tune,
+        index,
+        sees: Some(_),
+    }) = &step.trial
+    else {
+        return Ok(None);
+    };
+    let ti = p
+        .step_index(tune)
+        .ok_or_else(|| Error::failed(format!("the plan has no tune step `{tune}`")))?;
+    let StepKind::Tune(t) = &p.steps[ti].kind else {
+        return Ok(None);
+    };
+    let point = points.point(p, states, ti, *index)?;
+    let mut resolved = step.clone();
+    if let StepKind::Train(train) = &mut resolved.kind {
+        train.hyperparameters.extend(t.space().to_strings(&point));
+    }
+    Ok(Some(resolved))
+}
+
+/// One trial as the leaderboard shows it.
+#[derive(Debug, Clone)]
+pub struct TrialRow {
+    pub index: u32,
+    pub name: String,
+    pub status: StepStatus,
+    pub params: Vec<(String, String)>,
+    /// The objective as reported (not negated).
+    pub objective: Option<f64>,
+    pub metrics: BTreeMap<String, serde_json::Value>,
+    pub failure: Option<String>,
+    pub model: Option<OutputRecord>,
+}
+
+/// Every trial of the tune step at `tune`, in index order.
+pub(super) fn rows(
+    points: &mut Points,
+    p: &Pipeline,
+    states: &[StepState],
+    tune: usize,
+) -> Result<Vec<TrialRow>> {
+    let StepKind::Tune(t) = &p.steps[tune].kind else {
+        return Ok(vec![]);
+    };
+    let space = t.space();
+    let mut out = Vec::with_capacity(t.trials.len());
+    for j in 0..t.max_jobs {
+        let rec = trial_record(p, states, p.steps[tune].name(), j)?;
+        let point = points.point(p, states, tune, j)?;
+        let objective = if rec.status == StepStatus::Succeeded {
+            t.objective
+                .loss(&rec.metrics)
+                .map(|l| if t.objective.maximize { -l } else { l })
+        } else {
+            None
+        };
+        let failure = match (rec.status, objective) {
+            (StepStatus::Succeeded, None) => Some(format!(
+                "the trial did not report the objective `{}`",
+                t.objective.metric
+            )),
+            (StepStatus::Succeeded, Some(_)) => None,
+            (s, _) => Some(
+                rec.failure
+                    .clone()
+                    .unwrap_or_else(|| format!("the trial ended {}", s.as_str())),
+            ),
+        };
+        out.push(TrialRow {
+            index: j,
+            name: rec.name.clone(),
+            status: if objective.is_some() {
+                StepStatus::Succeeded
+            } else {
+                StepStatus::Failed
+            },
+            params: space.to_strings(&point),
+            objective,
+            metrics: rec.metrics.clone(),
+            failure,
+            model: rec.outputs.get("model").cloned(),
+        });
+    }
+    Ok(out)
+}
+
+/// Trial indices ranked best first: those with an objective by it (ties by
+/// index), then the failed ones by index.
+pub fn ranking(t: &TuneStep, rows: &[TrialRow]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| {
+        let key = |r: &TrialRow| {
+            r.objective
+                .map(|v| if t.objective.maximize { -v } else { v })
+        };
+        match (key(&rows[a]), key(&rows[b])) {
+            (Some(x), Some(y)) => x.total_cmp(&y).then(a.cmp(&b)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.cmp(&b),
+        }
+    });
+    order
+}
+
+/// The leaderboard CSV: a header and one row a trial, best first. Every
+/// column is a function of the trials' points and results, so the file is
+/// byte-identical whatever `max_parallel_jobs` (wall-clock times are in the
+/// run's record of each trial step).
+pub fn leaderboard_csv(t: &TuneStep, rows: &[TrialRow], order: &[usize]) -> String {
+    let params: Vec<&String> = t.ranges.keys().collect();
+    let mut metric_names: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.metrics.iter())
+        .filter(|(_, v)| v.is_number())
+        .map(|(k, _)| k.clone())
+        .collect();
+    metric_names.sort();
+    metric_names.dedup();
+    let mut out = String::new();
+    let mut header: Vec<String> = vec![
+        "rank".into(),
+        "trial".into(),
+        "status".into(),
+        "objective".into(),
+    ];
+    header.extend(params.iter().map(|p| csv_field(p)));
+    header.extend(metric_names.iter().map(|m| csv_field(m)));
+    header.push("failure".into());
+    out.push_str(&header.join(","));
+    out.push('\n');
+    for (rank, &i) in order.iter().enumerate() {
+        let r = &rows[i];
+        let mut f: Vec<String> = vec![
+            if r.objective.is_some() {
+                (rank + 1).to_string()
+            } else {
+                String::new()
+            },
+            r.index.to_string(),
+            r.status.as_str().to_string(),
+            r.objective.map(|v| format!("{v}")).unwrap_or_default(),
+        ];
+        let by_name: BTreeMap<&str, &str> = r
+            .params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        f.extend(
+            params
+                .iter()
+                .map(|p| csv_field(by_name.get(p.as_str()).copied().unwrap_or(""))),
+        );
+        f.extend(metric_names.iter().map(|m| {
+            r.metrics
+                .get(m)
+                .and_then(serde_json::Value::as_f64)
+                .map(|v| format!("{v}"))
+                .unwrap_or_default()
+        }));
+        f.push(csv_field(r.failure.as_deref().unwrap_or("")));
+        out.push_str(&f.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// A CSV field, quoted when it needs to be (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The best trial's metrics (the tune step's `metrics`), with the trial's
+/// index and the objective under its own name.
+pub fn best_metrics(t: &TuneStep, best: &TrialRow) -> BTreeMap<String, serde_json::Value> {
+    let mut m: BTreeMap<String, serde_json::Value> = best
+        .metrics
+        .iter()
+        .filter(|(_, v)| v.is_number())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(v) = best.objective {
+        m.insert("objective".into(), serde_json::json!(v));
+    }
+    m.insert("best_trial".into(), serde_json::json!(best.index));
+    let _ = t;
+    m
+}
+
+/// The space as the report plots it: each parameter's value of a row as a
+/// number (a categorical by its index), and whether its axis is logarithmic.
+pub fn numeric_params(space: &Space, rows: &[TrialRow]) -> Vec<(String, bool, Vec<Option<f64>>)> {
+    use builtins::tune::{Range, Scaling};
+    space
+        .params
+        .iter()
+        .map(|(name, range)| {
+            let log = match range {
+                Range::Integer { min, max, scaling } => {
+                    matches!(scaling, Scaling::Logarithmic)
+                        || (matches!(scaling, Scaling::Auto) && *min > 0 && *max >= 100 * *min)
+                }
+                Range::Continuous { min, max, scaling } => {
+                    matches!(scaling, Scaling::Logarithmic)
+                        || (matches!(scaling, Scaling::Auto) && *min > 0.0 && *max >= 100.0 * *min)
+                }
+                Range::Categorical { .. } => false,
+            };
+            let values = rows
+                .iter()
+                .map(|r| {
+                    let text = r
+                        .params
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.as_str())?;
+                    match range {
+                        Range::Categorical { values } => {
+                            values.iter().position(|v| v == text).map(|i| i as f64)
+                        }
+                        _ => text.parse::<f64>().ok(),
+                    }
+                })
+                .collect();
+            (name.clone(), log, values)
+        })
+        .collect()
+}
+
+impl super::Run {
+    /// Settles tune step `i` once its trials have ended: from the cache when
+    /// its trials are what they were, else by ranking them and storing the
+    /// leaderboard, the best trial's metrics and the report.
+    pub(super) fn settle_tune(
+        &mut self,
+        i: usize,
+        t: &TuneStep,
+        states: &mut [StepState],
+        points: &mut Points,
+        events: &mut dyn FnMut(super::Event),
+    ) -> Result<super::Decision> {
+        use crate::dag::cache::{ChannelIdentity, KeyParts};
+        use crate::spec::model::CachePolicy;
+        let plan = self.plan.clone();
+        let p = &plan.pipeline;
+        let step = &p.steps[i];
+        let rows = rows(points, p, states, i)?;
+        // What each trial gave, as the key sees it.
+        let given: BTreeMap<String, String> = rows
+            .iter()
+            .map(|r| {
+                let v = match (&r.model, r.objective) {
+                    (Some(m), Some(o)) => format!("{} {o}", m.digest),
+                    _ => "failed".to_string(),
+                };
+                (format!("trial-{}", r.index), v)
+            })
+            .collect();
+        let identities = given
+            .iter()
+            .map(|(k, d)| {
+                (
+                    k.clone(),
+                    ChannelIdentity {
+                        digest: d,
+                        reading: None,
+                    },
+                )
+            })
+            .collect();
+        let parts = KeyParts::new(step, &identities, BTreeMap::new(), None);
+        let key = parts.key();
+        states[i].record.cache_key = Some(key.clone());
+        states[i].parts = Some(parts);
+        if step.cache != CachePolicy::Off
+            && !self.no_cache
+            && let Some((hit, _)) = crate::store::remote::cached(
+                &self.db,
+                &self.ws.store(),
+                &key,
+                super::shares_cache(step),
+            )?
+            && hit.is_fresh(step.cache)
+        {
+            return self.settle_cached(i, &hit, states, events);
+        }
+        let order = ranking(t, &rows);
+        let Some(best) = order
+            .first()
+            .map(|&b| &rows[b])
+            .filter(|r| r.objective.is_some())
+        else {
+            let first = rows
+                .first()
+                .and_then(|r| r.failure.clone())
+                .unwrap_or_default();
+            return Err(Error::failed(format!(
+                "every one of the {} trials failed; trial 0: {first}",
+                rows.len()
+            )));
+        };
+        let Some(model) = best.model.clone() else {
+            return Err(Error::failed(format!(
+                "the best trial `{}` has no model",
+                best.name
+            )));
+        };
+        let metrics = best_metrics(t, best);
+        let started = std::time::Instant::now();
+        let root = super::new_attempt_dir(
+            &self
+                .ws
+                .run_dir(&self.run_id)
+                .join("steps")
+                .join(step.name()),
+        )?;
+        let write = |output: &str, file: &str, bytes: &[u8]| -> Result<std::path::PathBuf> {
+            let dir = crate::exec::contract::output_dir(&root, output);
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+            let path = dir.join(file);
+            crate::store::write_atomic(&path, bytes).map_err(|e| Error::io("write", &path, e))?;
+            Ok(dir)
+        };
+        let csv = leaderboard_csv(t, &rows, &order);
+        let mut dirs = vec![(
+            "leaderboard",
+            write(
+                "leaderboard",
+                crate::spec::tune::LEADERBOARD_FILE,
+                csv.as_bytes(),
+            )?,
+        )];
+        let metrics_json =
+            serde_json::to_vec_pretty(&serde_json::json!({ "metrics": metrics })).expect("json");
+        dirs.push(("metrics", write("metrics", "metrics.json", &metrics_json)?));
+        let html =
+            crate::report::tune::render(step.name(), t, &rows, &order).map_err(Error::failed)?;
+        dirs.push(("report", write("report", "report.html", html.as_bytes())?));
+        let store = self.ws.store();
+        let mut outputs = BTreeMap::new();
+        outputs.insert("model".to_string(), model);
+        for (name, dir) in dirs {
+            let (digest, path) = store.ingest_dir(&dir)?;
+            outputs.insert(
+                name.to_string(),
+                OutputRecord {
+                    path: path.display().to_string(),
+                    digest,
+                },
+            );
+        }
+        states[i].started = Some(started);
+        states[i].record.started_at = Some(crate::runs::now_rfc3339());
+        self.succeed(i, 1, (outputs, metrics), states, events)?;
+        Ok(super::Decision::Settled)
+    }
+}

@@ -1,0 +1,788 @@
+//! `kind: tune`: decoding, the checks made before anything runs, and the
+//! expansion of a tune step into its trials.
+//!
+//! A tune step wraps a train step (`algorithm` or the user's own code, its
+//! channels and fixed `hyperparameters`) with `ranges`, an `objective`, a
+//! `strategy` and a budget. After validation, [`expand`] puts one train step
+//! a trial before it, named `TUNE.N` (a name no user step can have), and
+//! the tune step itself becomes the step that reads the trials' results and
+//! writes `model`, `leaderboard`, `metrics` and `report`
+//! (`schedule/tune.rs`).
+//!
+//! Which trial sees which results is fixed here, by the trial's index alone:
+//! a `random` or `grid` trial's point is known now; a `bayesian` trial `j`
+//! is proposed from the results of trials `0..j+1-window` (in index order),
+//! so the trials and the leaderboard are the same whatever
+//! `max_parallel_jobs` and whatever order trials finish in. Such a trial
+//! waits (an order edge of the plan) for the trials it reads.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::decode::{Ctx, DResult, Fields};
+use super::model::{Pipeline, Step, StepKind, TrainStep};
+use super::source::{Diagnostic, Spanned};
+use super::yaml::{Node, NodeKind};
+
+/// The outputs of every tune step.
+pub const OUTPUTS: &[&str] = &["model", "leaderboard", "metrics", "report"];
+
+/// The file in the `leaderboard` output.
+pub const LEADERBOARD_FILE: &str = "leaderboard.csv";
+
+/// A tune step, as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TuneStep {
+    /// What each trial trains: the algorithm or code, channels and the fixed hyperparameters.
+    pub train: TrainStep,
+    /// Tuned hyperparameters, by name.
+    pub ranges: BTreeMap<String, ParamRange>,
+    pub objective: Objective,
+    pub strategy: Strategy,
+    pub max_jobs: u32,
+    pub max_parallel_jobs: u32,
+    pub seed: u64,
+    /// The trials' step names, in index order (set by [`expand`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trials: Vec<String>,
+}
+
+impl TuneStep {
+    /// How many trials back a bayesian trial cannot see: trial `j` reads
+    /// the results of trials `0..j+1-window`. At least 4, so that up to 4
+    /// parallel jobs give the same trials as one; more parallel jobs widen it.
+    pub fn window(&self) -> u32 {
+        self.max_parallel_jobs.max(4)
+    }
+
+    /// The search space in the compute crate's terms (parameters by name).
+    pub fn space(&self) -> builtins::tune::Space {
+        builtins::tune::Space {
+            params: self
+                .ranges
+                .iter()
+                .map(|(k, r)| (k.clone(), r.to_builtin()))
+                .collect(),
+        }
+    }
+}
+
+/// A tuned hyperparameter's range (SageMaker's three kinds).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ParamRange {
+    Integer {
+        min: i64,
+        max: i64,
+        scaling: Scaling,
+    },
+    Continuous {
+        min: f64,
+        max: f64,
+        scaling: Scaling,
+    },
+    Categorical {
+        values: Vec<String>,
+    },
+}
+
+impl ParamRange {
+    pub fn to_builtin(&self) -> builtins::tune::Range {
+        use builtins::tune::Range;
+        match self {
+            ParamRange::Integer { min, max, scaling } => Range::Integer {
+                min: *min,
+                max: *max,
+                scaling: scaling.to_builtin(),
+            },
+            ParamRange::Continuous { min, max, scaling } => Range::Continuous {
+                min: *min,
+                max: *max,
+                scaling: scaling.to_builtin(),
+            },
+            ParamRange::Categorical { values } => Range::Categorical {
+                values: values.clone(),
+            },
+        }
+    }
+
+    /// The values at the range's ends (every value of a categorical), as text.
+    fn extremes(&self) -> Vec<String> {
+        match self {
+            ParamRange::Integer { min, max, .. } => vec![min.to_string(), max.to_string()],
+            ParamRange::Continuous { min, max, .. } => vec![fmt_f64(*min), fmt_f64(*max)],
+            ParamRange::Categorical { values } => values.clone(),
+        }
+    }
+}
+
+fn fmt_f64(x: f64) -> String {
+    format!("{x}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scaling {
+    Auto,
+    Linear,
+    Logarithmic,
+    ReverseLogarithmic,
+}
+
+impl Scaling {
+    pub const NAMES: &'static [&'static str] =
+        &["auto", "linear", "logarithmic", "reverse_logarithmic"];
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "auto" => Scaling::Auto,
+            "linear" => Scaling::Linear,
+            "logarithmic" => Scaling::Logarithmic,
+            "reverse_logarithmic" => Scaling::ReverseLogarithmic,
+            _ => return None,
+        })
+    }
+    fn to_builtin(self) -> builtins::tune::Scaling {
+        use builtins::tune::Scaling as S;
+        match self {
+            Scaling::Auto => S::Auto,
+            Scaling::Linear => S::Linear,
+            Scaling::Logarithmic => S::Logarithmic,
+            Scaling::ReverseLogarithmic => S::ReverseLogarithmic,
+        }
+    }
+}
+
+/// What the search optimises: a metric the trials report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Objective {
+    /// As written (`validation:auc`, SageMaker's name).
+    pub metric: String,
+    /// The name the trials' recorded metrics hold it under (`validation_auc`
+    /// for a built-in; the `metric_definitions` name for the user's code).
+    pub key: String,
+    pub maximize: bool,
+}
+
+impl Objective {
+    /// The value the search minimises, from a trial's metrics (`None`: the
+    /// trial did not report it, or not as a finite number).
+    pub fn loss(&self, metrics: &BTreeMap<String, serde_json::Value>) -> Option<f64> {
+        let v = metrics.get(&self.key)?.as_f64().filter(|v| v.is_finite())?;
+        Some(if self.maximize { -v } else { v })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    Random,
+    Grid,
+    Bayesian,
+}
+
+impl Strategy {
+    pub const NAMES: &'static [&'static str] = &["random", "grid", "bayesian"];
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Random => "random",
+            Strategy::Grid => "grid",
+            Strategy::Bayesian => "bayesian",
+        }
+    }
+}
+
+/// What makes a train step one trial of a tune step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Trial {
+    pub tune: String,
+    pub index: u32,
+    /// The trial's point is proposed from the results of trials `0..sees`
+    /// when it starts (bayesian); otherwise its hyperparameters are set now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sees: Option<u32>,
+}
+
+/// The name of trial `index` of tune step `tune`.
+pub fn trial_name(tune: &str, index: u32) -> String {
+    format!("{tune}.{index}")
+}
+
+/// Decodes a tune step's own keys; `train` is its train part, decoded as a train step.
+pub fn decode(ctx: &Ctx, f: &Fields, train: TrainStep) -> DResult<TuneStep> {
+    let ranges_node = f.req(ctx, "ranges")?;
+    let mut ranges = BTreeMap::new();
+    for (name, node) in ctx.entries(ranges_node, "ranges")? {
+        if train.hyperparameters.contains_key(&name.value) {
+            return Err(Diagnostic::at(
+                &ctx.source,
+                name.span,
+                format!(
+                    "`{}` is both a fixed hyperparameter and a tuned range",
+                    name.value
+                ),
+            )
+            .help("remove it from `hyperparameters` or from `ranges`"));
+        }
+        let range = decode_range(ctx, &name, node)?;
+        ranges.insert(name.value.clone(), range);
+    }
+    if ranges.is_empty() {
+        return Err(ctx
+            .err(ranges_node, "`ranges` is empty: there is nothing to tune")
+            .help(
+                "add e.g. `eta: {type: continuous, min: 0.01, max: 0.3, scaling: logarithmic}`",
+            ));
+    }
+    let objective = decode_objective(ctx, f, &train)?;
+    let strategy = match f.get("strategy") {
+        None => Strategy::Bayesian,
+        Some(n) => {
+            let s = ctx.string(n, "strategy")?;
+            match s.as_str() {
+                "random" => Strategy::Random,
+                "grid" => Strategy::Grid,
+                "bayesian" => Strategy::Bayesian,
+                "hyperband" => {
+                    return Err(ctx
+                        .err(n, "the `hyperband` strategy is not implemented yet")
+                        .help("use one of: random, grid, bayesian"));
+                }
+                other => {
+                    return Err(ctx
+                        .err(n, format!("unknown strategy `{other}`"))
+                        .suggest(other, Strategy::NAMES.iter().copied())
+                        .help(format!("use one of: {}", Strategy::NAMES.join(", "))));
+                }
+            }
+        }
+    };
+    let space = builtins::tune::Space {
+        params: ranges
+            .iter()
+            .map(|(k, r): (&String, &ParamRange)| (k.clone(), r.to_builtin()))
+            .collect(),
+    };
+    let grid_size = match strategy {
+        Strategy::Grid => Some(space.grid_size().map_err(|e| {
+            // At the first range a grid cannot enumerate.
+            let span = ctx
+                .entries(ranges_node, "ranges")
+                .ok()
+                .and_then(|es| {
+                    es.into_iter()
+                        .find(|(k, _)| {
+                            matches!(ranges.get(&k.value), Some(ParamRange::Continuous { .. }))
+                        })
+                        .map(|(k, _)| k.span)
+                })
+                .unwrap_or(ranges_node.span);
+            Diagnostic::at(
+                &ctx.source,
+                span,
+                format!("the grid strategy cannot search this space: {e}"),
+            )
+            .help("give every tuned parameter `type: integer` or `type: categorical`, or use `strategy: random` or `bayesian`")
+        })?),
+        _ => None,
+    };
+    let max_jobs = match (f.get("max_jobs"), grid_size) {
+        (Some(n), _) => positive(ctx, n, "max_jobs")?,
+        (None, Some(g)) => u32::try_from(g).unwrap_or(u32::MAX),
+        (None, None) => {
+            return Err(ctx
+                .err(f.node, format!("{} needs `max_jobs`", f.what()))
+                .help("add e.g. `max_jobs: 32`: how many trials to train"));
+        }
+    };
+    let most = if strategy == Strategy::Bayesian {
+        MAX_BAYESIAN_TRIALS
+    } else {
+        MAX_TRIALS
+    };
+    if max_jobs > most {
+        let at = f.get("max_jobs").unwrap_or(ranges_node);
+        return Err(ctx
+            .err(
+                at,
+                format!(
+                    "{max_jobs} trials is more than the {most} a {} search may have",
+                    strategy.name()
+                ),
+            )
+            .help(format!(
+                "set `max_jobs` to at most {most}, or narrow the grid"
+            )));
+    }
+    if let (Some(g), Some(n)) = (grid_size, f.get("max_jobs"))
+        && u64::from(max_jobs) > g
+    {
+        return Err(ctx
+            .err(
+                n,
+                format!("`max_jobs` is {max_jobs}, but the grid has only {g} points"),
+            )
+            .help(format!(
+                "set `max_jobs` to at most {g}, or leave it out to search the whole grid"
+            )));
+    }
+    let max_parallel_jobs = match f.get("max_parallel_jobs") {
+        Some(n) => positive(ctx, n, "max_parallel_jobs")?,
+        None => 1,
+    };
+    if max_parallel_jobs > max_jobs {
+        return Err(ctx
+            .err(
+                f.get("max_parallel_jobs").unwrap_or(f.node),
+                format!(
+                    "`max_parallel_jobs` ({max_parallel_jobs}) is more than `max_jobs` ({max_jobs})"
+                ),
+            )
+            .help(format!("set `max_parallel_jobs` to at most {max_jobs}")));
+    }
+    let seed = match f.get("seed") {
+        Some(n) => ctx.uint(n, "seed")?.value,
+        None => 0,
+    };
+    Ok(TuneStep {
+        train,
+        ranges,
+        objective,
+        strategy,
+        max_jobs,
+        max_parallel_jobs,
+        seed,
+        trials: Vec::new(),
+    })
+}
+
+/// The most trials one tune step may have (each is a step of the run).
+pub const MAX_TRIALS: u32 = 10_000;
+/// The most a bayesian search may have: each trial waits for the trials it
+/// reads, an edge of the plan each, and the model refits on all of them.
+pub const MAX_BAYESIAN_TRIALS: u32 = 1_000;
+
+fn positive(ctx: &Ctx, n: &Node, field: &str) -> DResult<u32> {
+    let v = ctx.uint(n, field)?;
+    match u32::try_from(v.value) {
+        Ok(x) if x > 0 => Ok(x),
+        _ => Err(ctx
+            .err(
+                n,
+                format!("`{field}` must be a whole number from 1 to {MAX_TRIALS}"),
+            )
+            .help(format!("for example `{field}: 4`"))),
+    }
+}
+
+fn decode_range(ctx: &Ctx, name: &Spanned<String>, node: &Node) -> DResult<ParamRange> {
+    let what = format!("the range of `{}`", name.value);
+    let f = ctx.fields(node, &what, &["type", "min", "max", "scaling", "values"])?;
+    let ty_node = f.req(ctx, "type")?;
+    let ty = ctx.string(ty_node, "type")?;
+    let scaling = match f.get("scaling") {
+        None => Scaling::Auto,
+        Some(n) => {
+            let s = ctx.string(n, "scaling")?;
+            Scaling::parse(&s).ok_or_else(|| {
+                ctx.err(n, format!("unknown scaling `{}`", s.value))
+                    .suggest(&s.value, Scaling::NAMES.iter().copied())
+                    .help(format!("use one of: {}", Scaling::NAMES.join(", ")))
+            })?
+        }
+    };
+    let range = match ty.as_str() {
+        "integer" | "continuous" => {
+            if let Some(v) = f.get("values") {
+                return Err(ctx
+                    .err(
+                        v,
+                        format!(
+                            "`values` is for `type: categorical`; {what} is {}",
+                            ty.value
+                        ),
+                    )
+                    .help("give `min` and `max`"));
+            }
+            let min_n = f.req(ctx, "min")?;
+            let max_n = f.req(ctx, "max")?;
+            if ty.as_str() == "integer" {
+                let min = ctx.int(min_n, "min")?;
+                let max = ctx.int(max_n, "max")?;
+                ParamRange::Integer {
+                    min: min.value,
+                    max: max.value,
+                    scaling,
+                }
+            } else {
+                let min = ctx.float(min_n, "min")?;
+                let max = ctx.float(max_n, "max")?;
+                ParamRange::Continuous {
+                    min: min.value,
+                    max: max.value,
+                    scaling,
+                }
+            }
+        }
+        "categorical" => {
+            for k in ["min", "max", "scaling"] {
+                if let Some(n) = f.get(k) {
+                    return Err(ctx
+                        .err(
+                            n,
+                            format!(
+                                "`{k}` is for integer and continuous ranges; {what} is categorical"
+                            ),
+                        )
+                        .help("list the choices in `values`"));
+                }
+            }
+            let values_n = f.req(ctx, "values")?;
+            let values = ctx
+                .seq(values_n, "values")?
+                .iter()
+                .map(|n| ctx.scalar_string(n, "values").map(|s| s.value))
+                .collect::<DResult<Vec<_>>>()?;
+            ParamRange::Categorical { values }
+        }
+        other => {
+            return Err(ctx
+                .err(ty_node, format!("unknown range type `{other}`"))
+                .suggest(other, ["integer", "continuous", "categorical"])
+                .help("use one of: integer, continuous, categorical"));
+        }
+    };
+    range.to_builtin().check().map_err(|e| {
+        let at = match &range {
+            ParamRange::Categorical { .. } => f.get("values").unwrap_or(node),
+            _ => f
+                .get("min")
+                .filter(|_| e.contains("min") || e.contains('0'))
+                .unwrap_or(node),
+        };
+        ctx.err(at, format!("{what} cannot be searched: {e}"))
+            .help(range_help(&range))
+    })?;
+    Ok(range)
+}
+
+fn range_help(r: &ParamRange) -> String {
+    match r {
+        ParamRange::Categorical { .. } => "list each choice once, at least one".into(),
+        _ => "make `min` at most `max`; logarithmic scaling needs `min` above 0, reverse_logarithmic a range inside [0, 1)".into(),
+    }
+}
+
+/// The recorded metric names a built-in's trials report for `metric`
+/// (`validation:auc` -> `validation_auc`), and whether the algorithm
+/// reports it given the fixed hyperparameters.
+fn decode_objective(ctx: &Ctx, f: &Fields, train: &TrainStep) -> DResult<Objective> {
+    let node = f.req(ctx, "objective")?;
+    let of = ctx.fields(node, "`objective`", &["metric", "type"])?;
+    let metric_n = of.req(ctx, "metric")?;
+    let metric = ctx.string(metric_n, "metric")?;
+    let maximize = match of.get("type") {
+        None => {
+            return Err(ctx
+                .err(node, "`objective` needs `type`")
+                .help("add `type: maximize` or `type: minimize`"));
+        }
+        Some(n) => {
+            let t = ctx.string(n, "type")?;
+            match t.as_str() {
+                "maximize" => true,
+                "minimize" => false,
+                other => {
+                    return Err(ctx
+                        .err(n, format!("unknown objective type `{other}`"))
+                        .suggest(other, ["maximize", "minimize"])
+                        .help("use `maximize` or `minimize`"));
+                }
+            }
+        }
+    };
+    let key = match &train.algorithm {
+        Some(algorithm) => builtin_metric_key(algorithm, &metric.value, &train.hyperparameters)
+            .map_err(|(e, help)| ctx.err(metric_n, e).help(help))?,
+        None => {
+            let names: Vec<&str> = train
+                .metric_definitions
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect();
+            if !names.contains(&metric.as_str()) {
+                return Err(ctx
+                    .err(metric_n, format!("the objective `{}` is not a metric the training code reports", metric.value))
+                    .suggest(&metric.value, names.iter().copied())
+                    .help(format!("add `{}` to `metric_definitions` (a name and a regex that finds its value in the log)", metric.value)));
+            }
+            metric.value.clone()
+        }
+    };
+    Ok(Objective {
+        metric: metric.value,
+        key,
+        maximize,
+    })
+}
+
+/// Where a built-in records `metric` (`validation:auc` -> `validation_auc`),
+/// or why it does not report it.
+fn builtin_metric_key(
+    algorithm: &str,
+    metric: &str,
+    fixed: &BTreeMap<String, String>,
+) -> Result<String, (String, String)> {
+    let Some((channel, name)) = metric.split_once(':') else {
+        return Err((
+            format!("the objective `{metric}` is not `CHANNEL:METRIC`"),
+            "write e.g. `validation:auc` (the metric on the validation channel)".into(),
+        ));
+    };
+    if channel != "validation" && channel != "train" {
+        return Err((
+            format!(
+                "the objective `{metric}` reads channel `{channel}`; trials report `train:` and `validation:` metrics"
+            ),
+            format!("write `validation:{name}`"),
+        ));
+    }
+    match algorithm {
+        "gbdt" => {
+            if let Some(set) = fixed.get("eval_metric")
+                && set != name
+            {
+                return Err((
+                    format!(
+                        "the objective `{metric}` is not what the trials compute: `eval_metric` is fixed to `{set}`"
+                    ),
+                    format!(
+                        "remove `eval_metric` (the trials then compute `{name}`) or set it to `{name}`"
+                    ),
+                ));
+            }
+            let mut hp = fixed.clone();
+            hp.insert("eval_metric".into(), name.into());
+            crate::exec::builtin::check_hyperparameters(algorithm, &hp).map_err(|_| {
+                (
+                    format!("gbdt does not compute the metric `{name}`"),
+                    "use a gbdt `eval_metric`: e.g. auc, logloss, error, rmse, mae, mlogloss, merror".into(),
+                )
+            })?;
+        }
+        "linear-learner" => {
+            let predictor = fixed.get("predictor_type").map_or("", String::as_str);
+            let known: &[&str] = if predictor == "regressor" {
+                &["rmse"]
+            } else {
+                &["logloss", "accuracy"]
+            };
+            if channel != "validation" || !known.contains(&name) {
+                return Err((
+                    format!("linear-learner does not report `{metric}`"),
+                    format!(
+                        "with predictor_type `{}` it reports {}",
+                        if predictor.is_empty() {
+                            "binary_classifier"
+                        } else {
+                            predictor
+                        },
+                        known
+                            .iter()
+                            .map(|k| format!("`validation:{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        other => {
+            return Err((
+                format!("{other} reports no validation metric a search could optimise"),
+                "tune gbdt or linear-learner, or your own code with `metric_definitions`".into(),
+            ));
+        }
+    }
+    Ok(format!("{channel}_{name}"))
+}
+
+/// The fixed hyperparameters every trial of `t` trains with: the written
+/// ones, and for gbdt the objective's metric as `eval_metric`.
+pub fn fixed_hyperparameters(t: &TuneStep) -> BTreeMap<String, String> {
+    let mut hp = t.train.hyperparameters.clone();
+    if t.train.algorithm.as_deref() == Some("gbdt")
+        && let Some((_, name)) = t.objective.metric.split_once(':')
+    {
+        hp.entry("eval_metric".into())
+            .or_insert_with(|| name.into());
+    }
+    hp
+}
+
+/// Checks, before anything runs, that a built-in takes every tuned
+/// hyperparameter at the ends of its range.
+pub fn check(ctx: &Ctx, step: &Step, node: &Node) -> Vec<Diagnostic> {
+    let StepKind::Tune(t) = &step.kind else {
+        return vec![];
+    };
+    let Some(algorithm) = &t.train.algorithm else {
+        return vec![];
+    };
+    let ranges_node = match &node.kind {
+        NodeKind::Map(m) => m
+            .iter()
+            .find(|(k, _)| k.as_scalar() == Some("ranges"))
+            .map(|(_, v)| v),
+        _ => None,
+    };
+    let entry = |name: &str| -> Option<&Node> {
+        match &ranges_node?.kind {
+            NodeKind::Map(m) => m
+                .iter()
+                .find(|(k, _)| k.as_scalar() == Some(name))
+                .map(|(k, _)| k),
+            _ => None,
+        }
+    };
+    let base: BTreeMap<String, String> = {
+        let mut hp = fixed_hyperparameters(t);
+        for (k, r) in &t.ranges {
+            hp.insert(k.clone(), r.extremes()[0].clone());
+        }
+        hp
+    };
+    let mut errors = Vec::new();
+    let table = builtins::algorithm::hyperparameters(algorithm);
+    for (name, range) in &t.ranges {
+        let at = entry(name).unwrap_or(node);
+        if let Some(table) = &table
+            && !table.implemented.contains(&name.as_str())
+        {
+            let d = ctx
+                .err(
+                    at,
+                    format!(
+                        "{algorithm} does not take a hyperparameter `{name}` a search could tune"
+                    ),
+                )
+                .suggest(name, table.implemented.iter().copied())
+                .help(format!(
+                    "tune one of {algorithm}'s hyperparameters (docs/models/)"
+                ));
+            errors.push(d);
+            continue;
+        }
+        for v in range.extremes() {
+            let mut hp = base.clone();
+            hp.insert(name.clone(), v.clone());
+            if let Err(e) = crate::exec::builtin::check_hyperparameters(algorithm, &hp) {
+                let msg = e.to_string();
+                let msg = msg.split("\n  help:").next().unwrap_or(&msg).to_string();
+                errors.push(
+                    ctx.err(
+                        at,
+                        format!(
+                            "the range of `{name}` includes {v}, which {algorithm} refuses: {msg}"
+                        ),
+                    )
+                    .help("narrow the range to values the algorithm takes"),
+                );
+                break;
+            }
+        }
+    }
+    errors
+}
+
+/// Puts each tune step's trials before it (see the module's documentation).
+pub fn expand(p: &mut Pipeline) {
+    if !p.steps.iter().any(|s| matches!(s.kind, StepKind::Tune(_))) {
+        return;
+    }
+    let steps = std::mem::take(&mut p.steps);
+    for mut step in steps {
+        let StepKind::Tune(t) = &step.kind else {
+            p.steps.push(step);
+            continue;
+        };
+        let t = t.clone();
+        let space = t.space();
+        let fixed = fixed_hyperparameters(&t);
+        let startup = builtins::tune::TpeSettings::default().startup as u32;
+        let window = t.window();
+        let mut names = Vec::with_capacity(t.max_jobs as usize);
+        for j in 0..t.max_jobs {
+            let name = trial_name(step.name(), j);
+            let sees = (j + 1).saturating_sub(window);
+            let (point, sees) = match t.strategy {
+                Strategy::Grid => (Some(builtins::tune::grid(&space, u64::from(j))), None),
+                Strategy::Random => (
+                    Some(builtins::tune::random(&space, t.seed, u64::from(j))),
+                    None,
+                ),
+                Strategy::Bayesian if sees < startup => (
+                    Some(builtins::tune::random(&space, t.seed, u64::from(j))),
+                    None,
+                ),
+                Strategy::Bayesian => (None, Some(sees)),
+            };
+            let mut train = t.train.clone();
+            train.hyperparameters = fixed.clone();
+            if let Some(point) = &point {
+                train.hyperparameters.extend(space.to_strings(point));
+            }
+            p.steps.push(Step {
+                name: Spanned {
+                    value: name.clone(),
+                    span: step.name.span,
+                },
+                kind: StepKind::Train(train),
+                trial: Some(Trial {
+                    tune: step.name().to_string(),
+                    index: j,
+                    sees,
+                }),
+                ..step.clone()
+            });
+            names.push(name);
+        }
+        if let StepKind::Tune(t) = &mut step.kind {
+            t.trials = names;
+        }
+        p.steps.push(step);
+    }
+    p.step_names = Default::default();
+}
+
+/// The steps `step` waits for as part of a search: a tune step its trials,
+/// a bayesian trial the trials whose results it is proposed from.
+pub fn waits_for(step: &Step) -> Vec<String> {
+    match (&step.kind, &step.trial) {
+        (StepKind::Tune(t), _) => t.trials.clone(),
+        (
+            _,
+            Some(Trial {
+                tune,
+                sees: Some(n),
+                ..
+            }),
+        ) => (0..*n).map(|j| trial_name(tune, j)).collect(),
+        _ => vec![],
+    }
+}
+
+/// Why a step of a search cannot say before the run whether it is cached:
+/// its key holds what earlier trials give.
+pub fn decided_when_it_runs(step: &Step) -> Option<String> {
+    match (&step.kind, &step.trial) {
+        (StepKind::Tune(t), _) => Some(format!(
+            "ranks its {} trials when they have ended (cached if they all are)",
+            t.max_jobs
+        )),
+        (_, Some(Trial { sees: Some(n), .. })) => Some(format!(
+            "its point is proposed when it starts, from the results of trials 0 to {}",
+            n - 1
+        )),
+        _ => None,
+    }
+}
