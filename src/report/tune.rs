@@ -31,6 +31,13 @@ pub fn render(
         ),
         ..Default::default()
     };
+    if rows.iter().any(|r| r.status == "not_run") {
+        r.sections.push(Section {
+            title: "Cut short by max_runtime".into(),
+            note: Some("some trials did not start because the search's max_runtime had passed: another run of the same search may get further, so this result is not reproducible".into()),
+            ..Default::default()
+        });
+    }
     if let Some(best) = order
         .first()
         .map(|&i| &rows[i])
@@ -121,7 +128,7 @@ pub fn render(
             let row = &rows[i];
             let mut cells = vec![
                 Cell::plain(row.name.clone()),
-                Cell::plain(row.status.as_str()),
+                Cell::plain(row.status),
                 Cell::plain(row.objective.map(fmt_num).unwrap_or_default()),
             ];
             cells.extend(t.ranges.keys().map(|k| {

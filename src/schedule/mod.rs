@@ -614,7 +614,9 @@ impl Run {
             .deps(i)
             .into_iter()
             .find(|(j, k)| *k == EdgeKind::Data && states[*j].record.status == StepStatus::Skipped);
-        let skip_reason = if let Some((j, _)) = skipped_dep {
+        let skip_reason = if let Some(why) = tune::cut_short(points, &plan.pipeline, states, step) {
+            Some(why)
+        } else if let Some((j, _)) = skipped_dep {
             Some(format!(
                 "its input comes from skipped step `{}`",
                 plan.pipeline.steps[j].name()

@@ -14,6 +14,7 @@
 //!   (or its failure), so a re-run whose trials are all cached is cached too.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use builtins::tune::{Space, Value as Point};
 
@@ -27,6 +28,8 @@ use crate::spec::tune::{Strategy, Trial, TuneStep, trial_name};
 #[derive(Debug, Default)]
 pub struct Points {
     memo: BTreeMap<(usize, u32), Vec<Point>>,
+    /// When each tune step's first trial was decided (for `max_runtime`).
+    started: BTreeMap<usize, Instant>,
 }
 
 impl Points {
@@ -83,6 +86,51 @@ impl Points {
         };
         self.memo.insert((tune, j), pt.clone());
         Ok(pt)
+    }
+}
+
+/// Why trial step `step` does not start: its search has ended (the trials
+/// before it, all ended, met the completion criteria) or its `max_runtime`
+/// has passed. `None`: it starts.
+pub(super) fn cut_short(
+    points: &mut Points,
+    p: &Pipeline,
+    states: &[StepState],
+    step: &Step,
+) -> Option<String> {
+    let trial = step.trial.as_ref()?;
+    let ti = p.step_index(&trial.tune)?;
+    let StepKind::Tune(t) = &p.steps[ti].kind else {
+        return None;
+    };
+    let start = *points.started.entry(ti).or_insert_with(Instant::now);
+    let mut objectives = Vec::new();
+    for k in 0..trial.index {
+        let rec = trial_record(p, states, &trial.tune, k).ok()?;
+        if !ended(rec.status) {
+            break;
+        }
+        objectives.push(
+            (rec.status == StepStatus::Succeeded)
+                .then(|| t.objective.loss(&rec.metrics))
+                .flatten()
+                .map(|l| if t.objective.maximize { -l } else { l }),
+        );
+    }
+    if let Some(s) = t
+        .completion_criteria
+        .stop_after(&objectives, t.objective.maximize)
+    {
+        return Some(format!(
+            "the search ended with trial {s}, which met its completion criteria"
+        ));
+    }
+    match t.max_runtime {
+        Some(limit) if start.elapsed() >= limit => Some(format!(
+            "the search's max_runtime ({:?}) had passed before it could start",
+            limit
+        )),
+        _ => None,
     }
 }
 
@@ -147,7 +195,9 @@ pub(super) fn resolved_trial(
 pub struct TrialRow {
     pub index: u32,
     pub name: String,
-    pub status: StepStatus,
+    /// `succeeded`, `failed`, `stopped` (after the trial that met the
+    /// completion criteria) or `not_run` (`max_runtime` had passed).
+    pub status: &'static str,
     pub params: Vec<(String, String)>,
     /// The objective as reported (not negated).
     pub objective: Option<f64>,
@@ -190,20 +240,37 @@ pub(super) fn rows(
                     .unwrap_or_else(|| format!("the trial ended {}", s.as_str())),
             ),
         };
+        let status = match (rec.status, objective) {
+            (_, Some(_)) => "succeeded",
+            (StepStatus::Skipped, _) => "not_run",
+            _ => "failed",
+        };
         out.push(TrialRow {
             index: j,
             name: rec.name.clone(),
-            status: if objective.is_some() {
-                StepStatus::Succeeded
-            } else {
-                StepStatus::Failed
-            },
+            status,
             params: space.to_strings(&point),
             objective,
             metrics: rec.metrics.clone(),
             failure,
             model: rec.outputs.get("model").cloned(),
         });
+    }
+    // Trials after the one that met the completion criteria are not the
+    // search's, whether or not they ran: the same trials count whatever
+    // finished first.
+    let objectives: Vec<Option<f64>> = out.iter().map(|r| r.objective).collect();
+    if let Some(s) = t
+        .completion_criteria
+        .stop_after(&objectives, t.objective.maximize)
+    {
+        for r in out.iter_mut().skip(s + 1) {
+            r.status = "stopped";
+            r.objective = None;
+            r.metrics.clear();
+            r.model = None;
+            r.failure = Some(format!("the search ended with trial {s}"));
+        }
     }
     Ok(out)
 }
@@ -262,7 +329,7 @@ pub fn leaderboard_csv(t: &TuneStep, rows: &[TrialRow], order: &[usize]) -> Stri
                 String::new()
             },
             r.index.to_string(),
-            r.status.as_str().to_string(),
+            r.status.to_string(),
             r.objective.map(|v| format!("{v}")).unwrap_or_default(),
         ];
         let by_name: BTreeMap<&str, &str> = r
@@ -300,7 +367,7 @@ fn csv_field(s: &str) -> String {
 
 /// The best trial's metrics (the tune step's `metrics`), with the trial's
 /// index and the objective under its own name.
-pub fn best_metrics(t: &TuneStep, best: &TrialRow) -> BTreeMap<String, serde_json::Value> {
+pub fn best_metrics(rows: &[TrialRow], best: &TrialRow) -> BTreeMap<String, serde_json::Value> {
     let mut m: BTreeMap<String, serde_json::Value> = best
         .metrics
         .iter()
@@ -311,7 +378,9 @@ pub fn best_metrics(t: &TuneStep, best: &TrialRow) -> BTreeMap<String, serde_jso
         m.insert("objective".into(), serde_json::json!(v));
     }
     m.insert("best_trial".into(), serde_json::json!(best.index));
-    let _ = t;
+    // `max_runtime` kept trials from starting: another run may get further.
+    let complete = rows.iter().all(|r| r.status != "not_run");
+    m.insert("complete".into(), serde_json::json!(complete));
     m
 }
 
@@ -379,7 +448,7 @@ impl super::Run {
             .map(|r| {
                 let v = match (&r.model, r.objective) {
                     (Some(m), Some(o)) => format!("{} {o}", m.digest),
-                    _ => "failed".to_string(),
+                    _ => r.status.to_string(),
                 };
                 (format!("trial-{}", r.index), v)
             })
@@ -433,7 +502,7 @@ impl super::Run {
                 best.name
             )));
         };
-        let metrics = best_metrics(t, best);
+        let metrics = best_metrics(&rows, best);
         let started = std::time::Instant::now();
         let root = super::new_attempt_dir(
             &self

@@ -1100,6 +1100,8 @@ const TUNE_KEYS: &[&str] = &[
     "max_jobs",
     "max_parallel_jobs",
     "seed",
+    "completion_criteria",
+    "max_runtime",
 ];
 
 /// What a step asks of where it runs, checked against its executor.

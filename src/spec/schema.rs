@@ -261,6 +261,11 @@ fn tune_props(train: &Value) -> Value {
         "strategy": {"enum": super::tune::Strategy::NAMES},
         "max_jobs": {"type": "integer", "minimum": 1},
         "max_parallel_jobs": {"type": "integer", "minimum": 1},
+        "completion_criteria": object(json!({
+            "target_objective_value": {"type": "number"},
+            "max_number_of_training_jobs_not_improving": {"type": "integer", "minimum": 1}
+        }), &[]),
+        "max_runtime": duration(),
         "seed": {"type": ["integer", "string"]}
     });
     if let Value::Object(t) = tuned {

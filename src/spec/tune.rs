@@ -43,6 +43,17 @@ pub struct TuneStep {
     pub max_jobs: u32,
     pub max_parallel_jobs: u32,
     pub seed: u64,
+    /// When the search ends before `max_jobs` (SageMaker's `TuningJobCompletionCriteria`).
+    #[serde(default, skip_serializing_if = "Completion::is_empty")]
+    pub completion_criteria: Completion,
+    /// No trial starts after this long (SageMaker's `MaxRuntimeInSeconds`):
+    /// a search it cuts short is marked as not reproducible.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::spec::model::duration_opt"
+    )]
+    pub max_runtime: Option<std::time::Duration>,
     /// The trials' step names, in index order (set by [`expand`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trials: Vec<String>,
@@ -65,6 +76,59 @@ impl TuneStep {
                 .map(|(k, r)| (k.clone(), r.to_builtin()))
                 .collect(),
         }
+    }
+}
+
+/// Criteria on the trials' results, in trial-index order, that end a
+/// search early: the same trials end it whatever finished first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The search ends with the first trial whose objective is at least this
+    /// good (SageMaker's `TargetObjectiveMetricValue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_objective_value: Option<f64>,
+    /// ... or once this many trials in a row did not improve on the best
+    /// (SageMaker's `MaxNumberOfTrainingJobsNotImproving`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_number_of_training_jobs_not_improving: Option<u32>,
+}
+
+impl Completion {
+    pub fn is_empty(&self) -> bool {
+        *self == Completion::default()
+    }
+
+    /// The index of the trial that ends the search, given the objectives of
+    /// trials `0, 1, ...` in order (`None` in the list: failed); `None`: no
+    /// trial of the list ends it.
+    pub fn stop_after(&self, objectives: &[Option<f64>], maximize: bool) -> Option<usize> {
+        if self.is_empty() {
+            return None;
+        }
+        let better = |a: f64, b: f64| if maximize { a > b } else { a < b };
+        let mut best: Option<f64> = None;
+        let mut stale = 0u32;
+        for (k, v) in objectives.iter().enumerate() {
+            match v {
+                Some(v) if best.is_none_or(|b| better(*v, b)) => {
+                    best = Some(*v);
+                    stale = 0;
+                }
+                _ => stale += 1,
+            }
+            if let (Some(t), Some(v)) = (self.target_objective_value, v)
+                && (*v == t || better(*v, t))
+            {
+                return Some(k);
+            }
+            if self
+                .max_number_of_training_jobs_not_improving
+                .is_some_and(|n| best.is_some() && stale >= n)
+            {
+                return Some(k);
+            }
+        }
+        None
     }
 }
 
@@ -344,6 +408,45 @@ pub fn decode(ctx: &Ctx, f: &Fields, train: TrainStep) -> DResult<TuneStep> {
         Some(n) => ctx.uint(n, "seed")?.value,
         None => 0,
     };
+    let completion_criteria = match f.get("completion_criteria") {
+        None => Completion::default(),
+        Some(n) => {
+            let cf = ctx.fields(
+                n,
+                "`completion_criteria`",
+                &[
+                    "target_objective_value",
+                    "max_number_of_training_jobs_not_improving",
+                ],
+            )?;
+            let target = cf
+                .get("target_objective_value")
+                .map(|v| ctx.float(v, "target_objective_value"))
+                .transpose()?;
+            if let Some(t) = &target
+                && !t.value.is_finite()
+            {
+                return Err(Diagnostic::at(
+                    &ctx.source,
+                    t.span,
+                    "`target_objective_value` must be a finite number",
+                )
+                .help("e.g. `target_objective_value: 0.95`"));
+            }
+            let stale = cf
+                .get("max_number_of_training_jobs_not_improving")
+                .map(|v| positive(ctx, v, "max_number_of_training_jobs_not_improving"))
+                .transpose()?;
+            Completion {
+                target_objective_value: target.map(|t| t.value),
+                max_number_of_training_jobs_not_improving: stale,
+            }
+        }
+    };
+    let max_runtime = f
+        .get("max_runtime")
+        .map(|n| super::load::decode_duration(ctx, n, "max_runtime"))
+        .transpose()?;
     Ok(TuneStep {
         train,
         ranges,
@@ -352,6 +455,8 @@ pub fn decode(ctx: &Ctx, f: &Fields, train: TrainStep) -> DResult<TuneStep> {
         max_jobs,
         max_parallel_jobs,
         seed,
+        completion_criteria,
+        max_runtime,
         trials: Vec::new(),
     })
 }

@@ -375,7 +375,59 @@ fn a_search_reproduces_byte_for_byte() {
     let t = Test::new()
         .file("penguins.csv", PENGUINS)
         .file("p.yaml", &gbdt_search("bayesian", 12, 3));
-    let s = t.exec(["run", "p.yaml", "--json", "-j", "3"]).success().summary();
+    let s = t
+        .exec(["run", "p.yaml", "--json", "-j", "3"])
+        .success()
+        .summary();
     let run_id = s["run_id"].as_str().unwrap().to_string();
     t.exec(["reproduce", &run_id, "--verify"]).success();
+}
+
+#[test]
+fn completion_criteria_end_the_search_at_the_same_trial_whatever_the_parallelism() {
+    let mut boards = Vec::new();
+    for parallel in ["1", "2"] {
+        let p = script_search("ok", "0", 12)
+            .replace(
+                "max_parallel_jobs: 2",
+                &format!("max_parallel_jobs: {parallel}"),
+            )
+            .replace(
+                "    seed: 5\n",
+                "    seed: 5\n    completion_criteria: {target_objective_value: 8}\n",
+            );
+        let t = Test::new().file("p.yaml", &p);
+        let s = t
+            .exec(["run", "p.yaml", "--json", "-j", parallel])
+            .success()
+            .summary();
+        let board = leaderboard(&t, &s);
+        let stopped = board.lines().filter(|l| l.contains(",stopped,")).count();
+        assert!(stopped > 0, "{board}");
+        // The best is the trial that met the target, and nothing after it counts.
+        let best: Vec<&str> = board.lines().nth(1).unwrap().split(',').collect();
+        assert!(best[3].parse::<f64>().unwrap() >= 8.0, "{board}");
+        boards.push(board);
+    }
+    assert_eq!(boards[0], boards[1]);
+}
+
+#[test]
+fn max_runtime_cuts_the_search_and_says_so() {
+    let p = script_search("ok", "0.6", 8)
+        .replace("max_parallel_jobs: 2", "max_parallel_jobs: 1")
+        .replace("    seed: 5\n", "    seed: 5\n    max_runtime: 1s\n");
+    let t = Test::new().file("p.yaml", &p);
+    let s = t
+        .exec(["run", "p.yaml", "--json", "-j", "1"])
+        .success()
+        .summary();
+    let board = leaderboard(&t, &s);
+    let not_run = board.lines().filter(|l| l.contains(",not_run,")).count();
+    assert!((5..=7).contains(&not_run), "{board}");
+    assert_eq!(
+        s["steps"]["tune"]["metrics"]["complete"],
+        Value::Bool(false),
+        "{s}"
+    );
 }
