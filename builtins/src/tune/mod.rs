@@ -1,4 +1,5 @@
-//! Hyperparameter search strategies of the `tune` step: [`random`] and [`grid`].
+//! Hyperparameter search strategies of the `tune` step: [`random`], [`grid`]
+//! and [`tpe`] (the bayesian strategy).
 //!
 //! Pure functions: a trial's point is a function of the search space, the
 //! seed, the trial's index and (for TPE) what the engine knows of the other
@@ -25,9 +26,11 @@ mod grid;
 mod random;
 mod rng;
 mod space;
+mod tpe;
 
 pub use grid::grid;
 pub use random::random;
+pub use tpe::{TpeSettings, tpe};
 
 /// How a numeric range is searched, as SageMaker's `ScalingType`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

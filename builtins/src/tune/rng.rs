@@ -73,6 +73,13 @@ impl Rng {
             }
         }
     }
+
+    /// A standard normal draw (Box-Muller, one of the pair).
+    pub(crate) fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.unit(); // (0, 1]
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
 }
 
 #[cfg(test)]
@@ -92,7 +99,7 @@ mod tests {
     }
 
     #[test]
-    fn below_is_unbiased() {
+    fn below_and_normal_are_sane() {
         let mut r = Rng::stream(1, 2, 3);
         assert_eq!(r.below(0), 0);
         assert_eq!(r.below(1), 0);
@@ -101,5 +108,19 @@ mod tests {
             seen[r.below(3)] += 1;
         }
         assert!(seen.iter().all(|&c| c > 900), "{seen:?}");
+        let n = 20_000;
+        let (mut s, mut s2) = (0.0, 0.0);
+        for _ in 0..n {
+            let z = r.normal();
+            assert!(z.is_finite());
+            s += z;
+            s2 += z * z;
+        }
+        let mean = s / n as f64;
+        let var = s2 / n as f64 - mean * mean;
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
     }
 }

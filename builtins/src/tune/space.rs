@@ -84,6 +84,18 @@ pub(crate) enum Dim {
     },
 }
 
+/// How a point's value of one parameter enters the Parzen estimators.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Coord {
+    /// A continuous parameter's unit coordinate.
+    Point(f64),
+    /// An integer's unit cell `[a, b]`.
+    Cell(f64, f64),
+    Cat(usize),
+    /// A parameter with one possible value: the same for every point.
+    Fixed,
+}
+
 impl Dim {
     pub(crate) fn new(range: &Range) -> Dim {
         match *range {
@@ -160,6 +172,51 @@ impl Dim {
             Dim::Cat { k } => Value::Cat(((u * k as f64) as usize).min(k.saturating_sub(1))),
         }
     }
+
+    fn unit(&self, x: f64) -> f64 {
+        match *self {
+            Dim::Int { scale, a, w, .. } | Dim::Cont { scale, a, w, .. } => {
+                (scale.forward(x) - a) / w
+            }
+            Dim::Cat { .. } => f64::NAN,
+        }
+    }
+
+    /// How `value` enters a model, or `None` when it is no value of this
+    /// parameter (another kind, out of the range, NaN).
+    pub(crate) fn coord(&self, value: &Value) -> Option<Coord> {
+        if self.is_fixed() {
+            return Some(Coord::Fixed);
+        }
+        match (self, value) {
+            (&Dim::Int { min, max, .. }, &Value::Int(k)) => {
+                if k < min || k > max {
+                    return None;
+                }
+                let lo = clamp_f(self.unit(k as f64 - 0.5), 0.0, 1.0);
+                let hi = clamp_f(self.unit(k as f64 + 0.5), 0.0, 1.0);
+                Some(Coord::Cell(lo, hi))
+            }
+            (&Dim::Cont { min, max, .. }, &Value::Float(x)) => {
+                if !(x >= min && x <= max) {
+                    return None;
+                }
+                Some(Coord::Point(clamp_f(self.unit(x), 0.0, 1.0)))
+            }
+            (&Dim::Cat { k }, &Value::Cat(c)) if c < k => Some(Coord::Cat(c)),
+            _ => None,
+        }
+    }
+
+    /// The unit coordinate an observed value's kernel is centred on: the
+    /// point itself, or an integer's own position `u(k)` (not its cell's middle).
+    pub(crate) fn centre(&self, value: &Value) -> Option<f64> {
+        match (self, value) {
+            (Dim::Int { .. }, &Value::Int(k)) => Some(clamp_f(self.unit(k as f64), 0.0, 1.0)),
+            (Dim::Cont { .. }, &Value::Float(x)) => Some(clamp_f(self.unit(x), 0.0, 1.0)),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) fn dims(params: &[(String, Range)]) -> Vec<Dim> {
@@ -177,6 +234,57 @@ mod tests {
         assert_eq!(Scale::resolve(Scaling::Auto, 0.0, 100.0), Scale::Linear);
         assert_eq!(Scale::resolve(Scaling::Auto, 1.0, 100.0), Scale::Log);
         assert_eq!(Scale::resolve(Scaling::Auto, -1.0, 100.0), Scale::Linear);
+    }
+
+    #[test]
+    fn unit_coordinates_round_trip() {
+        for r in [
+            Range::Continuous {
+                min: 1e-3,
+                max: 10.0,
+                scaling: Scaling::Logarithmic,
+            },
+            Range::Continuous {
+                min: 0.9,
+                max: 0.9999,
+                scaling: Scaling::ReverseLogarithmic,
+            },
+            Range::Continuous {
+                min: -2.0,
+                max: 3.0,
+                scaling: Scaling::Linear,
+            },
+        ] {
+            let d = Dim::new(&r);
+            for i in 0..=10 {
+                let u = i as f64 / 10.0;
+                let v = d.value_at(u);
+                let Some(Coord::Point(back)) = d.coord(&v) else {
+                    panic!("{v:?}")
+                };
+                assert!((back - u).abs() < 1e-9, "{r:?} {u} {back}");
+            }
+        }
+    }
+
+    #[test]
+    fn integer_cells_tile_the_unit_interval() {
+        let d = Dim::new(&Range::Integer {
+            min: 1,
+            max: 5,
+            scaling: Scaling::Logarithmic,
+        });
+        let mut end = 0.0;
+        for k in 1..=5 {
+            let Some(Coord::Cell(a, b)) = d.coord(&Value::Int(k)) else {
+                panic!()
+            };
+            assert!((a - end).abs() < 1e-12 && b > a);
+            end = b;
+        }
+        assert!((end - 1.0).abs() < 1e-12);
+        assert_eq!(d.coord(&Value::Int(6)), None);
+        assert_eq!(d.coord(&Value::Float(2.0)), None);
     }
 
     #[test]
