@@ -30,7 +30,7 @@ mod tpe;
 
 pub use grid::grid;
 pub use random::random;
-pub use tpe::{TpeSettings, tpe};
+pub use tpe::{MAX_CANDIDATES, MAX_GOOD, TpeSettings, tpe};
 
 /// How a numeric range is searched, as SageMaker's `ScalingType`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -594,7 +594,7 @@ mod tests {
     #[test]
     fn tpe_in_16_beats_random_in_64_on_a_smooth_function() {
         let space = gbdt_space();
-        let seeds = 0..32u64;
+        let seeds = 0..64u64;
         let random64 = median(
             seeds
                 .clone()
@@ -605,6 +605,9 @@ mod tests {
             seeds
                 .map(|s| best_tpe(&space, sphere, s, 16, 1, &TpeSettings::default()))
                 .collect(),
+        );
+        println!(
+            "sphere, medians over 64 seeds: TPE best-of-16 {tpe16:.4}, random best-of-64 {random64:.4}"
         );
         assert!(
             tpe16 < random64,
