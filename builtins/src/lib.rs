@@ -33,6 +33,7 @@ pub mod model;
 pub mod onnx;
 pub mod pca;
 pub mod split;
+pub mod tune;
 
 pub use dataset::{Column, ColumnKind, Dataset};
 pub use error::{BuiltinError, DataError};
