@@ -14,8 +14,9 @@ For each data set and seed it runs, in turn and in this one invocation:
 our bayesian search, our random search (`pipeline run`, one trial at a
 time) and Optuna TPE + XGBoost (n_jobs=1). It reports, with medians over
 the seeds and the spread (min-max):
-- the trials our bayesian search needs to reach random search's median
-  best-of-N (goal: at most N/4);
+- the trials our bayesian search (default window 4, and window 1) needs to
+  reach random search's median best-of-N (goal: at most N/4; N+1 when it
+  never does);
 - best-of-N/2 of ours (bayesian) and of Optuna TPE;
 - engine time per trial: the wall time of `pipeline run` less the
   training time each trial's log reports ("trained gbdt in X s"), over
@@ -85,7 +86,7 @@ def task(y):
     return {"objective": "multi:softprob", "num_class": k}, "validation:mlogloss", "minimize", "mlogloss"
 
 
-def pipeline_text(fixed, metric, direction, strategy, trials, parallel, seed):
+def pipeline_text(fixed, metric, direction, strategy, trials, parallel, seed, window=None):
     hp = dict(fixed, num_round=ROUNDS)
     hp.pop("num_class", None)
     ranges = "\n".join(
@@ -108,7 +109,7 @@ steps:
     max_jobs: {trials}
     max_parallel_jobs: {parallel}
     seed: {seed}
-"""
+""" + (f"    strategy_config: {{window: {window}}}\n" if window else "")
 
 
 def run_ours(binary, data_dir, text, parallel):
@@ -205,10 +206,10 @@ def main():
     binary = os.path.abspath(args.bin)
     out = args.out or tempfile.mkdtemp(prefix="tuning-bench-")
     n, half = args.trials, args.trials // 2
-    print(f"| data set | ours bayesian: trials to reach random's median best-of-{n} | ours bayesian best-of-{half} "
-          f"| Optuna TPE best-of-{half} | random best-of-{n} | engine s/trial (bayesian) | same leaderboard, 1 and 2 jobs "
-          f"| Optuna same trials, n_jobs 1 and 2 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| data set | trials to reach random's median best-of-{n}: bayesian (window 4) | bayesian (window 1) "
+          f"| best-of-{half}: bayesian (window 4) | bayesian (window 1) | Optuna TPE | random best-of-{n} "
+          f"| engine ms/trial | same leaderboard, 1 and 2 jobs | Optuna same trials, n_jobs 1 and 2 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.datasets.split(","):
         xt, xv, yt, yv = load(name)
         data_dir = os.path.join(out, name)
@@ -217,26 +218,31 @@ def main():
         write_csv(os.path.join(data_dir, "validation.csv"), xv, yv)
         fixed, metric, direction, score = task(yt)
         maximize = direction == "maximize"
-        bayes, rand, tpe, overhead = [], [], [], []
+        bayes, bayes1, rand, tpe, overhead = [], [], [], [], []
         for seed in range(args.seeds):
             b, _, o = run_ours(binary, data_dir, pipeline_text(fixed, metric, direction, "bayesian", n, 1, seed), 1)
+            b1, _, _ = run_ours(binary, data_dir,
+                                pipeline_text(fixed, metric, direction, "bayesian", n, 1, seed, window=1), 1)
             r, _, _ = run_ours(binary, data_dir, pipeline_text(fixed, metric, direction, "random", n, 1, seed), 1)
             t, _ = run_optuna(xt, yt, xv, yv, fixed, score, n, seed)
             bayes.append(b)
+            bayes1.append(b1)
             rand.append(r)
             tpe.append(t)
             overhead.append(o)
         target = statistics.median(best_of(r, n, maximize) for r in rand)
-        reach = [trials_to_reach(b, target, maximize) for b in bayes]
-        reach_text = spread([x if x is not None else n + 1 for x in reach])
+        def reach_text(runs):
+            reach = [trials_to_reach(b, target, maximize) for b in runs]
+            return spread([x if x is not None else n + 1 for x in reach])
         # Determinism: seed 0 with 1 and 2 parallel jobs.
         _, board1, _ = run_ours(binary, data_dir, pipeline_text(fixed, metric, direction, "bayesian", n, 1, 0), 1)
         _, board2, _ = run_ours(binary, data_dir, pipeline_text(fixed, metric, direction, "bayesian", n, 2, 0), 2)
         _, p1 = run_optuna(xt, yt, xv, yv, fixed, score, n, 0, n_jobs=1)
         _, p2 = run_optuna(xt, yt, xv, yv, fixed, score, n, 0, n_jobs=2)
-        print(f"| {name} | {reach_text} | {spread([best_of(b, half, maximize) for b in bayes])} "
+        print(f"| {name} | {reach_text(bayes)} | {reach_text(bayes1)} | {spread([best_of(b, half, maximize) for b in bayes])} "
+              f"| {spread([best_of(b, half, maximize) for b in bayes1])} "
               f"| {spread([best_of(t, half, maximize) for t in tpe])} | {spread([best_of(r, n, maximize) for r in rand])} "
-              f"| {spread(overhead)} | {'yes' if board1 == board2 else 'NO'} | {'yes' if p1 == p2 else 'no'} |",
+              f"| {spread([o * 1000 for o in overhead])} | {'yes' if board1 == board2 else 'NO'} | {'yes' if p1 == p2 else 'no'} |",
               flush=True)
     print(f"\n{args.seeds} seeds, {n} trials each; medians over the seeds with (min-max). Data in {out}")
 

@@ -1102,6 +1102,7 @@ const TUNE_KEYS: &[&str] = &[
     "seed",
     "completion_criteria",
     "max_runtime",
+    "strategy_config",
 ];
 
 /// What a step asks of where it runs, checked against its executor.

@@ -266,6 +266,8 @@ fn tune_props(train: &Value) -> Value {
             "max_number_of_training_jobs_not_improving": {"type": "integer", "minimum": 1}
         }), &[]),
         "max_runtime": duration(),
+        "strategy_config": object(json!({"window": {"type": "integer", "minimum": 1,
+            "description": "bayesian: trial j is proposed from trials 0..j+1-window (default 4); the same trials for every max_parallel_jobs up to the window"}}), &[]),
         "seed": {"type": ["integer", "string"]}
     });
     if let Value::Object(t) = tuned {

@@ -43,6 +43,9 @@ pub struct TuneStep {
     pub max_jobs: u32,
     pub max_parallel_jobs: u32,
     pub seed: u64,
+    /// `strategy_config: {window: N}`: see [`TuneStep::window`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u32>,
     /// When the search ends before `max_jobs` (SageMaker's `TuningJobCompletionCriteria`).
     #[serde(default, skip_serializing_if = "Completion::is_empty")]
     pub completion_criteria: Completion,
@@ -61,10 +64,13 @@ pub struct TuneStep {
 
 impl TuneStep {
     /// How many trials back a bayesian trial cannot see: trial `j` reads
-    /// the results of trials `0..j+1-window`. At least 4, so that up to 4
-    /// parallel jobs give the same trials as one; more parallel jobs widen it.
+    /// the results of trials `0..j+1-window`. `strategy_config.window`
+    /// (default 4, so that up to 4 parallel jobs give the same trials as
+    /// one), widened to `max_parallel_jobs` when that is more.
     pub fn window(&self) -> u32 {
-        self.max_parallel_jobs.max(4)
+        self.window
+            .unwrap_or(DEFAULT_WINDOW)
+            .max(self.max_parallel_jobs)
     }
 
     /// The search space in the compute crate's terms (parameters by name).
@@ -408,6 +414,20 @@ pub fn decode(ctx: &Ctx, f: &Fields, train: TrainStep) -> DResult<TuneStep> {
         Some(n) => ctx.uint(n, "seed")?.value,
         None => 0,
     };
+    let window = match f.get("strategy_config") {
+        None => None,
+        Some(n) => {
+            let sf = ctx.fields(n, "`strategy_config`", &["window"])?;
+            if strategy != Strategy::Bayesian {
+                return Err(ctx
+                    .err(n, format!("`strategy_config` sets the bayesian strategy's window; this search is {}", strategy.name()))
+                    .help("remove `strategy_config`, or use `strategy: bayesian`"));
+            }
+            sf.get("window")
+                .map(|w| positive(ctx, w, "window"))
+                .transpose()?
+        }
+    };
     let completion_criteria = match f.get("completion_criteria") {
         None => Completion::default(),
         Some(n) => {
@@ -455,11 +475,15 @@ pub fn decode(ctx: &Ctx, f: &Fields, train: TrainStep) -> DResult<TuneStep> {
         max_jobs,
         max_parallel_jobs,
         seed,
+        window,
         completion_criteria,
         max_runtime,
         trials: Vec::new(),
     })
 }
+
+/// The default window of a bayesian search (see [`TuneStep::window`]).
+pub const DEFAULT_WINDOW: u32 = 4;
 
 /// The most trials one tune step may have (each is a step of the run).
 pub const MAX_TRIALS: u32 = 10_000;
