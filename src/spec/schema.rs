@@ -230,20 +230,6 @@ pub fn pipeline_schema_text() -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn committed_schema_is_current() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/pipeline.schema.json");
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == super::pipeline_schema_text(),
-            "schemas/pipeline.schema.json is stale: run `cargo run -- schema > schemas/pipeline.schema.json`"
-        );
-    }
-}
-
 /// A tune step's keys: a train step's, and the search's own.
 fn tune_props(train: &Value) -> Value {
     let mut props = train.as_object().cloned().unwrap_or_default();
@@ -274,4 +260,18 @@ fn tune_props(train: &Value) -> Value {
         props.extend(t);
     }
     Value::Object(props)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_schema_is_current() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/pipeline.schema.json");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == super::pipeline_schema_text(),
+            "schemas/pipeline.schema.json is stale: run `cargo run -- schema > schemas/pipeline.schema.json`"
+        );
+    }
 }
