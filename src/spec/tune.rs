@@ -486,10 +486,10 @@ pub fn decode(ctx: &Ctx, f: &Fields, train: TrainStep) -> DResult<TuneStep> {
 pub const DEFAULT_WINDOW: u32 = 4;
 
 /// The most trials one tune step may have (each is a step of the run).
-pub const MAX_TRIALS: u32 = 10_000;
+pub const MAX_TRIALS: u32 = 1_000;
 /// The most a bayesian search may have: each trial waits for the trials it
 /// reads, an edge of the plan each, and the model refits on all of them.
-pub const MAX_BAYESIAN_TRIALS: u32 = 1_000;
+pub const MAX_BAYESIAN_TRIALS: u32 = 500;
 
 fn positive(ctx: &Ctx, n: &Node, field: &str) -> DResult<u32> {
     let v = ctx.uint(n, field)?;
@@ -776,7 +776,9 @@ pub fn check(ctx: &Ctx, step: &Step, node: &Node) -> Vec<Diagnostic> {
     let base: BTreeMap<String, String> = {
         let mut hp = fixed_hyperparameters(t);
         for (k, r) in &t.ranges {
-            hp.insert(k.clone(), r.extremes()[0].clone());
+            if let Some(v) = r.extremes().into_iter().next() {
+                hp.insert(k.clone(), v);
+            }
         }
         hp
     };
@@ -913,5 +915,42 @@ pub fn decided_when_it_runs(step: &Step) -> Option<String> {
             n - 1
         )),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_is_read_in_trial_order() {
+        let target = Completion {
+            target_objective_value: Some(0.9),
+            max_number_of_training_jobs_not_improving: None,
+        };
+        let objs = [Some(0.5), None, Some(0.95), Some(0.99)];
+        assert_eq!(target.stop_after(&objs, true), Some(2));
+        // Minimising, the target is met from below.
+        assert_eq!(target.stop_after(&[Some(1.0), Some(0.9)], false), Some(1));
+        assert_eq!(target.stop_after(&objs[..2], true), None);
+        let stale = Completion {
+            target_objective_value: None,
+            max_number_of_training_jobs_not_improving: Some(2),
+        };
+        // 0.5 best, then a failure and a worse one: two without improvement.
+        assert_eq!(
+            stale.stop_after(&[Some(0.5), None, Some(0.4), Some(0.9)], true),
+            Some(2)
+        );
+        // Failures before any result do not count.
+        assert_eq!(stale.stop_after(&[None, None, Some(0.1)], true), None);
+        assert_eq!(Completion::default().stop_after(&objs, true), None);
+    }
+
+    #[test]
+    fn trial_names_cannot_be_step_names() {
+        let name = trial_name("tune", 3);
+        assert_eq!(name, "tune.3");
+        assert!(!crate::spec::model::is_name(&name));
     }
 }
