@@ -431,24 +431,21 @@ impl Run {
                 }
             }
             while stopping.is_none() && in_flight + laying_out.len() < 2 * self.jobs {
-                // A trial waits while its tune step has `max_parallel_jobs` trials going.
-                let full = |i: usize| {
-                    slots[i].is_some_and(|(ti, limit)| {
-                        let going = slots
-                            .iter()
-                            .enumerate()
-                            .filter(|(j, s)| {
-                                s.is_some_and(|(t, _)| t == ti)
-                                    && launched[*j]
-                                    && matches!(
-                                        states[*j].record.status,
-                                        StepStatus::Pending | StepStatus::Running
-                                    )
-                            })
-                            .count();
-                        going >= limit as usize
-                    })
-                };
+                // A trial waits while its tune step has `max_parallel_jobs`
+                // trials going (counted once, not for every ready step).
+                let mut going = vec![0u32; slots.len()];
+                for (j, slot) in slots.iter().enumerate() {
+                    if let Some((ti, _)) = slot
+                        && launched[j]
+                        && matches!(
+                            states[j].record.status,
+                            StepStatus::Pending | StepStatus::Running
+                        )
+                    {
+                        going[*ti] += 1;
+                    }
+                }
+                let full = |i: usize| slots[i].is_some_and(|(ti, limit)| going[ti] >= limit);
                 let Some(i) = queue.dequeue_where(|i| !full(i)) else {
                     break;
                 };

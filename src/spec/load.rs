@@ -956,18 +956,7 @@ fn decode_step(
     let kind_name = ctx.string(kind_node, "kind")?;
     let kind_keys: &[&str] = match kind_name.as_str() {
         "split" => &["input", "sources", "strategy", "fractions", "seed"],
-        "train" => &[
-            "algorithm",
-            "image",
-            "run",
-            "program",
-            "source_dir",
-            "entry_point",
-            "metric_definitions",
-            "channels",
-            "hyperparameters",
-            "input_mode",
-        ],
+        "train" | "tune" => TRAIN_KEYS,
         "evaluate" => &[
             "method",
             "model",
@@ -982,7 +971,6 @@ fn decode_step(
             "variants",
             "seed",
         ],
-        "tune" => TUNE_KEYS,
         "register" => &["model", "group", "metrics", "approval", "tags"],
         "transform" => &["model", "data"],
         "command" => &[
@@ -1002,7 +990,17 @@ fn decode_step(
                 .help(format!("use one of: {}", StepKind::NAMES.join(", "))));
         }
     };
-    let known: Vec<&str> = COMMON_STEP_KEYS.iter().chain(kind_keys).copied().collect();
+    let own: &[&str] = if kind_name.as_str() == "tune" {
+        super::tune::KEYS
+    } else {
+        &[]
+    };
+    let known: Vec<&str> = COMMON_STEP_KEYS
+        .iter()
+        .chain(kind_keys)
+        .chain(own)
+        .copied()
+        .collect();
     let f = ctx.fields(node, &what, &known)?;
     let common = common_from_fields(ctx, &f, defaults)?;
     let kind = match kind_name.as_str() {
@@ -1082,8 +1080,8 @@ fn decode_step(
     Ok(step)
 }
 
-/// A tune step's keys: a train step's and its own.
-const TUNE_KEYS: &[&str] = &[
+/// A train step's keys (a tune step's too, with [`super::tune::KEYS`]).
+const TRAIN_KEYS: &[&str] = &[
     "algorithm",
     "image",
     "run",
@@ -1094,15 +1092,6 @@ const TUNE_KEYS: &[&str] = &[
     "channels",
     "hyperparameters",
     "input_mode",
-    "ranges",
-    "objective",
-    "strategy",
-    "max_jobs",
-    "max_parallel_jobs",
-    "seed",
-    "completion_criteria",
-    "max_runtime",
-    "strategy_config",
 ];
 
 /// What a step asks of where it runs, checked against its executor.

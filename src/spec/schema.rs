@@ -233,7 +233,7 @@ pub fn pipeline_schema_text() -> String {
 /// A tune step's keys: a train step's, and the search's own.
 fn tune_props(train: &Value) -> Value {
     let mut props = train.as_object().cloned().unwrap_or_default();
-    let scaling = json!({"enum": super::tune::Scaling::NAMES});
+    let scaling = json!({"enum": super::tune::SCALING_NAMES});
     let tuned = json!({
         "ranges": {"type": "object", "additionalProperties": {"oneOf": [
             object(json!({"type": {"const": "integer"}, "min": {"type": "integer"}, "max": {"type": "integer"}, "scaling": scaling.clone()}), &["type", "min", "max"]),

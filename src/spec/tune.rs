@@ -18,12 +18,26 @@
 
 use std::collections::BTreeMap;
 
+use builtins::tune::{Range, Scaling};
 use serde::{Deserialize, Serialize};
 
 use super::decode::{Ctx, DResult, Fields};
 use super::model::{Pipeline, Step, StepKind, TrainStep};
 use super::source::{Diagnostic, Spanned};
 use super::yaml::{Node, NodeKind};
+
+/// The keys of a tune step besides a train step's.
+pub const KEYS: &[&str] = &[
+    "ranges",
+    "objective",
+    "strategy",
+    "strategy_config",
+    "max_jobs",
+    "max_parallel_jobs",
+    "seed",
+    "completion_criteria",
+    "max_runtime",
+];
 
 /// The outputs of every tune step.
 pub const OUTPUTS: &[&str] = &["model", "leaderboard", "metrics", "report"];
@@ -37,7 +51,7 @@ pub struct TuneStep {
     /// What each trial trains: the algorithm or code, channels and the fixed hyperparameters.
     pub train: TrainStep,
     /// Tuned hyperparameters, by name.
-    pub ranges: BTreeMap<String, ParamRange>,
+    pub ranges: BTreeMap<String, Range>,
     pub objective: Objective,
     pub strategy: Strategy,
     pub max_jobs: u32,
@@ -75,13 +89,7 @@ impl TuneStep {
 
     /// The search space in the compute crate's terms (parameters by name).
     pub fn space(&self) -> builtins::tune::Space {
-        builtins::tune::Space {
-            params: self
-                .ranges
-                .iter()
-                .map(|(k, r)| (k.clone(), r.to_builtin()))
-                .collect(),
-        }
+        space_of(&self.ranges)
     }
 }
 
@@ -138,89 +146,26 @@ impl Completion {
     }
 }
 
-/// A tuned hyperparameter's range (SageMaker's three kinds).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum ParamRange {
-    Integer {
-        min: i64,
-        max: i64,
-        scaling: Scaling,
-    },
-    Continuous {
-        min: f64,
-        max: f64,
-        scaling: Scaling,
-    },
-    Categorical {
-        values: Vec<String>,
-    },
-}
-
-impl ParamRange {
-    pub fn to_builtin(&self) -> builtins::tune::Range {
-        use builtins::tune::Range;
-        match self {
-            ParamRange::Integer { min, max, scaling } => Range::Integer {
-                min: *min,
-                max: *max,
-                scaling: scaling.to_builtin(),
-            },
-            ParamRange::Continuous { min, max, scaling } => Range::Continuous {
-                min: *min,
-                max: *max,
-                scaling: scaling.to_builtin(),
-            },
-            ParamRange::Categorical { values } => Range::Categorical {
-                values: values.clone(),
-            },
-        }
-    }
-
-    /// The values at the range's ends (every value of a categorical), as text.
-    fn extremes(&self) -> Vec<String> {
-        match self {
-            ParamRange::Integer { min, max, .. } => vec![min.to_string(), max.to_string()],
-            ParamRange::Continuous { min, max, .. } => vec![fmt_f64(*min), fmt_f64(*max)],
-            ParamRange::Categorical { values } => values.clone(),
-        }
+/// The values at a range's ends (every value of a categorical), as text.
+fn extremes(r: &Range) -> Vec<String> {
+    match r {
+        Range::Integer { min, max, .. } => vec![min.to_string(), max.to_string()],
+        Range::Continuous { min, max, .. } => vec![format!("{min}"), format!("{max}")],
+        Range::Categorical { values } => values.clone(),
     }
 }
 
-fn fmt_f64(x: f64) -> String {
-    format!("{x}")
-}
+/// The names `scaling:` takes (SageMaker's, in snake case).
+pub const SCALING_NAMES: &[&str] = &["auto", "linear", "logarithmic", "reverse_logarithmic"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scaling {
-    Auto,
-    Linear,
-    Logarithmic,
-    ReverseLogarithmic,
-}
-
-impl Scaling {
-    pub const NAMES: &'static [&'static str] =
-        &["auto", "linear", "logarithmic", "reverse_logarithmic"];
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "auto" => Scaling::Auto,
-            "linear" => Scaling::Linear,
-            "logarithmic" => Scaling::Logarithmic,
-            "reverse_logarithmic" => Scaling::ReverseLogarithmic,
-            _ => return None,
-        })
-    }
-    fn to_builtin(self) -> builtins::tune::Scaling {
-        use builtins::tune::Scaling as S;
-        match self {
-            Scaling::Auto => S::Auto,
-            Scaling::Linear => S::Linear,
-            Scaling::Logarithmic => S::Logarithmic,
-            Scaling::ReverseLogarithmic => S::ReverseLogarithmic,
-        }
-    }
+fn parse_scaling(s: &str) -> Option<Scaling> {
+    Some(match s {
+        "auto" => Scaling::Auto,
+        "linear" => Scaling::Linear,
+        "logarithmic" => Scaling::Logarithmic,
+        "reverse_logarithmic" => Scaling::ReverseLogarithmic,
+        _ => return None,
+    })
 }
 
 /// What the search optimises: a metric the trials report.
@@ -327,12 +272,7 @@ pub fn decode(ctx: &Ctx, f: &Fields, train: TrainStep) -> DResult<TuneStep> {
             }
         }
     };
-    let space = builtins::tune::Space {
-        params: ranges
-            .iter()
-            .map(|(k, r): (&String, &ParamRange)| (k.clone(), r.to_builtin()))
-            .collect(),
-    };
+    let space = space_of(&ranges);
     let grid_size = match strategy {
         Strategy::Grid => Some(space.grid_size().map_err(|e| {
             // At the first range a grid cannot enumerate.
@@ -342,7 +282,7 @@ pub fn decode(ctx: &Ctx, f: &Fields, train: TrainStep) -> DResult<TuneStep> {
                 .and_then(|es| {
                     es.into_iter()
                         .find(|(k, _)| {
-                            matches!(ranges.get(&k.value), Some(ParamRange::Continuous { .. }))
+                            matches!(ranges.get(&k.value), Some(Range::Continuous { .. }))
                         })
                         .map(|(k, _)| k.span)
                 })
@@ -482,6 +422,12 @@ pub fn decode(ctx: &Ctx, f: &Fields, train: TrainStep) -> DResult<TuneStep> {
     })
 }
 
+fn space_of(ranges: &BTreeMap<String, Range>) -> builtins::tune::Space {
+    builtins::tune::Space {
+        params: ranges.iter().map(|(k, r)| (k.clone(), r.clone())).collect(),
+    }
+}
+
 /// The default window of a bayesian search (see [`TuneStep::window`]).
 pub const DEFAULT_WINDOW: u32 = 4;
 
@@ -504,7 +450,7 @@ fn positive(ctx: &Ctx, n: &Node, field: &str) -> DResult<u32> {
     }
 }
 
-fn decode_range(ctx: &Ctx, name: &Spanned<String>, node: &Node) -> DResult<ParamRange> {
+fn decode_range(ctx: &Ctx, name: &Spanned<String>, node: &Node) -> DResult<Range> {
     let what = format!("the range of `{}`", name.value);
     let f = ctx.fields(node, &what, &["type", "min", "max", "scaling", "values"])?;
     let ty_node = f.req(ctx, "type")?;
@@ -513,10 +459,10 @@ fn decode_range(ctx: &Ctx, name: &Spanned<String>, node: &Node) -> DResult<Param
         None => Scaling::Auto,
         Some(n) => {
             let s = ctx.string(n, "scaling")?;
-            Scaling::parse(&s).ok_or_else(|| {
+            parse_scaling(&s).ok_or_else(|| {
                 ctx.err(n, format!("unknown scaling `{}`", s.value))
-                    .suggest(&s.value, Scaling::NAMES.iter().copied())
-                    .help(format!("use one of: {}", Scaling::NAMES.join(", ")))
+                    .suggest(&s.value, SCALING_NAMES.iter().copied())
+                    .help(format!("use one of: {}", SCALING_NAMES.join(", ")))
             })?
         }
     };
@@ -538,7 +484,7 @@ fn decode_range(ctx: &Ctx, name: &Spanned<String>, node: &Node) -> DResult<Param
             if ty.as_str() == "integer" {
                 let min = ctx.int(min_n, "min")?;
                 let max = ctx.int(max_n, "max")?;
-                ParamRange::Integer {
+                Range::Integer {
                     min: min.value,
                     max: max.value,
                     scaling,
@@ -546,7 +492,7 @@ fn decode_range(ctx: &Ctx, name: &Spanned<String>, node: &Node) -> DResult<Param
             } else {
                 let min = ctx.float(min_n, "min")?;
                 let max = ctx.float(max_n, "max")?;
-                ParamRange::Continuous {
+                Range::Continuous {
                     min: min.value,
                     max: max.value,
                     scaling,
@@ -572,7 +518,7 @@ fn decode_range(ctx: &Ctx, name: &Spanned<String>, node: &Node) -> DResult<Param
                 .iter()
                 .map(|n| ctx.scalar_string(n, "values").map(|s| s.value))
                 .collect::<DResult<Vec<_>>>()?;
-            ParamRange::Categorical { values }
+            Range::Categorical { values }
         }
         other => {
             return Err(ctx
@@ -581,9 +527,9 @@ fn decode_range(ctx: &Ctx, name: &Spanned<String>, node: &Node) -> DResult<Param
                 .help("use one of: integer, continuous, categorical"));
         }
     };
-    range.to_builtin().check().map_err(|e| {
+    range.check().map_err(|e| {
         let at = match &range {
-            ParamRange::Categorical { .. } => f.get("values").unwrap_or(node),
+            Range::Categorical { .. } => f.get("values").unwrap_or(node),
             _ => f
                 .get("min")
                 .filter(|_| e.contains("min") || e.contains('0'))
@@ -595,9 +541,9 @@ fn decode_range(ctx: &Ctx, name: &Spanned<String>, node: &Node) -> DResult<Param
     Ok(range)
 }
 
-fn range_help(r: &ParamRange) -> String {
+fn range_help(r: &Range) -> String {
     match r {
-        ParamRange::Categorical { .. } => "list each choice once, at least one".into(),
+        Range::Categorical { .. } => "list each choice once, at least one".into(),
         _ => "make `min` at most `max`; logarithmic scaling needs `min` above 0, reverse_logarithmic a range inside [0, 1)".into(),
     }
 }
@@ -776,7 +722,7 @@ pub fn check(ctx: &Ctx, step: &Step, node: &Node) -> Vec<Diagnostic> {
     let base: BTreeMap<String, String> = {
         let mut hp = fixed_hyperparameters(t);
         for (k, r) in &t.ranges {
-            if let Some(v) = r.extremes().into_iter().next() {
+            if let Some(v) = extremes(r).into_iter().next() {
                 hp.insert(k.clone(), v);
             }
         }
@@ -803,7 +749,7 @@ pub fn check(ctx: &Ctx, step: &Step, node: &Node) -> Vec<Diagnostic> {
             errors.push(d);
             continue;
         }
-        for v in range.extremes() {
+        for v in extremes(range) {
             let mut hp = base.clone();
             hp.insert(name.clone(), v.clone());
             if let Err(e) = crate::exec::builtin::check_hyperparameters(algorithm, &hp) {

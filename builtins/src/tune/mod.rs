@@ -33,7 +33,8 @@ pub use random::random;
 pub use tpe::{MAX_CANDIDATES, MAX_GOOD, TpeSettings, tpe};
 
 /// How a numeric range is searched, as SageMaker's `ScalingType`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Scaling {
     /// Logarithmic when `min > 0` and `max >= 100 * min` (the range spans at
     /// least two orders of magnitude), else linear.
@@ -46,8 +47,10 @@ pub enum Scaling {
     ReverseLogarithmic,
 }
 
-/// The values one hyperparameter may take.
-#[derive(Clone, Debug, PartialEq)]
+/// The values one hyperparameter may take (serialized as a pipeline file
+/// writes it: `{type: integer, min, max, scaling}`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum Range {
     /// Every integer in `min..=max`.
     Integer {
