@@ -147,6 +147,8 @@ pub fn load(dir: &Path) -> Result<Box<dyn Model>, BuiltinError> {
         "linear-learner" => Box::new(linear::LinearModel::load(dir)?),
         "kmeans" => Box::new(kmeans::KMeansModel::load(dir)?),
         "pca" => Box::new(pca::PcaModel::load(dir)?),
+        // Made by automl from trained models, never trained by name.
+        "ensemble" => Box::new(crate::ensemble::EnsembleModel::load(dir)?),
         other => {
             return Err(BuiltinError::failed(format!(
                 "{}: {}",

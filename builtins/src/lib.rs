@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod data;
 pub mod dataset;
 pub mod dense;
+pub mod ensemble;
 pub mod error;
 pub mod gbdt;
 pub mod hyperparams;

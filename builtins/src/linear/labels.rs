@@ -15,6 +15,53 @@ pub struct Labels {
     pub classes: Vec<String>,
 }
 
+/// The classes of a multiclass classifier whose `num_classes` is not given:
+/// the distinct text labels, or numeric labels `0..=max`. On several nodes
+/// only text labels (one dictionary across the nodes) can be counted.
+pub fn count_classes(ds: &Dataset, nodes: usize) -> Result<usize, BuiltinError> {
+    let Some(t) = ds.target() else {
+        return Err(BuiltinError::Data(
+            DataError::new("train data", "has no target column")
+                .hint("name the label column (or put it first in a headerless CSV)"),
+        ));
+    };
+    let k = match &t.kind {
+        ColumnKind::Categorical { levels } => levels.len(),
+        ColumnKind::Numeric if nodes > 1 => {
+            return Err(BuiltinError::hyperparameter(
+                "num_classes",
+                None,
+                "is needed on several nodes when the labels are numbers (each node sees only its rows)",
+            )
+            .with_hint("set `num_classes` to the number of distinct labels"));
+        }
+        ColumnKind::Numeric => t
+            .values
+            .iter()
+            .filter(|v| v.is_finite() && **v >= 0.0 && v.fract() == 0.0)
+            .fold(0usize, |m, &v| m.max(v as usize + 1)),
+    };
+    if k < 3 {
+        return Err(BuiltinError::hyperparameter(
+            "num_classes",
+            None,
+            format!("is not given, and the training labels make {k} classes; a multiclass_classifier needs at least 3"),
+        )
+        .with_hint("for two classes use predictor_type: binary_classifier"));
+    }
+    if k > super::params::MAX_CLASSES {
+        return Err(BuiltinError::hyperparameter(
+            "num_classes",
+            None,
+            format!(
+                "is not given, and the training labels make {k} classes, more than the {} allowed",
+                super::params::MAX_CLASSES
+            ),
+        ));
+    }
+    Ok(k)
+}
+
 /// Reads and checks the target of `ds` (`channel` names it in messages).
 pub fn labels(
     ds: &Dataset,

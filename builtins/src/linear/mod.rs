@@ -69,12 +69,11 @@ pub fn train(
     }
     crate::hyperparams::check_feature_dim(params.feature_dim, train.n_features())?;
     reject_infinite(train, "train data")?;
-    let lab = labels::labels(
-        train,
-        params.predictor_type,
-        params.num_classes,
-        "train data",
-    )?;
+    let num_classes = match (params.predictor_type, params.num_classes) {
+        (PredictorType::Multiclass, 0) => labels::count_classes(train, cluster.size())?,
+        (_, k) => k,
+    };
+    let lab = labels::labels(train, params.predictor_type, num_classes, "train data")?;
     with_threads(ctx.threads, || {
         let stats = FeatureStats::of_shards(train, cluster)?;
         let x = stats.matrix(train, params.normalize_data);
@@ -110,7 +109,7 @@ pub fn train(
             (0.0, 1.0, lab.y.clone())
         };
         let c = match params.predictor_type {
-            PredictorType::Multiclass => params.num_classes,
+            PredictorType::Multiclass => num_classes,
             _ => 1,
         };
         let problem = Problem {
@@ -213,11 +212,21 @@ fn validation_metrics(
                 .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
                 .sum::<f64>()
                 / n;
+            let mae: f64 = p
+                .values
+                .iter()
+                .zip(&t.values)
+                .map(|(a, b)| (*a as f64 - *b as f64).abs())
+                .sum::<f64>()
+                / n;
             out.insert("validation_rmse".to_string(), mse.sqrt());
+            out.insert("validation_mae".to_string(), mae);
         }
         PredictorType::Binary | PredictorType::Multiclass => {
             let idx = model.class_indices(v, "validation data")?;
             let (mut loss, mut hits) = (0.0, 0usize);
+            let mut positive = Vec::new();
+            let mut scores = Vec::new();
             for (i, &k) in idx.iter().enumerate() {
                 let probs: Vec<f64> = if p.width == 1 {
                     let q = p.values[i] as f64;
@@ -230,9 +239,25 @@ fn validation_metrics(
                     .max_by(|&a, &b| probs[a].total_cmp(&probs[b]))
                     .unwrap_or(0);
                 hits += usize::from(best == k);
+                if kind == PredictorType::Binary {
+                    positive.push(k == 1);
+                    scores.push(probs[1]);
+                }
+            }
+            // Under XGBoost's names too, so that a search can rank either
+            // built-in by the same metric.
+            let accuracy = hits as f64 / n;
+            if kind == PredictorType::Binary {
+                out.insert("validation_error".to_string(), 1.0 - accuracy);
+                if let Some(auc) = crate::metrics::ranking::roc_auc(&positive, &scores) {
+                    out.insert("validation_auc".to_string(), auc);
+                }
+            } else {
+                out.insert("validation_mlogloss".to_string(), loss / n);
+                out.insert("validation_merror".to_string(), 1.0 - accuracy);
             }
             out.insert("validation_logloss".to_string(), loss / n);
-            out.insert("validation_accuracy".to_string(), hits as f64 / n);
+            out.insert("validation_accuracy".to_string(), accuracy);
         }
     }
     Ok(out)

@@ -45,7 +45,8 @@ pub enum Optimizer {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
     pub predictor_type: PredictorType,
-    /// Number of classes of a multiclass classifier (`num_classes`).
+    /// Number of classes of a multiclass classifier (`num_classes`); 0:
+    /// not given, so the distinct labels of the training data on one node.
     pub num_classes: usize,
     pub loss: Loss,
     /// L1 penalty on the weights (`l1`, default 0).
@@ -83,7 +84,7 @@ pub struct Params {
 
 /// Upper bound on `num_classes`: the model holds a weight a feature and
 /// class, and a larger count is almost surely a mistake rather than a task.
-const MAX_CLASSES: usize = 10_000;
+pub(crate) const MAX_CLASSES: usize = 10_000;
 
 /// Every hyperparameter name that takes effect (see docs/models/linear-learner.md).
 pub const IMPLEMENTED: &[&str] = &[
@@ -229,15 +230,9 @@ impl Params {
         };
         let num_classes = match predictor_type {
             PredictorType::Multiclass => {
-                let k: usize = hp.opt("num_classes")?.ok_or_else(|| {
-                    BuiltinError::hyperparameter(
-                        "num_classes",
-                        None,
-                        "is required for a multiclass_classifier",
-                    )
-                    .with_hint("set `num_classes` to the number of distinct labels")
-                })?;
-                if k < 3 {
+                // Not given: counted from the training labels (SageMaker requires it).
+                let k = hp.opt::<usize>("num_classes")?.unwrap_or(0);
+                if k != 0 && k < 3 {
                     return Err(BuiltinError::hyperparameter(
                         "num_classes",
                         hp.get_str("num_classes"),

@@ -95,7 +95,13 @@ fn hyperparameters_are_checked() {
         param_err(&[("predictor_type", "binary_clasifier")])
             .contains("did you mean `binary_classifier`?")
     );
-    assert!(param_err(&[("predictor_type", "multiclass_classifier")]).contains("num_classes"));
+    assert!(
+        param_err(&[
+            ("predictor_type", "multiclass_classifier"),
+            ("num_classes", "2")
+        ])
+        .contains("num_classes")
+    );
     assert!(
         param_err(&[("predictor_type", "regressor"), ("loss", "logistic")])
             .contains("not supported")
