@@ -3,7 +3,7 @@
 //! parallel-coordinates view of every successful trial, and the trials.
 
 use super::{COLORS, Cell, Frame, H, PAD, Report, Section, Table, W, axes, esc, fmt_num, open};
-use crate::schedule::tune::{TrialRow, numeric_params};
+use crate::schedule::tune::{TrialRow, numeric_params, param_names};
 use crate::spec::tune::TuneStep;
 
 /// The report page of tune step `name`; `order` ranks `rows` best first.
@@ -12,6 +12,7 @@ pub fn render(
     t: &TuneStep,
     rows: &[TrialRow],
     order: &[usize],
+    blend: Option<&crate::schedule::automl::Blend>,
 ) -> Result<String, String> {
     let ok: Vec<&TrialRow> = rows.iter().filter(|r| r.objective.is_some()).collect();
     let direction = if t.objective.maximize {
@@ -19,11 +20,24 @@ pub fn render(
     } else {
         "minimize"
     };
+    let search = match &t.automl {
+        Some(a) => format!(
+            "automl over {}",
+            a.candidates
+                .iter()
+                .map(|c| c.algorithm.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => format!("{} search", t.strategy.name()),
+    };
     let mut r = Report {
-        title: format!("tune {name}"),
+        title: format!(
+            "{} {name}",
+            if t.automl.is_some() { "automl" } else { "tune" }
+        ),
         subtitle: format!(
-            "{} search, {} trials ({} succeeded), objective {} ({direction}), seed {}",
-            t.strategy.name(),
+            "{search}, {} trials ({} succeeded), objective {} ({direction}), seed {}",
             rows.len(),
             ok.len(),
             t.objective.metric,
@@ -33,7 +47,11 @@ pub fn render(
     };
     if rows.iter().any(|r| r.status == "not_run") {
         r.sections.push(Section {
-            title: "Cut short by max_runtime".into(),
+            title: if t.automl.is_some() {
+                "Cut short by the time budget".into()
+            } else {
+                "Cut short by max_runtime".into()
+            },
             note: Some("some trials did not start because the search's max_runtime had passed: another run of the same search may get further, so this result is not reproducible".into()),
             ..Default::default()
         });
@@ -81,8 +99,18 @@ pub fn render(
         }
     }
     let mut svgs = vec![trials_plot(&t.objective.metric, &pts, &best_so_far)];
-    // One plot per hyperparameter.
-    let space = t.space();
+    // One plot per hyperparameter (of an automl step: each plots the trials
+    // of the algorithm that has it).
+    let space = match &t.automl {
+        Some(a) => {
+            let mut params: Vec<(String, builtins::tune::Range)> =
+                a.candidates.iter().flat_map(|c| c.ranges.clone()).collect();
+            params.sort_by(|x, y| x.0.cmp(&y.0));
+            params.dedup_by(|x, y| x.0 == y.0);
+            builtins::tune::Space { params }
+        }
+        None => t.space(),
+    };
     let params = numeric_params(&space, rows);
     for (pname, log, values) in &params {
         let pts: Vec<(f64, f64)> = rows
@@ -113,25 +141,103 @@ pub fn render(
         svgs,
         ..Default::default()
     });
-    r.sections.push(Section {
-        title: "Parallel coordinates".into(),
-        note: Some("one line a successful trial, darker the better; axes scaled to the values tried (log10 where the range is logarithmic)".into()),
-        svgs: vec![parallel_coordinates(t, rows, &params)],
-        ..Default::default()
-    });
-    let mut header = vec!["trial".to_string(), "status".into(), "objective".into()];
-    header.extend(t.ranges.keys().cloned());
+    match &t.automl {
+        None => r.sections.push(Section {
+            title: "Parallel coordinates".into(),
+            note: Some("one line a successful trial, darker the better; axes scaled to the values tried (log10 where the range is logarithmic)".into()),
+            svgs: vec![parallel_coordinates(t, rows, &params)],
+            ..Default::default()
+        }),
+        Some(a) => {
+            // Each algorithm's best, as AutoGluon's leaderboard leads with.
+            let mut table = Vec::new();
+            for c in &a.candidates {
+                let mine: Vec<&TrialRow> = order
+                    .iter()
+                    .map(|&i| &rows[i])
+                    .filter(|r| r.algorithm.as_deref() == Some(c.algorithm.as_str()))
+                    .collect();
+                let done = mine.iter().filter(|r| r.objective.is_some()).count();
+                let best = mine.first().filter(|r| r.objective.is_some());
+                table.push(vec![
+                    Cell::plain(c.algorithm.clone()),
+                    Cell::plain(format!("{} of {}", done, mine.len())),
+                    Cell::plain(best.and_then(|b| b.objective).map(fmt_num).unwrap_or_default()),
+                    Cell::plain(
+                        best.and_then(|b| b.scored.as_ref()?.test)
+                            .map(fmt_num)
+                            .unwrap_or_default(),
+                    ),
+                    Cell::plain(best.map(|b| b.name.clone()).unwrap_or_default()),
+                ]);
+            }
+            if let Some(b) = blend {
+                table.insert(
+                    0,
+                    vec![
+                        Cell::plain("ensemble"),
+                        Cell::plain(format!("{} members", b.members.len())),
+                        Cell::plain(fmt_num(b.validation)),
+                        Cell::plain(b.scored.test.map(fmt_num).unwrap_or_default()),
+                        Cell::plain(b.describe()),
+                    ],
+                );
+                r.metric(
+                    &format!("ensemble {}", t.objective.metric),
+                    b.validation,
+                    None,
+                );
+            }
+            r.sections.push(Section {
+                title: "Algorithms".into(),
+                note: Some("each algorithm's best trial; the test score is on the held-out test channel, which no trial sees (empty without one). An ensemble (greedy selection over the best trials' models, weights the times each was picked) is listed and handed on only when it beats the best trial on validation. Fit and predict times are in the leaderboard's timings.csv".into()),
+                table: Some(Table {
+                    header: vec![
+                        "algorithm".into(),
+                        "trials succeeded".into(),
+                        format!("best {}", t.objective.metric),
+                        "its test score".into(),
+                        "trial".into(),
+                    ],
+                    rows: table,
+                }),
+                ..Default::default()
+            });
+        }
+    }
+    let names = param_names(t);
+    let mut header = vec!["trial".to_string()];
+    if t.automl.is_some() {
+        header.push("algorithm".into());
+    }
+    header.extend(["status".into(), "objective".into()]);
+    if t.automl.is_some() {
+        header.extend(["test".into(), "model bytes".into()]);
+    }
+    header.extend(names.iter().cloned());
     header.push("failure".into());
     let table_rows = order
         .iter()
         .map(|&i| {
             let row = &rows[i];
-            let mut cells = vec![
-                Cell::plain(row.name.clone()),
-                Cell::plain(row.status),
-                Cell::plain(row.objective.map(fmt_num).unwrap_or_default()),
-            ];
-            cells.extend(t.ranges.keys().map(|k| {
+            let mut cells = vec![Cell::plain(row.name.clone())];
+            if t.automl.is_some() {
+                cells.push(Cell::plain(row.algorithm.clone().unwrap_or_default()));
+            }
+            cells.push(Cell::plain(row.status));
+            cells.push(Cell::plain(row.objective.map(fmt_num).unwrap_or_default()));
+            if t.automl.is_some() {
+                let s = row.scored.as_ref();
+                cells.push(Cell::plain(
+                    s.and_then(|s| s.test).map(fmt_num).unwrap_or_default(),
+                ));
+                cells.push(Cell::plain(
+                    s.and_then(|s| s.model_bytes)
+                        .map(|b| b.to_string())
+                        .unwrap_or_default(),
+                ));
+            }
+            cells.extend(names.iter().map(|k| {
                 Cell::plain(
                     row.params
                         .iter()
@@ -147,7 +253,7 @@ pub fn render(
     r.sections.push(Section {
         title: "Trials".into(),
         note: Some(
-            "best first; seconds are this run's (0 for a trial taken from the cache)".into(),
+            "best first; wall-clock times are in the run's record of each trial step (and, for automl, in the leaderboard's timings.csv), not here, so that the page is the same whatever ran in parallel".into(),
         ),
         table: Some(Table {
             header,

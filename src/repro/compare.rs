@@ -187,6 +187,16 @@ pub fn compare_step(
             Some(new) if matches!(kind, StepKind::Register(_)) => {
                 compare_registration(rec, new, tolerance.is_some(), stores)
             }
+            // An automl leaderboard's wall-clock times are not the run's result.
+            Some(new) if matches!(kind, StepKind::Automl(_)) && name == "leaderboard" => {
+                compare_output_except(
+                    rec,
+                    new,
+                    tolerance.is_some(),
+                    stores,
+                    crate::schedule::automl::TIMINGS_FILE,
+                )
+            }
             Some(new) => compare_output(rec, new, tolerance.is_some(), stores),
         };
         outputs.insert(name.clone(), cmp);
@@ -293,6 +303,18 @@ fn compare_output(
     tolerant: bool,
     stores: &Stores,
 ) -> OutputComparison {
+    compare_output_except(rec, new, tolerant, stores, "")
+}
+
+/// Like [`compare_output`], with the file `skip` of a directory left out
+/// (said in the note when it differs).
+fn compare_output_except(
+    rec: &OutputRecord,
+    new: &OutputRecord,
+    tolerant: bool,
+    stores: &Stores,
+    skip: &str,
+) -> OutputComparison {
     let mut cmp = OutputComparison {
         verdict: Verdict::Identical,
         recorded: rec.digest.clone(),
@@ -316,7 +338,12 @@ fn compare_output(
         return cmp;
     };
     let mut all_within = tolerant;
+    let mut skipped = false;
     for (path, d) in &old {
+        if !skip.is_empty() && path == skip {
+            skipped |= now.get(path) != Some(d);
+            continue;
+        }
         match now.get(path) {
             Some(n) if n == d => {}
             Some(n) => {
@@ -343,7 +370,10 @@ fn compare_output(
             }
         }
     }
-    for (path, n) in now.iter().filter(|(p, _)| !old.contains_key(*p)) {
+    for (path, n) in now
+        .iter()
+        .filter(|(p, _)| !old.contains_key(*p) && (skip.is_empty() || *p != skip))
+    {
         all_within = false;
         cmp.files.push(FileDifference {
             path: path.clone(),
@@ -355,6 +385,11 @@ fn compare_output(
     }
     if all_within {
         cmp.verdict = Verdict::WithinTolerance;
+    }
+    if cmp.files.is_empty() && skipped {
+        // Only the skipped file differs: the rest is byte for byte the same.
+        cmp.verdict = Verdict::Identical;
+        cmp.note = Some(format!("{skip} holds wall-clock times and is not compared"));
     }
     cmp
 }

@@ -400,7 +400,7 @@ fn seeds_of(step: &Step) -> BTreeMap<String, u64> {
                 out.insert("hyperparameters.seed".to_string(), seed);
             }
         }
-        StepKind::Tune(t) => {
+        StepKind::Tune(t) | StepKind::Automl(t) => {
             out.insert("seed".to_string(), t.seed);
         }
         StepKind::Register(_) | StepKind::Transform(_) => {}

@@ -402,6 +402,19 @@ impl RunsDb {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// How long the latest attempt that made the result with `cache_key`
+    /// ran (a cache hit's own record says 0 s).
+    pub fn made_in(&self, cache_key: &str) -> Result<Option<f64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT duration_s FROM steps WHERE cache_key = ?1 AND cached = 0 AND status = 'succeeded' AND duration_s IS NOT NULL ORDER BY finished_at DESC LIMIT 1",
+                params![cache_key],
+                |r| r.get::<_, f64>(0),
+            )
+            .optional()?)
+    }
+
     pub fn upsert_step(&self, s: &StepRecord) -> Result<()> {
         RunsDbTx { conn: &self.conn }.upsert(s)
     }

@@ -9,6 +9,7 @@
 //! cleanly, nothing new starts (fail-fast). Ctrl-C does the same and marks
 //! the run cancelled. Every change is recorded as it happens.
 
+pub mod automl;
 pub mod clock;
 pub mod cron;
 pub mod daemon;
@@ -364,10 +365,10 @@ impl Run {
             .map(|s| {
                 let t = s.trial.as_ref()?;
                 let ti = p.step_index(&t.tune)?;
-                match &p.steps[ti].kind {
-                    StepKind::Tune(tu) => Some((ti, tu.max_parallel_jobs)),
-                    _ => None,
-                }
+                p.steps[ti]
+                    .kind
+                    .search()
+                    .map(|tu| (ti, tu.max_parallel_jobs))
             })
             .collect();
         loop {
@@ -651,7 +652,7 @@ impl Run {
             return Ok(Decision::Settled);
         }
 
-        if let StepKind::Tune(t) = &step.kind {
+        if let Some(t) = step.kind.search() {
             return self.settle_tune(i, t, states, points, events);
         }
         let channels = self.channels(step, states)?;
@@ -878,22 +879,42 @@ impl Run {
                         t.hyperparameters.clone(),
                     ),
                     // A tuned model: what its best trial trained with.
-                    Some(StepKind::Tune(t)) => {
+                    // An automl step that handed on an ensemble: its members.
+                    Some(StepKind::Automl(_))
+                        if p.step_index(s).is_some_and(|ti| {
+                            states[ti].record.metrics.get("ensemble")
+                                == Some(&serde_json::Value::Bool(true))
+                        }) =>
+                    {
+                        let members = p
+                            .step_index(s)
+                            .and_then(|ti| states[ti].record.metrics.get("ensemble_members"))
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_string();
+                        (
+                            "ensemble".to_string(),
+                            [("members".to_string(), members)].into_iter().collect(),
+                        )
+                    }
+                    Some(StepKind::Tune(t) | StepKind::Automl(t)) => {
                         let best = p.step_index(s).and_then(|ti| {
                             let n = states[ti].record.metrics.get("best_trial")?.as_u64()?;
                             p.step_index(&crate::spec::tune::trial_name(s, n as u32))
                         });
-                        let hps = match best.map(|b| &self.plan.pipeline.steps[b].kind) {
-                            Some(StepKind::Train(tr)) => tr.hyperparameters.clone(),
-                            _ => t.train.hyperparameters.clone(),
+                        // The best trial's step as it was resolved when it
+                        // started (an automl trial's algorithm is chosen then).
+                        let trained = match best.map(|b| &self.plan.pipeline.steps[b].kind) {
+                            Some(StepKind::Train(tr)) => tr,
+                            _ => &t.train,
                         };
                         (
-                            t.train
+                            trained
                                 .algorithm
                                 .clone()
-                                .or_else(|| t.train.image.clone())
+                                .or_else(|| trained.image.clone())
                                 .unwrap_or_else(|| "custom".into()),
-                            hps,
+                            trained.hyperparameters.clone(),
                         )
                     }
                     _ => ("unknown".to_string(), BTreeMap::new()),

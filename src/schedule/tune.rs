@@ -24,68 +24,109 @@ use crate::runs::{OutputRecord, StepRecord, StepStatus};
 use crate::spec::model::{Pipeline, Step, StepKind};
 use crate::spec::tune::{Strategy, Trial, TuneStep, trial_name};
 
-/// Each trial's point, worked out once (tune step index, trial index).
+/// What a trial trains: which of its search's candidates (always 0 for a
+/// tune step; an automl step's algorithm) at which point of its space.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    pub candidate: usize,
+    pub point: Vec<Point>,
+}
+
+/// Each trial's proposal, worked out once (tune step index, trial index).
 #[derive(Debug, Default)]
 pub struct Points {
-    memo: BTreeMap<(usize, u32), Vec<Point>>,
+    memo: BTreeMap<(usize, u32), Proposal>,
     /// When each tune step's first trial was decided (for `max_runtime`).
     started: BTreeMap<usize, Instant>,
 }
 
 impl Points {
-    /// The point trial `j` of the tune step at `tune` trains at. For a
-    /// bayesian trial, every trial it reads must have ended.
+    /// What trial `j` of the tune or automl step at `tune` trains. For a
+    /// trial proposed from results, every trial it reads must have ended.
     pub(super) fn point(
         &mut self,
         p: &Pipeline,
         states: &[StepState],
         tune: usize,
         j: u32,
-    ) -> Result<Vec<Point>> {
+    ) -> Result<Proposal> {
         if let Some(pt) = self.memo.get(&(tune, j)) {
             return Ok(pt.clone());
         }
-        let StepKind::Tune(t) = &p.steps[tune].kind else {
+        let Some(t) = p.steps[tune].kind.search() else {
             return Err(Error::failed(format!(
                 "step `{}` is not a tune step",
                 p.steps[tune].name()
             )));
         };
-        let space = t.space();
-        let pt = match t.strategy {
-            Strategy::Grid => builtins::tune::grid(&space, u64::from(j)),
-            Strategy::Random => builtins::tune::random(&space, t.seed, u64::from(j)),
-            Strategy::Bayesian => {
+        let settings = builtins::tune::TpeSettings::default();
+        let proposal = match (&t.automl, t.strategy) {
+            (None, Strategy::Grid) => Proposal {
+                candidate: 0,
+                point: builtins::tune::grid(&t.space(), u64::from(j)),
+            },
+            (None, Strategy::Random) => Proposal {
+                candidate: 0,
+                point: builtins::tune::random(&t.space(), t.seed, u64::from(j)),
+            },
+            (Some(a), _) if (j as usize) < a.candidates.len() => Proposal {
+                candidate: j as usize,
+                point: a.candidates[j as usize].default_point(),
+            },
+            (None, Strategy::Bayesian) if (sees(t, j) as usize) < settings.startup => Proposal {
+                candidate: 0,
+                point: builtins::tune::random(&t.space(), t.seed, u64::from(j)),
+            },
+            (automl, _) => {
                 let sees = sees(t, j);
-                let settings = builtins::tune::TpeSettings::default();
-                if (sees as usize) < settings.startup {
-                    builtins::tune::random(&space, t.seed, u64::from(j))
-                } else {
-                    let mut done = Vec::with_capacity(sees as usize);
-                    for k in 0..sees {
-                        let rec = trial_record(p, states, p.steps[tune].name(), k)?;
-                        if !ended(rec.status) {
-                            return Err(Error::failed(format!(
-                                "trial `{}` is proposed from `{}`, which has not ended",
-                                trial_name(p.steps[tune].name(), j),
-                                rec.name
-                            )));
-                        }
-                        let loss = (rec.status == StepStatus::Succeeded)
-                            .then(|| t.objective.loss(&rec.metrics))
-                            .flatten();
-                        done.push((self.point(p, states, tune, k)?, loss));
+                // The trials it reads, in index order: their proposals and losses.
+                let mut done = Vec::with_capacity(sees as usize);
+                for k in 0..sees {
+                    let rec = trial_record(p, states, p.steps[tune].name(), k)?;
+                    if !ended(rec.status) {
+                        return Err(Error::failed(format!(
+                            "trial `{}` is proposed from `{}`, which has not ended",
+                            trial_name(p.steps[tune].name(), j),
+                            rec.name
+                        )));
                     }
-                    let mut pending = Vec::with_capacity((j - sees) as usize);
-                    for k in sees..j {
-                        pending.push(self.point(p, states, tune, k)?);
-                    }
-                    builtins::tune::tpe(&space, t.seed, u64::from(j), &done, &pending, &settings)
+                    let loss = (rec.status == StepStatus::Succeeded)
+                        .then(|| t.objective.loss(&rec.metrics))
+                        .flatten();
+                    done.push((self.point(p, states, tune, k)?, loss));
                 }
+                let candidate = match automl {
+                    Some(a) => {
+                        let seen: Vec<(usize, Option<f64>)> =
+                            done.iter().map(|(pr, l)| (pr.candidate, *l)).collect();
+                        crate::spec::automl::choose(a.candidates.len(), j, &seen)
+                    }
+                    None => 0,
+                };
+                let mine: Vec<(Vec<Point>, Option<f64>)> = done
+                    .into_iter()
+                    .filter(|(pr, _)| pr.candidate == candidate)
+                    .map(|(pr, l)| (pr.point, l))
+                    .collect();
+                let mut pending = Vec::new();
+                for k in sees..j {
+                    let pr = self.point(p, states, tune, k)?;
+                    if pr.candidate == candidate {
+                        pending.push(pr.point);
+                    }
+                }
+                let space = t.candidate_space(candidate);
+                let seed = t.candidate_seed(candidate);
+                let point = if mine.len() < settings.startup {
+                    builtins::tune::random(&space, seed, u64::from(j))
+                } else {
+                    builtins::tune::tpe(&space, seed, u64::from(j), &mine, &pending, &settings)
+                };
+                Proposal { candidate, point }
             }
         };
-        self.memo.insert((tune, j), pt.clone());
-        Ok(pt)
+        self.memo.insert((tune, j), proposal.clone());
+        Ok(proposal)
     }
 }
 
@@ -100,9 +141,7 @@ pub(super) fn cut_short(
 ) -> Option<String> {
     let trial = step.trial.as_ref()?;
     let ti = p.step_index(&trial.tune)?;
-    let StepKind::Tune(t) = &p.steps[ti].kind else {
-        return None;
-    };
+    let t = p.steps[ti].kind.search()?;
     let start = *points.started.entry(ti).or_insert_with(Instant::now);
     let mut objectives = Vec::new();
     for k in 0..trial.index {
@@ -179,14 +218,12 @@ pub(super) fn resolved_trial(
     let ti = p
         .step_index(tune)
         .ok_or_else(|| Error::failed(format!("the plan has no tune step `{tune}`")))?;
-    let StepKind::Tune(t) = &p.steps[ti].kind else {
+    let Some(t) = p.steps[ti].kind.search() else {
         return Ok(None);
     };
-    let point = points.point(p, states, ti, *index)?;
+    let pr = points.point(p, states, ti, *index)?;
     let mut resolved = step.clone();
-    if let StepKind::Train(train) = &mut resolved.kind {
-        train.hyperparameters.extend(t.space().to_strings(&point));
-    }
+    resolved.kind = StepKind::Train(t.trial_train(pr.candidate, &pr.point));
     Ok(Some(resolved))
 }
 
@@ -204,6 +241,13 @@ pub struct TrialRow {
     pub metrics: BTreeMap<String, serde_json::Value>,
     pub failure: Option<String>,
     pub model: Option<OutputRecord>,
+    /// The algorithm it trained (an automl step's rows; `None` for a tune step).
+    pub algorithm: Option<String>,
+    /// Seconds its training took, when this engine saw it run (its record,
+    /// or the record of the run that made a cached model).
+    pub fit_seconds: Option<f64>,
+    /// What `schedule/automl.rs` measures of an automl step's models.
+    pub scored: Option<super::automl::Scored>,
 }
 
 /// Every trial of the tune step at `tune`, in index order.
@@ -213,14 +257,13 @@ pub(super) fn rows(
     states: &[StepState],
     tune: usize,
 ) -> Result<Vec<TrialRow>> {
-    let StepKind::Tune(t) = &p.steps[tune].kind else {
+    let Some(t) = p.steps[tune].kind.search() else {
         return Ok(vec![]);
     };
-    let space = t.space();
     let mut out = Vec::with_capacity(t.trials.len());
     for j in 0..t.max_jobs {
         let rec = trial_record(p, states, p.steps[tune].name(), j)?;
-        let point = points.point(p, states, tune, j)?;
+        let pr = points.point(p, states, tune, j)?;
         let objective = if rec.status == StepStatus::Succeeded {
             t.objective
                 .loss(&rec.metrics)
@@ -249,11 +292,17 @@ pub(super) fn rows(
             index: j,
             name: rec.name.clone(),
             status,
-            params: space.to_strings(&point),
+            params: t.candidate_space(pr.candidate).to_strings(&pr.point),
             objective,
             metrics: rec.metrics.clone(),
             failure,
             model: rec.outputs.get("model").cloned(),
+            algorithm: t
+                .automl
+                .as_ref()
+                .map(|a| a.candidates[pr.candidate].algorithm.clone()),
+            fit_seconds: None,
+            scored: None,
         });
     }
     // Trials after the one that met the completion criteria are not the
@@ -298,8 +347,18 @@ pub fn ranking(t: &TuneStep, rows: &[TrialRow]) -> Vec<usize> {
 /// column is a function of the trials' points and results, so the file is
 /// byte-identical whatever `max_parallel_jobs` (wall-clock times are in the
 /// run's record of each trial step).
-pub fn leaderboard_csv(t: &TuneStep, rows: &[TrialRow], order: &[usize]) -> String {
-    let params: Vec<&String> = t.ranges.keys().collect();
+pub fn leaderboard_csv(
+    t: &TuneStep,
+    rows: &[TrialRow],
+    order: &[usize],
+    blend: Option<&super::automl::Blend>,
+) -> String {
+    let names = param_names(t);
+    let params: Vec<&String> = names.iter().collect();
+    let automl = t.automl.as_ref();
+    let test_name = automl
+        .filter(|a| a.test.is_some())
+        .map(|_| t.objective.metric.replacen("validation:", "test:", 1));
     let mut metric_names: Vec<String> = rows
         .iter()
         .flat_map(|r| r.metrics.iter())
@@ -309,19 +368,66 @@ pub fn leaderboard_csv(t: &TuneStep, rows: &[TrialRow], order: &[usize]) -> Stri
     metric_names.sort();
     metric_names.dedup();
     let mut out = String::new();
-    let mut header: Vec<String> = vec![
-        "rank".into(),
-        "trial".into(),
-        "status".into(),
-        "objective".into(),
-    ];
+    let mut header: Vec<String> = vec!["rank".into(), "trial".into()];
+    if automl.is_some() {
+        header.push("algorithm".into());
+    }
+    header.extend(["status".into(), "objective".into()]);
+    if let Some(n) = &test_name {
+        header.push(csv_field(n));
+    }
+    if automl.is_some() {
+        header.push("model_bytes".into());
+    }
     header.extend(params.iter().map(|p| csv_field(p)));
-    header.extend(metric_names.iter().map(|m| csv_field(m)));
+    // A metric named like a column of ours (linear-learner reports its
+    // training `objective`) is `metric:NAME`, so that every column has one name.
+    let metric_columns: Vec<String> = metric_names
+        .iter()
+        .map(|m| {
+            if header.iter().any(|h| h == m) || params.contains(&m) || m == "failure" {
+                csv_field(&format!("metric:{m}"))
+            } else {
+                csv_field(m)
+            }
+        })
+        .collect();
+    header.extend(metric_columns);
     header.push("failure".into());
+    if automl.is_some() {
+        header.push("members".into());
+    }
     out.push_str(&header.join(","));
     out.push('\n');
+    // The ensemble leads: it is handed on only when it beats the best trial.
+    if let Some(b) = blend {
+        let mut f: Vec<String> = vec![
+            "1".into(),
+            "ensemble".into(),
+            "ensemble".into(),
+            "succeeded".into(),
+            format!("{}", b.validation),
+        ];
+        if test_name.is_some() {
+            f.push(b.scored.test.map(|v| format!("{v}")).unwrap_or_default());
+        }
+        f.push(
+            b.scored
+                .model_bytes
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        );
+        f.extend(params.iter().map(|_| String::new()));
+        f.extend(metric_names.iter().map(|_| String::new()));
+        f.push(String::new());
+        f.push(csv_field(&b.describe()));
+        out.push_str(&f.join(","));
+        out.push('\n');
+    }
+    let shift = usize::from(blend.is_some());
     for (rank, &i) in order.iter().enumerate() {
         let r = &rows[i];
+        let rank = rank + shift;
         let mut f: Vec<String> = vec![
             if r.objective.is_some() {
                 (rank + 1).to_string()
@@ -329,9 +435,30 @@ pub fn leaderboard_csv(t: &TuneStep, rows: &[TrialRow], order: &[usize]) -> Stri
                 String::new()
             },
             r.index.to_string(),
-            r.status.to_string(),
-            r.objective.map(|v| format!("{v}")).unwrap_or_default(),
         ];
+        if automl.is_some() {
+            f.push(r.algorithm.clone().unwrap_or_default());
+        }
+        f.push(r.status.to_string());
+        f.push(r.objective.map(|v| format!("{v}")).unwrap_or_default());
+        if test_name.is_some() {
+            f.push(
+                r.scored
+                    .as_ref()
+                    .and_then(|s| s.test)
+                    .map(|v| format!("{v}"))
+                    .unwrap_or_default(),
+            );
+        }
+        if automl.is_some() {
+            f.push(
+                r.scored
+                    .as_ref()
+                    .and_then(|s| s.model_bytes)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            );
+        }
         let by_name: BTreeMap<&str, &str> = r
             .params
             .iter()
@@ -350,10 +477,29 @@ pub fn leaderboard_csv(t: &TuneStep, rows: &[TrialRow], order: &[usize]) -> Stri
                 .unwrap_or_default()
         }));
         f.push(csv_field(r.failure.as_deref().unwrap_or("")));
+        if automl.is_some() {
+            f.push(String::new());
+        }
         out.push_str(&f.join(","));
         out.push('\n');
     }
     out
+}
+
+/// The tuned hyperparameters' names: a tune step's ranges, or every automl
+/// candidate's, sorted.
+pub fn param_names(t: &TuneStep) -> Vec<String> {
+    let mut names: Vec<String> = match &t.automl {
+        Some(a) => a
+            .candidates
+            .iter()
+            .flat_map(|c| c.ranges.keys().cloned())
+            .collect(),
+        None => t.ranges.keys().cloned().collect(),
+    };
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// A CSV field, quoted when it needs to be (RFC 4180).
@@ -441,9 +587,9 @@ impl super::Run {
         let plan = self.plan.clone();
         let p = &plan.pipeline;
         let step = &p.steps[i];
-        let rows = rows(points, p, states, i)?;
-        // What each trial gave, as the key sees it.
-        let given: BTreeMap<String, String> = rows
+        let mut rows = rows(points, p, states, i)?;
+        // What each trial gave, as the key sees it (and an automl step's test data).
+        let mut given: BTreeMap<String, String> = rows
             .iter()
             .map(|r| {
                 let v = match (&r.model, r.objective) {
@@ -453,6 +599,26 @@ impl super::Run {
                 (format!("trial-{}", r.index), v)
             })
             .collect();
+        if let Some(crate::spec::model::Ref {
+            target: crate::spec::model::RefTarget::Output { step: s, output },
+            ..
+        }) = t.automl.as_ref().and_then(|a| a.test.as_ref())
+            && let Some(o) = p
+                .step_index(s)
+                .and_then(|j| states[j].record.outputs.get(output))
+        {
+            given.insert("test".into(), o.digest.clone());
+        } else if let Some(crate::spec::model::Ref {
+            target: crate::spec::model::RefTarget::Input(n),
+            ..
+        }) = t.automl.as_ref().and_then(|a| a.test.as_ref())
+        {
+            let def = &p.inputs[n];
+            given.insert(
+                "test".into(),
+                super::inputs::input_digest(&self.db, &self.ws, def)?,
+            );
+        }
         let identities = given
             .iter()
             .map(|(k, d)| {
@@ -502,8 +668,19 @@ impl super::Run {
                 best.name
             )));
         };
-        let metrics = best_metrics(&rows, best);
         let started = std::time::Instant::now();
+        let best_index = best.index;
+        let mut blend = self.score_automl(i, t, states, &mut rows)?;
+        let best = &rows[best_index as usize];
+        let mut metrics = best_metrics(&rows, best);
+        if t.automl.is_some() {
+            metrics.insert("ensemble".into(), serde_json::json!(blend.is_some()));
+        }
+        if let Some(b) = &blend {
+            // The blend is what is handed on: its score is the step's objective.
+            metrics.insert("objective".into(), serde_json::json!(b.validation));
+            metrics.insert("ensemble_members".into(), serde_json::json!(b.describe()));
+        }
         let root = super::new_attempt_dir(
             &self
                 .ws
@@ -518,7 +695,19 @@ impl super::Run {
             crate::store::write_atomic(&path, bytes).map_err(|e| Error::io("write", &path, e))?;
             Ok(dir)
         };
-        let csv = leaderboard_csv(t, &rows, &order);
+        let model = match &mut blend {
+            Some(b) => {
+                let dir = crate::exec::contract::output_dir(&root, "model");
+                super::automl::save_blend(b, &dir)?;
+                let (digest, path) = self.ws.store().ingest_dir(&dir)?;
+                OutputRecord {
+                    path: path.display().to_string(),
+                    digest,
+                }
+            }
+            None => model,
+        };
+        let csv = leaderboard_csv(t, &rows, &order, blend.as_ref());
         let mut dirs = vec![(
             "leaderboard",
             write(
@@ -527,11 +716,18 @@ impl super::Run {
                 csv.as_bytes(),
             )?,
         )];
+        if t.automl.is_some() {
+            write(
+                "leaderboard",
+                super::automl::TIMINGS_FILE,
+                super::automl::timings_csv(&rows, &order, blend.as_ref()).as_bytes(),
+            )?;
+        }
         let metrics_json =
             serde_json::to_vec_pretty(&serde_json::json!({ "metrics": metrics })).expect("json");
         dirs.push(("metrics", write("metrics", "metrics.json", &metrics_json)?));
-        let html =
-            crate::report::tune::render(step.name(), t, &rows, &order).map_err(Error::failed)?;
+        let html = crate::report::tune::render(step.name(), t, &rows, &order, blend.as_ref())
+            .map_err(Error::failed)?;
         dirs.push(("report", write("report", "report.html", html.as_bytes())?));
         let store = self.ws.store();
         let mut outputs = BTreeMap::new();

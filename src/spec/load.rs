@@ -957,6 +957,7 @@ fn decode_step(
     let kind_keys: &[&str] = match kind_name.as_str() {
         "split" => &["input", "sources", "strategy", "fractions", "seed"],
         "train" | "tune" => TRAIN_KEYS,
+        "automl" => &[],
         "evaluate" => &[
             "method",
             "model",
@@ -990,10 +991,10 @@ fn decode_step(
                 .help(format!("use one of: {}", StepKind::NAMES.join(", "))));
         }
     };
-    let own: &[&str] = if kind_name.as_str() == "tune" {
-        super::tune::KEYS
-    } else {
-        &[]
+    let own: &[&str] = match kind_name.as_str() {
+        "tune" => super::tune::KEYS,
+        "automl" => super::automl::KEYS,
+        _ => &[],
     };
     let known: Vec<&str> = COMMON_STEP_KEYS
         .iter()
@@ -1018,9 +1019,29 @@ fn decode_step(
             check_placement(ctx, &f, &StepKind::Train(train.clone()), &common)?;
             StepKind::Tune(Box::new(super::tune::decode(ctx, &f, train)?))
         }
+        "automl" => {
+            let ch = decode_train_channels(ctx, f.req(ctx, "channels")?)?;
+            check_input_modes(ctx, true, &ch.refs, None, &ch.modes)?;
+            let train = TrainStep {
+                algorithm: None,
+                image: None,
+                run: Vec::new(),
+                channels: ch.refs,
+                distribution: ch.distribution,
+                channel_formats: ch.formats,
+                code: Default::default(),
+                metric_definitions: Vec::new(),
+                hyperparameters: BTreeMap::new(),
+                input_mode: InputMode::File,
+                channel_modes: ch.modes.into_iter().map(|(k, m)| (k, m.value)).collect(),
+            };
+            let t = super::automl::decode(ctx, &f, train)?;
+            check_placement(ctx, &f, &StepKind::Train(t.train.clone()), &common)?;
+            StepKind::Automl(Box::new(t))
+        }
         _ => StepKind::Command(decode_command(ctx, &f)?),
     };
-    if !matches!(kind, StepKind::Tune(_)) {
+    if kind.search().is_none() {
         check_placement(ctx, &f, &kind, &common)?;
     }
     let after = match f.get("after") {

@@ -6,6 +6,7 @@
 //! `expr` is the `when:` language; `schema` is the JSON Schema editors use.
 //! Nothing downstream sees raw YAML.
 
+pub mod automl;
 pub mod batch;
 pub mod code;
 pub mod decode;

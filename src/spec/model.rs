@@ -450,6 +450,12 @@ impl Step {
             StepKind::Command(c) => v.extend(c.inputs.iter().map(|(k, r)| (k.clone(), r))),
             // What its trials read (validated once here, resolved by each trial).
             StepKind::Tune(t) => v.extend(t.train.channels.iter().map(|(k, r)| (k.clone(), r))),
+            StepKind::Automl(t) => {
+                v.extend(t.train.channels.iter().map(|(k, r)| (k.clone(), r)));
+                if let Some(test) = t.automl.as_ref().and_then(|a| a.test.as_ref()) {
+                    v.push(("test".into(), test));
+                }
+            }
         }
         v
     }
@@ -468,7 +474,9 @@ impl Step {
             StepKind::Register(_) => vec!["version".into()],
             StepKind::Transform(_) => vec!["predictions".into()],
             StepKind::Command(c) => c.outputs.iter().map(|o| o.value.clone()).collect(),
-            StepKind::Tune(_) => super::tune::OUTPUTS.iter().map(|o| o.to_string()).collect(),
+            StepKind::Tune(_) | StepKind::Automl(_) => {
+                super::tune::OUTPUTS.iter().map(|o| o.to_string()).collect()
+            }
         }
     }
 }
@@ -484,6 +492,8 @@ pub enum StepKind {
     Transform(TransformStep),
     Command(CommandStep),
     Tune(Box<super::tune::TuneStep>),
+    /// A search over several built-ins, held as a tune step with candidates.
+    Automl(Box<super::tune::TuneStep>),
 }
 
 impl StepKind {
@@ -495,6 +505,7 @@ impl StepKind {
         "transform",
         "command",
         "tune",
+        "automl",
     ];
     pub fn name(&self) -> &'static str {
         match self {
@@ -505,6 +516,15 @@ impl StepKind {
             StepKind::Transform(_) => "transform",
             StepKind::Command(_) => "command",
             StepKind::Tune(_) => "tune",
+            StepKind::Automl(_) => "automl",
+        }
+    }
+
+    /// The search of a tune or automl step.
+    pub fn search(&self) -> Option<&super::tune::TuneStep> {
+        match self {
+            StepKind::Tune(t) | StepKind::Automl(t) => Some(t),
+            _ => None,
         }
     }
     /// Outputs every step of this kind has, for messages about references.
@@ -514,7 +534,7 @@ impl StepKind {
             "evaluate" => &["metrics", "report"],
             "register" => &["version"],
             "transform" => &["predictions"],
-            "tune" => super::tune::OUTPUTS,
+            "tune" | "automl" => super::tune::OUTPUTS,
             _ => &[],
         }
     }

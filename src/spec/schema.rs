@@ -137,6 +137,11 @@ pub fn pipeline_schema() -> Value {
         step("train", train_props.clone(), &[]),
         step("tune", tune_props(&train_props), &["ranges", "objective"]),
         step(
+            "automl",
+            automl_props(&train_props),
+            &["channels", "objective", "budget"]
+        ),
+        step(
             "evaluate",
             json!({
                 "method": {"enum": ["holdout", "kfold", "ab"]},
@@ -260,6 +265,27 @@ fn tune_props(train: &Value) -> Value {
         props.extend(t);
     }
     Value::Object(props)
+}
+
+/// An automl step's keys.
+fn automl_props(train: &Value) -> Value {
+    json!({
+        "channels": train.get("channels").cloned().unwrap_or(json!({"type": "object"})),
+        "objective": object(json!({
+            "metric": {"enum": ["validation:auc", "validation:logloss", "validation:error", "validation:mlogloss", "validation:merror", "validation:rmse", "validation:mae"],
+                "description": "decides the task: auc, logloss, error for binary classification; mlogloss, merror for multiclass; rmse, mae for regression"},
+            "type": {"enum": ["maximize", "minimize"]}
+        }), &["metric", "type"]),
+        "algorithms": {"type": "array", "items": {"enum": super::automl::ALGORITHMS}, "minItems": 1, "uniqueItems": true},
+        "budget": object(json!({
+            "trials": {"type": "integer", "minimum": 1, "maximum": super::automl::MAX_TRIALS},
+            "time": duration()
+        }), &["trials"]),
+        "max_parallel_jobs": {"type": "integer", "minimum": 1},
+        "ensemble": {"type": "boolean", "description": "try a greedy ensemble of the best models (default true)"},
+        "strategy_config": object(json!({"window": {"type": "integer", "minimum": 1}}), &[]),
+        "seed": {"type": ["integer", "string"]}
+    })
 }
 
 #[cfg(test)]

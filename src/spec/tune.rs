@@ -74,6 +74,9 @@ pub struct TuneStep {
     /// The trials' step names, in index order (set by [`expand`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trials: Vec<String>,
+    /// An automl step's candidates (`kind: automl`, see `spec/automl.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automl: Option<super::automl::AutoMl>,
 }
 
 impl TuneStep {
@@ -90,6 +93,52 @@ impl TuneStep {
     /// The search space in the compute crate's terms (parameters by name).
     pub fn space(&self) -> builtins::tune::Space {
         space_of(&self.ranges)
+    }
+
+    /// How many algorithms the search tries: an automl step's candidates, else one.
+    pub fn candidate_count(&self) -> usize {
+        self.automl.as_ref().map_or(1, |a| a.candidates.len())
+    }
+
+    /// The space of candidate `c` (a tune step has only candidate 0).
+    pub fn candidate_space(&self, c: usize) -> builtins::tune::Space {
+        match &self.automl {
+            Some(a) => a.candidates[c].space(),
+            None => self.space(),
+        }
+    }
+
+    /// The algorithm candidate `c` trains, when it is a built-in.
+    pub fn candidate_algorithm(&self, c: usize) -> Option<&str> {
+        match &self.automl {
+            Some(a) => Some(a.candidates[c].algorithm.as_str()),
+            None => self.train.algorithm.as_deref(),
+        }
+    }
+
+    /// The train step of a trial of candidate `c` at `point`.
+    pub fn trial_train(&self, c: usize, point: &[builtins::tune::Value]) -> TrainStep {
+        let mut train = self.train.clone();
+        match &self.automl {
+            Some(a) => {
+                let cand = &a.candidates[c];
+                train.algorithm = Some(cand.algorithm.clone());
+                train.hyperparameters = cand.fixed.clone();
+            }
+            None => train.hyperparameters = fixed_hyperparameters(self),
+        }
+        train
+            .hyperparameters
+            .extend(self.candidate_space(c).to_strings(point));
+        train
+    }
+
+    /// The seed candidate `c`'s points are drawn with.
+    pub fn candidate_seed(&self, c: usize) -> u64 {
+        match &self.automl {
+            Some(_) => super::automl::Candidate::seed(self.seed, c),
+            None => self.seed,
+        }
     }
 }
 
@@ -419,6 +468,7 @@ pub fn decode(ctx: &Ctx, f: &Fields, train: TrainStep) -> DResult<TuneStep> {
         completion_criteria,
         max_runtime,
         trials: Vec::new(),
+        automl: None,
     })
 }
 
@@ -647,10 +697,10 @@ fn builtin_metric_key(
         }
         "linear-learner" => {
             let predictor = fixed.get("predictor_type").map_or("", String::as_str);
-            let known: &[&str] = if predictor == "regressor" {
-                &["rmse"]
-            } else {
-                &["logloss", "accuracy"]
+            let known: &[&str] = match predictor {
+                "regressor" => &["rmse", "mae"],
+                "multiclass_classifier" => &["logloss", "accuracy", "mlogloss", "merror"],
+                _ => &["logloss", "accuracy", "auc", "error"],
             };
             if channel != "validation" || !known.contains(&name) {
                 return Err((
@@ -771,43 +821,54 @@ pub fn check(ctx: &Ctx, step: &Step, node: &Node) -> Vec<Diagnostic> {
     errors
 }
 
-/// Puts each tune step's trials before it (see the module's documentation).
+/// Puts each tune (and automl) step's trials before it (see the module's documentation).
 pub fn expand(p: &mut Pipeline) {
-    if !p.steps.iter().any(|s| matches!(s.kind, StepKind::Tune(_))) {
+    if !p.steps.iter().any(|s| s.kind.search().is_some()) {
         return;
     }
     let steps = std::mem::take(&mut p.steps);
     for mut step in steps {
-        let StepKind::Tune(t) = &step.kind else {
+        let Some(t) = step.kind.search() else {
             p.steps.push(step);
             continue;
         };
         let t = t.clone();
-        let space = t.space();
-        let fixed = fixed_hyperparameters(&t);
         let startup = builtins::tune::TpeSettings::default().startup as u32;
         let window = t.window();
         let mut names = Vec::with_capacity(t.max_jobs as usize);
         for j in 0..t.max_jobs {
             let name = trial_name(step.name(), j);
             let sees = (j + 1).saturating_sub(window);
-            let (point, sees) = match t.strategy {
-                Strategy::Grid => (Some(builtins::tune::grid(&space, u64::from(j))), None),
-                Strategy::Random => (
-                    Some(builtins::tune::random(&space, t.seed, u64::from(j))),
+            let (candidate, point, sees) = match (&t.automl, t.strategy) {
+                // Each candidate's default first; the rest are chosen as they start.
+                (Some(a), _) if (j as usize) < a.candidates.len() => {
+                    let c = j as usize;
+                    (c, Some(a.candidates[c].default_point()), None)
+                }
+                (Some(_), _) => (0, None, Some(sees)),
+                (None, Strategy::Grid) => (
+                    0,
+                    Some(builtins::tune::grid(&t.space(), u64::from(j))),
                     None,
                 ),
-                Strategy::Bayesian if sees < startup => (
-                    Some(builtins::tune::random(&space, t.seed, u64::from(j))),
+                (None, Strategy::Random) => (
+                    0,
+                    Some(builtins::tune::random(&t.space(), t.seed, u64::from(j))),
                     None,
                 ),
-                Strategy::Bayesian => (None, Some(sees)),
+                (None, Strategy::Bayesian) if sees < startup => (
+                    0,
+                    Some(builtins::tune::random(&t.space(), t.seed, u64::from(j))),
+                    None,
+                ),
+                (None, Strategy::Bayesian) => (0, None, Some(sees)),
             };
-            let mut train = t.train.clone();
-            train.hyperparameters = fixed.clone();
-            if let Some(point) = &point {
-                train.hyperparameters.extend(space.to_strings(point));
-            }
+            let train = match &point {
+                Some(point) => t.trial_train(candidate, point),
+                // Until its point is proposed, the trial is its first candidate with
+                // the fixed hyperparameters.
+                None => t.trial_train(0, &[]),
+            };
             p.steps.push(Step {
                 name: Spanned {
                     value: name.clone(),
@@ -823,7 +884,7 @@ pub fn expand(p: &mut Pipeline) {
             });
             names.push(name);
         }
-        if let StepKind::Tune(t) = &mut step.kind {
+        if let StepKind::Tune(t) | StepKind::Automl(t) = &mut step.kind {
             t.trials = names;
         }
         p.steps.push(step);
@@ -834,8 +895,8 @@ pub fn expand(p: &mut Pipeline) {
 /// The steps `step` waits for as part of a search: a tune step its trials,
 /// a bayesian trial the trials whose results it is proposed from.
 pub fn waits_for(step: &Step) -> Vec<String> {
-    match (&step.kind, &step.trial) {
-        (StepKind::Tune(t), _) => t.trials.clone(),
+    match (step.kind.search(), &step.trial) {
+        (Some(t), _) => t.trials.clone(),
         (
             _,
             Some(Trial {
@@ -851,11 +912,14 @@ pub fn waits_for(step: &Step) -> Vec<String> {
 /// Why a step of a search cannot say before the run whether it is cached:
 /// its key holds what earlier trials give.
 pub fn decided_when_it_runs(step: &Step) -> Option<String> {
-    match (&step.kind, &step.trial) {
-        (StepKind::Tune(t), _) => Some(format!(
+    match (step.kind.search(), &step.trial) {
+        (Some(t), _) => Some(format!(
             "ranks its {} trials when they have ended (cached if they all are)",
             t.max_jobs
         )),
+        (_, Some(Trial { sees: Some(0), .. })) => {
+            Some("its algorithm and point are chosen when it starts".to_string())
+        }
         (_, Some(Trial { sees: Some(n), .. })) => Some(format!(
             "its point is proposed when it starts, from the results of trials 0 to {}",
             n - 1

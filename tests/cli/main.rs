@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod automl;
 mod bad_input;
 mod batch;
 mod builtins;

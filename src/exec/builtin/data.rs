@@ -82,6 +82,22 @@ pub fn read_channel_with_ids(
     }
 }
 
+/// Reads the data at `path` (a file or a directory of parts) as `def` says
+/// (CSV with a header without one), keeping as features only the columns it
+/// chooses: as a built-in step reads channel `name`, for the engine's own use.
+pub fn read_def(
+    path: &std::path::Path,
+    def: Option<&InputDef>,
+    name: &str,
+) -> Result<Dataset, StepError> {
+    let opts = def.map_or_else(|| ReadOptions::csv_with_header(None), read_options_of);
+    let ds = read(path, &opts).map_err(StepError::from)?;
+    match def {
+        Some(d) => select_features(ds, d, name).map(|(ds, _)| ds),
+        None => Ok(ds),
+    }
+}
+
 /// Whether channel `name` is streamed through named pipes
 /// (`TrainingInputMode: Pipe` in `inputdataconfig.json`).
 pub fn pipe_mode(layout: &Layout, name: &str) -> bool {

@@ -9,6 +9,7 @@
 //! fault, 1 otherwise.
 
 mod data;
+pub use data::read_def;
 mod evaluate;
 mod nodes;
 mod register;
@@ -164,8 +165,8 @@ fn run(root: &Path) -> Result<(), StepError> {
         StepKind::Evaluate(e) => evaluate::run(&layout, e, &cfg),
         StepKind::Transform(t) => transform::run(&layout, t, &cfg),
         StepKind::Command(_) => Err(StepError::failed("a command step is not a built-in step")),
-        StepKind::Tune(_) => Err(StepError::failed(
-            "a tune step is not run as a process: the engine reads its trials",
+        StepKind::Tune(_) | StepKind::Automl(_) => Err(StepError::failed(
+            "a tune or automl step is not run as a process: the engine reads its trials",
         )),
     };
     result.map_err(|mut e| {
