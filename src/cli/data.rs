@@ -56,6 +56,15 @@ impl ReadArgs {
     }
 }
 
+/// How to get a registered artifact that is not here, when no shared store
+/// is configured (with one, its own error says what failed).
+pub(crate) fn missing_artifact_help() -> String {
+    match crate::store::remote::shared() {
+        Ok(None) => format!("\n  help: {}", crate::registry::MISSING_ARTIFACT_HELP),
+        _ => String::new(),
+    }
+}
+
 /// A model given as `registry://GROUP@SELECTOR` or a directory holding `model.json`.
 fn model_dir(model: &str, registry: Option<&str>) -> Result<PathBuf> {
     if model.starts_with("registry://") {
@@ -67,9 +76,10 @@ fn model_dir(model: &str, registry: Option<&str>) -> Result<PathBuf> {
             .local_path(&v.artifact_digest)
             .map_err(|e| {
                 Error::failed(format!(
-                    "{model} is version {}, but: {}",
+                    "{model} is version {}, but: {}{}",
                     v.version,
-                    e.to_string().trim_start_matches("error: ")
+                    e.to_string().trim_start_matches("error: "),
+                    missing_artifact_help()
                 ))
             })?;
         return Ok(dir);

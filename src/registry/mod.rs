@@ -69,6 +69,13 @@ use schema::Migration;
 /// The registry's default location, relative to the project directory.
 pub const DEFAULT_PATH: &str = ".pipeline/registry.db";
 
+/// What to do when a version's artifact is not in this workspace's store
+/// (it was registered from another workspace, which stored it there).
+pub const MISSING_ARTIFACT_HELP: &str = "the registry keeps only the artifact's digest, and the \
+    workspace that registered this version has the artifact; workspaces that share a registry \
+    share artifacts through a shared store: run them all with `--store s3://BUCKET/PREFIX` (or \
+    `store:` in .pipeline/config.yaml), see docs/registry.md";
+
 /// How long a write waits for another process's write to finish before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -812,11 +812,12 @@ impl Run {
                         .local_path(&v.artifact_digest)
                         .map_err(|e| {
                             Error::failed(format!(
-                                "`{}` is version {} (artifact {}), but: {}",
+                                "`{}` is version {} (artifact {}), but: {}{}",
                                 r.text,
                                 v.version,
                                 v.artifact_digest,
-                                e.to_string().trim_start_matches("error: ")
+                                e.to_string().trim_start_matches("error: "),
+                                crate::cli::data::missing_artifact_help()
                             ))
                         })?;
                     (path, v.artifact_digest.clone(), None)
