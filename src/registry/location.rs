@@ -273,6 +273,7 @@ mod tests {
         for url in [
             "postgres://ml@db:notaport/reg",
             "postgres://ml@db/reg?sslmode=bogus",
+            "postgres://ml@db/reg?no_such_option=1",
             "postgres:///reg",
         ] {
             let e = Location::parse(url).unwrap_err();
