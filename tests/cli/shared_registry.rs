@@ -206,6 +206,17 @@ fn two_workspaces_share_one_postgres_registry_without_lost_updates() {
         })
         .map(|v| v["version"].as_u64().unwrap())
         .expect("a version registered by workspace a");
+    // A pipeline in the workspace that stored the version reads it through
+    // the shared registry; in the other, the step says what is missing.
+    let reader = format!(
+        "name: use\nsteps:\n  peek:\n    kind: command\n    run: [sh, -c, \"cat $SM_CHANNEL_MODEL/model.txt\"]\n    inputs: {{model: \"registry://shared@{theirs}\"}}\n"
+    );
+    a.write("use.yaml", &reader);
+    a.exec(["run", "use.yaml"]).success();
+    b.write("use.yaml", &reader);
+    let out = b.exec(["run", "use.yaml"]);
+    assert_ne!(out.code, Some(0), "{out}");
+    assert!(format!("{out}").contains("--store s3://"), "{out}");
     b.write("d.csv", "x\n1\n");
     b.exec([
         "predict",
