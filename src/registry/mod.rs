@@ -303,7 +303,12 @@ impl Registry {
                 let mut attempt = 0;
                 loop {
                     attempt += 1;
-                    pg.raw_batch("BEGIN").map_err(|e| fail(what, e))?;
+                    // Read committed, whatever the server's default: each
+                    // statement after the group's lock sees what the writers
+                    // before committed (a repeatable-read snapshot, taken at
+                    // the first statement, would not).
+                    pg.raw_batch("BEGIN ISOLATION LEVEL READ COMMITTED")
+                        .map_err(|e| fail(what, e))?;
                     let result = f(pg);
                     #[cfg(test)]
                     if result.is_ok() {

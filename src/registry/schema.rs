@@ -313,8 +313,10 @@ pub(crate) fn migrate_postgres(
         _ => {}
     }
     let location = db.location.clone();
+    // Read committed, whatever the server's default, so that the statements
+    // after the lock see what a process that held it before committed.
     let begin = db.raw_batch(&format!(
-        "BEGIN; SELECT pg_advisory_xact_lock({POSTGRES_LOCK_KEY})"
+        "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({POSTGRES_LOCK_KEY})"
     ));
     begin.map_err(|e| db_error(&location, "lock the database to upgrade its schema", e))?;
     let upgraded = upgrade_postgres(db, migrations);

@@ -304,3 +304,73 @@ fn separate_processes_share_the_registry_safely(db) {
     );
 }
 }
+
+#[test]
+fn a_stricter_default_isolation_on_the_server_changes_nothing() {
+    // Writers set their own isolation: a server whose sessions default to
+    // serializable (or repeatable read, whose snapshot would hide the
+    // version committed while this writer waited for the group's lock)
+    // numbers versions the same way.
+    for level in ["serializable", "repeatable read"] {
+        let Some(db) = super::TestDb::postgres("a_stricter_default_isolation") else {
+            return;
+        };
+        let TestDbName(name) = TestDbName::of(&db);
+        db.client()
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} SET default_transaction_isolation = '{level}'"
+            ))
+            .unwrap();
+        const THREADS: usize = 6;
+        const PER_THREAD: usize = 5;
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let location = db.location();
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    let mut reg = Registry::open(location).unwrap();
+                    barrier.wait();
+                    for i in 0..PER_THREAD {
+                        let r = reg
+                            .register(&new_version("g", &format!("t{t}-{i}"), &[]), &manual())
+                            .unwrap();
+                        reg.approve("g", r.version.version, "r", None).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let reg = db.open();
+        let numbers: Vec<u32> = reg
+            .versions("g")
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(
+            numbers,
+            (1..=(THREADS * PER_THREAD) as u32).collect::<Vec<_>>(),
+            "{level}"
+        );
+        assert_eq!(
+            reg.history("g").unwrap().len(),
+            2 * THREADS * PER_THREAD,
+            "{level}"
+        );
+    }
+}
+
+/// The name of a PostgreSQL test database.
+struct TestDbName(String);
+
+impl TestDbName {
+    fn of(db: &super::TestDb) -> TestDbName {
+        match db {
+            super::TestDb::Postgres { name, .. } => TestDbName(name.clone()),
+            super::TestDb::File { .. } => panic!("not a PostgreSQL test database"),
+        }
+    }
+}
