@@ -236,14 +236,29 @@ impl fmt::Display for DbError {
             DbError::Postgres(e) => match e.as_db_error() {
                 // The server's message without the client's `db error: ` prefix.
                 Some(db) => write!(f, "{}: {}", db.severity(), db.message()),
-                // The client's own message names its cause already.
-                None => e.fmt(f),
+                None => f.write_str(&with_causes(e)),
             },
             DbError::Decode { column, message } => {
                 write!(f, "unexpected value in column {}: {message}", column + 1)
             }
         }
     }
+}
+
+/// An error's message followed by its causes' (the client's own message,
+/// such as "error connecting to server", leaves out why).
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 impl std::error::Error for DbError {

@@ -60,7 +60,9 @@ impl PostgresUrl {
                  or after the user, `USER:PASSWORD@`)",
             )
         };
-        let config: postgres::Config = url.parse().map_err(|e| bad(format!("{e}")))?;
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e: postgres::Error| bad(super::db::with_causes(&e)))?;
         if config.get_hosts().is_empty() {
             return Err(bad("it names no host".to_string()));
         }
