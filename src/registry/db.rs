@@ -600,6 +600,18 @@ mod tests {
     }
 
     #[test]
+    fn messages_carry_their_causes_once() {
+        let e = "postgres://u@h:notaport/x"
+            .parse::<postgres::Config>()
+            .unwrap_err();
+        let text = with_causes(&e);
+        assert!(text.starts_with("invalid connection string: "), "{text}");
+        assert!(text.contains("port"), "{text}");
+        let io = std::io::Error::other("refused");
+        assert_eq!(with_causes(&io), "refused");
+    }
+
+    #[test]
     fn off_runtime_works_inside_and_outside_a_runtime() {
         assert_eq!(off_runtime(|| 1), 1);
         let rt = tokio::runtime::Builder::new_current_thread()
