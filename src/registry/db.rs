@@ -11,7 +11,9 @@
 //!   transaction begins (`BEGIN IMMEDIATE`); PostgreSQL locks the rows a
 //!   writer reads with [`Sql::for_update`] (`SELECT ... FOR UPDATE` on the
 //!   model group's row), so writes to one group are serialized and writes to
-//!   different groups are not;
+//!   different groups are not; PostgreSQL write transactions are read
+//!   committed whatever the server's default, so that each statement after
+//!   the lock sees what the writers before committed;
 //! - lock timeouts, and which errors mean "held for too long, try again" or
 //!   "a conflict, run the transaction again";
 //! - the schema's text (each migration has both, see `schema.rs`) and where
@@ -27,7 +29,7 @@ use std::time::Duration;
 
 use super::location::Location;
 
-/// The statement's text for a dialect, a parameter, a row: see the module docs.
+/// Which backend a statement runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Dialect {
     Sqlite,
