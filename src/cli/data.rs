@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use builtins::data::{Format, ReadOptions, read};
 use builtins::{ColumnKind, Dataset};
 
-use super::registry::{reg_err, registry_path};
+use super::registry::{reg_err, registry_location};
 use crate::error::{Error, Result};
 use crate::spec::model::DataFormat;
 use crate::spec::source::Diagnostic;
@@ -56,20 +56,30 @@ impl ReadArgs {
     }
 }
 
+/// How to get a registered artifact that is not here, when no shared store
+/// is configured (with one, its own error says what failed).
+pub(crate) fn missing_artifact_help() -> String {
+    match crate::store::remote::shared() {
+        Ok(None) => format!("\n  help: {}", crate::registry::MISSING_ARTIFACT_HELP),
+        _ => String::new(),
+    }
+}
+
 /// A model given as `registry://GROUP@SELECTOR` or a directory holding `model.json`.
-fn model_dir(model: &str, registry: Option<&Path>) -> Result<PathBuf> {
+fn model_dir(model: &str, registry: Option<&str>) -> Result<PathBuf> {
     if model.starts_with("registry://") {
-        let path = registry_path(registry);
-        let reg = crate::registry::Registry::open_existing(&path).map_err(reg_err)?;
+        let location = registry_location(registry)?;
+        let reg = crate::registry::Registry::open_existing(location).map_err(reg_err)?;
         let v = reg.resolve_str(model).map_err(reg_err)?;
         let dir = Workspace::locate()
             .store()
             .local_path(&v.artifact_digest)
             .map_err(|e| {
                 Error::failed(format!(
-                    "{model} is version {}, but: {}",
+                    "{model} is version {}, but: {}{}",
                     v.version,
-                    e.to_string().trim_start_matches("error: ")
+                    e.to_string().trim_start_matches("error: "),
+                    missing_artifact_help()
                 ))
             })?;
         return Ok(dir);
@@ -89,7 +99,7 @@ pub fn predict(
     data: &Path,
     out: &Path,
     read_args: &ReadArgs,
-    registry: Option<&Path>,
+    registry: Option<&str>,
 ) -> Result<i32> {
     let dir = model_dir(model, registry)?;
     let m = builtins::algorithm::load(&dir).map_err(|e| Error::failed(e.to_string()))?;

@@ -144,9 +144,11 @@ pub enum Command {
     },
     /// Model registry: groups, versions, approvals, lineage.
     Registry {
-        /// The registry database (default: $PIPELINE_REGISTRY, else .pipeline/registry.db).
-        #[arg(long, global = true)]
-        registry: Option<PathBuf>,
+        /// The registry: an SQLite file, or a PostgreSQL database as
+        /// postgres://USER@HOST:PORT/DATABASE (default: $PIPELINE_REGISTRY,
+        /// else .pipeline/registry.db).
+        #[arg(long, global = true, value_name = "PATH_OR_URL")]
+        registry: Option<String>,
         #[command(subcommand)]
         command: registry::RegistryCommand,
     },
@@ -164,8 +166,10 @@ pub enum Command {
         out: PathBuf,
         #[command(flatten)]
         read: data::ReadArgs,
-        #[arg(long)]
-        registry: Option<PathBuf>,
+        /// The registry a registry:// model is resolved in: a file or a
+        /// postgres:// URL (default: $PIPELINE_REGISTRY, else .pipeline/registry.db).
+        #[arg(long, value_name = "PATH_OR_URL")]
+        registry: Option<String>,
     },
     /// Read a data file as the built-ins would and describe its columns.
     Inspect {

@@ -1,11 +1,9 @@
 //! `pipeline registry ...`: model groups, versions, approvals, lineage.
 
-use std::path::{Path, PathBuf};
-
 use clap::Subcommand;
 
 use crate::error::{Error, Result};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{Location, Registry, RegistryError};
 use crate::spec::source::Diagnostic;
 use crate::store::Workspace;
 
@@ -68,15 +66,26 @@ pub enum RegistryCommand {
     },
 }
 
-/// The registry file: `--registry`, else `$PIPELINE_REGISTRY`, else the workspace's.
-pub fn registry_path(flag: Option<&Path>) -> PathBuf {
-    if let Some(p) = flag {
-        return p.to_path_buf();
-    }
-    if let Some(p) = std::env::var_os("PIPELINE_REGISTRY").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    Workspace::locate().registry_path()
+/// The registry: `--registry`, else `$PIPELINE_REGISTRY`, else the
+/// workspace's file; each a file path or a `postgres://` URL. A URL that is
+/// not usable is the user's mistake (exit code 2).
+pub fn registry_location(flag: Option<&str>) -> Result<Location> {
+    let (text, from) = match flag {
+        Some(f) => (f.to_string(), "--registry"),
+        None => match std::env::var_os("PIPELINE_REGISTRY").filter(|p| !p.is_empty()) {
+            Some(p) => (
+                p.into_string().map_err(|p| {
+                    Error::invalid(Diagnostic::new(format!(
+                        "PIPELINE_REGISTRY is not valid UTF-8: {}",
+                        p.to_string_lossy()
+                    )))
+                })?,
+                "PIPELINE_REGISTRY",
+            ),
+            None => return Ok(Location::File(Workspace::locate().registry_path())),
+        },
+    };
+    Location::parse(&text).map_err(|e| Error::invalid(Diagnostic::new(format!("{from}: {e}"))))
 }
 
 /// A registry error as the engine's error (keeping its exit code).
@@ -111,16 +120,12 @@ fn print_json<T: serde::Serialize>(v: &T) {
     outln!("{}", serde_json::to_string_pretty(v).expect("json"));
 }
 
-pub fn run(cmd: RegistryCommand, path: Option<&Path>) -> Result<i32> {
-    let path = registry_path(path);
+pub fn run(cmd: RegistryCommand, flag: Option<&str>) -> Result<i32> {
+    let location = registry_location(flag)?;
+    let path = &location;
     let open_existing = || -> Result<Registry> {
-        if !path.exists() {
-            return Err(Error::invalid(
-                Diagnostic::new(format!("no model registry at {}", path.display()))
-                    .help("a `kind: register` step creates it; or point --registry / PIPELINE_REGISTRY at an existing one"),
-            ));
-        }
-        Registry::open_existing(&path).map_err(reg_err)
+        no_registry_yet(&location)?;
+        Registry::open_existing(location.clone()).map_err(reg_err)
     };
     match cmd {
         RegistryCommand::Groups { json } => {
@@ -246,14 +251,14 @@ pub fn run(cmd: RegistryCommand, path: Option<&Path>) -> Result<i32> {
             by,
             note,
             json,
-        } => return review(&path, true, &group, version, by, note, json),
+        } => return review(path, true, &group, version, by, note, json),
         RegistryCommand::Reject {
             group,
             version,
             by,
             note,
             json,
-        } => return review(&path, false, &group, version, by, note, json),
+        } => return review(path, false, &group, version, by, note, json),
         RegistryCommand::History { group, json } => {
             let reg = open_existing()?;
             let h = reg.history(&group).map_err(reg_err)?;
@@ -339,8 +344,19 @@ pub fn run(cmd: RegistryCommand, path: Option<&Path>) -> Result<i32> {
     Ok(0)
 }
 
+/// Refuses a registry file that does not exist, saying how one is made.
+fn no_registry_yet(location: &Location) -> Result<()> {
+    match location.as_path() {
+        Some(path) if !path.exists() => Err(Error::invalid(
+            Diagnostic::new(format!("no model registry at {}", path.display()))
+                .help("a `kind: register` step creates it; or point --registry / PIPELINE_REGISTRY at an existing one"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn review(
-    path: &Path,
+    path: &Location,
     approve: bool,
     group: &str,
     version: u32,
@@ -348,13 +364,8 @@ fn review(
     note: Option<String>,
     json: bool,
 ) -> Result<i32> {
-    if !path.exists() {
-        return Err(Error::invalid(Diagnostic::new(format!(
-            "no model registry at {}",
-            path.display()
-        ))));
-    }
-    let mut reg = Registry::open(path).map_err(reg_err)?;
+    no_registry_yet(path)?;
+    let mut reg = Registry::open_existing(path.clone()).map_err(reg_err)?;
     let by = by.unwrap_or_else(os_user);
     let t = if approve {
         reg.approve(group, version, &by, note.as_deref())

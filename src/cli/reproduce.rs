@@ -88,7 +88,13 @@ pub fn reproduce(id: &str, verify: bool, jobs: Option<usize>, json: bool) -> Res
     let prepared = (|| -> Result<(RunsDb, Lock)> {
         prepare_registry(&ws, &scratch, &recorded)?;
         let sdb = RunsDb::open(&scratch.ws.db_path())?;
-        let now = take_lock(&loaded, &scratch.ws, Some(&sdb), &scratch.registry, &pins)?;
+        let now = take_lock(
+            &loaded,
+            &scratch.ws,
+            Some(&sdb),
+            &crate::registry::Location::File(scratch.registry.clone()),
+            &pins,
+        )?;
         let remedy = format!(
             "run {} cannot be reproduced so; restore what it read, or run the pipeline anew",
             rec.id
@@ -150,7 +156,7 @@ pub fn reproduce(id: &str, verify: bool, jobs: Option<usize>, json: bool) -> Res
             no_cache: true,
             backend,
             previous: BTreeMap::new(),
-            registry_path: scratch.registry.clone(),
+            registry: crate::registry::Location::File(scratch.registry.clone()),
             registry_pins: pins,
             locked_inputs: locked_inputs(&recorded),
         },
@@ -302,9 +308,10 @@ fn check_inputs(
 /// `registry://` references resolve and register steps register (into the
 /// copy); with the artifacts of the models the run read in the scratch store.
 fn prepare_registry(ws: &Workspace, scratch: &Scratch, recorded: &Lock) -> Result<()> {
-    let registry = super::registry::registry_path(None);
-    if registry.exists() {
-        Registry::open_existing(&registry)
+    let registry = super::registry::registry_location(None)?;
+    let exists = registry.as_path().is_none_or(Path::exists);
+    if exists {
+        Registry::open_existing(registry)
             .and_then(|r| r.copy_to(&scratch.registry))
             .map_err(super::registry::reg_err)?;
     }

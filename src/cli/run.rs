@@ -14,6 +14,7 @@ use crate::exec::Backend;
 use crate::exec::Dispatch;
 use crate::exec::docker::DockerBackend;
 use crate::exec::local::LocalBackend;
+use crate::registry::Location;
 use crate::repro::lock::{self, Lock, LockFile};
 use crate::runs::{
     LockState, RunLock, RunOptionsRecord, RunRecord, RunStatus, RunsDb, new_run_id, now_rfc3339,
@@ -109,7 +110,7 @@ pub fn run(file: &Path, params: &ParamArgs, args: RunArgs) -> Result<i32> {
     let ws = Workspace::locate();
     let mut overrides =
         crate::spec::params::parse_overrides(&params.params).map_err(Error::invalid)?;
-    let registry_path = super::registry::registry_path(None);
+    let registry = super::registry::registry_location(None)?;
     let (lock_path, lock_name) = lock::beside(file);
     let recorded = if locked {
         Some(locked_entry(file, &lock_path, &lock_name, &loaded.source)?)
@@ -129,7 +130,7 @@ pub fn run(file: &Path, params: &ParamArgs, args: RunArgs) -> Result<i32> {
         ws.create_dirs()?;
         Some(RunsDb::open(&ws.db_path())?)
     };
-    let lock = take_lock(&loaded, &ws, db.as_ref(), &registry_path, &BTreeMap::new())?;
+    let lock = take_lock(&loaded, &ws, db.as_ref(), &registry, &BTreeMap::new())?;
     if let Some(recorded) = &recorded {
         let remedy = format!(
             "run without --locked to run with what changed and update {}",
@@ -203,7 +204,7 @@ pub fn run(file: &Path, params: &ParamArgs, args: RunArgs) -> Result<i32> {
             no_cache,
             backend,
             previous: BTreeMap::new(),
-            registry_path,
+            registry,
             registry_pins: BTreeMap::new(),
             locked_inputs: locked_inputs(&lock),
         },
@@ -244,13 +245,13 @@ fn locked_entry(
 }
 
 /// Takes the lock of a loaded pipeline: its inputs digested (remembered in
-/// `db` when given), its `registry://` models resolved in `registry_path`
+/// `db` when given), its `registry://` models resolved in `registry`
 /// (held to `pins`), its images looked up on the Docker Engine.
 pub(super) fn take_lock(
     loaded: &Loaded,
     ws: &Workspace,
     db: Option<&RunsDb>,
-    registry_path: &Path,
+    registry: &Location,
     pins: &BTreeMap<String, u32>,
 ) -> Result<Lock> {
     let p = &loaded.pipeline;
@@ -265,7 +266,7 @@ pub(super) fn take_lock(
     };
     let facts = lock::Facts {
         inputs: lock::input_digests(p, ws, db)?,
-        models: lock::model_versions(p, registry_path, pins),
+        models: lock::model_versions(p, registry, pins),
         images,
     };
     lock::take(p, &loaded.source.text, facts, db)
@@ -290,7 +291,7 @@ pub(super) struct Execution {
     pub backend: Arc<dyn Backend>,
     /// The records of the run being resumed.
     pub previous: BTreeMap<String, crate::runs::StepRecord>,
-    pub registry_path: PathBuf,
+    pub registry: Location,
     pub registry_pins: BTreeMap<String, u32>,
     /// The input digests of the run's lock, which its steps must read.
     pub locked_inputs: BTreeMap<String, String>,
@@ -316,7 +317,7 @@ pub(super) fn run_steps(x: Execution, shell: &mut Shell) -> Result<(RunSummary, 
         no_cache: x.no_cache,
         backend: x.backend,
         previous: x.previous,
-        registry_path: x.registry_path,
+        registry: x.registry,
         log_tx: None,
         image_ids: BTreeMap::new(),
         registry_pins: x.registry_pins,
@@ -458,7 +459,7 @@ pub fn resume(id: &str, jobs: Option<usize>, json: bool) -> Result<i32> {
             no_cache: rec.options.no_cache,
             backend,
             previous,
-            registry_path: super::registry::registry_path(None),
+            registry: super::registry::registry_location(None)?,
             registry_pins: BTreeMap::new(),
             // What the first engine read may have changed since: the steps
             // still to run read the data as it is now (as before locks).

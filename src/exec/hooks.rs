@@ -4,20 +4,32 @@
 //!
 //! Hooks come from the pipeline file (`on_approved:`, for versions its
 //! register step approves) and from `registry.yaml` beside the registry
-//! database (for every approval, by a policy or a person). A failing hook is
-//! reported but does not undo the approval.
+//! database (for every approval, by a policy or a person); for a PostgreSQL
+//! registry, which has no file to be beside, the workspace's
+//! `.pipeline/registry.yaml`. A failing hook is reported but does not undo
+//! the approval.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use crate::registry::{ModelVersion, hook_env};
+use crate::registry::{Location, ModelVersion, hook_env};
 use crate::spec::source::Source;
 use crate::spec::yaml::{self, NodeKind};
 
-/// The hooks configured beside the registry at `registry_path`.
-pub fn registry_hooks(registry_path: &Path) -> Vec<String> {
-    let cfg = registry_path.with_file_name("registry.yaml");
+/// Where the registry-wide hooks of the registry at `location` are configured.
+pub fn registry_hooks_file(location: &Location) -> PathBuf {
+    match location {
+        Location::File(path) => path.with_file_name("registry.yaml"),
+        Location::Postgres(_) => crate::store::Workspace::locate()
+            .registry_path()
+            .with_file_name("registry.yaml"),
+    }
+}
+
+/// The hooks configured for the registry at `location`.
+pub fn registry_hooks(location: &Location) -> Vec<String> {
+    let cfg = registry_hooks_file(location);
     let Ok(text) = std::fs::read_to_string(&cfg) else {
         return vec![];
     };
@@ -52,12 +64,12 @@ pub fn registry_hooks(registry_path: &Path) -> Vec<String> {
 }
 
 /// Runs every hook for `version`; reports failures on stderr.
-pub fn run_on_approved(registry_path: &Path, pipeline_hooks: &[String], version: &ModelVersion) {
+pub fn run_on_approved(location: &Location, pipeline_hooks: &[String], version: &ModelVersion) {
     let env = hook_env(version);
     for cmd in pipeline_hooks
         .iter()
         .cloned()
-        .chain(registry_hooks(registry_path))
+        .chain(registry_hooks(location))
     {
         eprintln!("on_approved: {cmd}");
         match Command::new("sh").arg("-c").arg(&cmd).envs(&env).status() {

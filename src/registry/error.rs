@@ -10,7 +10,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::db::DbError;
 use super::expr::ExprError;
+use super::location::Location;
 use super::model::Status;
 
 /// Everything that can go wrong in the registry.
@@ -48,27 +50,29 @@ pub enum RegistryError {
         versions: Vec<(u32, Status)>,
     },
     /// The file is not an SQLite database, or its pages are damaged.
-    Corrupt { path: PathBuf, detail: String },
-    /// The file is an SQLite database written by something else.
-    Foreign { path: PathBuf, detail: String },
+    Corrupt { location: Location, detail: String },
+    /// The file or PostgreSQL database holds something else than a registry.
+    Foreign { location: Location, detail: String },
     /// The database was written by a newer release with a schema this one does not know.
     TooNew {
-        path: PathBuf,
+        location: Location,
         found: u32,
         supported: u32,
     },
+    /// The PostgreSQL server could not be reached, or refused the connection.
+    Unreachable { location: Location, source: DbError },
     /// The database could not be created or its directory could not be made.
     Io {
         path: PathBuf,
         action: &'static str,
         source: std::io::Error,
     },
-    /// SQLite reported an error that is none of the above (locked for too long,
-    /// disk full, read-only file, ...).
+    /// The database reported an error that is none of the above (locked for
+    /// too long, disk full, read-only file, connection lost, ...).
     Database {
-        path: PathBuf,
+        location: Location,
         action: &'static str,
-        source: rusqlite::Error,
+        source: DbError,
     },
 }
 
@@ -189,28 +193,40 @@ impl fmt::Display for RegistryError {
                     list.join(", ")
                 )
             }
-            RegistryError::Corrupt { path, detail } => write!(
+            RegistryError::Corrupt { location, detail } => write!(
                 f,
-                "read the registry database {}: the file is not a readable registry ({detail})\n  \
-                 help: move the file aside to start a new registry, or restore it from a backup",
-                path.display()
+                "read the registry database {location}: the file is not a readable registry ({detail})\n  \
+                 help: move the file aside to start a new registry, or restore it from a backup"
             ),
-            RegistryError::Foreign { path, detail } => write!(
-                f,
-                "open {} as the registry database: it belongs to another program ({detail})\n  \
-                 help: point the registry at another path, or move that file aside",
-                path.display()
-            ),
+            RegistryError::Foreign { location, detail } => match location {
+                Location::File(_) => write!(
+                    f,
+                    "open {location} as the registry database: it belongs to another program ({detail})\n  \
+                     help: point the registry at another path, or move that file aside"
+                ),
+                Location::Postgres(_) => write!(
+                    f,
+                    "open {location} as the registry database: it holds another program's tables ({detail})\n  \
+                     help: point the registry at a database of its own (`CREATE DATABASE ...`), \
+                     or at an empty one"
+                ),
+            },
             RegistryError::TooNew {
-                path,
+                location,
                 found,
                 supported,
             } => write!(
                 f,
-                "open the registry database {}: its schema version {found} is newer than the \
+                "open the registry database {location}: its schema version {found} is newer than the \
                  newest this release knows ({supported})\n  help: upgrade `pipeline` to a release \
-                 that wrote this database",
-                path.display()
+                 that wrote this database"
+            ),
+            RegistryError::Unreachable { location, source } => write!(
+                f,
+                "connect to the registry database {location}: {source}\n  help: check that the \
+                 PostgreSQL server is running and reachable from here, that the user, password \
+                 (PGPASSWORD) and database in the URL are right, and that the server accepts \
+                 connections from this host (pg_hba.conf)"
             ),
             RegistryError::Io {
                 path,
@@ -218,19 +234,21 @@ impl fmt::Display for RegistryError {
                 source,
             } => write!(f, "{action} {}: {source}", path.display()),
             RegistryError::Database {
-                path,
+                location,
                 action,
                 source,
             } => {
-                write!(
-                    f,
-                    "{action} in the registry database {}: {source}",
-                    path.display()
-                )?;
-                if is_busy(source) {
+                write!(f, "{action} in the registry database {location}: {source}")?;
+                if source.is_busy() {
                     write!(
                         f,
                         "\n  help: another process held the database for too long; try again"
+                    )?;
+                } else if source.is_connection() {
+                    write!(
+                        f,
+                        "\n  help: the connection to the PostgreSQL server failed; check that it \
+                         is running and reachable, then try again"
                     )?;
                 }
                 Ok(())
@@ -239,18 +257,12 @@ impl fmt::Display for RegistryError {
     }
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
-}
-
 impl std::error::Error for RegistryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RegistryError::Io { source, .. } => Some(source),
             RegistryError::Database { source, .. } => Some(source),
+            RegistryError::Unreachable { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -262,24 +274,24 @@ impl From<ExprError> for RegistryError {
     }
 }
 
-/// Classifies an SQLite error on the database at `path`: damaged files become
+/// Classifies a database error at `location`: damaged files become
 /// [`RegistryError::Corrupt`] so the user is told what to do with the file.
 pub(crate) fn db_error(
-    path: &std::path::Path,
+    location: &Location,
     action: &'static str,
-    e: rusqlite::Error,
+    e: impl Into<DbError>,
 ) -> RegistryError {
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
-            RegistryError::Corrupt {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            }
+    let e = e.into();
+    if e.is_corrupt() {
+        RegistryError::Corrupt {
+            location: location.clone(),
+            detail: e.to_string(),
         }
-        _ => RegistryError::Database {
-            path: path.to_path_buf(),
+    } else {
+        RegistryError::Database {
+            location: location.clone(),
             action,
             source: e,
-        },
+        }
     }
 }

@@ -1,13 +1,13 @@
 //! Reads for the command line and for resolving references: groups, versions,
 //! one version, the audit trail, and the difference between two versions.
 //!
-//! Reads take no write lock; in WAL mode they see the last committed state and
-//! never wait for a writer.
+//! Reads take no write lock; they see the last committed state and never
+//! wait for a writer (SQLite in WAL mode; PostgreSQL's snapshots).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Registry;
-use rusqlite::OptionalExtension;
+use super::db::{Param, params};
 
 use super::error::RegistryError;
 use super::model::{
@@ -22,45 +22,47 @@ impl Registry {
     /// `group` version `version` (none for versions registered before they
     /// were recorded).
     pub fn pipeline_hooks(&self, group: &str, version: u32) -> Result<Vec<String>, RegistryError> {
-        let text: Option<String> = self
-            .conn
-            .query_row(
+        self.read(|db| {
+            let action = "read the version's on_approved hooks";
+            let row = db.query_opt(
+                action,
                 "SELECT h.on_approved FROM version_hooks h \
                  JOIN model_versions v ON v.id = h.version_id \
                  JOIN model_groups g ON g.id = v.group_id \
                  WHERE g.name = ?1 AND v.version = ?2",
-                rusqlite::params![group, version],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.db("read the version's on_approved hooks", e))?;
-        Ok(text
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default())
+                params![group, version],
+            )?;
+            let text = row
+                .map(|r| db.decode_row(action, &r, |r| r.text(0)))
+                .transpose()?;
+            Ok(text
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default())
+        })
     }
 
     /// Every group, by name, with its version count, newest and newest Approved version.
     pub fn groups(&self) -> Result<Vec<GroupSummary>, RegistryError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        self.read(|db| {
+            let action = "list the model groups";
+            let rows = db.query(
+                action,
                 "SELECT g.name, g.created_at, COUNT(v.id), MAX(v.version), \
                  MAX(CASE WHEN v.status = 'Approved' THEN v.version END) \
                  FROM model_groups g LEFT JOIN model_versions v ON v.group_id = g.id \
                  GROUP BY g.id ORDER BY g.name",
-            )
-            .map_err(|e| self.db("list the model groups", e))?;
-        stmt.query_map([], |r| {
-            Ok(GroupSummary {
-                name: r.get(0)?,
-                created_at: r.get(1)?,
-                version_count: r.get(2)?,
-                latest_version: r.get(3)?,
-                approved_version: r.get(4)?,
+                params![],
+            )?;
+            db.decode(action, rows, |r| {
+                Ok(GroupSummary {
+                    name: r.text(0)?,
+                    created_at: r.text(1)?,
+                    version_count: r.u32(2)?,
+                    latest_version: r.opt_u32(3)?,
+                    approved_version: r.opt_u32(4)?,
+                })
             })
         })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| self.db("list the model groups", e))
     }
 
     /// The versions of `group`, oldest first.
@@ -82,32 +84,33 @@ impl Registry {
     }
 
     fn full_versions(&self, group: &str) -> Result<Vec<ModelVersion>, RegistryError> {
-        let gid = rows::group_id(&self.conn, &self.path, group)?;
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {VERSION_COLUMNS} FROM model_versions v \
-                 JOIN model_groups g ON g.id = v.group_id \
-                 WHERE v.group_id = ?1 ORDER BY v.version"
-            ))
-            .map_err(|e| self.db("list the versions", e))?;
-        stmt.query_map([gid], rows::version_from_row)
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.db("list the versions", e))
+        self.read(|db| {
+            let gid = rows::group_id(db, group, false)?;
+            let action = "list the versions";
+            let rows = db.query(
+                action,
+                &format!(
+                    "SELECT {VERSION_COLUMNS} FROM model_versions v \
+                     JOIN model_groups g ON g.id = v.group_id \
+                     WHERE v.group_id = ?1 ORDER BY v.version"
+                ),
+                params![gid],
+            )?;
+            db.decode(action, rows, rows::version_from_row)
+        })
     }
 
     /// Version `version` of `group` with all its lineage.
     pub fn version(&self, group: &str, version: u32) -> Result<ModelVersion, RegistryError> {
-        Ok(rows::load_version(&self.conn, &self.path, group, version)?.1)
+        self.read(|db| Ok(rows::load_version(db, group, version)?.1))
     }
 
     /// The audit trail of `group`, oldest first.
     pub fn history(&self, group: &str) -> Result<Vec<AuditEntry>, RegistryError> {
-        let gid = rows::group_id(&self.conn, &self.path, group)?;
-        self.audit(
-            "WHERE v.group_id = ?1 ORDER BY a.id",
-            rusqlite::params![gid],
-        )
+        self.read(|db| {
+            let gid = rows::group_id(db, group, false)?;
+            audit(db, "WHERE v.group_id = ?1 ORDER BY a.id", params![gid])
+        })
     }
 
     /// The audit trail of one version, oldest first.
@@ -116,29 +119,10 @@ impl Registry {
         group: &str,
         version: u32,
     ) -> Result<Vec<AuditEntry>, RegistryError> {
-        let (id, _) = rows::load_version(&self.conn, &self.path, group, version)?;
-        self.audit(
-            "WHERE a.version_id = ?1 ORDER BY a.id",
-            rusqlite::params![id],
-        )
-    }
-
-    fn audit(
-        &self,
-        filter: &str,
-        params: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<AuditEntry>, RegistryError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {AUDIT_COLUMNS} FROM audit_events a \
-                 JOIN model_versions v ON v.id = a.version_id \
-                 JOIN model_groups g ON g.id = v.group_id {filter}"
-            ))
-            .map_err(|e| self.db("read the audit trail", e))?;
-        stmt.query_map(params, rows::audit_from_row)
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.db("read the audit trail", e))
+        self.read(|db| {
+            let (id, _) = rows::load_version(db, group, version)?;
+            audit(db, "WHERE a.version_id = ?1 ORDER BY a.id", params![id])
+        })
     }
 
     /// The version a reference names. `@approved` without an approved version
@@ -147,8 +131,8 @@ impl Registry {
         let group = &reference.group;
         match reference.selector {
             Selector::Version(n) => self.version(group, n),
-            Selector::Latest | Selector::Approved => {
-                let gid = rows::group_id(&self.conn, &self.path, group)?;
+            Selector::Latest | Selector::Approved => self.read(|db| {
+                let gid = rows::group_id(db, group, false)?;
                 let any_status = reference.selector == Selector::Latest;
                 // Two statements rather than one with an `OR`, so that each
                 // is a single lookup in an index.
@@ -157,27 +141,28 @@ impl Registry {
                 } else {
                     "AND v.status = 'Approved'"
                 };
-                let found = self
-                    .conn
-                    .prepare_cached(&format!(
+                let action = "resolve the reference";
+                let found = db.query_opt(
+                    action,
+                    &format!(
                         "SELECT {VERSION_COLUMNS} FROM model_versions v \
                          JOIN model_groups g ON g.id = v.group_id \
                          WHERE v.group_id = ?1 {status_filter} \
                          ORDER BY v.version DESC LIMIT 1"
-                    ))
-                    .and_then(|mut stmt| stmt.query_row([gid], rows::version_from_row).optional())
-                    .map_err(|e| self.db("resolve the reference", e))?;
+                    ),
+                    params![gid],
+                )?;
                 match found {
-                    Some(v) => Ok(v),
+                    Some(r) => db.decode_row(action, &r, rows::version_from_row),
                     None if any_status => Err(RegistryError::invalid(format!(
                         "model group `{group}` has no versions yet"
                     ))),
                     None => Err(RegistryError::NoApprovedVersion {
                         group: group.clone(),
-                        versions: rows::version_statuses(&self.conn, &self.path, gid)?,
+                        versions: rows::version_statuses(db, gid)?,
                     }),
                 }
-            }
+            }),
         }
     }
 
@@ -243,6 +228,24 @@ impl Registry {
             tags: map_diff(&a.tags, &b.tags),
         })
     }
+}
+
+fn audit(
+    db: &mut dyn super::db::Sql,
+    filter: &str,
+    params: &[Param<'_>],
+) -> Result<Vec<AuditEntry>, RegistryError> {
+    let action = "read the audit trail";
+    let rows = db.query(
+        action,
+        &format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events a \
+             JOIN model_versions v ON v.id = a.version_id \
+             JOIN model_groups g ON g.id = v.group_id {filter}"
+        ),
+        params,
+    )?;
+    db.decode(action, rows, rows::audit_from_row)
 }
 
 fn union<'a, V>(a: &'a BTreeMap<String, V>, b: &'a BTreeMap<String, V>) -> BTreeSet<&'a String> {

@@ -5,8 +5,7 @@
 //! writes nothing and says so, so `approve` can be repeated safely and an
 //! `on_approved` hook runs once.
 
-use rusqlite::TransactionBehavior;
-
+use super::db::params;
 use super::error::RegistryError;
 use super::model::{Action, Status, Transition};
 use super::rows;
@@ -50,49 +49,37 @@ impl Registry {
             ));
         }
         let note = note.filter(|n| !n.trim().is_empty());
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| super::error::db_error(&path, "lock the database to review", e))?;
-        let (id, mut current) = rows::load_version(&tx, &path, group, version)?;
-        let from = current.status;
-        if from == to {
-            return Ok(Transition {
+        self.write("lock the database to review", |tx| {
+            // The group's lock first: a concurrent review of the same version
+            // waits here and then sees this one's result.
+            let gid = rows::group_id(tx, group, true)?;
+            let (id, mut current) = rows::load_version_in(tx, gid, group, version)?;
+            let from = current.status;
+            if from == to {
+                return Ok(Transition {
+                    version: current,
+                    from_status: from,
+                    to_status: to,
+                    changed: false,
+                });
+            }
+            tx.execute(
+                "update the status",
+                "UPDATE model_versions SET status = ?1 WHERE id = ?2",
+                params![to.as_str(), id],
+            )?;
+            let action = match to {
+                Status::Approved => Action::Approve,
+                _ => Action::Reject,
+            };
+            rows::append_audit(tx, id, &now_rfc3339(), by, action, Some(from), to, note)?;
+            current.status = to;
+            Ok(Transition {
                 version: current,
                 from_status: from,
                 to_status: to,
-                changed: false,
-            });
-        }
-        tx.execute(
-            "UPDATE model_versions SET status = ?1 WHERE id = ?2",
-            rusqlite::params![to.as_str(), id],
-        )
-        .map_err(|e| super::error::db_error(&path, "update the status", e))?;
-        let action = match to {
-            Status::Approved => Action::Approve,
-            _ => Action::Reject,
-        };
-        rows::append_audit(
-            &tx,
-            &path,
-            id,
-            &now_rfc3339(),
-            by,
-            action,
-            Some(from),
-            to,
-            note,
-        )?;
-        tx.commit()
-            .map_err(|e| super::error::db_error(&path, "commit the review", e))?;
-        current.status = to;
-        Ok(Transition {
-            version: current,
-            from_status: from,
-            to_status: to,
-            changed: true,
+                changed: true,
+            })
         })
     }
 }

@@ -310,11 +310,11 @@ pub fn input_digests(
 }
 
 /// Each `registry://` reference the steps read, resolved in the registry at
-/// `registry_path` (held to `pins`, by reference text, when given). A
+/// `registry` (held to `pins`, by reference text, when given). A
 /// reference that does not resolve now is left out: its step fails saying why.
 pub fn model_versions(
     p: &Pipeline,
-    registry_path: &Path,
+    registry: &crate::registry::Location,
     pins: &BTreeMap<String, u32>,
 ) -> BTreeMap<String, LockedModel> {
     let mut out = BTreeMap::new();
@@ -327,10 +327,10 @@ pub fn model_versions(
             _ => None,
         })
         .collect();
-    if refs.is_empty() || !registry_path.exists() {
+    if refs.is_empty() {
         return out;
     }
-    let Ok(reg) = Registry::open_existing(registry_path) else {
+    let Ok(reg) = Registry::open_existing(registry.clone()) else {
         return out;
     };
     for (text, mut reg_ref) in refs {

@@ -155,7 +155,8 @@ pub struct Run {
     /// Records of the run being resumed: steps done there are not run again.
     pub previous: BTreeMap<String, StepRecord>,
     /// The model registry database `registry://` references and register steps use.
-    pub registry_path: PathBuf,
+    /// The registry `registry://` inputs resolve in and register steps write to.
+    pub registry: crate::registry::Location,
     /// Steps' output lines, as they come (set while the run executes).
     pub log_tx: Option<crate::exec::LogSink>,
     /// The Docker Engine's image ID for each user image a docker step names
@@ -812,11 +813,12 @@ impl Run {
                         .local_path(&v.artifact_digest)
                         .map_err(|e| {
                             Error::failed(format!(
-                                "`{}` is version {} (artifact {}), but: {}",
+                                "`{}` is version {} (artifact {}), but: {}{}",
                                 r.text,
                                 v.version,
                                 v.artifact_digest,
-                                e.to_string().trim_start_matches("error: ")
+                                e.to_string().trim_start_matches("error: "),
+                                crate::cli::data::missing_artifact_help()
                             ))
                         })?;
                     (path, v.artifact_digest.clone(), None)
@@ -843,8 +845,8 @@ impl Run {
         states: &[StepState],
     ) -> Result<serde_json::Value> {
         let p = self.plan.pipeline.clone();
-        let registry =
-            std::path::absolute(&self.registry_path).unwrap_or_else(|_| self.registry_path.clone());
+        // A step runs in another directory: a file path must be absolute.
+        let registry = self.registry.absolute().to_arg();
         let mut facts = serde_json::json!({
             "run_id": self.run_id,
             "pipeline": p.name,
@@ -957,13 +959,15 @@ impl Run {
             }
             None => reg_ref,
         };
-        if !self.registry_path.exists() {
+        if let Some(path) = self.registry.as_path()
+            && !path.exists()
+        {
             return Err(Error::failed(format!(
                 "resolve `{text}`: there is no model registry at {} yet (a `kind: register` step creates it)",
-                self.registry_path.display()
+                path.display()
             )));
         }
-        let reg = crate::registry::Registry::open_existing(&self.registry_path)
+        let reg = crate::registry::Registry::open_existing(self.registry.clone())
             .map_err(|e| Error::failed(format!("resolve `{text}`: {e}")))?;
         reg.resolve(reg_ref)
             .map_err(|e| Error::failed(format!("resolve `{text}`: {e}")))

@@ -26,6 +26,7 @@ mod runs;
 mod s3;
 mod sagemaker;
 mod schedule;
+mod shared_registry;
 mod signals;
 mod trust_engine;
 mod tune;

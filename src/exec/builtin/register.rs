@@ -30,7 +30,7 @@ fn lower_is_better(metric: &str) -> bool {
 pub fn run(layout: &Layout, r: &RegisterStep, cfg: &StepConfig) -> Result<(), StepError> {
     let x = &cfg.extra;
     let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    let registry_path = s(&x["registry"]);
+    let registry = crate::registry::Location::parse(&s(&x["registry"])).map_err(reg_err)?;
     let digest = x["input_digests"]["model"]
         .as_str()
         .ok_or_else(|| StepError::failed("the engine passed no digest for the model"))?;
@@ -93,7 +93,7 @@ pub fn run(layout: &Layout, r: &RegisterStep, cfg: &StepConfig) -> Result<(), St
         )
         .map_err(reg_err)?,
     };
-    let mut reg = Registry::open(&registry_path).map_err(reg_err)?;
+    let mut reg = Registry::open(registry.clone()).map_err(reg_err)?;
     let done = reg.register(&new, &policy).map_err(reg_err)?;
     let v = &done.version;
     if done.created {
@@ -109,11 +109,7 @@ pub fn run(layout: &Layout, r: &RegisterStep, cfg: &StepConfig) -> Result<(), St
         println!("approval: {}", d.reason);
     }
     if done.became_approved() {
-        crate::exec::hooks::run_on_approved(
-            std::path::Path::new(&registry_path),
-            &new.on_approved,
-            v,
-        );
+        crate::exec::hooks::run_on_approved(&registry, &new.on_approved, v);
     }
     let out = layout.output("version");
     let body = serde_json::json!({"group": v.group, "version": v.version, "status": v.status.to_string(), "reference": v.reference(), "artifact_digest": v.artifact_digest, "created": done.created});

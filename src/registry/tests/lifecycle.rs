@@ -3,12 +3,11 @@
 use std::collections::BTreeMap;
 
 use super::super::*;
-use super::{manual, new_version, temp};
+use super::{manual, new_version};
 
-#[test]
-fn versions_are_numbered_per_group_and_keep_their_lineage() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn versions_are_numbered_per_group_and_keep_their_lineage(db) {
+    let mut reg = db.open();
     for (i, key) in ["a", "b", "c"].iter().enumerate() {
         let r = reg
             .register(&new_version("churn", key, &[("auc", 0.8)]), &manual())
@@ -55,11 +54,11 @@ fn versions_are_numbered_per_group_and_keep_their_lineage() {
     assert_eq!(json["status"], "PendingManualApproval");
     assert_eq!(json["params"]["seed"], 42);
 }
+}
 
-#[test]
-fn registering_the_same_key_twice_returns_the_existing_version() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn registering_the_same_key_twice_returns_the_existing_version(db) {
+    let mut reg = db.open();
     let policy = ApprovalPolicy::auto_approve_if("auc >= 0.9").unwrap();
     let first = reg
         .register(&new_version("churn", "cache-1", &[("auc", 0.95)]), &policy)
@@ -84,11 +83,11 @@ fn registering_the_same_key_twice_returns_the_existing_version() {
         .unwrap();
     assert!(other.created);
 }
+}
 
-#[test]
-fn without_a_key_run_step_and_digest_identify_a_registration() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn without_a_key_run_step_and_digest_identify_a_registration(db) {
+    let mut reg = db.open();
     let mut nv = new_version("churn", "x", &[]);
     nv.registration_key = None;
     let a = reg.register(&nv, &manual()).unwrap();
@@ -97,11 +96,11 @@ fn without_a_key_run_step_and_digest_identify_a_registration() {
     nv.artifact_digest = "sha256:other".into();
     assert_eq!(reg.register(&nv, &manual()).unwrap().version.version, 2);
 }
+}
 
-#[test]
-fn manual_policy_leaves_the_version_pending_and_says_why() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn manual_policy_leaves_the_version_pending_and_says_why(db) {
+    let mut reg = db.open();
     let r = reg
         .register(&new_version("churn", "a", &[("auc", 0.99)]), &manual())
         .unwrap();
@@ -114,11 +113,11 @@ fn manual_policy_leaves_the_version_pending_and_says_why() {
     assert_eq!(h[0].by, "pipeline run");
     assert!(h[0].note.as_deref().unwrap().contains("manual"));
 }
+}
 
-#[test]
-fn auto_approve_if_approves_and_records_the_reason() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn auto_approve_if_approves_and_records_the_reason(db) {
+    let mut reg = db.open();
     let policy = ApprovalPolicy::auto_approve_if("accuracy >= 0.97 and logloss < 0.3").unwrap();
     let good = reg
         .register(
@@ -158,11 +157,11 @@ fn auto_approve_if_approves_and_records_the_reason() {
     assert!(h[2].note.as_deref().unwrap().contains("does not hold"));
     assert_eq!(reg.version_history("p", 1).unwrap().len(), 2);
 }
+}
 
-#[test]
-fn a_failed_registration_writes_nothing() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn a_failed_registration_writes_nothing(db) {
+    let mut reg = db.open();
     let policy = ApprovalPolicy::auto_approve_if("auc >= 0.9").unwrap();
     // The group would be created first; the policy then fails on a missing metric.
     let err = reg
@@ -178,11 +177,11 @@ fn a_failed_registration_writes_nothing() {
         .unwrap();
     assert_eq!(ok.version.version, 1);
 }
+}
 
-#[test]
-fn invalid_registrations_are_refused() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn invalid_registrations_are_refused(db) {
+    let mut reg = db.open();
     let cases: Vec<(NewVersion, &str)> = vec![
         (new_version("bad name", "a", &[]), "contains ` `"),
         (new_version("ok", "a", &[("auc", f64::NAN)]), "metric `auc`"),
@@ -218,11 +217,11 @@ fn invalid_registrations_are_refused() {
     );
     assert!(reg.groups().unwrap().is_empty());
 }
+}
 
-#[test]
-fn beat_champion_compares_with_the_newest_approved_version() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn beat_champion_compares_with_the_newest_approved_version(db) {
+    let mut reg = db.open();
     let policy = ApprovalPolicy::beat_champion("auc", 0.01, true).unwrap();
     let reg_auc = |reg: &mut Registry, key: &str, auc: f64| {
         reg.register(&new_version("g", key, &[("auc", auc)]), &policy)
@@ -249,11 +248,11 @@ fn beat_champion_compares_with_the_newest_approved_version() {
     let fifth = reg_auc(&mut reg, "5", 0.83);
     assert!(fifth.became_approved());
 }
+}
 
-#[test]
-fn approving_twice_is_a_reported_no_op() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn approving_twice_is_a_reported_no_op(db) {
+    let mut reg = db.open();
     reg.register(&new_version("churn", "a", &[]), &manual())
         .unwrap();
     let t = reg
@@ -294,11 +293,11 @@ fn approving_twice_is_a_reported_no_op() {
             .is_invalid_input()
     );
 }
+}
 
-#[test]
-fn unknown_versions_and_groups_say_what_exists() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn unknown_versions_and_groups_say_what_exists(db) {
+    let mut reg = db.open();
     for key in ["a", "b"] {
         reg.register(&new_version("penguins-species", key, &[]), &manual())
             .unwrap();
@@ -325,11 +324,11 @@ fn unknown_versions_and_groups_say_what_exists() {
     );
     assert!(e.is_invalid_input());
 }
+}
 
-#[test]
-fn references_resolve_to_the_right_version() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn references_resolve_to_the_right_version(db) {
+    let mut reg = db.open();
     for key in ["a", "b", "c"] {
         reg.register(&new_version("churn", key, &[]), &manual())
             .unwrap();
@@ -379,11 +378,11 @@ fn references_resolve_to_the_right_version() {
         Err(RegistryError::BadReference { .. })
     ));
 }
+}
 
-#[test]
-fn groups_summarise_counts_and_champions() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn groups_summarise_counts_and_champions(db) {
+    let mut reg = db.open();
     for key in ["a", "b", "c"] {
         reg.register(&new_version("b-group", key, &[]), &manual())
             .unwrap();
@@ -400,11 +399,11 @@ fn groups_summarise_counts_and_champions() {
     assert_eq!(groups[1].latest_version, Some(3));
     assert_eq!(groups[1].approved_version, Some(2));
 }
+}
 
-#[test]
-fn diff_marks_what_changed() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn diff_marks_what_changed(db) {
+    let mut reg = db.open();
     reg.register(
         &new_version("g", "a", &[("auc", 0.8), ("logloss", 0.4)]),
         &manual(),
@@ -456,11 +455,11 @@ fn diff_marks_what_changed() {
     assert!(reg.diff("g", 1, 3).is_err());
     serde_json::to_string(&d).unwrap();
 }
+}
 
-#[test]
-fn hook_environment_describes_the_version() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn hook_environment_describes_the_version(db) {
+    let mut reg = db.open();
     let policy = ApprovalPolicy::auto_approve_if("auc > 0.5").unwrap();
     let r = reg
         .register(&new_version("churn", "a", &[("auc", 0.75)]), &policy)
@@ -479,18 +478,17 @@ fn hook_environment_describes_the_version() {
     assert_eq!(params["seed"], 42);
     assert!(env.keys().all(|k| k.starts_with(hook::ENV_PREFIX)));
 }
+}
 
-#[test]
-fn the_audit_trail_cannot_be_rewritten() {
-    let (_dir, path) = temp();
-    let mut reg = Registry::open(&path).unwrap();
+on_both! {
+fn the_audit_trail_cannot_be_rewritten(db) {
+    let mut reg = db.open();
     reg.register(&new_version("g", "a", &[]), &manual())
         .unwrap();
-    let upd = reg
-        .conn
-        .execute("UPDATE audit_events SET actor = 'mallory'", []);
+    let upd = reg.execute_raw("UPDATE audit_events SET actor = 'mallory'");
     assert!(upd.unwrap_err().to_string().contains("append-only"));
-    let del = reg.conn.execute("DELETE FROM audit_events", []);
-    assert!(del.is_err());
+    let del = reg.execute_raw("DELETE FROM audit_events");
+    assert!(del.unwrap_err().to_string().contains("append-only"));
     assert_eq!(reg.history("g").unwrap()[0].by, "pipeline run");
+}
 }
