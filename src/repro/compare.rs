@@ -187,16 +187,14 @@ pub fn compare_step(
             Some(new) if matches!(kind, StepKind::Register(_)) => {
                 compare_registration(rec, new, tolerance.is_some(), stores)
             }
-            // An automl leaderboard's wall-clock times are not the run's result.
-            Some(new) if matches!(kind, StepKind::Automl(_)) && name == "leaderboard" => {
-                compare_output_except(
-                    rec,
-                    new,
-                    tolerance.is_some(),
-                    stores,
-                    crate::schedule::automl::TIMINGS_FILE,
-                )
-            }
+            // A search's wall-clock times are not the run's result.
+            Some(new) if kind.search().is_some() && name == "leaderboard" => compare_output_except(
+                rec,
+                new,
+                tolerance.is_some(),
+                stores,
+                crate::schedule::automl::TIMINGS_FILE,
+            ),
             Some(new) => compare_output(rec, new, tolerance.is_some(), stores),
         };
         outputs.insert(name.clone(), cmp);

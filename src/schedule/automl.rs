@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::spec::model::{Step, StepKind};
 use crate::spec::tune::TuneStep;
 
-/// The file of an automl leaderboard's wall-clock times.
+/// The file of a tune or automl leaderboard's wall-clock times.
 pub const TIMINGS_FILE: &str = "timings.csv";
 
 /// What is measured of one trial's model.
@@ -62,6 +62,32 @@ impl Blend {
 }
 
 impl super::Run {
+    /// How long each trial of search step `i` trained: its attempt in this
+    /// run, or for a cached trial the attempt that made its result (when
+    /// this workspace recorded it).
+    pub(super) fn fit_times(
+        &self,
+        i: usize,
+        states: &[StepState],
+        rows: &mut [TrialRow],
+    ) -> Result<()> {
+        let p = &self.plan.pipeline;
+        let name = p.steps[i].name();
+        for r in rows.iter_mut() {
+            let idx = p.step_index(&crate::spec::tune::trial_name(name, r.index));
+            let Some(rec) = idx.map(|j| &states[j].record) else {
+                continue;
+            };
+            r.fit_seconds = match (rec.status, rec.cached, &rec.cache_key) {
+                (crate::runs::StepStatus::Skipped, _, _) => None,
+                (_, false, _) => rec.duration_s,
+                (_, true, Some(key)) => self.db.made_in(key)?,
+                (_, true, None) => None,
+            };
+        }
+        Ok(())
+    }
+
     /// Measures the model of every trial of automl step `i` that gave one,
     /// and, when the step asks, selects a greedy ensemble of the best.
     pub(super) fn score_automl(
@@ -147,19 +173,6 @@ impl super::Run {
             scored.predict_ms_per_1000_rows = timed.and_then(|d| predict_time(model.as_ref(), d));
             r.scored = Some(scored);
             models.insert(r.index, model);
-        }
-        for r in rows.iter_mut() {
-            let idx = plan
-                .pipeline
-                .step_index(&crate::spec::tune::trial_name(step.name(), r.index));
-            let Some(rec) = idx.map(|j| &states[j].record) else {
-                continue;
-            };
-            r.fit_seconds = match (rec.cached, &rec.cache_key) {
-                (false, _) => rec.duration_s,
-                (true, Some(key)) => self.db.made_in(key)?,
-                (true, None) => None,
-            };
         }
         if !a.ensemble {
             return Ok(None);
@@ -306,9 +319,23 @@ fn walk_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// `timings.csv`: each trial's training and prediction times, in the
-/// leaderboard's order (the ensemble first, when there is one).
-pub fn timings_csv(rows: &[TrialRow], order: &[usize], blend: Option<&Blend>) -> String {
+/// `timings.csv`: each trial's training (and for automl, prediction)
+/// times, in the leaderboard's order (the ensemble first, when there is one).
+pub fn timings_csv(
+    t: &TuneStep,
+    rows: &[TrialRow],
+    order: &[usize],
+    blend: Option<&Blend>,
+) -> String {
+    if t.automl.is_none() {
+        let mut out = String::from("trial,status,fit_seconds\n");
+        for &i in order {
+            let r = &rows[i];
+            let fit = r.fit_seconds.map(|x| format!("{x:.4}")).unwrap_or_default();
+            out.push_str(&format!("{},{},{fit}\n", r.index, r.status));
+        }
+        return out;
+    }
     let mut out = String::from("trial,algorithm,status,fit_seconds,predict_ms_per_1000_rows\n");
     let num = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_default();
     if let Some(b) = blend {

@@ -166,7 +166,12 @@ pub(super) fn cut_short(
     }
     match t.max_runtime {
         Some(limit) if start.elapsed() >= limit => Some(format!(
-            "the search's max_runtime ({:?}) had passed before it could start",
+            "the search's {} ({:?}) had passed before it could start",
+            if t.automl.is_some() {
+                "time budget"
+            } else {
+                "max_runtime"
+            },
             limit
         )),
         _ => None,
@@ -671,6 +676,7 @@ impl super::Run {
         let started = std::time::Instant::now();
         let best_index = best.index;
         let mut blend = self.score_automl(i, t, states, &mut rows)?;
+        self.fit_times(i, states, &mut rows)?;
         let best = &rows[best_index as usize];
         let mut metrics = best_metrics(&rows, best);
         if t.automl.is_some() {
@@ -716,13 +722,11 @@ impl super::Run {
                 csv.as_bytes(),
             )?,
         )];
-        if t.automl.is_some() {
-            write(
-                "leaderboard",
-                super::automl::TIMINGS_FILE,
-                super::automl::timings_csv(&rows, &order, blend.as_ref()).as_bytes(),
-            )?;
-        }
+        write(
+            "leaderboard",
+            super::automl::TIMINGS_FILE,
+            super::automl::timings_csv(t, &rows, &order, blend.as_ref()).as_bytes(),
+        )?;
         let metrics_json =
             serde_json::to_vec_pretty(&serde_json::json!({ "metrics": metrics })).expect("json");
         dirs.push(("metrics", write("metrics", "metrics.json", &metrics_json)?));

@@ -73,6 +73,23 @@ fn every_strategy_ranks_its_trials_and_hands_on_the_best_model() {
         let board = leaderboard(&t, &s);
         let lines: Vec<&str> = board.lines().collect();
         assert_eq!(lines.len(), jobs as usize + 1, "{strategy}: {board}");
+        // The wall-clock times are beside it, one row a trial, in its order.
+        let dir = s["steps"]["tune"]["outputs"]["leaderboard"]["path"]
+            .as_str()
+            .unwrap();
+        let timings =
+            std::fs::read_to_string(std::path::Path::new(dir).join("timings.csv")).unwrap();
+        let trows: Vec<&str> = timings.lines().skip(1).collect();
+        assert_eq!(trows.len(), jobs as usize, "{timings}");
+        for (row, line) in trows.iter().zip(&lines[1..]) {
+            let fit: f64 = row.split(',').nth(2).unwrap().parse().unwrap();
+            assert!(fit > 0.0, "{timings}");
+            assert_eq!(
+                row.split(',').next(),
+                line.split(',').nth(1),
+                "{timings}\n{board}"
+            );
+        }
         let header: Vec<&str> = lines[0].split(',').collect();
         assert_eq!(
             &header[..4],
