@@ -36,16 +36,21 @@ steps:
     )
 }
 
-/// Two noisy linear classes, 400 rows: a task linear-learner is good at.
-fn binary_csv() -> String {
-    let mut s = String::from("x1,x2,x3,label\n");
-    let mut state: u64 = 42;
-    let mut next = || {
+/// Uniform numbers in [0, 1) from `seed` (a 64-bit LCG): the same rows every run.
+fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
         state = state
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         ((state >> 11) as f64) / ((1u64 << 53) as f64)
-    };
+    }
+}
+
+/// Two noisy linear classes, 400 rows: a task linear-learner is good at.
+fn binary_csv() -> String {
+    let mut s = String::from("x1,x2,x3,label\n");
+    let mut next = uniform(42);
     for _ in 0..400 {
         let (a, b, c) = (next(), next(), next());
         let noise = next() - 0.5;
@@ -331,13 +336,7 @@ fn bad_automl_steps_are_refused_before_anything_runs() {
 /// gbdt and linear-learner each get some rows wrong that the other does not.
 fn mixed_csv() -> String {
     let mut s = String::from("x1,x2,x3,x4,x5,label\n");
-    let mut state: u64 = 42;
-    let mut next = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 11) as f64) / ((1u64 << 53) as f64)
-    };
+    let mut next = uniform(42);
     for _ in 0..600 {
         let v: Vec<f64> = (0..5).map(|_| next()).collect();
         let noise = next() - 0.5;
