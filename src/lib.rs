@@ -18,6 +18,7 @@
 //!   reproductions of recorded runs compared output by output.
 //! - [`report`]: the HTML evaluation report.
 //! - [`cli`]: the command line and all terminal output.
+//! - [`ui`]: `pipeline ui`, the same records in the browser.
 //!
 //! The built-in algorithms, data readers, splits and metrics are pure compute
 //! in the separate `builtins` crate.
@@ -33,3 +34,4 @@ pub mod runs;
 pub mod schedule;
 pub mod spec;
 pub mod store;
+pub mod ui;

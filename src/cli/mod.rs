@@ -155,6 +155,24 @@ pub enum Command {
     /// Run pipelines on their schedules until stopped (see docs/scheduling.md);
     /// `schedule status` shows each schedule's last and next firing.
     Schedule(ScheduleArgs),
+    /// Serve this workspace's runs, comparisons, reports, registry and
+    /// schedules in the browser, until stopped (see docs/ui.md).
+    Ui {
+        /// The port (0: one the system picks; the address is printed).
+        #[arg(long, default_value_t = 8765)]
+        port: u16,
+        /// The address to listen on; anything but loopback needs --users.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Who may sign in: one `NAME TOKEN` line a user (mode 600). Decisions
+        /// are recorded in the signed-in user's name.
+        #[arg(long, env = "PIPELINE_UI_USERS", value_name = "FILE")]
+        users: Option<PathBuf>,
+        /// The model registry: a file or a postgres:// URL (default:
+        /// $PIPELINE_REGISTRY, else .pipeline/registry.db).
+        #[arg(long)]
+        registry: Option<String>,
+    },
     /// Predict with a trained model over a data file, writing CSV.
     Predict {
         /// registry://GROUP@approved|latest|N, or a model directory.
@@ -370,6 +388,17 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => export::export(&run_id, &output, &dest, format),
         Command::Logs { run_id, step } => runs::logs(&run_id, step.as_deref()),
         Command::Registry { registry, command } => registry::run(command, registry.as_deref()),
+        Command::Ui {
+            port,
+            bind,
+            users,
+            registry,
+        } => crate::ui::serve(crate::ui::Options {
+            bind,
+            port,
+            users,
+            registry: registry::registry_location(registry.as_deref())?,
+        }),
         Command::Schedule(a) => match a.command {
             Some(ScheduleCommand::Status { json, now }) => schedule::status(json, now.as_deref()),
             None if a.preview => schedule::preview(&a.files, &a.params, a.count, a.from.as_deref()),

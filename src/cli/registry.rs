@@ -367,23 +367,21 @@ fn review(
     no_registry_yet(path)?;
     let mut reg = Registry::open_existing(path.clone()).map_err(reg_err)?;
     let by = by.unwrap_or_else(os_user);
-    let t = if approve {
-        reg.approve(group, version, &by, note.as_deref())
-    } else {
-        reg.reject(group, version, &by, note.as_deref())
-    }
+    crate::exec::hooks::review(
+        &mut reg,
+        approve,
+        group,
+        version,
+        &by,
+        note.as_deref(),
+        |t| {
+            if json {
+                print_json(t);
+            } else {
+                outln!("{}", t.summary());
+            }
+        },
+    )
     .map_err(reg_err)?;
-    if json {
-        print_json(&t);
-    } else {
-        outln!("{}", t.summary());
-    }
-    if t.became_approved() {
-        // The hooks of the pipeline that registered the version, then registry.yaml's.
-        let hooks = reg
-            .pipeline_hooks(&t.version.group, t.version.version)
-            .map_err(reg_err)?;
-        crate::exec::hooks::run_on_approved(path, &hooks, &t.version);
-    }
     Ok(0)
 }

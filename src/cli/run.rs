@@ -175,6 +175,10 @@ pub fn run(file: &Path, params: &ParamArgs, args: RunArgs) -> Result<i32> {
     let _lock = RunLock::acquire(&ws.run_dir(&run_id))?
         .map_err(|_| Error::failed(format!("run {run_id} was started twice at once")))?;
     LockFile::single(&lock_name, &lock).write(&lock::of_run(&ws, &run_id))?;
+    // The step graph, for `pipeline ui`'s run page (a run's records hold no edges).
+    let graph = ws.run_dir(&run_id).join("graph.json");
+    let text = serde_json::to_vec(&crate::dag::render::json(&plan)).expect("json");
+    crate::store::write_atomic(&graph, &text).map_err(|e| Error::io("write", &graph, e))?;
     db.insert_run(&RunRecord {
         id: run_id.clone(),
         pipeline: loaded.pipeline.name.clone(),

@@ -96,18 +96,18 @@ pub fn schedule(a: &ScheduleArgs, store: Option<String>) -> Result<i32> {
 
 /// One schedule as `schedule status` shows it.
 #[derive(serde::Serialize)]
-struct StatusLine {
-    pipeline: String,
-    file: String,
+pub struct StatusLine {
+    pub pipeline: String,
+    pub file: String,
     /// `running (pid N)` while a scheduler holds it, else `stopped`.
-    scheduler: String,
-    suspended: bool,
-    last_firing: Option<crate::runs::schedules::Firing>,
+    pub scheduler: String,
+    pub suspended: bool,
+    pub last_firing: Option<crate::runs::schedules::Firing>,
     /// The last firing's run's status as it is now.
-    run_status: Option<String>,
-    next_firing: Option<String>,
-    on_change: Vec<String>,
-    recent: Vec<crate::runs::schedules::Firing>,
+    pub run_status: Option<String>,
+    pub next_firing: Option<String>,
+    pub on_change: Vec<String>,
+    pub recent: Vec<crate::runs::schedules::Firing>,
 }
 
 fn status_line(
@@ -150,22 +150,25 @@ fn status_line(
     })
 }
 
+/// Every pipeline ever scheduled in `ws`, as it stands at `now`.
+pub fn status_lines(ws: &Workspace, now: jiff::Timestamp) -> Result<Vec<StatusLine>> {
+    if !ws.db_path().exists() {
+        return Ok(vec![]);
+    }
+    let db = RunsDb::open(&ws.db_path())?;
+    db.schedules()?
+        .into_iter()
+        .map(|row| status_line(&db, ws, row, now))
+        .collect()
+}
+
 /// `schedule status`: every pipeline ever scheduled in this workspace.
 pub fn status(json: bool, now: Option<&str>) -> Result<i32> {
     let now = match now {
         Some(t) => time_arg("--now", t)?,
         None => jiff::Timestamp::now(),
     };
-    let ws = Workspace::locate();
-    let lines = if ws.db_path().exists() {
-        let db = RunsDb::open(&ws.db_path())?;
-        db.schedules()?
-            .into_iter()
-            .map(|row| status_line(&db, &ws, row, now))
-            .collect::<Result<Vec<_>>>()?
-    } else {
-        vec![]
-    };
+    let lines = status_lines(&Workspace::locate(), now)?;
     if json {
         outln!(
             "{}",

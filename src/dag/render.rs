@@ -120,3 +120,31 @@ pub fn render(plan: &Plan, format: GraphFormat) -> String {
     }
     s
 }
+
+/// The plan as data, for the web UI's run page: each step (file order) with
+/// its kind, label and the steps it waits for. Written beside a run's lock
+/// (`runs/RUN/graph.json`) when the run starts.
+pub fn json(plan: &Plan) -> serde_json::Value {
+    let steps: Vec<serde_json::Value> = (0..plan.len())
+        .map(|i| {
+            let s = &plan.pipeline.steps[i];
+            let deps: Vec<serde_json::Value> = plan
+                .deps(i)
+                .into_iter()
+                .map(|(j, kind)| {
+                    serde_json::json!({
+                        "step": plan.pipeline.steps[j].name(),
+                        "kind": format!("{kind:?}").to_lowercase(),
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "name": s.name(),
+                "kind": s.kind.name(),
+                "label": label(plan, i),
+                "deps": deps,
+            })
+        })
+        .collect();
+    serde_json::json!({ "steps": steps })
+}

@@ -83,3 +83,30 @@ pub fn run_on_approved(location: &Location, pipeline_hooks: &[String], version: 
         }
     }
 }
+
+/// A reviewer's decision as every front end records it (`pipeline registry
+/// approve`/`reject`, the web UI): the transition in the registry's audit
+/// trail (`recorded` hears of it first), then, when the version became approved, the hooks of the pipeline
+/// that registered it and the registry's own.
+pub fn review(
+    reg: &mut crate::registry::Registry,
+    approve: bool,
+    group: &str,
+    version: u32,
+    by: &str,
+    note: Option<&str>,
+    recorded: impl FnOnce(&crate::registry::model::Transition),
+) -> Result<crate::registry::model::Transition, crate::registry::RegistryError> {
+    let t = if approve {
+        reg.approve(group, version, by, note)
+    } else {
+        reg.reject(group, version, by, note)
+    }?;
+    recorded(&t);
+    if t.became_approved() {
+        let hooks = reg.pipeline_hooks(&t.version.group, t.version.version)?;
+        let location = reg.location().clone();
+        run_on_approved(&location, &hooks, &t.version);
+    }
+    Ok(t)
+}

@@ -393,6 +393,40 @@ impl RunsDb {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// One page of runs, the most recent first: those whose id or pipeline
+    /// contains `text` and, when given, whose recorded status is `status`;
+    /// with how many match in all. The pipeline file's text is left out.
+    pub fn search_runs(
+        &self,
+        text: &str,
+        status: Option<&str>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<RunRecord>, usize)> {
+        let cols = Self::RUN_COLS.replace("source", "'' AS source");
+        let like = format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let filter = "(id LIKE ?1 ESCAPE '\\' OR pipeline LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR status = ?2)";
+        let total: i64 = self.conn.query_row(
+            &format!("SELECT COUNT(*) FROM runs WHERE {filter}"),
+            params![like, status],
+            |r| r.get(0),
+        )?;
+        let sql = format!(
+            "SELECT {cols} FROM runs WHERE {filter} ORDER BY started_at DESC, id DESC LIMIT ?3 OFFSET ?4"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(
+            params![like, status, limit as i64, offset as i64],
+            Self::run_from_row,
+        )?;
+        Ok((rows.collect::<rusqlite::Result<_>>()?, total as usize))
+    }
+
     /// Run ids starting with `prefix` (for abbreviated ids).
     pub fn find_runs(&self, prefix: &str) -> Result<Vec<String>> {
         let mut st = self

@@ -30,3 +30,4 @@ mod shared_registry;
 mod signals;
 mod trust_engine;
 mod tune;
+mod ui;

@@ -486,10 +486,160 @@ pub fn curves(
         .collect())
 }
 
+/// One bin of a binary classifier's reliability diagram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrationBin {
+    /// The bin's predicted-probability range, `[lower, upper)` (the last bin closed).
+    pub lower: f64,
+    pub upper: f64,
+    /// Rows whose predicted probability of the positive class falls in it.
+    pub count: usize,
+    /// Their mean predicted probability and the fraction that are positive
+    /// (`NaN` for an empty bin).
+    pub mean_predicted: f64,
+    pub fraction_positive: f64,
+}
+
+/// A binary classifier's calibration in `bins` equal-width bins of the
+/// predicted probability of the positive class (scikit-learn's
+/// `calibration_curve(strategy="uniform")`, empty bins kept).
+pub fn calibration(input: &EvalInput, bins: usize) -> Result<Vec<CalibrationBin>, BuiltinError> {
+    let p = &input.predictions;
+    if !matches!(p.task, Task::Binary { .. }) || bins == 0 {
+        return Err(BuiltinError::failed(
+            "a calibration curve is made for binary classifiers",
+        ));
+    }
+    let y = class_labels("a calibration curve", input)?;
+    let s = class_scores(p, 1);
+    let mut count = vec![0usize; bins];
+    let mut sum_p = vec![0f64; bins];
+    let mut pos = vec![0usize; bins];
+    for (i, &score) in s.iter().enumerate() {
+        let b = ((score.clamp(0.0, 1.0) * bins as f64) as usize).min(bins - 1);
+        count[b] += 1;
+        sum_p[b] += score;
+        pos[b] += usize::from(y[i] == 1);
+    }
+    Ok((0..bins)
+        .map(|b| CalibrationBin {
+            lower: b as f64 / bins as f64,
+            upper: (b + 1) as f64 / bins as f64,
+            count: count[b],
+            mean_predicted: sum_p[b] / count[b] as f64,
+            fraction_positive: pos[b] as f64 / count[b] as f64,
+        })
+        .collect())
+}
+
+/// What a binary classifier does at one decision threshold (a row is
+/// predicted positive when its probability is at least the threshold).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThresholdRow {
+    pub threshold: f64,
+    pub tp: usize,
+    pub fp: usize,
+    pub tn: usize,
+    pub fn_: usize,
+    /// `NaN` where undefined (nothing predicted positive, no positives).
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub false_positive_rate: f64,
+}
+
+/// The confusion counts and rates of a binary classifier at each threshold.
+pub fn threshold_table(
+    input: &EvalInput,
+    thresholds: &[f64],
+) -> Result<Vec<ThresholdRow>, BuiltinError> {
+    let p = &input.predictions;
+    if !matches!(p.task, Task::Binary { .. }) {
+        return Err(BuiltinError::failed(
+            "a threshold table is made for binary classifiers",
+        ));
+    }
+    let y = class_labels("a threshold table", input)?;
+    let s = class_scores(p, 1);
+    Ok(thresholds
+        .iter()
+        .map(|&t| {
+            let (mut tp, mut fp, mut tn, mut fn_) = (0, 0, 0, 0);
+            for (i, &score) in s.iter().enumerate() {
+                match (score >= t, y[i] == 1) {
+                    (true, true) => tp += 1,
+                    (true, false) => fp += 1,
+                    (false, false) => tn += 1,
+                    (false, true) => fn_ += 1,
+                }
+            }
+            let precision = tp as f64 / (tp + fp) as f64;
+            let recall = tp as f64 / (tp + fn_) as f64;
+            ThresholdRow {
+                threshold: t,
+                tp,
+                fp,
+                tn,
+                fn_,
+                precision,
+                recall,
+                f1: 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64,
+                false_positive_rate: fp as f64 / (fp + tn) as f64,
+            }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Predictions;
+
+    fn binary_input(probs: &[f32], y: &[f64]) -> EvalInput {
+        EvalInput {
+            y_true: Some(y.to_vec()),
+            predictions: Predictions {
+                task: Task::Binary {
+                    classes: vec!["no".into(), "yes".into()],
+                },
+                n_rows: probs.len(),
+                width: 1,
+                values: probs.to_vec(),
+                column_names: vec!["probability".into()],
+            },
+            features: None,
+        }
+    }
+
+    #[test]
+    fn calibration_bins_count_rows_and_positives() {
+        let input = binary_input(
+            &[0.05, 0.15, 0.12, 0.95, 1.0, 0.55],
+            &[0.0, 0.0, 1.0, 1.0, 1.0, 0.0],
+        );
+        let c = calibration(&input, 10).unwrap();
+        assert_eq!(c.len(), 10);
+        assert_eq!(c[0].count, 1);
+        assert_eq!(c[1].count, 2);
+        assert!((c[1].mean_predicted - 0.135).abs() < 1e-6);
+        assert_eq!(c[1].fraction_positive, 0.5);
+        assert_eq!(c[9].count, 2); // 1.0 falls in the last, closed bin
+        assert_eq!(c[9].fraction_positive, 1.0);
+        assert!(c[3].mean_predicted.is_nan());
+    }
+
+    #[test]
+    fn threshold_rows_count_as_sklearn_would() {
+        let input = binary_input(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]);
+        let t = threshold_table(&input, &[0.3, 0.5, 0.9]).unwrap();
+        assert_eq!((t[0].tp, t[0].fp, t[0].tn, t[0].fn_), (2, 1, 1, 0));
+        assert!((t[0].precision - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(t[0].recall, 1.0);
+        assert_eq!((t[1].tp, t[1].fp, t[1].tn, t[1].fn_), (1, 0, 2, 1));
+        assert!((t[1].f1 - 2.0 / 3.0).abs() < 1e-12);
+        assert!(t[2].precision.is_nan());
+        assert_eq!(t[2].false_positive_rate, 0.0);
+    }
 
     fn binary(y: Vec<f64>, p: Vec<f32>) -> EvalInput {
         EvalInput {

@@ -130,6 +130,104 @@ fn with_features(mut input: EvalInput, data: &Dataset, names: &[String]) -> Eval
     input
 }
 
+/// Bins of a binary classifier's reliability diagram.
+const CALIBRATION_BINS: usize = 10;
+/// The decision thresholds of a binary classifier's threshold table.
+const THRESHOLDS: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+
+/// A binary classifier's calibration (reliability diagram and its bins) and
+/// what it does at each decision threshold.
+fn add_binary_sections(
+    report: &mut Report,
+    input: &EvalInput,
+    classes: &[String],
+) -> Result<(), StepError> {
+    let bins = metrics::calibration(input, CALIBRATION_BINS)?;
+    let pts: Vec<(f64, f64)> = bins
+        .iter()
+        .filter(|b| b.count > 0)
+        .map(|b| (b.mean_predicted, b.fraction_positive))
+        .collect();
+    let num = |x: f64| {
+        if x.is_nan() {
+            "–".to_string()
+        } else {
+            fmt_num(x)
+        }
+    };
+    report.sections.push(Section {
+        title: "Calibration".into(),
+        note: Some(format!(
+            "predicted probability of `{}` against the share of rows that are, in {CALIBRATION_BINS} equal-width bins (empty bins left out of the plot)",
+            classes.get(1).map(String::as_str).unwrap_or("1")
+        )),
+        table: Some(Table {
+            header: ["bin", "rows", "mean predicted", "fraction positive"]
+                .map(String::from)
+                .to_vec(),
+            rows: bins
+                .iter()
+                .map(|b| {
+                    vec![
+                        Cell::plain(format!("[{:.1}, {:.1}{}", b.lower, b.upper, if b.upper >= 1.0 { "]" } else { ")" })),
+                        Cell::plain(b.count.to_string()),
+                        Cell::plain(num(b.mean_predicted)),
+                        Cell::plain(num(b.fraction_positive)),
+                    ]
+                })
+                .collect(),
+        }),
+        svgs: vec![line_plot(
+            "Reliability diagram",
+            "mean predicted probability",
+            "fraction positive",
+            &[("model".to_string(), pts)],
+            true,
+            true,
+        )],
+    });
+    let rows = metrics::threshold_table(input, &THRESHOLDS)?;
+    report.sections.push(Section {
+        title: "Thresholds".into(),
+        note: Some(
+            "a row is predicted positive when its probability is at least the threshold".into(),
+        ),
+        table: Some(Table {
+            header: [
+                "threshold",
+                "TP",
+                "FP",
+                "TN",
+                "FN",
+                "precision",
+                "recall",
+                "F1",
+                "false positive rate",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        Cell::plain(format!("{:.1}", r.threshold)),
+                        Cell::plain(r.tp.to_string()),
+                        Cell::plain(r.fp.to_string()),
+                        Cell::plain(r.tn.to_string()),
+                        Cell::plain(r.fn_.to_string()),
+                        Cell::plain(num(r.precision)),
+                        Cell::plain(num(r.recall)),
+                        Cell::plain(num(r.f1)),
+                        Cell::plain(num(r.false_positive_rate)),
+                    ]
+                })
+                .collect(),
+        }),
+        ..Default::default()
+    });
+    Ok(())
+}
+
 /// The confusion matrix, curves, residuals or cluster sizes, as the task calls for.
 fn add_plots(report: &mut Report, input: &EvalInput, task: &Task) -> Result<(), StepError> {
     match task {
@@ -180,6 +278,9 @@ fn add_plots(report: &mut Report, input: &EvalInput, task: &Task) -> Result<(), 
                 ],
                 ..Default::default()
             });
+            if matches!(task, Task::Binary { .. }) {
+                add_binary_sections(report, input, classes)?;
+            }
         }
         Task::Regression => {
             let p = &input.predictions;
