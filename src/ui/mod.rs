@@ -239,8 +239,16 @@ async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Res
             return Redirect::to(&format!("/login?next={}", url_escape(&next))).into_response();
         }
     }
+    let began = std::time::Instant::now();
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
+    // How long the page took to make (bench/ui.py reads it).
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "app;dur={:.3}",
+        began.elapsed().as_secs_f64() * 1000.0
+    )) {
+        h.insert("server-timing", v);
+    }
     if let Some(c) = set_cookie {
         h.append(header::SET_COOKIE, c);
     }

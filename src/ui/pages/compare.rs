@@ -262,7 +262,16 @@ pub async fn show(
                     .iter()
                     .filter_map(|c| {
                         let pts = c.curves.get(&step)?.get(&metric)?;
-                        Some((c.label.clone(), pts.clone()))
+                        // The plot's legend is narrow: a run by its id's last part.
+                        let short = c.label.rsplit('-').next().unwrap_or(&c.label).to_string();
+                        Some((
+                            if c.label.contains('@') {
+                                c.label.clone()
+                            } else {
+                                short
+                            },
+                            pts.clone(),
+                        ))
                     })
                     .collect();
                 let x = if metric.starts_with("train:loss") {

@@ -35,6 +35,13 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// The page templates; `.html` names are auto-escaped.
 pub fn templates() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
+    // A figure as the pages show figures: integers whole, others to a few digits.
+    env.add_filter("num", |v: minijinja::Value| -> String {
+        match serde_json::to_value(&v) {
+            Ok(j) => fmt_value(&j),
+            Err(_) => v.to_string(),
+        }
+    });
     for (name, text) in TEMPLATES {
         env.add_template(name, text)
             .expect("the UI's templates parse");
