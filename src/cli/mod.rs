@@ -88,6 +88,9 @@ pub enum Command {
         /// Print newline-delimited JSON events; the last line is the run summary.
         #[arg(long)]
         json: bool,
+        /// Print only the outcome (and why a step failed).
+        #[arg(long, short = 'q', conflicts_with = "json")]
+        quiet: bool,
         /// Refuse to run (exit 2) unless inputs, params and steps are as
         /// `pipeline.lock` beside the file says; never write it.
         #[arg(long)]
@@ -115,6 +118,9 @@ pub enum Command {
         jobs: Option<usize>,
         #[arg(long)]
         json: bool,
+        /// Print only the outcome (and why a step failed).
+        #[arg(long, short = 'q', conflicts_with = "json")]
+        quiet: bool,
     },
     /// List runs, or show one.
     Runs {
@@ -351,6 +357,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             jobs,
             no_cache,
             json,
+            quiet,
             locked,
         } => {
             let executor = executor.map(|e| parse_executor(&e)).transpose()?;
@@ -361,7 +368,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     executor,
                     jobs,
                     no_cache,
-                    json,
+                    display: shell::Display::from_flags(json, quiet),
                     locked,
                 },
             )
@@ -372,7 +379,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             jobs,
             json,
         } => reproduce::reproduce(&run_id, verify, jobs, json),
-        Command::Resume { run_id, jobs, json } => run::resume(&run_id, jobs, json),
+        Command::Resume {
+            run_id,
+            jobs,
+            json,
+            quiet,
+        } => run::resume(&run_id, jobs, shell::Display::from_flags(json, quiet)),
         Command::Runs {
             command: RunsCommand::List { limit, json },
         } => runs::list(limit, json),

@@ -137,7 +137,7 @@ pub fn reproduce(id: &str, verify: bool, jobs: Option<usize>, json: bool) -> Res
         },
         ..rec.clone()
     })?;
-    let mut shell = Shell::new(json);
+    let mut shell = Shell::new(super::shell::Display::from_flags(json, false));
     shell.status(&format!(
         "reproducing run {} ({}) in {}",
         rec.id,

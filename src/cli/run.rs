@@ -89,7 +89,7 @@ pub struct RunArgs {
     pub executor: Option<Executor>,
     pub jobs: Option<usize>,
     pub no_cache: bool,
-    pub json: bool,
+    pub display: super::shell::Display,
     /// `--locked`: refuse to run what differs from `pipeline.lock`, and never write it.
     pub locked: bool,
 }
@@ -99,7 +99,7 @@ pub fn run(file: &Path, params: &ParamArgs, args: RunArgs) -> Result<i32> {
         executor,
         jobs,
         no_cache,
-        json,
+        display,
         locked,
     } = args;
     let (loaded, plan) = load_and_plan(file, params, executor)?;
@@ -212,7 +212,7 @@ pub fn run(file: &Path, params: &ParamArgs, args: RunArgs) -> Result<i32> {
             registry_pins: BTreeMap::new(),
             locked_inputs: locked_inputs(&lock),
         },
-        json,
+        display,
     )
 }
 
@@ -301,10 +301,10 @@ pub(super) struct Execution {
     pub locked_inputs: BTreeMap<String, String>,
 }
 
-fn execute(x: Execution, json: bool) -> Result<i32> {
+fn execute(x: Execution, display: super::shell::Display) -> Result<i32> {
     let started = Instant::now();
     let ws = x.ws.clone();
-    let mut shell = Shell::new(json);
+    let mut shell = Shell::new(display);
     let (summary, code) = run_steps(x, &mut shell)?;
     shell.summary(&summary, started.elapsed(), &ws);
     Ok(code)
@@ -368,7 +368,7 @@ pub fn find_run(db: &RunsDb, id: &str) -> Result<RunRecord> {
     }
 }
 
-pub fn resume(id: &str, jobs: Option<usize>, json: bool) -> Result<i32> {
+pub fn resume(id: &str, jobs: Option<usize>, display: super::shell::Display) -> Result<i32> {
     let (ws, db) = super::runs::open()?;
     let rec = find_run(&db, id)?;
     if rec.status == RunStatus::Succeeded {
@@ -469,6 +469,6 @@ pub fn resume(id: &str, jobs: Option<usize>, json: bool) -> Result<i32> {
             // still to run read the data as it is now (as before locks).
             locked_inputs: BTreeMap::new(),
         },
-        json,
+        display,
     )
 }

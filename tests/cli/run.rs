@@ -693,3 +693,22 @@ fn schedule_preview_lists_firing_times_across_daylight_saving() {
     t.exec(["schedule", "--preview", "p.yaml"])
         .invalid_at("p.yaml:3:23");
 }
+
+#[test]
+fn quiet_prints_only_the_outcome() {
+    let t = Test::new().file("chain.yaml", CHAIN);
+    let out = t.exec(["run", "--quiet", "chain.yaml"]).success();
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(lines[0].contains("succeeded"), "{}", out.stderr);
+    // A failure still says which step and why.
+    t.write(
+        "bad.yaml",
+        "name: bad\nsteps:\n  boom:\n    kind: command\n    run: echo about to fail && exit 3\n",
+    );
+    let out = t.exec(["run", "-q", "bad.yaml"]).code(1);
+    assert!(out.stderr.contains("step `boom` failed"), "{}", out.stderr);
+    assert!(out.stderr.contains("about to fail"), "{}", out.stderr);
+    assert!(!out.stderr.contains("started"), "{}", out.stderr);
+    t.exec(["run", "--quiet", "--json", "chain.yaml"]).code(2);
+}

@@ -455,6 +455,8 @@ fn run(
     };
     let mut grads = vec![GradPair::default(); n * k];
     let mut stopped_early = false;
+    // The live display counts rounds against this (`round 308/400`).
+    log(&format!("boosting up to {} rounds", params.num_round));
     for r in start..params.num_round {
         if stopped_early {
             break;

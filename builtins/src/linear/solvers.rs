@@ -299,6 +299,10 @@ pub fn minibatch(p: &Problem, s: &MiniBatch, log: Log) -> Solution {
     let mut step = 0i32;
     let mut epochs_run = 0;
     let (mut best, mut stale) = (f64::INFINITY, 0usize);
+    log(&format!(
+        "linear-learner: training up to {} epochs",
+        s.epochs
+    ));
     for epoch in 0..s.epochs {
         epochs_run = epoch + 1;
         rng.shuffle(&mut order);
