@@ -516,6 +516,27 @@ impl RunsDb {
         Ok(out)
     }
 
+    /// The newest cache entry of a step of a pipeline made before `created_unix`
+    /// under another key: what a step that ran is compared with.
+    pub fn cache_before(
+        &self,
+        pipeline: &str,
+        step: &str,
+        key: &str,
+        created_unix: i64,
+    ) -> Result<Option<CacheEntry>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT key, pipeline, step, created_at, created_unix, parts, outputs, metrics, run_id FROM cache
+                 WHERE pipeline = ?1 AND step = ?2 AND key <> ?3 AND created_unix <= ?4
+                 ORDER BY created_unix DESC, rowid DESC LIMIT 1",
+                params![pipeline, step, key, created_unix],
+                Self::cache_from_row,
+            )
+            .optional()?)
+    }
+
     /// The newest cache entry of a step of a pipeline, to explain what changed since.
     pub fn cache_latest(&self, pipeline: &str, step: &str) -> Result<Option<CacheEntry>> {
         Ok(self

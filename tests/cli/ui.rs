@@ -333,6 +333,26 @@ fn two_runs_are_compared_side_by_side_with_their_training_curves() {
     let ids = run_ids(&t);
     assert_eq!(ids.len(), 2);
     let ui = Ui::start(&t, &[]);
+    // Why each step of the second run ran or was cached, from the cache index.
+    let (_, _, train) = http(
+        ui.port(),
+        "GET",
+        &format!("/runs/{}/steps/train", ids[0]),
+        &[],
+        "",
+    );
+    assert!(train.contains("max_depth` changed (4 -&gt; 2)"), "{train}");
+    let (_, _, split) = http(
+        ui.port(),
+        "GET",
+        &format!("/runs/{}/steps/split", ids[0]),
+        &[],
+        "",
+    );
+    assert!(
+        split.contains(&format!("cached: run {} made these outputs", ids[1])),
+        "{split}"
+    );
     b.go(&format!("{}/runs", ui.url));
     for id in &ids {
         b.click(&format!("input[value='{id}']"));

@@ -161,14 +161,70 @@ pub struct StepRow {
     pub metrics: Vec<(String, String)>,
 }
 
-/// Why a step is cached or ran, as far as its record tells.
+/// Why a step is cached or ran, as far as its record tells (the step page
+/// says more, from the cache index: [`explain`]).
 fn why(s: &StepRecord) -> String {
     if s.cached {
-        "cached: an earlier run made the same outputs from the same cache key".into()
+        "cached: an earlier run made these outputs from the same cache key".into()
     } else if s.attempts > 1 {
         format!("ran {} attempts", s.attempts)
     } else {
         String::new()
+    }
+}
+
+/// Why a step was cached (which run made its outputs) or ran (what changed
+/// since the step's previous result), from the cache index; with the run
+/// it refers to.
+fn explain(
+    db: &RunsDb,
+    r: &RunRecord,
+    s: &StepRecord,
+) -> Result<(Vec<String>, Option<String>), PageError> {
+    if r.options.no_cache && !s.cached {
+        return Ok((
+            vec!["ran: the run was started with --no-cache".into()],
+            None,
+        ));
+    }
+    let pipeline = &r.pipeline;
+    let Some(key) = &s.cache_key else {
+        return Ok((vec![], None));
+    };
+    let Some(entry) = db.cache_get(key)? else {
+        return Ok((vec![], None));
+    };
+    if s.cached {
+        return Ok((
+            vec![format!(
+                "cached: run {} made these outputs from the same cache key on {}",
+                entry.run_id, entry.created_at
+            )],
+            Some(entry.run_id),
+        ));
+    }
+    if entry.run_id != s.run_id {
+        return Ok((vec![], None));
+    }
+    match db.cache_before(pipeline, &s.name, key, entry.created_unix)? {
+        None => Ok((
+            vec![
+                "ran: the cache index holds no earlier result of this step to compare with".into(),
+            ],
+            None,
+        )),
+        Some(old) => {
+            let mut lines = vec![format!(
+                "ran: since run {} made its last result:",
+                old.run_id
+            )];
+            let changes = entry.parts.changes_since(&old.parts);
+            if changes.is_empty() {
+                lines.push("its cache key differs (the engine changed)".into());
+            }
+            lines.extend(changes);
+            Ok((lines, Some(old.run_id)))
+        }
     }
 }
 
@@ -526,6 +582,7 @@ pub async fn step(
                     .ok()
                     .flatten()
                     .and_then(|f| f.pipelines.into_values().next());
+            let (reasons, reason_run) = explain(&db, &r, s)?;
             let spec = lock
                 .as_ref()
                 .and_then(|l| l.steps.get(&s.name))
@@ -545,6 +602,8 @@ pub async fn step(
                 importances => minijinja::Value::from(minijinja::value::Serde(&importances)),
                 spec => spec,
                 has_log => app.ws.log_path(&r.id, &s.name).is_file(),
+                reasons => reasons,
+                reason_run => reason_run,
             })
         })
         .await?
