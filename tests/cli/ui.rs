@@ -602,6 +602,22 @@ fn stored_artifacts_are_served_unable_to_run_scripts_and_paths_stay_inside() {
         "",
     );
     assert!(status == 400 || status == 404, "{status}");
+    for escape in [
+        "//etc/passwd",
+        "/%2Fetc%2Fpasswd",
+        "/./report.html",
+        "/%2e%2e/%2e%2e/runs.db",
+    ] {
+        let (status, _, body) = http(
+            ui.port(),
+            "GET",
+            &format!("/artifacts/{report}{escape}"),
+            &[],
+            "",
+        );
+        assert!(status == 400 || status == 404, "{escape}: {status} {body}");
+        assert!(!body.contains("root:"), "{escape}");
+    }
     let (status, _, _) = http(ui.port(), "GET", "/artifacts/not-a-digest/x", &[], "");
     assert_eq!(status, 400);
     // The pages themselves.

@@ -633,9 +633,15 @@ async fn serve_artifact(app: Arc<App>, who: Identity, digest: String, path: Stri
     if !digest.chars().all(|c| c.is_ascii_hexdigit()) || digest.len() < 16 {
         return Err(PageError::bad("an artifact is named by its digest"));
     }
-    if path.split('/').any(|c| c == ".." || c == ".") || path.contains('\0') {
+    // Only plain names, one after the other: no `..`, no `.`, and nothing
+    // absolute (`//etc/passwd` would make `join` leave the store).
+    let inside = path.trim_end_matches('/');
+    let plain = std::path::Path::new(inside)
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain || path.contains('\0') || path.starts_with('/') || path.contains("//") {
         return Err(PageError::bad(
-            "a path inside an artifact has no `.` or `..` components",
+            "a path inside an artifact is names separated by `/`, with no `.` or `..`",
         ));
     }
     let app2 = app.clone();
