@@ -627,19 +627,24 @@ pub async fn artifact(
     serve_artifact(app, who, digest, path).await
 }
 
+/// Whether `path` names something inside an artifact: plain names one
+/// after the other, no `..`, no `.`, nothing absolute (`//etc/passwd` would
+/// make `join` leave the store).
+fn plain_path(path: &str) -> bool {
+    let inside = path.trim_end_matches('/');
+    let plain = std::path::Path::new(inside)
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    plain && !path.contains('\0') && !path.starts_with('/') && !path.contains("//")
+}
+
 /// Stored files as they are, under a policy that lets none of them run a
 /// script here (a step's own outputs are anyone's HTML); directories as a listing.
 async fn serve_artifact(app: Arc<App>, who: Identity, digest: String, path: String) -> Page {
     if !digest.chars().all(|c| c.is_ascii_hexdigit()) || digest.len() < 16 {
         return Err(PageError::bad("an artifact is named by its digest"));
     }
-    // Only plain names, one after the other: no `..`, no `.`, and nothing
-    // absolute (`//etc/passwd` would make `join` leave the store).
-    let inside = path.trim_end_matches('/');
-    let plain = std::path::Path::new(inside)
-        .components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if !plain || path.contains('\0') || path.starts_with('/') || path.contains("//") {
+    if !plain_path(&path) {
         return Err(PageError::bad(
             "a path inside an artifact is names separated by `/`, with no `.` or `..`",
         ));
@@ -746,6 +751,36 @@ async fn serve_artifact(app: Arc<App>, who: Identity, digest: String, path: Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn a_plain_path_never_leaves_the_artifact(path in "[a-z./]{0,24}") {
+            if plain_path(&path) {
+                let root = std::path::Path::new("/store/abc");
+                let joined = root.join(path.trim_end_matches('/'));
+                proptest::prop_assert!(joined.starts_with(root));
+                proptest::prop_assert!(!joined.components().any(|c| matches!(c, std::path::Component::ParentDir)));
+            }
+        }
+    }
+
+    #[test]
+    fn plain_paths_are_told_from_escapes() {
+        for ok in ["", "report.html", "a/b/c.json", "dir/"] {
+            assert!(plain_path(ok), "{ok}");
+        }
+        for bad in [
+            "/etc/passwd",
+            "//etc/passwd",
+            "../x",
+            "a/../../x",
+            "./a",
+            "a//b",
+            "a\0b",
+        ] {
+            assert!(!plain_path(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn csv_lines_split_with_quotes() {
