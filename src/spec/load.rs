@@ -956,7 +956,8 @@ fn decode_step(
     let kind_name = ctx.string(kind_node, "kind")?;
     let kind_keys: &[&str] = match kind_name.as_str() {
         "split" => &["input", "sources", "strategy", "fractions", "seed"],
-        "train" | "tune" => TRAIN_KEYS,
+        "train" => TRAIN_STEP_KEYS,
+        "tune" => TRAIN_KEYS,
         "automl" => &[],
         "evaluate" => &[
             "method",
@@ -1034,6 +1035,7 @@ fn decode_step(
                 hyperparameters: BTreeMap::new(),
                 input_mode: InputMode::File,
                 channel_modes: ch.modes.into_iter().map(|(k, m)| (k, m.value)).collect(),
+                onnx: false,
             };
             let t = super::automl::decode(ctx, &f, train)?;
             check_placement(ctx, &f, &StepKind::Train(t.train.clone()), &common)?;
@@ -1113,6 +1115,21 @@ const TRAIN_KEYS: &[&str] = &[
     "channels",
     "hyperparameters",
     "input_mode",
+];
+
+/// A train step's keys: [`TRAIN_KEYS`] and `onnx` (a tune step's model is its best trial's).
+const TRAIN_STEP_KEYS: &[&str] = &[
+    "algorithm",
+    "image",
+    "run",
+    "program",
+    "source_dir",
+    "entry_point",
+    "metric_definitions",
+    "channels",
+    "hyperparameters",
+    "input_mode",
+    "onnx",
 ];
 
 /// What a step asks of where it runs, checked against its executor.
@@ -1531,6 +1548,24 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
         crate::exec::builtin::check_hyperparameters(&a.value, &hyperparameters)
             .map_err(|e| hyperparameter_error(ctx, f, e))?;
     }
+    let onnx = match f.get("onnx") {
+        None => false,
+        Some(n) => {
+            let on = ctx.bool(n, "onnx")?;
+            let exported = algorithm
+                .as_ref()
+                .is_some_and(|a| builtins::onnx::ALGORITHMS.contains(&a.value.as_str()));
+            if on.value && !exported {
+                return Err(ctx
+                    .err(n, "`onnx: true` writes a built-in's model as ONNX; this step has no such model")
+                    .help(format!(
+                        "the built-ins written as ONNX are {}; your own code can write its model.onnx into /opt/ml/model",
+                        builtins::onnx::ALGORITHMS.join(", ")
+                    )));
+            }
+            on.value
+        }
+    };
     Ok(TrainStep {
         algorithm: algorithm.map(|a| a.value),
         image,
@@ -1543,6 +1578,7 @@ fn decode_train(ctx: &Ctx, f: &Fields) -> DResult<TrainStep> {
         hyperparameters,
         input_mode: input_mode.map_or(InputMode::File, |m| m.value),
         channel_modes: modes.into_iter().map(|(k, m)| (k, m.value)).collect(),
+        onnx,
     })
 }
 

@@ -469,6 +469,7 @@ impl Step {
                 .map(|(k, _)| k.clone())
                 .chain(["manifest".to_string()])
                 .collect(),
+            StepKind::Train(t) if t.onnx => vec!["model".into(), "onnx".into()],
             StepKind::Train(_) => vec!["model".into()],
             StepKind::Evaluate(_) => vec!["metrics".into(), "report".into()],
             StepKind::Register(_) => vec!["version".into()],
@@ -625,6 +626,10 @@ pub struct TrainStep {
     /// Channels that declare their own `input_mode`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub channel_modes: BTreeMap<String, InputMode>,
+    /// `onnx: true`: the built-in's model is also written as ONNX, the
+    /// output `onnx` (`model.onnx`), as `pipeline export --format onnx` writes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub onnx: bool,
 }
 
 impl TrainStep {

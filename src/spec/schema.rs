@@ -134,7 +134,15 @@ pub fn pipeline_schema() -> Value {
             }),
             &[]
         ),
-        step("train", train_props.clone(), &[]),
+        step(
+            "train",
+            {
+                let mut p = train_props.clone();
+                p["onnx"] = json!({"type": "boolean", "description": "also write the built-in's model as ONNX: the output `onnx` (model.onnx)"});
+                p
+            },
+            &[]
+        ),
         step("tune", tune_props(&train_props), &["ranges", "objective"]),
         step(
             "automl",

@@ -297,3 +297,82 @@ fn onnx_export_refuses_what_is_not_a_builtin_model() {
     .code(2)
     .stderr_contains("pipeline cp");
 }
+
+const PENGUINS: &str = include_str!("../../pipelines/data/penguins.csv");
+
+#[test]
+fn a_train_step_with_onnx_true_writes_the_export_as_its_onnx_output() {
+    let t = Test::new().file("penguins.csv", PENGUINS).file(
+        "p.yaml",
+        "name: p
+inputs:
+  penguins: {path: penguins.csv, target: species}
+steps:
+  train:
+    kind: train
+    algorithm: gbdt
+    onnx: true
+    channels: {train: inputs.penguins}
+    hyperparameters: {objective: \"multi:softprob\", num_round: 5, seed: 1}
+  ship:
+    kind: command
+    run: [sh, -c, \"cp $SM_CHANNEL_MODEL/model.onnx $PIPELINE_OUTPUT_OUT/\"]
+    inputs: {model: train.onnx}
+    outputs: [out]
+",
+    );
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    let run = s["run_id"].as_str().unwrap().to_string();
+    t.exec([
+        "export",
+        &run,
+        "train.model",
+        "export.onnx",
+        "--format",
+        "onnx",
+    ])
+    .success();
+    let exported = std::fs::read(t.path().join("export.onnx")).unwrap();
+    t.exec(["export", &run, "ship.out", "shipped"]).success();
+    let shipped = std::fs::read(t.path().join("shipped/model.onnx")).unwrap();
+    assert!(exported.len() > 100);
+    assert_eq!(
+        shipped, exported,
+        "the step's ONNX output is the export's bytes"
+    );
+    // `onnx` is part of what the step computes: turning it off is another key.
+    let text = t.read("p.yaml").replace("    onnx: true\n", "").replace(
+        "  ship:\n    kind: command\n    run: [sh, -c, \"cp $SM_CHANNEL_MODEL/model.onnx $PIPELINE_OUTPUT_OUT/\"]\n    inputs: {model: train.onnx}\n    outputs: [out]\n",
+        "",
+    );
+    t.write("q.yaml", &text);
+    let s = t.exec(["run", "q.yaml", "--json"]).success().summary();
+    assert!(!crate::harness::step_cached(&s, "train"));
+}
+
+#[test]
+fn onnx_true_is_refused_where_there_is_no_builtin_model_to_convert() {
+    let t = Test::new().file(
+        "p.yaml",
+        "name: p\nsteps:\n  train:\n    kind: train\n    run: [\"true\"]\n    onnx: true\n",
+    );
+    t.exec(["validate", "p.yaml"])
+        .invalid_at("p.yaml:6:11")
+        .stderr_contains("no such model");
+    // A tune step's model is its best trial's; it has no `onnx` of its own.
+    let t = Test::new().file("penguins.csv", PENGUINS).file(
+        "p.yaml",
+        "name: p\ninputs:\n  d: {path: penguins.csv, target: species}\nsteps:\n  t:\n    kind: tune\n    algorithm: gbdt\n    onnx: true\n    channels: {train: inputs.d, validation: inputs.d}\n    hyperparameters: {objective: \"multi:softprob\"}\n    ranges: {eta: {type: continuous, min: 0.1, max: 0.3}}\n    objective: {metric: \"validation:mlogloss\", type: minimize}\n    max_jobs: 2\n",
+    );
+    t.exec(["validate", "p.yaml"])
+        .code(2)
+        .stderr_contains("onnx");
+    // A reference to `train.onnx` without it names the outputs there are.
+    let t = Test::new().file("penguins.csv", PENGUINS).file(
+        "p.yaml",
+        "name: p\ninputs:\n  d: {path: penguins.csv, target: species}\nsteps:\n  train:\n    kind: train\n    algorithm: gbdt\n    channels: {train: inputs.d}\n    hyperparameters: {objective: \"multi:softprob\"}\n  use:\n    kind: command\n    run: [\"true\"]\n    inputs: {m: train.onnx}\n",
+    );
+    t.exec(["validate", "p.yaml"])
+        .code(2)
+        .stderr_contains("onnx");
+}

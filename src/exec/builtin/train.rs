@@ -118,6 +118,15 @@ fn train(
     let out = layout.output("model");
     model.save(&out)?;
     package(&out, algorithm)?;
+    if t.onnx {
+        // The same bytes as `pipeline export RUN STEP.model FILE --format onnx`.
+        let bytes = builtins::onnx::export_dir(&out)?;
+        let path = layout.output("onnx").join("model.onnx");
+        std::fs::create_dir_all(layout.output("onnx"))
+            .and_then(|()| std::fs::write(&path, &bytes))
+            .map_err(|e| StepError::failed(format!("write {}: {e}", path.display())))?;
+        println!("wrote the model as ONNX ({} bytes)", bytes.len());
+    }
     let metrics = model.training_metrics();
     // For the engine to record (`schedule/train_metrics.rs`), without reading the model back.
     let path = layout
