@@ -652,3 +652,38 @@ fn stored_artifacts_are_served_unable_to_run_scripts_and_paths_stay_inside() {
     let (status, _, _) = http(ui.port(), "GET", "/runs/20000101-000000-000000", &[], "");
     assert_eq!(status, 404);
 }
+
+#[test]
+fn a_tune_steps_page_shows_its_leaderboard_and_a_schedule_shows_on_the_schedules_page() {
+    let t = Test::new().file("data/penguins.csv", PENGUINS);
+    let tune =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/tune.yaml"))
+            .unwrap()
+            .replace("max_jobs: 20", "max_jobs: 4")
+            .replace("strategy: bayesian", "strategy: random");
+    t.write("tune.yaml", &tune);
+    t.exec(["run", "tune.yaml"]).success();
+    let id = run_ids(&t).remove(0);
+    let ui = Ui::start(&t, &[]);
+    let (status, _, page) = http(ui.port(), "GET", &format!("/runs/{id}/steps/tune"), &[], "");
+    assert_eq!(status, 200);
+    assert!(page.contains("<h2>Leaderboard (leaderboard"), "{page}");
+    assert!(
+        page.contains("<th>rank</th>\n<th>trial</th>")
+            || page.contains("<th>rank</th><th>trial</th>"),
+        "{page}"
+    );
+    // Four trials, each a row of the leaderboard: ranks 1 to 4.
+    let board = &page[page.find("<h2>Leaderboard").unwrap()..];
+    let board = &board[..board.find("</table>").unwrap()];
+    assert_eq!(board.matches("<td>succeeded</td>").count(), 4, "{board}");
+    // The run page draws the trials in the graph.
+    let (_, _, run) = http(ui.port(), "GET", &format!("/runs/{id}"), &[], "");
+    assert!(run.contains("id=\"node-tune.3\""), "{run}");
+    let (status, _, schedules) = http(ui.port(), "GET", "/schedules", &[], "");
+    assert_eq!(status, 200);
+    assert!(
+        schedules.contains("Nothing is scheduled here"),
+        "{schedules}"
+    );
+}
