@@ -380,6 +380,12 @@ impl Layout<'_> {
         };
         let mut env = training.vars();
         env.push(("SM_CHECKPOINT_DIR".into(), p("checkpoints")));
+        // Where the step's code may write its metrics as JSON lines (see
+        // `metric_definitions` without a regex).
+        env.push((
+            "PIPELINE_METRICS_FILE".into(),
+            p(crate::schedule::train_metrics::METRICS_FILE),
+        ));
         if container_root.is_none() {
             env.push(("SAGEMAKER_BASE_DIR".into(), root.display().to_string()));
         }

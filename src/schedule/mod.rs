@@ -237,6 +237,7 @@ fn store_outputs(
             metrics.extend(train_metrics::of_builtin(root));
         }
         metrics.extend(train_metrics::of_log(&t.log, &t.definitions)?);
+        metrics.extend(train_metrics::of_file(root, &t.definitions)?);
     }
     for o in names {
         let dir = contract::output_dir(root, o);

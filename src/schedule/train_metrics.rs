@@ -54,6 +54,62 @@ pub fn of_builtin(root: &Path) -> BTreeMap<String, Value> {
         .unwrap_or_default()
 }
 
+/// Where, under the step's root, a user's code writes its metrics as JSON
+/// lines (`$PIPELINE_METRICS_FILE`; `/opt/ml/output/metrics.jsonl` in a container).
+pub const METRICS_FILE: &str = "output/metrics.jsonl";
+
+/// The metrics `definitions` without a regex name, from the JSON lines the
+/// step wrote to [`METRICS_FILE`] under `root`: each line an object whose
+/// numbers are metric values by name; a metric's last value counts. A line
+/// that is not such an object fails the step, naming the file and line.
+pub fn of_file(root: &Path, definitions: &[MetricDefinition]) -> Result<BTreeMap<String, Value>> {
+    let mut out = BTreeMap::new();
+    let wanted: Vec<&str> = definitions
+        .iter()
+        .filter(|d| d.regex.is_none())
+        .map(|d| d.name.as_str())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    let path = root.join(METRICS_FILE);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io("read the metrics file", &path, e)),
+    };
+    let reader = std::io::BufReader::new(file);
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| Error::io("read the metrics file", &path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |why: &str| {
+            Error::failed(format!(
+                "{}:{}: {why}; write one JSON object a line, e.g. {{\"validation:auc\": 0.91, \"epoch\": 3}}",
+                path.display(),
+                n + 1
+            ))
+        };
+        let v: Value = serde_json::from_str(&line).map_err(|e| bad(&format!("not JSON ({e})")))?;
+        let Value::Object(m) = v else {
+            return Err(bad("not a JSON object"));
+        };
+        for (k, v) in m {
+            if wanted.contains(&k.as_str()) {
+                match v.as_f64() {
+                    // As a regex's value is read: a number, whatever its JSON spelling.
+                    Some(x) if x.is_finite() => {
+                        out.insert(k, Value::from(x));
+                    }
+                    _ => return Err(bad(&format!("metric `{k}` is {v}, not a finite number"))),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What `definitions` find in the last attempt's part of `log` (the text
 /// after the last `--- attempt N of step S ---` line).
 pub fn of_log(log: &Path, definitions: &[MetricDefinition]) -> Result<BTreeMap<String, Value>> {
@@ -63,12 +119,16 @@ pub fn of_log(log: &Path, definitions: &[MetricDefinition]) -> Result<BTreeMap<S
     }
     let regexes: Vec<(&str, regex::Regex)> = definitions
         .iter()
-        .map(|d| {
-            regex::Regex::new(&d.regex)
+        .filter_map(|d| Some((d, d.regex.as_deref()?)))
+        .map(|(d, re)| {
+            regex::Regex::new(re)
                 .map(|r| (d.name.as_str(), r))
                 .map_err(|e| Error::failed(format!("the regex of metric `{}`: {e}", d.name)))
         })
         .collect::<Result<_>>()?;
+    if regexes.is_empty() {
+        return Ok(out);
+    }
     let file = std::fs::File::open(log).map_err(|e| Error::io("read the log", log, e))?;
     let mut reader = std::io::BufReader::new(file);
     let mut line = Vec::new();
@@ -111,7 +171,53 @@ mod tests {
     fn def(name: &str, regex: &str) -> MetricDefinition {
         MetricDefinition {
             name: name.into(),
-            regex: regex.into(),
+            regex: Some(regex.into()),
+        }
+    }
+
+    fn from_file(name: &str) -> MetricDefinition {
+        MetricDefinition {
+            name: name.into(),
+            regex: None,
+        }
+    }
+
+    #[test]
+    fn the_metrics_file_gives_the_last_value_of_each_declared_metric() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("output")).unwrap();
+        std::fs::write(
+            dir.path().join(METRICS_FILE),
+            "{\"epoch\": 1, \"validation:auc\": 0.7}\n\n{\"epoch\": 2, \"validation:auc\": 0.8, \"note\": \"x\"}\n",
+        )
+        .unwrap();
+        let defs = [from_file("validation:auc"), def("loss", "loss=([0-9.]+)")];
+        let m = of_file(dir.path(), &defs).unwrap();
+        // Only what is declared without a regex; undeclared keys are not metrics.
+        assert_eq!(m.len(), 1);
+        assert_eq!(m["validation:auc"], serde_json::json!(0.8));
+        // No file: no metrics (the objective then is missing, as with a regex that never matched).
+        let empty = tempfile::tempdir().unwrap();
+        assert!(of_file(empty.path(), &defs).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bad_metrics_line_is_an_error_naming_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("output")).unwrap();
+        for (text, says) in [
+            ("{\"auc\": 0.5}\nnot json\n", ":2: not JSON"),
+            ("[1, 2]\n", ":1: not a JSON object"),
+            (
+                "{\"auc\": \"high\"}\n",
+                ":1: metric `auc` is \"high\", not a finite number",
+            ),
+        ] {
+            std::fs::write(dir.path().join(METRICS_FILE), text).unwrap();
+            let e = of_file(dir.path(), &[from_file("auc")])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{e}");
         }
     }
 

@@ -191,8 +191,6 @@ pub fn decode_metric_definitions(ctx: &Ctx, f: &Fields) -> DResult<Vec<MetricDef
     for item in ctx.seq(node, "metric_definitions")? {
         let d = ctx.fields(item, "a metric definition", &["name", "regex"])?;
         let name = ctx.string(d.req(ctx, "name")?, "name")?;
-        let regex_node = d.req(ctx, "regex")?;
-        let regex = ctx.string(regex_node, "regex")?;
         if out.iter().any(|m| m.name == name.value) {
             return Err(Diagnostic::at(
                 &ctx.source,
@@ -200,6 +198,15 @@ pub fn decode_metric_definitions(ctx: &Ctx, f: &Fields) -> DResult<Vec<MetricDef
                 format!("the metric `{}` is defined twice", name.value),
             ));
         }
+        // Without a regex the metric is read from the metrics file.
+        let Some(regex_node) = d.get("regex") else {
+            out.push(MetricDefinition {
+                name: name.value,
+                regex: None,
+            });
+            continue;
+        };
+        let regex = ctx.string(regex_node, "regex")?;
         match regex::Regex::new(&regex.value) {
             Err(e) => {
                 return Err(Diagnostic::at(
@@ -222,7 +229,7 @@ pub fn decode_metric_definitions(ctx: &Ctx, f: &Fields) -> DResult<Vec<MetricDef
         }
         out.push(MetricDefinition {
             name: name.value,
-            regex: regex.value,
+            regex: Some(regex.value),
         });
     }
     Ok(out)

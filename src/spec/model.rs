@@ -642,12 +642,15 @@ impl TrainStep {
     }
 }
 
-/// A metric a train step's log reports: the first capture group of
-/// `regex`, on the last line it matches.
+/// A metric a train step reports: the first capture group of `regex`, on
+/// the last line of its log it matches; without `regex`, the last value
+/// under `name` in the JSON lines its code writes to `output/metrics.jsonl`
+/// (`$PIPELINE_METRICS_FILE`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetricDefinition {
     pub name: String,
-    pub regex: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
 }
 
 /// How a channel's data reaches a train step (SageMaker's `TrainingInputMode`).

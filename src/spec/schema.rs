@@ -101,8 +101,8 @@ pub fn pipeline_schema() -> Value {
         "program": {"type": "string", "description": "older name of entry_point"},
         "metric_definitions": {"type": "array", "items": object(json!({
             "name": {"type": "string"},
-            "regex": {"type": "string", "description": "the value is its first group; tabs also read as #011"}
-        }), &["name", "regex"])},
+            "regex": {"type": "string", "description": "the value is its first group; tabs also read as #011. Without it, the metric's last value in the JSON lines the code writes to $PIPELINE_METRICS_FILE"}
+        }), &["name"])},
         "channels": {"type": "object", "additionalProperties": {"oneOf": [
             {"type": "string"},
             object(json!({

@@ -448,3 +448,42 @@ fn max_runtime_cuts_the_search_and_says_so() {
         "{s}"
     );
 }
+
+#[test]
+fn a_users_code_reports_its_objective_in_the_metrics_file() {
+    // Score 10 - |x - 6|, written as JSON lines (the last line counts).
+    let t = Test::new().file(
+        "p.yaml",
+        r#"name: tune-file
+steps:
+  tune:
+    kind: tune
+    run: [sh, -c, 'echo "{\"validation:score\": 0, \"epoch\": 1}" >> $PIPELINE_METRICS_FILE; d=$((SM_HP_X - 6)); [ $d -lt 0 ] && d=$((-d)); echo "{\"validation:score\": $((10 - d)), \"epoch\": 2}" >> $PIPELINE_METRICS_FILE; echo x > $SM_MODEL_DIR/m.txt']
+    channels: {}
+    metric_definitions: [{name: "validation:score"}]
+    ranges:
+      x: {type: integer, min: 1, max: 9}
+    objective: {metric: "validation:score", type: maximize}
+    strategy: grid
+    max_jobs: 9
+    max_parallel_jobs: 2
+"#,
+    );
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    let best = &s["steps"]["tune"]["metrics"];
+    assert_eq!(best["validation:score"], serde_json::json!(10.0), "{s}");
+    assert_eq!(best["objective"], serde_json::json!(10.0), "{s}");
+    let board = leaderboard(&t, &s);
+    assert!(board.lines().nth(1).unwrap().contains(",6,"), "{board}");
+    // An objective nothing declares is still refused before anything runs.
+    let t = Test::new().file(
+        "p.yaml",
+        &t.read("p.yaml").replace(
+            "metric_definitions: [{name: \"validation:score\"}]",
+            "metric_definitions: [{name: other}]",
+        ),
+    );
+    t.exec(["validate", "p.yaml"])
+        .code(2)
+        .stderr_contains("metric_definitions");
+}
