@@ -267,6 +267,18 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Follow a run another engine is running (started elsewhere, by the
+    /// scheduler, or in another terminal) until it ends: its steps and their
+    /// logs as `pipeline run` shows them. Exits as the run does.
+    Watch {
+        run_id: String,
+        /// Its events as JSON lines; the last line is the run summary.
+        #[arg(long)]
+        json: bool,
+        /// Print only the outcome (and why a step failed).
+        #[arg(long, short = 'q', conflicts_with = "json")]
+        quiet: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -391,6 +403,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Runs {
             command: RunsCommand::Show { run_id, json },
         } => runs::show(&run_id, json),
+        Command::Runs {
+            command:
+                RunsCommand::Watch {
+                    run_id,
+                    json,
+                    quiet,
+                },
+        } => runs::watch(&run_id, shell::Display::from_flags(json, quiet)),
         Command::Cp { src, dest } => cp::cp(&src, &dest),
         Command::Export {
             run_id,

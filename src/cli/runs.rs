@@ -248,3 +248,109 @@ pub fn logs(id: &str, step: Option<&str>) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// How often `runs watch` reads the run's records and logs.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// What `runs watch` has shown of one step.
+#[derive(Default)]
+struct Watched {
+    status: Option<crate::runs::StepStatus>,
+    log_offset: u64,
+    started: bool,
+}
+
+/// `runs watch RUN`: the run's steps and logs as its engine records them,
+/// through the same display as `pipeline run`, until the run ends; exits 0
+/// when it succeeded, 1 otherwise.
+pub fn watch(id: &str, display: super::shell::Display) -> Result<i32> {
+    use crate::runs::StepStatus;
+    use crate::schedule::Event;
+    use std::collections::BTreeMap;
+    use std::io::{Read, Seek, SeekFrom};
+
+    let (ws, db) = open()?;
+    let r = find_run(&db, id)?;
+    let mut shell = super::shell::Shell::new(display);
+    let started = std::time::Instant::now();
+    let steps = db.steps_of(&r.id)?;
+    shell.event(&Event::RunStarted {
+        run_id: r.id.clone(),
+        pipeline: r.pipeline.clone(),
+        steps: steps.len(),
+    });
+    let mut seen: BTreeMap<String, Watched> = BTreeMap::new();
+    let attempt_line = regex::Regex::new(r"^--- attempt (\d+) of step .+ ---$").expect("regex");
+    loop {
+        // Read the run's state before the logs: a step that ended has all of its log by then.
+        let status = live(&ws, find_run(&db, &r.id)?).status;
+        let mut steps = db.steps_of(&r.id)?;
+        run_order(&r, &mut steps);
+        for s in &steps {
+            let w = seen.entry(s.name.clone()).or_default();
+            let ended = !matches!(s.status, StepStatus::Pending | StepStatus::Running);
+            if w.status == Some(s.status) && (ended || s.status == StepStatus::Pending) {
+                continue;
+            }
+            // New log lines, whole lines only while the step writes.
+            let path = ws.log_path(&r.id, &s.name);
+            if let Ok(mut f) = std::fs::File::open(&path)
+                && f.seek(SeekFrom::Start(w.log_offset)).is_ok()
+            {
+                let mut buf = Vec::new();
+                let _ = f.read_to_end(&mut buf);
+                let keep = if ended {
+                    buf.len()
+                } else {
+                    buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+                };
+                w.log_offset += keep as u64;
+                for line in String::from_utf8_lossy(&buf[..keep]).lines() {
+                    if let Some(c) = attempt_line.captures(line) {
+                        w.started = true;
+                        shell.event(&Event::StepStarted {
+                            step: s.name.clone(),
+                            attempt: c[1].parse().unwrap_or(1),
+                        });
+                        continue;
+                    }
+                    shell.event(&Event::StepLog {
+                        step: s.name.clone(),
+                        node: None,
+                        line: line.to_string(),
+                        progress: false,
+                    });
+                }
+            }
+            if s.status == StepStatus::Running && !w.started {
+                w.started = true;
+                shell.event(&Event::StepStarted {
+                    step: s.name.clone(),
+                    attempt: s.attempts.max(1),
+                });
+            }
+            if ended && w.status != Some(s.status) && s.status != StepStatus::NotRun {
+                shell.event(&Event::StepFinished {
+                    step: s.name.clone(),
+                    status: s.status,
+                    cached: s.cached,
+                    duration_s: s.duration_s.unwrap_or(0.0),
+                    reason: s.failure.clone(),
+                });
+            }
+            w.status = Some(s.status);
+        }
+        if status != RunStatus::Running {
+            let summary = RunSummary::from_records(&r.id, status, &steps);
+            shell.summary(&summary, started.elapsed(), &ws);
+            if status == RunStatus::Interrupted && display != super::shell::Display::Json {
+                eprintln!(
+                    "  = help: its engine (process {}) ended without finishing it; `pipeline resume {}` continues it",
+                    r.pid, r.id
+                );
+            }
+            return Ok(if status == RunStatus::Succeeded { 0 } else { 1 });
+        }
+        std::thread::sleep(WATCH_EVERY);
+    }
+}

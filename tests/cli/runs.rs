@@ -95,3 +95,69 @@ fn logs_print_what_a_step_wrote() {
         .code(2)
         .stderr_contains("no step `nope`");
 }
+
+#[test]
+fn runs_watch_follows_a_run_another_engine_runs_until_it_ends() {
+    let t = Test::new();
+    let go = t.path().join("go");
+    t.write(
+        "live.yaml",
+        &format!(
+            "name: live\nsteps:\n  wait:\n    kind: command\n    run: [sh, -c, 'echo waiting; i=0; while [ ! -f {go} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo went']\n  then:\n    kind: command\n    run: [echo, then-ran]\n    after: [wait]\n",
+            go = go.display()
+        ),
+    );
+    let mut run = t
+        .command(["run", "live.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let id = loop {
+        if t.workspace().join("runs.db").exists() {
+            let out = t.exec(["runs", "list", "--json"]).success();
+            let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+            if let Some(id) = v[0]["id"].as_str() {
+                break id.to_string();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let watch = t
+        .command(["runs", "watch", &id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(&go, "").unwrap();
+    let out = watch.wait_with_output().unwrap();
+    assert!(run.wait().unwrap().success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for needle in [
+        "[wait] waiting",
+        "[wait] went",
+        "done      wait",
+        "[then] then-ran",
+        "done      then",
+        "succeeded",
+    ] {
+        assert!(err.contains(needle), "no `{needle}` in:\n{err}");
+    }
+    // A finished run is replayed, and a failed one exits 1.
+    t.exec(["runs", "watch", &id])
+        .success()
+        .stderr_contains("[wait] went");
+    t.write("bad.yaml", "name: bad\nsteps:\n  boom:\n    kind: command\n    run: [sh, -c, 'echo about to fail; exit 3']\n");
+    let s = t.exec(["run", "bad.yaml", "--json"]).code(1).summary();
+    let bad = s["run_id"].as_str().unwrap().to_string();
+    t.exec(["runs", "watch", &bad])
+        .code(1)
+        .stderr_contains("step `boom` failed");
+}
