@@ -444,3 +444,87 @@ fn an_ensemble_that_beats_the_best_trial_is_handed_on() {
         output_digest(&s2, &format!("automl.{best_trial}"), "model")
     );
 }
+
+#[test]
+fn a_killed_automl_search_resumes_to_the_leaderboard_of_one_never_killed() {
+    use std::io::BufReader;
+    use std::process::Stdio;
+    let pipeline = penguins_automl(10, 2, "");
+    let t = Test::new()
+        .file("penguins.csv", PENGUINS)
+        .file("p.yaml", &pipeline);
+    let mut child = t
+        .command(["run", "p.yaml", "--json", "-j", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the engine");
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let events = crate::signals::read_events_until(&mut child, &mut reader, |e| {
+        e["event"] == "step_finished" && e["step"] == "automl.3"
+    });
+    let run_id = events[0]["run_id"].as_str().unwrap().to_string();
+    child.kill().expect("SIGKILL the engine");
+    child.wait().unwrap();
+    let finished: BTreeSet<String> = events
+        .iter()
+        .filter(|e| e["event"] == "step_finished" && e["status"] == "succeeded")
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect();
+    assert!(finished.contains("automl.3"));
+    let out = t.exec(["resume", &run_id, "--json"]).success();
+    let s = out.summary();
+    assert_eq!(step_status(&s, "automl"), "succeeded");
+    // What finished before the kill is not trained again.
+    let restarted: BTreeSet<String> = out
+        .json_lines()
+        .iter()
+        .filter(|e| e["event"] == "step_started")
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        restarted.is_disjoint(&finished),
+        "{restarted:?} ran again of {finished:?}"
+    );
+    let u = Test::new()
+        .file("penguins.csv", PENGUINS)
+        .file("p.yaml", &pipeline);
+    let whole = u
+        .exec(["run", "p.yaml", "--json", "-j", "2"])
+        .success()
+        .summary();
+    assert_eq!(
+        board_file(&t, &s, "leaderboard.csv"),
+        board_file(&u, &whole, "leaderboard.csv")
+    );
+    assert_eq!(
+        output_digest(&s, "automl", "model"),
+        output_digest(&whole, "automl", "model")
+    );
+}
+
+#[test]
+fn algorithms_restricts_the_candidates() {
+    let t = Test::new().file("penguins.csv", PENGUINS).file(
+        "p.yaml",
+        &penguins_automl(4, 2, "").replace(
+            "    seed: 5\n",
+            "    seed: 5\n    algorithms: [linear-learner]\n    ensemble: false\n",
+        ),
+    );
+    let s = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    let board = board_file(&t, &s, "leaderboard.csv");
+    let (header, rows) = parse(&board);
+    let a = col(&header, "algorithm");
+    assert_eq!(rows.len(), 4, "{board}");
+    assert!(rows.iter().all(|r| r[a] == "linear-learner"), "{board}");
+    // A name that is not a fitting built-in is refused where it is written.
+    t.write(
+        "q.yaml",
+        &penguins_automl(4, 2, "")
+            .replace("    seed: 5\n", "    seed: 5\n    algorithms: [kmeans]\n"),
+    );
+    t.exec(["validate", "q.yaml"])
+        .code(2)
+        .stderr_contains("kmeans");
+}
