@@ -32,12 +32,18 @@ pub struct Proposal {
     pub point: Vec<Point>,
 }
 
+/// What the bayesian model reads of one trial: its point and its loss
+/// (`None`: it failed).
+type Observation = (Vec<Point>, Option<f64>);
+
 /// Each trial's proposal, worked out once (tune step index, trial index).
 #[derive(Debug, Default)]
 pub struct Points {
     memo: BTreeMap<(usize, u32), Proposal>,
     /// When each tune step's first trial was decided (for `max_runtime`).
     started: BTreeMap<usize, Instant>,
+    /// A warm-started search's observations from its parents, by tune step.
+    warm: BTreeMap<usize, Vec<Observation>>,
 }
 
 impl Points {
@@ -73,10 +79,14 @@ impl Points {
                 candidate: j as usize,
                 point: a.candidates[j as usize].default_point(),
             },
-            (None, Strategy::Bayesian) if (sees(t, j) as usize) < settings.startup => Proposal {
-                candidate: 0,
-                point: builtins::tune::random(&t.space(), t.seed, u64::from(j)),
-            },
+            (None, Strategy::Bayesian)
+                if t.warm_start.is_none() && (sees(t, j) as usize) < settings.startup =>
+            {
+                Proposal {
+                    candidate: 0,
+                    point: builtins::tune::random(&t.space(), t.seed, u64::from(j)),
+                }
+            }
             (automl, _) => {
                 let sees = sees(t, j);
                 // The trials it reads, in index order: their proposals and losses.
@@ -103,11 +113,16 @@ impl Points {
                     }
                     None => 0,
                 };
-                let mine: Vec<(Vec<Point>, Option<f64>)> = done
-                    .into_iter()
-                    .filter(|(pr, _)| pr.candidate == candidate)
-                    .map(|(pr, l)| (pr.point, l))
-                    .collect();
+                // A warm start's parents' trials come first, then this search's own.
+                let mut mine: Vec<Observation> = match &t.warm_start {
+                    Some(w) => self.warm(p, states, tune, t, w)?,
+                    None => Vec::new(),
+                };
+                mine.extend(
+                    done.into_iter()
+                        .filter(|(pr, _)| pr.candidate == candidate)
+                        .map(|(pr, l)| (pr.point, l)),
+                );
                 let mut pending = Vec::new();
                 for k in sees..j {
                     let pr = self.point(p, states, tune, k)?;
@@ -128,6 +143,130 @@ impl Points {
         self.memo.insert((tune, j), proposal.clone());
         Ok(proposal)
     }
+}
+
+impl Points {
+    /// The observations a warm start gives the tune step at `tune`: each
+    /// parent's succeeded trials, in the parents' order and each one's trial
+    /// order, as points of this search's space (a row whose values do not
+    /// fit it is left out) with their losses; read once a run.
+    fn warm(
+        &mut self,
+        p: &Pipeline,
+        states: &[StepState],
+        tune: usize,
+        t: &crate::spec::tune::TuneStep,
+        w: &crate::spec::tune::WarmStart,
+    ) -> Result<Vec<Observation>> {
+        if let Some(obs) = self.warm.get(&tune) {
+            return Ok(obs.clone());
+        }
+        let space = t.space();
+        let mut obs = Vec::new();
+        for parent in &w.parents {
+            let i = p.step_index(&parent.value).ok_or_else(|| {
+                Error::failed(format!("the plan has no tune step `{}`", parent.value))
+            })?;
+            let rec = &states[i].record;
+            let Some(board) = rec.outputs.get("leaderboard") else {
+                return Err(Error::failed(format!(
+                    "`{}` warm-starts from `{}`, which has no leaderboard ({})",
+                    p.steps[tune].name(),
+                    parent.value,
+                    rec.status.as_str()
+                )));
+            };
+            let path = std::path::Path::new(&board.path).join(crate::spec::tune::LEADERBOARD_FILE);
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+            obs.extend(
+                warm_rows(&text, &space, t.objective.maximize)
+                    .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?,
+            );
+        }
+        self.warm.insert(tune, obs.clone());
+        Ok(obs)
+    }
+}
+
+/// The observations in a parent's leaderboard text: its succeeded trials
+/// in trial order, each as a point of `space` (by the columns named like its
+/// ranges) and its loss (the `objective` column, negated when maximising).
+fn warm_rows(
+    text: &str,
+    space: &builtins::tune::Space,
+    maximize: bool,
+) -> std::result::Result<Vec<Observation>, String> {
+    let mut rdr = text.lines();
+    let header = split_csv(rdr.next().ok_or("the leaderboard is empty")?);
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let (Some(trial), Some(status), Some(objective)) =
+        (col("trial"), col("status"), col("objective"))
+    else {
+        return Err("not a leaderboard: it has no trial, status and objective columns".into());
+    };
+    let mut rows: Vec<(u64, Vec<Point>, f64)> = Vec::new();
+    'rows: for line in rdr {
+        let f = split_csv(line);
+        if f.get(status).map(String::as_str) != Some("succeeded") {
+            continue;
+        }
+        let Some(v) = f
+            .get(objective)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+        else {
+            continue;
+        };
+        let index = f
+            .get(trial)
+            .and_then(|t| t.rsplit('.').next())
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(u64::MAX);
+        let mut point = Vec::with_capacity(space.params.len());
+        for (name, range) in &space.params {
+            let Some(text) = col(name).and_then(|c| f.get(c)) else {
+                continue 'rows;
+            };
+            let value = match range {
+                builtins::tune::Range::Integer { .. } => text.parse::<i64>().ok().map(Point::Int),
+                builtins::tune::Range::Continuous { .. } => {
+                    text.parse::<f64>().ok().map(Point::Float)
+                }
+                builtins::tune::Range::Categorical { values } => {
+                    values.iter().position(|v| v == text).map(Point::Cat)
+                }
+            };
+            match value {
+                Some(v) => point.push(v),
+                None => continue 'rows,
+            }
+        }
+        rows.push((index, point, if maximize { -v } else { v }));
+    }
+    rows.sort_by_key(|r| r.0);
+    Ok(rows.into_iter().map(|(_, p, l)| (p, Some(l))).collect())
+}
+
+/// One line of a leaderboard CSV (RFC 4180 quoting, as `leaderboard_csv` writes it).
+fn split_csv(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', true) => quoted = false,
+            ('"', false) if field.is_empty() => quoted = true,
+            (',', false) => out.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    out.push(field);
+    out
 }
 
 /// Why trial step `step` does not start: its search has ended (the trials
@@ -216,6 +355,7 @@ pub(super) fn resolved_trial(
         tune,
         index,
         sees: Some(_),
+        ..
     }) = &step.trial
     else {
         return Ok(None);
@@ -750,5 +890,70 @@ impl super::Run {
         states[i].record.started_at = Some(crate::runs::now_rfc3339());
         self.succeed(i, 1, (outputs, metrics), states, events)?;
         Ok(super::Decision::Settled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use builtins::tune::{Range, Scaling, Space};
+
+    #[test]
+    fn a_parents_leaderboard_becomes_observations_in_trial_order() {
+        let space = Space {
+            params: vec![
+                (
+                    "booster".into(),
+                    Range::Categorical {
+                        values: vec!["gbtree".into(), "dart".into()],
+                    },
+                ),
+                (
+                    "depth".into(),
+                    Range::Integer {
+                        min: 2,
+                        max: 8,
+                        scaling: Scaling::Linear,
+                    },
+                ),
+                (
+                    "eta".into(),
+                    Range::Continuous {
+                        min: 0.01,
+                        max: 0.5,
+                        scaling: Scaling::Logarithmic,
+                    },
+                ),
+            ],
+        };
+        let board = "rank,trial,status,objective,booster,depth,eta,failure\n\
+                     1,p.2,succeeded,0.9,dart,4,0.1,\n\
+                     2,p.0,succeeded,0.8,gbtree,3,0.25,\n\
+                     3,p.3,succeeded,0.7,\"gblinear\",3,0.2,\n\
+                     4,p.1,failed,,gbtree,5,0.3,\"boom, it said\"\n";
+        // Maximising: the loss is the objective negated; a value the space
+        // does not have (gblinear) and a failed trial are left out.
+        let obs = warm_rows(board, &space, true).unwrap();
+        assert_eq!(
+            obs,
+            vec![
+                (
+                    vec![Point::Cat(0), Point::Int(3), Point::Float(0.25)],
+                    Some(-0.8)
+                ),
+                (
+                    vec![Point::Cat(1), Point::Int(4), Point::Float(0.1)],
+                    Some(-0.9)
+                ),
+            ]
+        );
+        assert!(
+            warm_rows("a,b\n", &space, true)
+                .unwrap_err()
+                .contains("not a leaderboard")
+        );
+        // A parent that did not tune `depth` gives nothing (transfer learning reads what fits).
+        let no_depth = "rank,trial,status,objective,booster,eta\n1,p.0,succeeded,0.5,dart,0.1\n";
+        assert!(warm_rows(no_depth, &space, false).unwrap().is_empty());
     }
 }

@@ -491,6 +491,7 @@ pub fn decode(ctx: &Ctx, f: &Fields, mut train: TrainStep) -> DResult<TuneStep> 
             trials: max_jobs,
             ensemble,
         }),
+        warm_start: None,
     })
 }
 

@@ -265,6 +265,11 @@ fn tune_props(train: &Value) -> Value {
             "max_number_of_training_jobs_not_improving": {"type": "integer", "minimum": 1}
         }), &[]),
         "max_runtime": duration(),
+        "warm_start": object(json!({
+            "parents": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 5,
+                "description": "tune steps of this pipeline whose trials the bayesian model starts from"},
+            "type": {"enum": ["identical_data_and_algorithm", "transfer_learning"]}
+        }), &["parents"]),
         "strategy_config": object(json!({"window": {"type": "integer", "minimum": 1,
             "description": "bayesian: trial j is proposed from trials 0..j+1-window (default 4); the same trials for every max_parallel_jobs up to the window"}}), &[]),
         "seed": {"type": ["integer", "string"]}

@@ -37,6 +37,7 @@ pub const KEYS: &[&str] = &[
     "seed",
     "completion_criteria",
     "max_runtime",
+    "warm_start",
 ];
 
 /// The outputs of every tune step.
@@ -77,6 +78,186 @@ pub struct TuneStep {
     /// An automl step's candidates (`kind: automl`, see `spec/automl.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automl: Option<super::automl::AutoMl>,
+    /// `warm_start`: earlier searches whose trials the bayesian model starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_start: Option<WarmStart>,
+}
+
+/// SageMaker's `WarmStartConfig`: the parent searches (tune steps of the
+/// same pipeline, which a re-run finds cached) whose succeeded trials the
+/// bayesian model reads before this search's own, in the parents' order
+/// and each parent's trial order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WarmStart {
+    pub parents: Vec<Spanned<String>>,
+    #[serde(rename = "type")]
+    pub kind: WarmStartType,
+}
+
+/// `identical_data_and_algorithm`: the parents trained the same thing on the
+/// same data (only the ranges may differ); `transfer_learning`: anything
+/// else; their trials are read as far as their points lie in this search's
+/// ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarmStartType {
+    IdenticalDataAndAlgorithm,
+    TransferLearning,
+}
+
+impl WarmStartType {
+    pub const NAMES: &'static [&'static str] =
+        &["identical_data_and_algorithm", "transfer_learning"];
+}
+
+/// Most parents a warm start may name (SageMaker's limit).
+pub const MAX_PARENTS: usize = 5;
+
+fn decode_warm_start(ctx: &Ctx, node: &Node, strategy: Strategy) -> DResult<WarmStart> {
+    let w = ctx.fields(node, "`warm_start`", &["parents", "type"])?;
+    if strategy != Strategy::Bayesian {
+        return Err(ctx
+            .err(node, "`warm_start` feeds the bayesian model; random and grid points do not depend on results")
+            .help("use `strategy: bayesian`, or remove `warm_start`"));
+    }
+    let parents_node = w.req(ctx, "parents")?;
+    let mut parents: Vec<Spanned<String>> = Vec::new();
+    for item in ctx.seq(parents_node, "parents")? {
+        let name = ctx.string(item, "a parent")?;
+        if parents.iter().any(|p| p.value == name.value) {
+            return Err(Diagnostic::at(
+                &ctx.source,
+                name.span,
+                format!("`{}` is named twice", name.value),
+            ));
+        }
+        parents.push(name);
+    }
+    if parents.is_empty() || parents.len() > MAX_PARENTS {
+        return Err(ctx
+            .err(
+                parents_node,
+                format!("`parents` names 1 to {MAX_PARENTS} tune steps"),
+            )
+            .help("e.g. `parents: [coarse]`, a tune step of this pipeline"));
+    }
+    let kind = match w.get("type") {
+        None => WarmStartType::IdenticalDataAndAlgorithm,
+        Some(n) => {
+            let t = ctx.string(n, "type")?;
+            match t.as_str() {
+                "identical_data_and_algorithm" => WarmStartType::IdenticalDataAndAlgorithm,
+                "transfer_learning" => WarmStartType::TransferLearning,
+                other => {
+                    return Err(ctx
+                        .err(n, format!("unknown warm start type `{other}`"))
+                        .suggest(other, WarmStartType::NAMES.iter().copied())
+                        .help(format!("use one of: {}", WarmStartType::NAMES.join(", "))));
+                }
+            }
+        }
+    };
+    Ok(WarmStart { parents, kind })
+}
+
+/// Checks every warm start against the steps it names, before anything
+/// runs: each parent is another tune step of the pipeline with the same
+/// objective; for `identical_data_and_algorithm`, one that trains the same
+/// thing on the same channels with the same fixed hyperparameters, and
+/// tunes every hyperparameter this one does.
+pub fn check_warm_starts(ctx: &Ctx, p: &Pipeline) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    for step in &p.steps {
+        let StepKind::Tune(t) = &step.kind else {
+            continue;
+        };
+        let Some(w) = &t.warm_start else {
+            continue;
+        };
+        for parent in &w.parents {
+            let at = |msg: String| Diagnostic::at(&ctx.source, parent.span, msg);
+            let Some(ps) = p.steps.iter().find(|s| s.name() == parent.value) else {
+                errors.push(
+                    at(format!("no step `{}` to warm-start from", parent.value))
+                        .suggest(
+                            &parent.value,
+                            p.steps
+                                .iter()
+                                .filter(|s| matches!(s.kind, StepKind::Tune(_)))
+                                .map(|s| s.name()),
+                        )
+                        .help("name a `kind: tune` step of this pipeline"),
+                );
+                continue;
+            };
+            let StepKind::Tune(pt) = &ps.kind else {
+                errors.push(
+                    at(format!(
+                        "`{}` is a {} step; a warm start reads a tune step's trials",
+                        parent.value,
+                        ps.kind.name()
+                    ))
+                    .help("name a `kind: tune` step"),
+                );
+                continue;
+            };
+            if parent.value == step.name() {
+                errors.push(at("a search cannot warm-start from itself".into()));
+                continue;
+            }
+            if pt.objective.metric != t.objective.metric
+                || pt.objective.maximize != t.objective.maximize
+            {
+                errors.push(
+                    at(format!(
+                        "`{}` {} {}, this search {} {}: a warm start needs the same objective",
+                        parent.value,
+                        if pt.objective.maximize {
+                            "maximizes"
+                        } else {
+                            "minimizes"
+                        },
+                        pt.objective.metric,
+                        if t.objective.maximize {
+                            "maximizes"
+                        } else {
+                            "minimizes"
+                        },
+                        t.objective.metric
+                    ))
+                    .help("give both the same `objective`"),
+                );
+                continue;
+            }
+            if w.kind == WarmStartType::IdenticalDataAndAlgorithm {
+                let same = |a: &TrainStep, b: &TrainStep| {
+                    a.algorithm == b.algorithm
+                        && a.image == b.image
+                        && a.run == b.run
+                        && a.hyperparameters == b.hyperparameters
+                        && serde_json::to_value(&a.channels).ok()
+                            == serde_json::to_value(&b.channels).ok()
+                };
+                if !same(&pt.train, &t.train) {
+                    errors.push(
+                        at(format!("`{}` does not train the same algorithm, channels and fixed hyperparameters as this search", parent.value))
+                            .help("use `type: transfer_learning`, which reads whatever of its trials lies in this search's ranges"),
+                    );
+                    continue;
+                }
+                if let Some(missing) = t.ranges.keys().find(|k| !pt.ranges.contains_key(*k)) {
+                    errors.push(
+                        at(format!(
+                            "`{}` does not tune `{missing}`, which this search does",
+                            parent.value
+                        ))
+                        .help("use `type: transfer_learning`, or tune only what the parent tuned"),
+                    );
+                }
+            }
+        }
+    }
+    errors
 }
 
 impl TuneStep {
@@ -265,6 +446,10 @@ pub struct Trial {
     /// when it starts (bayesian); otherwise its hyperparameters are set now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sees: Option<u32>,
+    /// The tune steps its search warm-starts from: it is proposed from their
+    /// trials too, so it waits for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<String>,
 }
 
 /// The name of trial `index` of tune step `tune`.
@@ -456,6 +641,10 @@ pub fn decode(ctx: &Ctx, f: &Fields, train: TrainStep) -> DResult<TuneStep> {
         .get("max_runtime")
         .map(|n| super::load::decode_duration(ctx, n, "max_runtime"))
         .transpose()?;
+    let warm_start = f
+        .get("warm_start")
+        .map(|n| decode_warm_start(ctx, n, strategy))
+        .transpose()?;
     Ok(TuneStep {
         train,
         ranges,
@@ -469,6 +658,7 @@ pub fn decode(ctx: &Ctx, f: &Fields, train: TrainStep) -> DResult<TuneStep> {
         max_runtime,
         trials: Vec::new(),
         automl: None,
+        warm_start,
     })
 }
 
@@ -836,6 +1026,13 @@ pub fn expand(p: &mut Pipeline) {
         let startup = builtins::tune::TpeSettings::default().startup as u32;
         let window = t.window();
         let mut names = Vec::with_capacity(t.max_jobs as usize);
+        let parents: Vec<String> = t
+            .warm_start
+            .as_ref()
+            .map(|w| w.parents.iter().map(|p| p.value.clone()).collect())
+            .unwrap_or_default();
+        // With a warm start even the first trials are proposed from results.
+        let startup = if parents.is_empty() { startup } else { 0 };
         for j in 0..t.max_jobs {
             let name = trial_name(step.name(), j);
             let sees = (j + 1).saturating_sub(window);
@@ -879,6 +1076,11 @@ pub fn expand(p: &mut Pipeline) {
                     tune: step.name().to_string(),
                     index: j,
                     sees,
+                    parents: if sees.is_some() {
+                        parents.clone()
+                    } else {
+                        vec![]
+                    },
                 }),
                 ..step.clone()
             });
@@ -896,15 +1098,25 @@ pub fn expand(p: &mut Pipeline) {
 /// a bayesian trial the trials whose results it is proposed from.
 pub fn waits_for(step: &Step) -> Vec<String> {
     match (step.kind.search(), &step.trial) {
-        (Some(t), _) => t.trials.clone(),
+        (Some(t), _) => {
+            let mut v = t.trials.clone();
+            if let Some(w) = &t.warm_start {
+                v.extend(w.parents.iter().map(|p| p.value.clone()));
+            }
+            v
+        }
         (
             _,
             Some(Trial {
                 tune,
                 sees: Some(n),
+                parents,
                 ..
             }),
-        ) => (0..*n).map(|j| trial_name(tune, j)).collect(),
+        ) => (0..*n)
+            .map(|j| trial_name(tune, j))
+            .chain(parents.iter().cloned())
+            .collect(),
         _ => vec![],
     }
 }
@@ -916,6 +1128,17 @@ pub fn decided_when_it_runs(step: &Step) -> Option<String> {
         (Some(t), _) => Some(format!(
             "ranks its {} trials when they have ended (cached if they all are)",
             t.max_jobs
+        )),
+        (
+            _,
+            Some(Trial {
+                sees: Some(0),
+                parents,
+                ..
+            }),
+        ) if !parents.is_empty() => Some(format!(
+            "its point is proposed when it starts, from the trials of {}",
+            parents.join(", ")
         )),
         (_, Some(Trial { sees: Some(0), .. })) => {
             Some("its algorithm and point are chosen when it starts".to_string())

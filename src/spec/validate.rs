@@ -12,7 +12,7 @@ use super::source::{Diagnostic, Span, closest};
 const MAX_ERRORS: usize = 5;
 
 pub fn check(ctx: &Ctx, p: &Pipeline, decls: &[ParamDecl]) -> Vec<Diagnostic> {
-    let mut errors = Vec::new();
+    let mut errors = super::tune::check_warm_starts(ctx, p);
     let lines = LineStarts::new(&ctx.source.text);
     // Every valid reference, for suggestions.
     let mut all_refs: Vec<String> = p.inputs.keys().map(|k| format!("inputs.{k}")).collect();

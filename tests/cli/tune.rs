@@ -487,3 +487,152 @@ steps:
         .code(2)
         .stderr_contains("metric_definitions");
 }
+
+/// A parent search (random) and a child warm-started from it; the score
+/// peaks at x = 37.
+fn warm_search(warm: &str, child_parallel: u32) -> String {
+    let trial = r#"    run: [sh, -c, 'echo "score=$(( 100 - (SM_HP_X - 37) * (SM_HP_X - 37) ))"; echo x > $SM_MODEL_DIR/m.txt']
+    channels: {}
+    metric_definitions: [{name: score, regex: "score=(-?[0-9]+)"}]
+    objective: {metric: score, type: maximize}
+"#;
+    format!(
+        r#"name: warm
+steps:
+  coarse:
+    kind: tune
+{trial}    ranges: {{x: {{type: integer, min: 1, max: 100}}}}
+    strategy: random
+    max_jobs: 12
+    max_parallel_jobs: 2
+    seed: 1
+  fine:
+    kind: tune
+{trial}    ranges: {{x: {{type: integer, min: 1, max: 100}}}}
+    strategy: bayesian
+    max_jobs: 6
+    max_parallel_jobs: {child_parallel}
+    seed: 2
+{warm}"#
+    )
+}
+
+fn trial_score(s: &Value, trial: &str) -> i64 {
+    s["steps"][trial]["metrics"]["score"]
+        .as_f64()
+        .map_or(i64::MIN, |v| v as i64)
+}
+
+#[test]
+fn a_warm_started_search_proposes_from_its_parents_trials_the_same_whatever_the_parallelism() {
+    let warm = "    warm_start: {parents: [coarse], type: identical_data_and_algorithm}\n";
+    let run = |text: &str, j: &str| {
+        let t = Test::new().file("p.yaml", text);
+        let s = t
+            .exec(["run", "p.yaml", "--json", "-j", j])
+            .success()
+            .summary();
+        let dir = s["steps"]["fine"]["outputs"]["leaderboard"]["path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let board =
+            std::fs::read_to_string(std::path::Path::new(&dir).join("leaderboard.csv")).unwrap();
+        (board, s, t)
+    };
+    let (one, warm1, t) = run(&warm_search(warm, 1), "1");
+    let (three, _, _) = run(&warm_search(warm, 3), "3");
+    assert_eq!(one, three, "the same leaderboard whatever the parallelism");
+    let (_, cold, _) = run(&warm_search("", 1), "1");
+    // Without a warm start the first trials are random (the seed's); with
+    // one, the first is already proposed from the parent's 12 trials.
+    assert_ne!(trial_score(&warm1, "fine.0"), trial_score(&cold, "fine.0"));
+    let best = |s: &Value| s["steps"]["fine"]["metrics"]["score"].as_f64().unwrap();
+    let parent_best = warm1["steps"]["coarse"]["metrics"]["score"]
+        .as_f64()
+        .unwrap();
+    // Its very first trial already improves on every trial of the parent,
+    // where a cold start's first is a random draw that does not.
+    let first = |s: &Value| trial_score(s, "fine.0") as f64;
+    assert!(
+        first(&warm1) > parent_best && first(&cold) < parent_best,
+        "first trial: warm {} cold {}; parent's best {parent_best}",
+        first(&warm1),
+        first(&cold)
+    );
+    assert!(best(&warm1) >= best(&cold));
+    // The plan says where its points come from; a re-run is all cache hits.
+    t.exec(["plan", "p.yaml"])
+        .success()
+        .stdout_contains("from the trials of coarse");
+    let again = t.exec(["run", "p.yaml", "--json"]).success().summary();
+    for name in ["coarse", "fine", "fine.0", "fine.5"] {
+        assert!(step_cached(&again, name), "{name}");
+    }
+}
+
+#[test]
+fn warm_starts_that_cannot_work_are_refused_before_anything_runs() {
+    let cases = [
+        (
+            "    warm_start: {parents: [coarse]}\n",
+            "strategy: bayesian",
+            "strategy: random",
+            "random and grid",
+        ),
+        (
+            "    warm_start: {parents: [nowhere]}\n",
+            "",
+            "",
+            "no step `nowhere`",
+        ),
+        ("    warm_start: {parents: [fine]}\n", "", "", "from itself"),
+        (
+            "    warm_start: {parents: [coarse], type: sideways}\n",
+            "",
+            "",
+            "unknown warm start type",
+        ),
+    ];
+    for (warm, from, to, says) in cases {
+        let mut text = warm_search(warm, 1);
+        if !from.is_empty() {
+            text = text.replace(from, to);
+        }
+        let t = Test::new().file("p.yaml", &text);
+        t.exec(["validate", "p.yaml"]).code(2).stderr_contains(says);
+    }
+    // Another objective; another range for an identical warm start.
+    let text = warm_search("    warm_start: {parents: [coarse]}\n", 1);
+    let other_objective = text.replacen("type: maximize", "type: minimize", 1);
+    Test::new()
+        .file("p.yaml", &other_objective)
+        .exec(["validate", "p.yaml"])
+        .code(2)
+        .stderr_contains("the same objective");
+    let parts: Vec<&str> = text.splitn(2, "  fine:").collect();
+    let other_range = format!(
+        "{}  fine:{}",
+        parts[0],
+        parts[1].replace(
+            "ranges: {x: {type: integer, min: 1, max: 100}}",
+            "ranges: {x: {type: integer, min: 1, max: 100}, y: {type: integer, min: 1, max: 3}}"
+        )
+    );
+    Test::new()
+        .file("p.yaml", &other_range)
+        .exec(["validate", "p.yaml"])
+        .code(2)
+        .stderr_contains("does not tune `y`");
+    // transfer_learning takes it, reading what fits.
+    Test::new()
+        .file(
+            "p.yaml",
+            &other_range.replace(
+                "warm_start: {parents: [coarse]}",
+                "warm_start: {parents: [coarse], type: transfer_learning}",
+            ),
+        )
+        .exec(["validate", "p.yaml"])
+        .success();
+}
