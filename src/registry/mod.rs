@@ -201,9 +201,25 @@ impl Registry {
         // Read the header before anything else: a damaged or foreign file must
         // be reported before we change its journal mode.
         schema::migrate_sqlite(&mut conn, &location, migrations)?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(|e| db("switch the database to WAL mode", e))?;
+        // Switching to WAL needs a lock that SQLite's busy handler does not
+        // always wait for (two engines opening a new registry at once), so
+        // that step is retried until the lock timeout.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let mut pause = std::time::Duration::from_millis(5);
+        let mode: String = loop {
+            match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(100));
+                }
+                other => break other.map_err(|e| db("switch the database to WAL mode", e))?,
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             // Some file systems (network mounts) cannot do WAL; the rollback
             // journal still gives atomic transactions, only less concurrency.
