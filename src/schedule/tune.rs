@@ -247,8 +247,9 @@ fn warm_rows(
     Ok(rows.into_iter().map(|(_, p, l)| (p, Some(l))).collect())
 }
 
-/// One line of a leaderboard CSV (RFC 4180 quoting, as `leaderboard_csv` writes it).
-fn split_csv(line: &str) -> Vec<String> {
+/// One line of a leaderboard CSV (RFC 4180 quoting, as `leaderboard_csv`
+/// writes it): its fields, unquoted. The web UI reads leaderboards with it too.
+pub fn split_csv(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut field = String::new();
     let mut quoted = false;
@@ -897,6 +898,14 @@ impl super::Run {
 mod tests {
     use super::*;
     use builtins::tune::{Range, Scaling, Space};
+
+    #[test]
+    fn csv_lines_split_with_quotes() {
+        assert_eq!(
+            split_csv("a,\"b,c\",\"d\"\"e\","),
+            vec!["a", "b,c", "d\"e", ""]
+        );
+    }
 
     #[test]
     fn a_parents_leaderboard_becomes_observations_in_trial_order() {

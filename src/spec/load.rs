@@ -1103,21 +1103,8 @@ fn decode_step(
     Ok(step)
 }
 
-/// A train step's keys (a tune step's too, with [`super::tune::KEYS`]).
-const TRAIN_KEYS: &[&str] = &[
-    "algorithm",
-    "image",
-    "run",
-    "program",
-    "source_dir",
-    "entry_point",
-    "metric_definitions",
-    "channels",
-    "hyperparameters",
-    "input_mode",
-];
-
-/// A train step's keys: [`TRAIN_KEYS`] and `onnx` (a tune step's model is its best trial's).
+/// A train step's keys; `onnx` last, as a tune step has the others
+/// ([`TRAIN_KEYS`], with [`super::tune::KEYS`]): its model is its best trial's.
 const TRAIN_STEP_KEYS: &[&str] = &[
     "algorithm",
     "image",
@@ -1131,6 +1118,12 @@ const TRAIN_STEP_KEYS: &[&str] = &[
     "input_mode",
     "onnx",
 ];
+
+/// The train part of a tune step's keys: a train step's but `onnx`.
+const TRAIN_KEYS: &[&str] = match TRAIN_STEP_KEYS.split_last() {
+    Some((_, rest)) => rest,
+    None => &[],
+};
 
 /// What a step asks of where it runs, checked against its executor.
 fn check_placement(ctx: &Ctx, f: &Fields, kind: &StepKind, common: &StepCommon) -> DResult<()> {

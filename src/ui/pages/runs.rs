@@ -30,6 +30,13 @@ fn find_run(db: &RunsDb, id: &str) -> Result<RunRecord, PageError> {
         .ok_or_else(|| PageError::not_found(format!("there is no run {id} in this workspace")))
 }
 
+/// The run database and run `id` in it (not found when either is missing).
+fn open_run(app: &App, id: &str) -> Result<(RunsDb, RunRecord), PageError> {
+    let db = open_db(app)?.ok_or_else(|| PageError::not_found("no runs here yet"))?;
+    let r = find_run(&db, id)?;
+    Ok((db, r))
+}
+
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
     #[serde(default)]
@@ -294,8 +301,7 @@ pub async fn show(
     let ctx = {
         let app = app.clone();
         blocking(move || {
-            let db = open_db(&app)?.ok_or_else(|| PageError::not_found("no runs here yet"))?;
-            let r = find_run(&db, &id)?;
+            let (db, r) = open_run(&app, &id)?;
             let status = live_status(&r, &app.ws.run_dir(&r.id));
             let graph = read_graph(&app, &r.id);
             let steps = ordered_steps(&graph, db.steps_of(&r.id)?);
@@ -351,8 +357,7 @@ pub async fn state(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let st = blocking(move || {
-        let db = open_db(&app)?.ok_or_else(|| PageError::not_found("no runs here yet"))?;
-        let r = find_run(&db, &id)?;
+        let (db, r) = open_run(&app, &id)?;
         let graph = read_graph(&app, &r.id);
         let steps = ordered_steps(&graph, db.steps_of(&r.id)?);
         Ok(RunState {
@@ -387,8 +392,7 @@ pub async fn log(
     Query(q): Query<LogQuery>,
 ) -> Result<Response, PageError> {
     let chunk = blocking(move || {
-        let db = open_db(&app)?.ok_or_else(|| PageError::not_found("no runs here yet"))?;
-        let r = find_run(&db, &id)?;
+        let (db, r) = open_run(&app, &id)?;
         let steps = db.steps_of(&r.id)?;
         let s = steps
             .iter()
@@ -448,12 +452,12 @@ const TABLE_ROWS: usize = 200;
 fn read_csv(path: &std::path::Path, title: &str) -> Option<CsvTable> {
     let text = std::fs::read_to_string(path).ok()?;
     let mut lines = text.lines();
-    let header = split_csv_line(lines.next()?);
+    let header = crate::schedule::tune::split_csv(lines.next()?);
     let all: Vec<&str> = lines.collect();
     let rows = all
         .iter()
         .take(TABLE_ROWS)
-        .map(|l| split_csv_line(l))
+        .map(|l| crate::schedule::tune::split_csv(l))
         .collect();
     Some(CsvTable {
         title: title.to_string(),
@@ -461,28 +465,6 @@ fn read_csv(path: &std::path::Path, title: &str) -> Option<CsvTable> {
         rows,
         more: all.len().saturating_sub(TABLE_ROWS),
     })
-}
-
-/// One CSV line's fields (RFC 4180 quoting, as the engine writes them).
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            ('"', true) => quoted = false,
-            ('"', false) if field.is_empty() => quoted = true,
-            (',', false) => out.push(std::mem::take(&mut field)),
-            (c, _) => field.push(c),
-        }
-    }
-    out.push(field);
-    out
 }
 
 /// A gbdt model's feature importance (gain and cover), from its `model.json`.
@@ -549,8 +531,7 @@ pub async fn step(
     let ctx = {
         let app = app.clone();
         blocking(move || {
-            let db = open_db(&app)?.ok_or_else(|| PageError::not_found("no runs here yet"))?;
-            let r = find_run(&db, &id)?;
+            let (db, r) = open_run(&app, &id)?;
             let steps = db.steps_of(&r.id)?;
             let s = steps.iter().find(|s| s.name == step).ok_or_else(|| {
                 PageError::not_found(format!("run {} has no step `{step}`", r.id))
@@ -780,13 +761,5 @@ mod tests {
         ] {
             assert!(!plain_path(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn csv_lines_split_with_quotes() {
-        assert_eq!(
-            split_csv_line("a,\"b,c\",\"d\"\"e\","),
-            vec!["a", "b,c", "d\"e", ""]
-        );
     }
 }
