@@ -280,7 +280,6 @@ pub fn watch(id: &str, display: super::shell::Display) -> Result<i32> {
         steps: steps.len(),
     });
     let mut seen: BTreeMap<String, Watched> = BTreeMap::new();
-    let attempt_line = regex::Regex::new(r"^--- attempt (\d+) of step .+ ---$").expect("regex");
     loop {
         // Read the run's state before the logs: a step that ended has all of its log by then.
         let status = live(&ws, find_run(&db, &r.id)?).status;
@@ -306,11 +305,11 @@ pub fn watch(id: &str, display: super::shell::Display) -> Result<i32> {
                 };
                 w.log_offset += keep as u64;
                 for line in String::from_utf8_lossy(&buf[..keep]).lines() {
-                    if let Some(c) = attempt_line.captures(line) {
+                    if let Some(attempt) = crate::schedule::attempt_of_header(line) {
                         w.started = true;
                         shell.event(&Event::StepStarted {
                             step: s.name.clone(),
-                            attempt: c[1].parse().unwrap_or(1),
+                            attempt,
                         });
                         continue;
                     }

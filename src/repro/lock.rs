@@ -166,6 +166,15 @@ pub fn of_run(ws: &Workspace, run_id: &str) -> PathBuf {
     ws.run_dir(run_id).join(FILE_NAME)
 }
 
+/// The lock run `run_id` recorded (its one pipeline's entry), when it has a
+/// readable one.
+pub fn recorded(ws: &Workspace, run_id: &str) -> Option<Lock> {
+    LockFile::read(&of_run(ws, run_id))
+        .ok()
+        .flatten()
+        .and_then(|f| f.pipelines.into_values().next())
+}
+
 impl Default for LockFile {
     fn default() -> Self {
         LockFile {

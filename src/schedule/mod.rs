@@ -84,6 +84,18 @@ pub enum Event {
     },
 }
 
+/// The line that starts each attempt's part of a step's log.
+pub fn attempt_header(attempt: u32, step: &str) -> String {
+    format!("--- attempt {attempt} of step {step} ---")
+}
+
+/// The attempt a log line starts, when it is an [`attempt_header`].
+pub fn attempt_of_header(line: &str) -> Option<u32> {
+    let rest = line.strip_prefix("--- attempt ")?.strip_suffix(" ---")?;
+    let (n, _step) = rest.split_once(" of step ")?;
+    n.parse().ok()
+}
+
 /// Whether a step's results go to and come from the shared cache: not a
 /// register step's, whose effect is on this workspace's registry.
 pub fn shares_cache(step: &Step) -> bool {
@@ -1043,8 +1055,7 @@ impl Run {
             {
                 use std::io::Write;
                 // One write: an unbuffered `writeln!` makes one a piece.
-                let _ =
-                    f.write_all(format!("--- attempt {attempt} of step {name} ---\n").as_bytes());
+                let _ = f.write_all(format!("{}\n", attempt_header(attempt, &name)).as_bytes());
             }
             // A step with no inputs to guard (most small ones) needs no trip
             // through the blocking pool, which wakes threads every time.

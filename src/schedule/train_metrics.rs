@@ -142,7 +142,7 @@ pub fn of_log(log: &Path, definitions: &[MetricDefinition]) -> Result<BTreeMap<S
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']);
-        if text.starts_with("--- attempt ") && text.ends_with(" ---") {
+        if super::attempt_of_header(text).is_some() {
             // An earlier attempt's figures are not the result's.
             out.clear();
             continue;
@@ -219,6 +219,20 @@ mod tests {
                 .to_string();
             assert!(e.contains(says), "{e}");
         }
+    }
+
+    #[test]
+    fn attempt_headers_are_read_back_as_written() {
+        let h = super::super::attempt_header(3, "train.2");
+        assert_eq!(super::super::attempt_of_header(&h), Some(3));
+        assert_eq!(
+            super::super::attempt_of_header("--- attempt x of step t ---"),
+            None
+        );
+        assert_eq!(
+            super::super::attempt_of_header("[t] --- attempt 1 of step t ---"),
+            None
+        );
     }
 
     #[test]

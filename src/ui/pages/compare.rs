@@ -104,10 +104,7 @@ fn run_column(app: &App, id: &str) -> Result<Column, PageError> {
     if let Some(d) = seconds_between(&r.started_at, r.finished_at.as_deref()) {
         c.facts.insert("duration".into(), fmt_duration(d));
     }
-    let lock = crate::repro::lock::LockFile::read(&crate::repro::lock::of_run(&app.ws, &r.id))
-        .ok()
-        .flatten()
-        .and_then(|f| f.pipelines.into_values().next());
+    let lock = crate::repro::lock::recorded(&app.ws, &r.id);
     match &lock {
         Some(l) => {
             c.params = l

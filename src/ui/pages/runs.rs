@@ -37,6 +37,16 @@ fn open_run(app: &App, id: &str) -> Result<(RunsDb, RunRecord), PageError> {
     Ok((db, r))
 }
 
+/// How long a run took (so far, while it runs; an interrupted run's is
+/// until its last record), as the pages show it.
+fn run_duration(r: &RunRecord, status: RunStatus) -> String {
+    let end =
+        (status != RunStatus::Running).then_some(r.finished_at.as_deref().unwrap_or(&r.started_at));
+    seconds_between(&r.started_at, end)
+        .map(fmt_duration)
+        .unwrap_or_default()
+}
+
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
     #[serde(default)]
@@ -109,13 +119,7 @@ pub async fn list(
                 }
                 let steps = db.steps_of(&r.id)?;
                 rows.push(RunRow {
-                    duration: seconds_between(
-                        &r.started_at,
-                        (live != RunStatus::Running)
-                            .then_some(r.finished_at.as_deref().unwrap_or(&r.started_at)),
-                    )
-                    .map(fmt_duration)
-                    .unwrap_or_default(),
+                    duration: run_duration(&r, live),
                     steps_done: steps.iter().filter(|s| s.status.is_done()).count(),
                     steps: steps.len(),
                     params: r
@@ -317,8 +321,13 @@ pub async fn show(
             let first_log = steps
                 .iter()
                 .find(|s| s.status.as_str() == "running")
-                .or_else(|| steps.iter().find(|s| app.ws.log_path(&r.id, &s.name).is_file()))
+                .or_else(|| {
+                    steps
+                        .iter()
+                        .find(|s| app.ws.log_path(&r.id, &s.name).is_file())
+                })
                 .map(|s| s.name.clone());
+            let duration = run_duration(&r, status);
             Ok(minijinja::context! {
                 title => format!("Run {}", r.id),
                 section => "runs",
@@ -330,7 +339,7 @@ pub async fn show(
                     finished_at => r.finished_at.clone(),
                     engine => r.engine_version,
                     params => r.params,
-                    duration => seconds_between(&r.started_at, (status != RunStatus::Running).then_some(r.finished_at.as_deref().unwrap_or(&r.started_at))).map(fmt_duration).unwrap_or_default(),
+                    duration => duration,
                 },
                 status => status.as_str(),
                 live => status == RunStatus::Running,
@@ -558,11 +567,7 @@ pub async fn step(
                     importances.push((name.clone(), i));
                 }
             }
-            let lock =
-                crate::repro::lock::LockFile::read(&crate::repro::lock::of_run(&app.ws, &r.id))
-                    .ok()
-                    .flatten()
-                    .and_then(|f| f.pipelines.into_values().next());
+            let lock = crate::repro::lock::recorded(&app.ws, &r.id);
             let (reasons, reason_run) = explain(&db, &r, s)?;
             let spec = lock
                 .as_ref()
