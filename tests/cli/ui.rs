@@ -490,7 +490,8 @@ fn off_loopback_the_ui_needs_a_users_file_and_a_token() {
     assert!(b.url().contains("/login?next=/registry"), "{}", b.url());
     b.type_into("#token", "wrong-token");
     b.click("#sign-in");
-    assert!(b.text("#login-error").contains("belongs to no user"));
+    // The sign-in page again, once the browser has loaded the answer.
+    b.wait_text("#login-error", 30, |s| s.contains("belongs to no user"));
     b.type_into("#token", T_ALICE);
     b.click("#sign-in");
     b.wait_text("h1", 30, |s| s == "Registry");
